@@ -1,0 +1,60 @@
+"""QuestFoundry: the layer between a studio of AI roles and the LLM providers they call.
+
+Importing this package is cheap: the public names below load on first use, and no backend's
+library (openai, redis, diskcache, …) is imported until a backend is built.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from questfoundry.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "QuestFoundryError": "questfoundry.errors",
+    "ConfigError": "questfoundry.errors",
+    "PluginNotFoundError": "questfoundry.errors",
+    "RateLimitError": "questfoundry.errors",
+    "CostLimitExceededError": "questfoundry.errors",
+    "ProviderError": "questfoundry.errors",
+    "StateError": "questfoundry.errors",
+    "MigrationError": "questfoundry.errors",
+    "Config": "questfoundry.config",
+    "load_config": "questfoundry.config",
+    "get_plugin_manager": "questfoundry.plugins",
+    "Request": "questfoundry.calls",
+    "Reply": "questfoundry.calls",
+    "CacheMode": "questfoundry.calls",
+    "Message": "questfoundry.interfaces",
+    "Usage": "questfoundry.interfaces",
+}
+
+__all__ = ["__version__", "hookimpl", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from questfoundry.calls import CacheMode, Reply, Request
+    from questfoundry.config import Config, load_config
+    from questfoundry.errors import (
+        ConfigError,
+        CostLimitExceededError,
+        MigrationError,
+        PluginNotFoundError,
+        ProviderError,
+        QuestFoundryError,
+        RateLimitError,
+        StateError,
+    )
+    from questfoundry.interfaces import Message, Usage
+    from questfoundry.plugins import get_plugin_manager
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'questfoundry' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

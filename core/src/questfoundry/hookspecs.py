@@ -1,0 +1,143 @@
+"""The hooks a QuestFoundry plugin may implement.
+
+A plugin is a module (or object) with functions decorated by :data:`hookimpl` whose names are the
+hooks below, published under the entry-point group ``questfoundry``::
+
+    # pyproject.toml
+    [project.entry-points.questfoundry]
+    cache-sqlite = "questfoundry_cache_sqlite.plugin"
+
+    # questfoundry_cache_sqlite/plugin.py
+    from questfoundry import hookimpl
+
+    @hookimpl
+    def cache_backends():
+        return {"sqlite": make_sqlite_cache}
+
+The core's own built-ins (``questfoundry.default_plugins``) register through these same hooks.
+
+Backend hooks return ``{name: factory}``. Every factory is called as ``factory(settings, context)``
+with ``settings`` the plain mapping from config.yml for that backend and ``context`` a
+:class:`~questfoundry.interfaces.BackendContext`; it returns an object satisfying the matching
+protocol in :mod:`questfoundry.interfaces`. Import your backend's third-party library inside the
+factory, not at module level: plugins are loaded to list them, and listing must stay fast.
+A name registered by two plugins is refused with an error naming both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from questfoundry.calls import CallEvent
+    from questfoundry.interfaces import Factory, LoopSpec, Migration, RoleProvider, RoleSpec
+
+PROJECT_NAME = "questfoundry"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def cache_backends() -> Mapping[str, Factory]:
+    """Register response-cache backends, selected by ``caching.backend``.
+
+    :returns: ``{name: factory}``; each factory returns a
+        :class:`~questfoundry.interfaces.CacheBackend`. Its settings are the whole ``caching``
+        section (``cache_dir``, ``ttl_seconds``, ``max_cache_size_mb``, and any keys of its own).
+    """
+
+
+@hookspec
+def limiter_strategies() -> Mapping[str, Factory]:
+    """Register rate-limiter strategies, selected by ``rate_limiting.backend``.
+
+    :returns: ``{name: factory}``; each factory returns a
+        :class:`~questfoundry.interfaces.Limiter`. Its settings are the ``rate_limiting`` section
+        plus ``rates``: the list of :class:`~questfoundry.interfaces.Rate` the limiter enforces.
+    """
+
+
+@hookspec
+def cost_models() -> Mapping[str, Factory]:
+    """Register cost models, selected per provider by ``pricing.<provider>.model`` (default: a
+    cost model named like the provider).
+
+    :returns: ``{name: factory}``; each factory returns a
+        :class:`~questfoundry.interfaces.CostModel`. Its settings are ``pricing.<provider>``.
+        A cost model must not fetch prices over the network at run time.
+    """
+
+
+@hookspec
+def state_stores() -> Mapping[str, Factory]:
+    """Register project-state stores, selected by ``state.backend``.
+
+    :returns: ``{name: factory}``; each factory returns a
+        :class:`~questfoundry.interfaces.StateStore`. Its settings are the ``state`` section.
+    """
+
+
+@hookspec
+def providers() -> Mapping[str, Factory]:
+    """Register LLM providers, referred to by name in ``providers`` and ``roles``.
+
+    :returns: ``{name: factory}``; each factory returns a
+        :class:`~questfoundry.interfaces.Provider`. Its settings are ``providers.text.<name>``
+        merged over ``providers.image.<name>`` for image roles. A missing API key must raise
+        :class:`~questfoundry.errors.ConfigError` from the factory, naming the config path.
+    """
+
+
+@hookspec(firstresult=True)
+def resolve_role_provider(
+    role: str, config: Mapping[str, Any], override: Mapping[str, Any] | None
+) -> RoleProvider | None:
+    """Decide which provider, model and parameters ``role`` uses.
+
+    :param role: the role's name, e.g. ``"scene_smith"``.
+    :param config: the whole validated configuration as a plain mapping.
+    :param override: runtime overrides (``provider``, ``model``, parameters) or None.
+    :returns: a :class:`~questfoundry.interfaces.RoleProvider`, or None to let the next
+        implementation decide. The first non-None answer wins; the built-in one (runtime override >
+        role config > provider default) runs last.
+    """
+
+
+@hookspec
+def roles() -> Sequence[RoleSpec]:
+    """Contribute roles to the studio's catalogue.
+
+    :returns: a list of :class:`~questfoundry.interfaces.RoleSpec`; names must be unique across
+        plugins. The core contributes QuestFoundry's own roles.
+    """
+
+
+@hookspec
+def loops() -> Sequence[LoopSpec]:
+    """Contribute loops: named sequences of roles the Showrunner runs together.
+
+    :returns: a list of :class:`~questfoundry.interfaces.LoopSpec` naming only known roles.
+    """
+
+
+@hookspec
+def state_migrations() -> Sequence[Migration]:
+    """Contribute migrations of project-state documents between schema versions.
+
+    :returns: a list of :class:`~questfoundry.interfaces.Migration`; each must be a pure function
+        of the document and must not skip versions (``to_version == from_version + 1``).
+    """
+
+
+@hookspec
+def call_completed(event: CallEvent) -> None:
+    """Observe every gateway call once it ends: cache hit or miss, tokens, cost, latency, waits.
+
+    :param event: a :class:`~questfoundry.calls.CallEvent`; ``event.reply`` is None and
+        ``event.error`` set when the call failed. Called on the caller's thread; keep it quick, and
+        do not raise: an observer's exception is logged and ignored.
+    """

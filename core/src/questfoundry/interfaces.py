@@ -1,0 +1,309 @@
+"""What a backend is: the typed protocols every plugin's factory returns, and the values they trade.
+
+A plugin's hook (see :mod:`questfoundry.hookspecs`) returns ``{name: factory}``. A factory is called
+as ``factory(settings, context)``: ``settings`` is the plain mapping from config.yml for that backend
+(already validated against the schema), ``context`` a :class:`BackendContext`. It returns an object
+satisfying one of the protocols below. Backends declare optional features in ``capabilities`` (see
+:class:`Capability`) so the core asks what a backend can do instead of asking what it is.
+
+Conformance suites for each protocol live in :mod:`questfoundry.testing`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Kind = Literal["text", "image"]
+
+
+class Capability:
+    """Names of optional features a backend may declare in its ``capabilities``."""
+
+    TTL = "ttl"  #: entries expire on their own after a given number of seconds
+    SIZE_LIMIT = "size_limit"  #: the backend evicts to stay under a configured size
+    PERSISTENT = "persistent"  #: survives the process
+    SHARED = "shared"  #: several processes (or machines) see the same data
+    ATOMIC = "atomic"  #: multi-key updates are all-or-nothing
+    STREAMING = "streaming"  #: a provider that can stream text chunks
+    IMAGES = "images"  #: a provider that can generate images
+
+
+# ----------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a call consumed. ``cached_input_tokens`` is the part of the input the provider had cached."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    """What the gateway asks a provider for, after role resolution.
+
+    ``params`` holds generation parameters (temperature, max_tokens, top_p, stop, seed, size, …);
+    ``timeout`` is seconds for the whole HTTP call, or None for the provider's default.
+    """
+
+    model: str
+    messages: tuple[Message, ...] = ()
+    prompt: str | None = None
+    kind: Kind = "text"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderReply:
+    """A provider's answer: text for text calls, image bytes for image calls."""
+
+    model: str
+    text: str | None = None
+    image: bytes | None = None
+    usage: Usage = Usage()
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a streamed reply: text as it arrives; the last chunk may carry the usage."""
+
+    text: str = ""
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """What a cache backend holds and how it has been used since it was opened."""
+
+    entries: int
+    bytes: int
+    hits: int
+    misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A limit: at most ``limit`` units per ``period`` seconds, in a bucket named ``key``."""
+
+    key: str
+    limit: float
+    period: float
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLevel:
+    """How full one limiter bucket is right now."""
+
+    key: str
+    available: float
+    limit: float
+    period: float
+
+
+# ----------------------------------------------------------------------------- context
+
+
+class Clock:
+    """Time as the core sees it. Tests pass a fake one so nothing sleeps for real."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What every factory receives besides its settings.
+
+    ``project_dir`` is the project's ``.questfoundry`` folder (relative paths in settings resolve
+    against its parent); ``namespace`` prefixes every shared key so projects never see each other's
+    data; ``clock`` is the time source to use instead of :mod:`time`.
+    """
+
+    project_dir: Path
+    namespace: str = "default"
+    clock: Clock = field(default_factory=Clock)
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """A path from config: absolute as given, relative to the project root otherwise."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.project_dir.parent / path
+
+
+Factory = Callable[[Mapping[str, Any], BackendContext], Any]
+
+
+# ----------------------------------------------------------------------------- protocols
+
+
+@runtime_checkable
+class CacheBackend(Protocol):
+    """Stores reply bytes by key. Values are opaque bytes (JSON made by the core), never pickles.
+
+    ``get`` of a missing, expired or unreadable entry returns None: a broken entry is a miss.
+    """
+
+    capabilities: frozenset[str]
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        """Store ``value``; ``ttl`` seconds until it expires, None for never."""
+
+    def delete(self, key: str) -> bool: ...
+
+    def clear(self) -> int:
+        """Remove every entry; return how many were removed."""
+
+    def prune(self) -> int:
+        """Remove expired entries and leftovers of crashes; return how many were removed."""
+
+    def stats(self) -> CacheStats: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """Token buckets, all-or-nothing across several at once.
+
+    Built with the :class:`Rate` list it enforces. Keys look like ``global/requests`` or
+    ``provider:openai/tokens``; a key with no configured rate is unlimited.
+    """
+
+    capabilities: frozenset[str]
+
+    def acquire(self, amounts: Mapping[str, float]) -> float:
+        """Take every amount if every bucket holds enough and return 0.0.
+
+        Otherwise take nothing and return the seconds until all of them would hold enough
+        (``math.inf`` when an amount exceeds a bucket's whole limit). Never sleeps.
+        """
+
+    def adjust(self, amounts: Mapping[str, float]) -> None:
+        """Reconcile after a call: take positive amounts, give back negative ones, never waiting."""
+
+    def levels(self) -> Sequence[BucketLevel]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class CostModel(Protocol):
+    """Prices calls in US dollars."""
+
+    def price(self, model: str, usage: Usage) -> Decimal | None:
+        """The cost of ``usage`` on ``model``, or None when this model's price is unknown."""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Keeps the project's state documents (JSON-able dicts) by key."""
+
+    capabilities: frozenset[str]
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, document: Mapping[str, Any]) -> None:
+        """Store ``document`` whole; a crash mid-write leaves the previous version intact."""
+
+    def delete(self, key: str) -> bool: ...
+
+    def keys(self, prefix: str = "") -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Talks to one LLM service. Maps the service's failures onto :mod:`questfoundry.errors`:
+    ``ProviderRateLimitError`` for 429, ``RetriableProviderError`` for network errors, timeouts and
+    5xx, ``NonRetriableProviderError`` for the rest. It never retries by itself: the gateway does.
+    """
+
+    name: str
+    capabilities: frozenset[str]
+
+    def generate(self, request: ProviderRequest) -> ProviderReply: ...
+
+    async def agenerate(self, request: ProviderRequest) -> ProviderReply: ...
+
+    def stream(self, request: ProviderRequest) -> Iterator[Chunk]: ...
+
+    def astream(self, request: ProviderRequest) -> AsyncIterator[Chunk]: ...
+
+    def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+# ----------------------------------------------------------------------------- roles and state
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpec:
+    """A role of the studio: its name, whether it makes text or images, and what it does."""
+
+    name: str
+    kind: Kind = "text"
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSpec:
+    """A loop: a named sequence of roles the Showrunner runs together."""
+
+    name: str
+    roles: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleProvider:
+    """Which provider and model a role uses, and its generation parameters."""
+
+    role: str
+    provider: str
+    model: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """Turns a state document of ``from_version`` into one of ``to_version``."""
+
+    from_version: int
+    to_version: int
+    apply: Callable[[dict[str, Any]], dict[str, Any]]
+    description: str = ""

@@ -1,0 +1,25 @@
+"""Fixtures QuestFoundry ships for plugin authors' tests (loaded by pytest automatically)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from questfoundry.interfaces import BackendContext
+from questfoundry.testing.clock import FakeClock
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock whose sleeps return at once and advance time."""
+    return FakeClock()
+
+
+@pytest.fixture
+def backend_context(tmp_path: Path, fake_clock: FakeClock) -> Iterator[BackendContext]:
+    """A context for building backends in a temporary project, with the fake clock."""
+    project = tmp_path / ".questfoundry"
+    project.mkdir()
+    yield BackendContext(project_dir=project, namespace="test", clock=fake_clock)
