@@ -1,0 +1,5 @@
+"""``python -m questfoundry`` runs the CLI."""
+
+from questfoundry.cli import main
+
+main()
