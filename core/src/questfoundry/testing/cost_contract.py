@@ -1,0 +1,148 @@
+"""Conformance suite for cost models: subclass :class:`CostModelContract` in your plugin's tests.
+
+::
+
+    from questfoundry.testing.cost_contract import CostModelContract
+
+    class TestMyPrices(CostModelContract):
+        known_model = "my-model-large"
+        unknown_model = "no-such-model"
+
+        @pytest.fixture
+        def cost_model(self, backend_context):
+            return make_my_cost_model({}, backend_context)
+
+Every standard test then runs against your cost model. The base class has no ``Test`` prefix so
+pytest collects it only through subclasses. A subclass that defines a test with the same name as a
+standard one is refused when the class is created: a silently replaced standard test would let a
+non-conforming cost model pass. To replace one on purpose, decorate it with
+:func:`replaces_standard_test` and say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, ClassVar, TypeVar
+
+import pytest
+
+from questfoundry.interfaces import CostModel, Usage
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_REPLACES = "__questfoundry_replaces_standard_test__"
+
+#: a usage with every kind of token, for tests that only need "some" usage
+SOME_USAGE = Usage(input_tokens=1_200, output_tokens=300, cached_input_tokens=200)
+
+
+def replaces_standard_test(reason: str) -> Callable[[_F], _F]:
+    """Mark a test that deliberately replaces a standard test of the same name."""
+    if not reason.strip():
+        raise ValueError("say why the standard test is replaced")
+
+    def mark(test: _F) -> _F:
+        setattr(test, _REPLACES, reason)
+        return test
+
+    return mark
+
+
+class CostModelContract:
+    """Standard tests every :class:`~questfoundry.interfaces.CostModel` must pass.
+
+    Set :attr:`known_model` and :attr:`unknown_model`, and override the :meth:`cost_model` fixture.
+    """
+
+    #: a model this cost model prices above zero; None for a cost model where every token is free
+    known_model: ClassVar[str | None] = None
+    #: a model name this cost model has no price for
+    unknown_model: ClassVar[str] = "questfoundry-contract-no-such-model"
+    #: True when no model is unknown (flat prices from config, free models): never None
+    prices_every_model: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in vars(cls).items():
+            if name in _standard_tests() and not hasattr(value, _REPLACES):
+                raise TypeError(
+                    f"{cls.__qualname__}.{name} silently replaces a standard test of "
+                    f"CostModelContract; rename it, or decorate it with "
+                    f"@replaces_standard_test('why')"
+                )
+
+    @pytest.fixture
+    def cost_model(self) -> CostModel:
+        """Override: return the cost model under test."""
+        raise NotImplementedError("override the cost_model fixture to return the cost model")
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def free(self) -> bool:
+        """A cost model with no known_model prices every token at zero."""
+        return self.known_model is None
+
+    @property
+    def priced_model(self) -> str:
+        """The model the standard tests price: the known one, or any name for a free model."""
+        return self.known_model if self.known_model is not None else self.unknown_model
+
+    def _price(self, cost_model: CostModel, usage: Usage, model: str | None = None) -> Decimal:
+        cost = cost_model.price(model or self.priced_model, usage)
+        assert cost is not None, f"{model or self.priced_model!r} should have a price"
+        return cost
+
+    # ------------------------------------------------------------------ standard tests
+
+    def test_cost_model_satisfies_the_protocol(self, cost_model: CostModel) -> None:
+        assert isinstance(cost_model, CostModel)
+
+    def test_price_is_a_decimal_never_a_float(self, cost_model: CostModel) -> None:
+        cost = cost_model.price(self.priced_model, SOME_USAGE)
+        assert type(cost) is Decimal
+        assert cost.is_finite()
+
+    def test_zero_usage_costs_nothing(self, cost_model: CostModel) -> None:
+        assert self._price(cost_model, Usage()) == 0
+
+    def test_cost_is_never_negative(self, cost_model: CostModel) -> None:
+        assert self._price(cost_model, SOME_USAGE) >= 0
+
+    def test_cost_grows_with_input_tokens(self, cost_model: CostModel) -> None:
+        small = self._price(cost_model, Usage(input_tokens=1_000))
+        large = self._price(cost_model, Usage(input_tokens=2_000))
+        if self.free:
+            assert small == large == 0
+        else:
+            assert large > small > 0
+
+    def test_cost_grows_with_output_tokens(self, cost_model: CostModel) -> None:
+        small = self._price(cost_model, Usage(output_tokens=1_000))
+        large = self._price(cost_model, Usage(output_tokens=2_000))
+        if self.free:
+            assert small == large == 0
+        else:
+            assert large > small > 0
+
+    def test_cached_input_is_never_priced_above_normal_input(self, cost_model: CostModel) -> None:
+        uncached = self._price(cost_model, Usage(input_tokens=10_000))
+        cached = self._price(cost_model, Usage(input_tokens=10_000, cached_input_tokens=10_000))
+        assert 0 <= cached <= uncached
+
+    def test_unknown_model_has_no_price(self, cost_model: CostModel) -> None:
+        cost = cost_model.price(self.unknown_model, SOME_USAGE)
+        if self.free or self.prices_every_model:
+            assert type(cost) is Decimal
+        else:
+            assert cost is None
+
+    def test_pricing_is_deterministic(self, cost_model: CostModel) -> None:
+        first = cost_model.price(self.priced_model, SOME_USAGE)
+        cost_model.price(self.unknown_model, SOME_USAGE)
+        cost_model.price(self.priced_model, Usage(input_tokens=7, output_tokens=3))
+        assert cost_model.price(self.priced_model, SOME_USAGE) == first
+
+
+def _standard_tests() -> frozenset[str]:
+    return frozenset(name for name in vars(CostModelContract) if name.startswith("test_"))
