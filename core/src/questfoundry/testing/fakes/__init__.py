@@ -1,0 +1,58 @@
+"""Fake provider servers on 127.0.0.1 that speak each provider's documented wire format.
+
+The real SDKs talk to them over real HTTP, so tests exercise what production runs. Each fake
+records its requests, counts what it served and injects faults on demand (see :class:`Fault`).
+Standard library only; provider fakes load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from questfoundry.testing.fakes.base import (
+    FakeServer,
+    Fault,
+    RecordedRequest,
+    Response,
+    estimate_tokens,
+    fake_server_fixture,
+    ndjson_line,
+    reply_text,
+    split_text,
+    sse_event,
+)
+
+_PROVIDER_FAKES = {
+    "FakeOpenAI": "questfoundry.testing.fakes.openai",
+    "FakeOllama": "questfoundry.testing.fakes.ollama",
+    "FakeGemini": "questfoundry.testing.fakes.gemini",
+}
+
+__all__ = [
+    "FakeGemini",
+    "FakeOllama",
+    "FakeOpenAI",
+    "FakeServer",
+    "Fault",
+    "RecordedRequest",
+    "Response",
+    "estimate_tokens",
+    "fake_server_fixture",
+    "ndjson_line",
+    "reply_text",
+    "split_text",
+    "sse_event",
+]
+
+if TYPE_CHECKING:
+    from questfoundry.testing.fakes.openai import FakeOpenAI
+
+
+def __getattr__(name: str) -> Any:
+    module = _PROVIDER_FAKES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,488 @@
+"""The HTTP machinery shared by every fake provider server: routing, recording, fault injection.
+
+A fake server is a real HTTP/1.1 server on 127.0.0.1 (a free port), so tests drive the real SDKs
+over real sockets and nothing patches an SDK. Connections are kept alive, so a pooled SDK client
+pays for one TCP handshake, not one per call. Standard library only: the demo serves the OpenAI
+fake at run time when no API key is set.
+
+A provider's fake subclasses :class:`FakeServer` and supplies :meth:`FakeServer.routes` (what it
+answers) and :meth:`FakeServer.error_body` (its documented error JSON). Everything else — faults,
+latency, the request log, the served count — lives here::
+
+    with FakeOpenAI() as server:
+        server.fail_next(Fault.RATE_LIMIT, times=2)   # the next two requests get 429
+        ...
+        assert len(server.requests) == 3 and server.served == 1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+import math
+import re
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound="FakeServer")
+
+
+class Fault(enum.Enum):
+    """A failure the server can inject instead of its normal reply."""
+
+    RATE_LIMIT = "rate_limit"  #: 429 with a ``Retry-After`` header
+    SERVER_ERROR = "server_error"  #: 500
+    UNAVAILABLE = "unavailable"  #: 503
+    MALFORMED_JSON = "malformed_json"  #: 200 whose body is not valid JSON
+    DROP_CONNECTION = "drop_connection"  #: the socket is closed without any response
+    SLOW = "slow"  #: the normal reply, sent after ``slow_seconds`` (past the client's timeout)
+    UNAUTHORIZED = "unauthorized"  #: 401
+    FORBIDDEN = "forbidden"  #: 403
+    NOT_FOUND = "not_found"  #: 404
+    BAD_REQUEST = "bad_request"  #: 400
+
+
+#: status code and message of each fault answered with an HTTP error
+FAULT_STATUS: dict[Fault, tuple[int, str]] = {
+    Fault.RATE_LIMIT: (429, "Rate limit reached; please retry later."),
+    Fault.SERVER_ERROR: (500, "The server had an error while processing your request."),
+    Fault.UNAVAILABLE: (503, "The engine is currently overloaded; please try again later."),
+    Fault.UNAUTHORIZED: (401, "Incorrect API key provided."),
+    Fault.FORBIDDEN: (403, "You are not allowed to access this resource."),
+    Fault.NOT_FOUND: (404, "The model does not exist or you do not have access to it."),
+    Fault.BAD_REQUEST: (400, "Invalid request: a parameter is not valid."),
+}
+
+MALFORMED_BODY = b'{"id": "truncated", "choices": [{"index": 0, "message": {"content": "'
+
+
+@dataclass
+class RecordedRequest:
+    """One request the server received. ``body`` is the parsed JSON, or None when it was not JSON.
+
+    ``params`` holds the named groups of the route's path pattern (e.g. a model name in the path).
+    """
+
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    raw: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Response:
+    """What a route answers.
+
+    ``json`` is serialised as the body; ``body`` gives raw bytes instead. ``stream`` items are
+    written and flushed one by one as they are produced (chunked transfer encoding), so a client
+    sees them arrive as a real streaming API sends them.
+    """
+
+    status: int = 200
+    json: Any = None
+    stream: Iterable[bytes] | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+
+Handler = Callable[[RecordedRequest], Response]
+
+
+class FakeServer:
+    """A fake provider API on 127.0.0.1; subclasses implement :meth:`routes` and :meth:`error_body`.
+
+    ``latency`` seconds are waited before every reply; ``retry_after`` is the ``Retry-After`` header
+    of an injected 429; ``slow_seconds`` is how long a :attr:`Fault.SLOW` reply is held back.
+    ``requests`` records every request received, ``served`` counts successful (2xx) replies.
+    """
+
+    def __init__(
+        self, *, latency: float = 0.0, retry_after: float = 1.0, slow_seconds: float = 2.0
+    ) -> None:
+        self.latency = latency
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.requests: list[RecordedRequest] = []
+        self.served = 0
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def routes(self) -> dict[tuple[str, str], Handler]:
+        """``{(method, path regex): handler}``; the regex must match the whole path."""
+        return {}
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        """The provider's documented error JSON for ``status``; override with the real shape."""
+        return {"error": {"code": status, "message": message}}
+
+    # ------------------------------------------------------------------ life cycle
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``, once started."""
+        if self._httpd is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self: S) -> S:
+        """Bind a free port and serve from a daemon thread; returns ``self``."""
+        if self._httpd is not None:
+            return self
+        self._routes = [
+            (method.upper(), re.compile(pattern), handler)
+            for (method, pattern), handler in self.routes().items()
+        ]
+        self._stopping.clear()
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _RequestHandler, self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}:{self._httpd.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and cut every open connection; a held-back SLOW reply is released."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.close_connections()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self: S) -> S:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ test controls
+
+    def fail_next(self, fault: Fault, times: int = 1) -> None:
+        """Answer the next ``times`` requests with ``fault`` instead of their normal reply."""
+        with self._lock:
+            self._faults.extend([fault] * times)
+
+    @property
+    def pending_faults(self) -> int:
+        """How many injected faults are still waiting for a request."""
+        with self._lock:
+            return len(self._faults)
+
+    def reset(self) -> None:
+        """Forget recorded requests, the served count and pending faults."""
+        with self._lock:
+            self.requests.clear()
+            self.served = 0
+            self._faults.clear()
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _record(self, request: RecordedRequest) -> Fault | None:
+        with self._lock:
+            self.requests.append(request)
+            return self._faults.popleft() if self._faults else None
+
+    def _mark_served(self) -> None:
+        with self._lock:
+            self.served += 1
+
+    def _route(self, request: RecordedRequest) -> Response:
+        path_matched = False
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path)
+            if match is None:
+                continue
+            path_matched = True
+            if method == request.method:
+                request.params = {k: v for k, v in match.groupdict().items() if v is not None}
+                return handler(request)
+        if path_matched:
+            return self.error_response(405, f"Method {request.method} not allowed")
+        return self.error_response(404, f"Unknown path {request.path}")
+
+    def error_response(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        """An HTTP error carrying the provider's error JSON."""
+        return Response(status=status, json=self.error_body(status, message), headers=headers or {})
+
+    def _fault_response(self, fault: Fault) -> Response:
+        if fault is Fault.MALFORMED_JSON:
+            return Response(body=MALFORMED_BODY)
+        status, message = FAULT_STATUS[fault]
+        headers = {"Retry-After": _format_seconds(self.retry_after)} if status == 429 else {}
+        return self.error_response(status, message, headers)
+
+    def _hold(self, seconds: float) -> None:
+        """Wait, but wake up at once when the server stops."""
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Threaded server that knows its fake and can cut its keep-alive connections on stop."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakeServer
+    ) -> None:
+        self.fake = fake
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def track(self, sock: socket.socket, alive: bool) -> None:
+        with self._connections_lock:
+            if alive:
+                self._connections.add(sock)
+            else:
+                self._connections.discard(sock)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a timed-out SDK call) is routine, not worth a traceback."""
+        log.debug("fake server connection from %s ended with an error", client_address)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    """Turns each HTTP request into a :class:`RecordedRequest` and writes the fake's response."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "QuestFoundryFake/1"
+    disable_nagle_algorithm = True
+    wbufsize = 64 * 1024  # headers and body leave in one write
+    timeout = 60  # an idle keep-alive connection's thread ends after this
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, alive=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, alive=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fake server: " + format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        fake = self.server.fake
+        request = self._read_request()
+        fault = fake._record(request)
+        fake._hold(fake.latency)
+        if fault is Fault.DROP_CONNECTION:
+            self.close_connection = True
+            return
+        if fault is Fault.SLOW:
+            fake._hold(fake.slow_seconds)
+        if fault is not None and fault is not Fault.SLOW:
+            response = fake._fault_response(fault)
+        else:
+            try:
+                response = fake._route(request)
+            except Exception as error:  # a bug in a fake's route: answer 500, keep serving
+                log.exception("fake server route failed")
+                response = fake.error_response(500, f"fake server error: {error}")
+        if self._write(response) and 200 <= response.status < 300:
+            fake._mark_served()
+
+    def _read_request(self) -> RecordedRequest:
+        parts = urlsplit(self.path)
+        raw = self._read_body()
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        return RecordedRequest(
+            method=self.command,
+            path=parts.path,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers=headers,
+            body=_parse_json(raw),
+            raw=raw,
+        )
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            pieces: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(pieces)
+                pieces.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _write(self, response: Response) -> bool:
+        """Send ``response``; False when the client had already gone."""
+        try:
+            if response.stream is not None:
+                self._write_stream(response)
+            else:
+                self._write_whole(response)
+        except (ConnectionError, TimeoutError, OSError):
+            self.close_connection = True
+            return False
+        return True
+
+    def _start(self, response: Response) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+
+    def _write_whole(self, response: Response) -> None:
+        if response.body is not None:
+            payload = response.body
+        elif response.json is not None:
+            payload = json.dumps(response.json).encode()
+        else:
+            payload = b""
+        self._start(response)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _write_stream(self, response: Response) -> None:
+        assert response.stream is not None
+        self._start(response)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        self.wfile.flush()
+        for piece in response.stream:
+            if piece:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------- helpers for fakes
+
+
+def estimate_tokens(text: str) -> int:
+    """A realistic token count for ``text``: about four characters a token, at least one."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+def reply_text(prompt: str, model: str = "") -> str:
+    """The deterministic reply a fake gives ``prompt``: the same request always gets the same text.
+
+    It echoes the prompt (shortened), so different prompts give different replies and a test can
+    see which request a reply answers.
+    """
+    words = " ".join(prompt.split())
+    if len(words) > 200:
+        words = words[:200].rstrip() + "…"
+    by = f" ({model})" if model else ""
+    return f"Echo{by}: {words}" if words else f"Echo{by}: (empty prompt)"
+
+
+def split_text(text: str, pieces: int = 4) -> list[str]:
+    """``text`` cut into up to ``pieces`` consecutive parts whose concatenation is ``text``."""
+    if not text:
+        return []
+    size = max(1, math.ceil(len(text) / pieces))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def sse_event(data: Any) -> bytes:
+    """One server-sent event carrying ``data`` as JSON (a ``str`` is sent as is)."""
+    payload = data if isinstance(data, str) else json.dumps(data)
+    return f"data: {payload}\n\n".encode()
+
+
+def ndjson_line(data: Any) -> bytes:
+    """One newline-delimited JSON line (Ollama's streaming format)."""
+    return json.dumps(data).encode() + b"\n"
+
+
+def fake_server_fixture(
+    factory: Callable[[], FakeServer], *, scope: str = "function", name: str | None = None
+) -> Any:
+    """A pytest fixture yielding a started server from ``factory``, stopped after use.
+
+    ``server = fake_server_fixture(FakeOpenAI)`` in a test module or conftest. pytest is imported
+    here, not at module level, so the fakes stay usable outside tests.
+    """
+    import pytest
+
+    def _fixture() -> Iterator[FakeServer]:
+        with factory() as server:
+            yield server
+
+    return pytest.fixture(scope=scope, name=name)(_fixture)  # type: ignore[call-overload]
