@@ -216,9 +216,9 @@ class FakeServer:
             self.requests.append(request)
             return self._faults.popleft() if self._faults else None
 
-    def _mark_served(self) -> None:
+    def _count_served(self, delta: int) -> None:
         with self._lock:
-            self.served += 1
+            self.served += delta
 
     def _route(self, request: RecordedRequest) -> Response:
         path_matched = False
@@ -346,8 +346,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             except Exception as error:  # a bug in a fake's route: answer 500, keep serving
                 log.exception("fake server route failed")
                 response = fake.error_response(500, f"fake server error: {error}")
-        if self._write(response) and 200 <= response.status < 300:
-            fake._mark_served()
+        # Counted before the reply leaves, so a client that has its answer always sees the count.
+        success = 200 <= response.status < 300
+        if success:
+            fake._count_served(1)
+        if not self._write(response) and success:
+            fake._count_served(-1)
 
     def _read_request(self) -> RecordedRequest:
         parts = urlsplit(self.path)
