@@ -1,0 +1,144 @@
+"""Prices written in config.yml: a per-token :class:`~questfoundry.interfaces.CostModel`.
+
+The seed config prices a provider next to its rate limits::
+
+    rate_limiting:
+      providers:
+        openai:
+          cost_per_input_token: 0.00002
+          cost_per_output_token: 0.00006
+
+and ``pricing.providers.<provider>`` takes the same keys. Prices given in config override the
+provider's cost model plugin. Money is :class:`~decimal.Decimal`: a YAML float is converted through
+its shortest ``repr`` (``str(0.00002)``), so the price a user wrote is the price used, exactly,
+not the binary float nearest to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from questfoundry.errors import ConfigError
+from questfoundry.interfaces import Usage
+
+INPUT_KEY = "cost_per_input_token"
+OUTPUT_KEY = "cost_per_output_token"
+CACHED_INPUT_KEY = "cost_per_cached_input_token"
+#: the keys that set a price; other ``cost_per_*`` keys (``cost_per_day``) are budgets
+PRICE_KEYS = (INPUT_KEY, OUTPUT_KEY, CACHED_INPUT_KEY)
+
+PriceValue = Decimal | float | int | str
+
+
+def to_price(value: object, *, path: str = "") -> Decimal:
+    """A finite, non-negative Decimal from a config value; ConfigError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (Decimal, float, int, str)):
+        raise ConfigError(f"a price must be a number, not {value!r}", path=path)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"a price must be a finite number, not {value!r}", path=path)
+    try:
+        price = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ConfigError(f"a price must be a number, not {value!r}", path=path) from None
+    if not price.is_finite() or price < 0:
+        raise ConfigError(f"a price must be a finite number of at least 0, not {value}", path=path)
+    return price
+
+
+class FixedPrices:
+    """The same per-token prices for every model of a provider, in US dollars.
+
+    Cached input tokens (the part of the input the provider had cached) cost
+    ``cached_input_per_token`` when given, else the normal input price: without a configured
+    discount the cost is never under-estimated.
+    """
+
+    __slots__ = ("cached_input_per_token", "input_per_token", "output_per_token")
+
+    def __init__(
+        self,
+        input_per_token: PriceValue,
+        output_per_token: PriceValue,
+        cached_input_per_token: PriceValue | None = None,
+    ) -> None:
+        self.input_per_token = to_price(input_per_token)
+        self.output_per_token = to_price(output_per_token)
+        self.cached_input_per_token = (
+            None if cached_input_per_token is None else to_price(cached_input_per_token)
+        )
+
+    def price(self, model: str, usage: Usage) -> Decimal:
+        """The cost of ``usage``; the model does not matter, so the price is never unknown."""
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        cached_rate = self.cached_input_per_token
+        if cached_rate is None:
+            cached_rate = self.input_per_token
+        return (
+            (usage.input_tokens - cached) * self.input_per_token
+            + cached * cached_rate
+            + usage.output_tokens * self.output_per_token
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FixedPrices):
+            return NotImplemented
+        return self._prices() == other._prices()
+
+    def __hash__(self) -> int:
+        return hash(self._prices())
+
+    def __repr__(self) -> str:
+        cached = self.cached_input_per_token
+        return (
+            f"FixedPrices(input_per_token={self.input_per_token}, "
+            f"output_per_token={self.output_per_token}, cached_input_per_token={cached})"
+        )
+
+    def _prices(self) -> tuple[Decimal, Decimal, Decimal | None]:
+        return (self.input_per_token, self.output_per_token, self.cached_input_per_token)
+
+
+def fixed_prices_from(settings: Mapping[str, Any], *, path: str = "") -> FixedPrices | None:
+    """The prices set in one provider's settings, or None when it sets none.
+
+    Input and output prices go together: setting only one would price the other at a silent $0,
+    so that is a :class:`~questfoundry.errors.ConfigError`. ``path`` is where ``settings`` sit in
+    config.yml, for error messages.
+    """
+    if not any(key in settings for key in PRICE_KEYS):
+        return None
+    prefix = f"{path}." if path else ""
+    for key in (INPUT_KEY, OUTPUT_KEY):
+        if key not in settings:
+            present = next(k for k in PRICE_KEYS if k in settings)
+            raise ConfigError(f"{key} is missing: {present} needs it too", path=f"{prefix}{key}")
+    cached = settings.get(CACHED_INPUT_KEY)
+    return FixedPrices(
+        to_price(settings[INPUT_KEY], path=f"{prefix}{INPUT_KEY}"),
+        to_price(settings[OUTPUT_KEY], path=f"{prefix}{OUTPUT_KEY}"),
+        None if cached is None else to_price(cached, path=f"{prefix}{CACHED_INPUT_KEY}"),
+    )
+
+
+def fixed_prices_for(config: Mapping[str, Any], provider: str) -> FixedPrices | None:
+    """The prices config.yml sets for ``provider``, or None.
+
+    ``pricing.providers.<provider>`` wins over ``rate_limiting.providers.<provider>`` (where the
+    seed config puts them): the pricing section is the more specific place to say it.
+    """
+    for section in ("pricing", "rate_limiting"):
+        settings = _section(config, section, "providers", provider)
+        prices = fixed_prices_from(settings, path=f"{section}.providers.{provider}")
+        if prices is not None:
+            return prices
+    return None
+
+
+def _section(config: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    node: Any = config
+    for key in keys:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else {}
