@@ -1,0 +1,261 @@
+"""A fake Gemini API (``generativelanguage.googleapis.com``) on 127.0.0.1.
+
+It speaks the REST wire format the ``google-genai`` SDK uses::
+
+    POST /v1beta/models/{model}:generateContent
+    POST /v1beta/models/{model}:streamGenerateContent?alt=sse   (server-sent events)
+
+(``v1`` and ``v1alpha`` paths are answered the same way.) Replies are deterministic: the same
+``contents`` always get the same text. ``usageMetadata`` is realistic: ``promptTokenCount``
+(system instruction included), ``candidatesTokenCount``, ``totalTokenCount`` and, like Gemini's
+implicit caching, ``cachedContentTokenCount`` when a prompt repeats a prefix of at least
+``cache_min_tokens`` tokens that an earlier request of the same model sent. Errors use Google's
+shape ``{"error": {"code", "message", "status"}}``; a 429 also carries a ``RetryInfo`` detail.
+
+The server checks the API key the way Google does: no key is 403, a key other than ``api_key``
+(when one is set) is 400 "API key not valid".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from questfoundry.testing.fakes.base import (
+    FakeServer,
+    Handler,
+    RecordedRequest,
+    Response,
+    estimate_tokens,
+    reply_text,
+    split_text,
+    sse_event,
+)
+
+#: Google's canonical status names for the HTTP codes the fake answers with
+GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+_MODEL_PATH = r"/(?P<version>v1|v1beta|v1alpha)/models/(?P<model>[^/:]+)"
+
+
+class FakeGemini(FakeServer):
+    """Fake ``generateContent`` / ``streamGenerateContent`` endpoints of the Gemini API.
+
+    ``api_key``: when set, the only key accepted (others get Google's 400 "API key not valid").
+    ``cache_min_tokens``: the shortest repeated prompt prefix reported as cached input.
+    ``stream_pieces``: how many SSE events a streamed reply is cut into.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        cache_min_tokens: int = 1024,
+        stream_pieces: int = 4,
+        latency: float = 0.0,
+        retry_after: float = 1.0,
+        slow_seconds: float = 2.0,
+    ) -> None:
+        super().__init__(latency=latency, retry_after=retry_after, slow_seconds=slow_seconds)
+        self.api_key = api_key
+        self.cache_min_tokens = cache_min_tokens
+        self.stream_pieces = stream_pieces
+        self._seen_prompts: dict[str, list[str]] = {}
+        self._seen_lock = threading.Lock()
+
+    def routes(self) -> dict[tuple[str, str], Handler]:
+        return {
+            ("POST", _MODEL_PATH + ":generateContent"): self._generate,
+            ("POST", _MODEL_PATH + ":streamGenerateContent"): self._stream,
+        }
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "code": status,
+            "message": message,
+            "status": GOOGLE_STATUS.get(status, "UNKNOWN"),
+        }
+        if status == 429:
+            error["details"] = [{"@type": _RETRY_INFO, "retryDelay": f"{self.retry_after:g}s"}]
+        return {"error": error}
+
+    def reset(self) -> None:
+        """Forget requests, counts, pending faults and the prompts remembered for caching."""
+        super().reset()
+        with self._seen_lock:
+            self._seen_prompts.clear()
+
+    # ------------------------------------------------------------------ routes
+
+    def _generate(self, request: RecordedRequest) -> Response:
+        rejected = self._check(request)
+        if rejected is not None:
+            return rejected
+        return Response(json=self._answer(request).whole())
+
+    def _stream(self, request: RecordedRequest) -> Response:
+        rejected = self._check(request)
+        if rejected is not None:
+            return rejected
+        answer = self._answer(request)
+        events = answer.events(self.stream_pieces)
+        if request.query.get("alt") != "sse":  # without alt=sse Google streams one JSON array
+            return Response(json=events)
+        return Response(stream=_sse(events), content_type="text/event-stream")
+
+    def _check(self, request: RecordedRequest) -> Response | None:
+        """Google's answer to a request it refuses before generating anything, or None."""
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        if not key:
+            return self.error_response(
+                403, "Method doesn't allow unregistered callers. Please use an API key."
+            )
+        if self.api_key is not None and key != self.api_key:
+            return self.error_response(400, "API key not valid. Please pass a valid API key.")
+        body = request.body
+        if not isinstance(body, dict):
+            return self.error_response(400, "Invalid JSON payload received.")
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            return self.error_response(
+                400, "* GenerateContentRequest.contents: contents is not specified"
+            )
+        return None
+
+    def _answer(self, request: RecordedRequest) -> _Answer:
+        body: dict[str, Any] = request.body
+        model = request.params["model"]
+        system = _text_of(body.get("systemInstruction"))
+        turns = [_text_of(content) for content in body["contents"]]
+        config = body.get("generationConfig") or {}
+        text, finish = _shape(reply_text("\n".join(turns), model), config)
+        prompt = "\n".join([system, *turns]) if system else "\n".join(turns)
+        return _Answer(
+            model=model,
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=estimate_tokens(prompt),
+            cached_tokens=self._cached_tokens(model, prompt),
+            response_id=hashlib.sha256(request.raw).hexdigest()[:22],
+        )
+
+    def _cached_tokens(self, model: str, prompt: str) -> int:
+        """Tokens of the longest prefix this prompt shares with an earlier one (implicit cache)."""
+        with self._seen_lock:
+            seen = self._seen_prompts.setdefault(model, [])
+            longest = max((_shared_prefix(prompt, old) for old in seen), default=0)
+            seen.append(prompt)
+        tokens = longest // 4
+        return tokens if tokens >= self.cache_min_tokens else 0
+
+
+class _Answer:
+    """One generated reply, rendered whole or as stream events."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        text: str,
+        finish_reason: str,
+        prompt_tokens: int,
+        cached_tokens: int,
+        response_id: str,
+    ) -> None:
+        self.model = model
+        self.text = text
+        self.finish_reason = finish_reason
+        self.prompt_tokens = prompt_tokens
+        self.cached_tokens = cached_tokens
+        self.response_id = response_id
+
+    def whole(self) -> dict[str, Any]:
+        return self._payload(self.text, estimate_tokens(self.text), final=True)
+
+    def events(self, pieces: int) -> list[dict[str, Any]]:
+        """Chunks whose texts concatenate to the reply; each carries the running usage."""
+        parts = split_text(self.text, pieces) or [""]
+        events, sent = [], ""
+        for index, part in enumerate(parts):
+            sent += part
+            final = index == len(parts) - 1
+            events.append(self._payload(part, estimate_tokens(sent), final=final))
+        return events
+
+    def _payload(self, text: str, output_tokens: int, *, final: bool) -> dict[str, Any]:
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": text}], "role": "model"},
+            "index": 0,
+        }
+        if final:
+            candidate["finishReason"] = self.finish_reason
+        return {
+            "candidates": [candidate],
+            "usageMetadata": self._usage(output_tokens),
+            "modelVersion": self.model,
+            "responseId": self.response_id,
+        }
+
+    def _usage(self, output_tokens: int) -> dict[str, Any]:
+        usage: dict[str, Any] = {
+            "promptTokenCount": self.prompt_tokens,
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": self.prompt_tokens + output_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": self.prompt_tokens}],
+        }
+        if self.cached_tokens:
+            usage["cachedContentTokenCount"] = self.cached_tokens
+            usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": self.cached_tokens}]
+        return usage
+
+
+def _text_of(content: Any) -> str:
+    """The text parts of one ``Content`` object joined, ignoring anything that is not text."""
+    if not isinstance(content, dict):
+        return ""
+    parts = content.get("parts")
+    if not isinstance(parts, list):
+        return ""
+    texts = (part.get("text") for part in parts if isinstance(part, dict))
+    return "".join(text for text in texts if isinstance(text, str))
+
+
+def _shared_prefix(first: str, second: str) -> int:
+    """How many leading characters two prompts have in common."""
+    for index, (a, b) in enumerate(zip(first, second, strict=False)):
+        if a != b:
+            return index
+    return min(len(first), len(second))
+
+
+def _shape(text: str, config: dict[str, Any]) -> tuple[str, str]:
+    """Apply ``stopSequences`` and ``maxOutputTokens`` the way the model would; give the reason."""
+    for stop in config.get("stopSequences") or []:
+        at = text.find(stop) if isinstance(stop, str) and stop else -1
+        if at >= 0:
+            text = text[:at]
+    limit = config.get("maxOutputTokens")
+    if isinstance(limit, int) and limit > 0 and estimate_tokens(text) > limit:
+        return text[: limit * 4], "MAX_TOKENS"
+    return text, "STOP"
+
+
+def _sse(events: list[dict[str, Any]]) -> Iterator[bytes]:
+    for event in events:
+        yield sse_event(json.dumps(event, separators=(",", ":")))
