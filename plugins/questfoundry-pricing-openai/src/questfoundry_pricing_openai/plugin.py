@@ -1,0 +1,25 @@
+"""Registers cost model ``openai``. genai-prices is imported by the factory, not here, so listing
+plugins stays fast."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from questfoundry import hookimpl
+from questfoundry.interfaces import BackendContext, Factory
+
+if TYPE_CHECKING:
+    from questfoundry_pricing_openai.prices import OpenAIPrices
+
+
+def make_openai_prices(settings: Mapping[str, Any], context: BackendContext) -> OpenAIPrices:
+    """Build the cost model; it has no settings."""
+    from questfoundry_pricing_openai.prices import OpenAIPrices
+
+    return OpenAIPrices()
+
+
+@hookimpl
+def cost_models() -> Mapping[str, Factory]:
+    return {"openai": make_openai_prices}

@@ -1,0 +1,137 @@
+"""The ``openai`` cost model: conformance, agreement with genai-prices, and no network ever."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+
+import genai_prices
+import pytest
+from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
+from questfoundry_pricing_openai.prices import OpenAIPrices
+
+from questfoundry.interfaces import BackendContext, CostModel, Usage
+from questfoundry.plugins import get_plugin_manager
+from questfoundry.testing.cost_contract import CostModelContract
+
+USAGE = Usage(input_tokens=12_345, output_tokens=678, cached_input_tokens=2_048)
+
+#: run in a fresh interpreter whose sockets refuse to open; prints what happened as JSON
+NO_NETWORK_SCRIPT = """
+import json, socket, sys, threading
+from pathlib import Path
+
+attempts = []
+
+def refuse(*args, **kwargs):
+    attempts.append(repr(args))
+    raise OSError("no network in this test")
+
+class NoSocket(socket.socket):
+    def __init__(self, *args, **kwargs):
+        refuse(*args)
+
+socket.socket = NoSocket
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+
+from questfoundry.interfaces import BackendContext, Usage
+from questfoundry.plugins import get_plugin_manager
+
+manager = get_plugin_manager(env={"QUESTFOUNDRY_LOAD_PLUGINS": sys.argv[1]})
+model = manager.create("cost model", sys.argv[2], {}, BackendContext(project_dir=Path(".")))
+known = model.price(sys.argv[3], Usage(1000, 100, 200))
+unknown = model.price("questfoundry-no-such-model", Usage(1000, 100, 200))
+threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+print(json.dumps({"attempts": attempts, "threads": threads, "known": str(known),
+                  "unknown": None if unknown is None else str(unknown)}))
+"""
+
+
+class TestOpenAIPricesContract(CostModelContract):
+    known_model = "gpt-4o"
+    unknown_model = "questfoundry-no-such-model"
+
+    @pytest.fixture
+    def cost_model(self, backend_context: BackendContext) -> CostModel:
+        manager = get_plugin_manager(env={"QUESTFOUNDRY_LOAD_PLUGINS": "pricing-openai"})
+        model: CostModel = manager.create("cost model", "openai", {}, backend_context)
+        return model
+
+
+@pytest.fixture
+def prices() -> OpenAIPrices:
+    return OpenAIPrices()
+
+
+@pytest.fixture
+def fetched_snapshot_is_empty() -> Iterator[None]:
+    """Stand in for genai-prices' auto-update having replaced its prices with a fetched set."""
+    set_custom_snapshot(DataSnapshot(providers=[], from_auto_update=True))
+    yield
+    set_custom_snapshot(None)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-mini"])
+def test_price_equals_genai_prices_calc_price_for_the_same_usage(
+    prices: OpenAIPrices, model: str
+) -> None:
+    usage = genai_prices.Usage(input_tokens=12_345, output_tokens=678, cache_read_tokens=2_048)
+    expected = genai_prices.calc_price(usage, model, provider_id="openai").total_price
+    assert prices.price(model, USAGE) == expected
+    assert expected > 0
+
+
+def test_gpt_4o_costs_its_published_per_token_prices(prices: OpenAIPrices) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_input_tokens=0)
+    assert prices.price("gpt-4o", usage) == Decimal("2.5") + Decimal("10")
+
+
+def test_cached_input_tokens_cost_less_than_uncached_ones(prices: OpenAIPrices) -> None:
+    uncached = prices.price("gpt-4o", Usage(input_tokens=10_000))
+    cached = prices.price("gpt-4o", Usage(input_tokens=10_000, cached_input_tokens=10_000))
+    assert uncached is not None and cached is not None
+    assert 0 < cached < uncached
+
+
+def test_a_dated_model_name_prices_as_its_model(prices: OpenAIPrices) -> None:
+    assert prices.price("gpt-4o-2024-08-06", USAGE) == prices.price("gpt-4o", USAGE)
+
+
+def test_a_model_of_another_provider_is_unknown(prices: OpenAIPrices) -> None:
+    assert prices.price("gemini-2.5-flash", USAGE) is None
+
+
+@pytest.mark.usefixtures("fetched_snapshot_is_empty")
+def test_prices_come_from_the_bundled_data_even_when_a_fetched_snapshot_is_active(
+    prices: OpenAIPrices,
+) -> None:
+    with pytest.raises(LookupError):
+        genai_prices.calc_price(genai_prices.Usage(input_tokens=1), "gpt-4o", provider_id="openai")
+    assert prices.price("gpt-4o", Usage(input_tokens=1_000_000)) == Decimal("2.5")
+
+
+def test_importing_the_plugin_module_does_not_import_genai_prices() -> None:
+    code = (
+        "import sys, questfoundry_pricing_openai.plugin; "
+        "print(sorted(m for m in sys.modules if m.startswith('genai_prices')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_pricing_opens_no_socket_and_starts_no_price_updater() -> None:
+    args = [sys.executable, "-c", NO_NETWORK_SCRIPT, "pricing-openai", "openai", "gpt-4o"]
+    result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["attempts"] == []
+    assert report["threads"] == []
+    assert Decimal(report["known"]) > 0
+    assert report["unknown"] is None
