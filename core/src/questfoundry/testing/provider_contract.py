@@ -1,0 +1,413 @@
+"""The conformance suite every provider plugin runs: subclass :class:`ProviderContract`.
+
+A provider's contract file is a few lines — three fixtures, and the standard tests run against it::
+
+    from questfoundry.testing.fakes import FakeOpenAI
+    from questfoundry.testing.provider_contract import ProviderContract
+
+    class TestOpenAIContract(ProviderContract):
+        secret = "sk-test"
+
+        @pytest.fixture
+        def server(self):
+            with FakeOpenAI() as server:
+                yield server
+
+        @pytest.fixture
+        def provider(self, server, backend_context):
+            provider = make_openai_provider(
+                {"api_key": self.secret, "base_url": f"{server.url}/v1",
+                 "timeout_seconds": self.timeout}, backend_context)
+            yield provider
+            provider.close()
+
+        @pytest.fixture
+        def model(self):
+            return "gpt-4o-mini"
+
+Against a fake server (``server`` returns a started :class:`~questfoundry.testing.fakes.FakeServer`)
+every test runs, fault injection included. For a live run against the real service, ``server``
+returns None: the fault tests skip, and the comparisons between calls only check that each call
+answered (a real model need not answer the same prompt twice the same way).
+
+What the suite holds a provider to:
+
+* a call returns non-empty text and usage with input and output tokens; ``agenerate`` answers as
+  ``generate``; ``stream``/``astream`` chunks join into the same text, usage on the last chunk;
+* every fault maps onto :mod:`questfoundry.errors`: 429 → ``ProviderRateLimitError`` with the
+  ``Retry-After`` seconds; 500, 503, a dropped connection, a timeout and a malformed body →
+  ``RetriableProviderError`` (a body that is not JSON is treated as a transient glitch of the
+  service); 400, 401, 403, 404 → ``NonRetriableProviderError`` with the status and the service's
+  own message;
+* the provider never retries by itself: each call reaches the server exactly once (SDKs retry by
+  default — turn that off; the gateway retries);
+* the configured timeout (:attr:`ProviderContract.timeout`) is honoured;
+* no error message reveals the API key (:attr:`ProviderContract.secret`);
+* ``close()`` and ``aclose()`` can be called more than once.
+
+A subclass must not replace a standard test silently: overriding one without
+:func:`override_standard_test` is a ``TypeError`` when the class is defined.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from questfoundry.errors import (
+    NonRetriableProviderError,
+    ProviderError,
+    ProviderRateLimitError,
+    RetriableProviderError,
+)
+from questfoundry.interfaces import (
+    Capability,
+    Chunk,
+    Message,
+    Provider,
+    ProviderReply,
+    ProviderRequest,
+)
+from questfoundry.testing.fakes.base import FAULT_STATUS, FakeServer, Fault
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: faults worth retrying, and the HTTP status each carries (None: no response at all)
+RETRIABLE_FAULTS: dict[Fault, int | None] = {
+    Fault.SERVER_ERROR: 500,
+    Fault.UNAVAILABLE: 503,
+    Fault.DROP_CONNECTION: None,
+    Fault.MALFORMED_JSON: None,
+}
+
+#: faults retrying cannot fix, and their HTTP status
+NON_RETRIABLE_FAULTS: dict[Fault, int] = {
+    Fault.BAD_REQUEST: 400,
+    Fault.UNAUTHORIZED: 401,
+    Fault.FORBIDDEN: 403,
+    Fault.NOT_FOUND: 404,
+}
+
+#: faults also checked through the async and streaming paths (kept short: SLOW costs a timeout)
+PATH_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.DROP_CONNECTION, Fault.UNAUTHORIZED)
+
+_OVERRIDE_MARK = "__questfoundry_override__"
+
+
+def override_standard_test(reason: str) -> Callable[[F], F]:
+    """Allow a subclass to replace a standard test of the contract; ``reason`` says why.
+
+    Without it, redefining a standard test is refused, so a backend cannot quietly skip one.
+    """
+
+    def mark(function: F) -> F:
+        setattr(function, _OVERRIDE_MARK, reason)
+        return function
+
+    return mark
+
+
+class ProviderContract:
+    """Standard tests for a :class:`~questfoundry.interfaces.Provider`; see the module docstring.
+
+    Subclasses implement the ``server``, ``provider`` and ``model`` fixtures, build the provider
+    with :attr:`timeout` as its timeout and, when it takes an API key, set :attr:`secret` to it.
+    """
+
+    #: seconds the provider under test must be configured to wait for a reply
+    timeout: float = 0.5
+    #: how much longer than :attr:`timeout` a timed-out call may take to fail
+    timeout_margin: float = 1.0
+    #: the API key the provider was built with; no error message may contain it
+    secret: str | None = None
+    #: the prompt of the standard request
+    prompt: str = "Name one lighthouse on a stormy coast, in five words."
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        standard = {name for name in vars(ProviderContract) if name.startswith("test_")}
+        for name in standard & set(vars(cls)):
+            if not hasattr(vars(cls)[name], _OVERRIDE_MARK):
+                raise TypeError(
+                    f"{cls.__name__}.{name} overrides a standard ProviderContract test; "
+                    "decorate it with @override_standard_test(reason=...) to do so on purpose"
+                )
+
+    # ------------------------------------------------------------------ fixtures to implement
+
+    @pytest.fixture
+    def server(self) -> FakeServer | None:
+        """A started fake server the provider talks to, or None for a live run."""
+        raise NotImplementedError("implement the `server` fixture")
+
+    @pytest.fixture
+    def provider(self) -> Provider:
+        """The provider under test, built by its factory for ``server``, with ``timeout``."""
+        raise NotImplementedError("implement the `provider` fixture")
+
+    @pytest.fixture
+    def model(self) -> str:
+        """The text model to ask."""
+        raise NotImplementedError("implement the `model` fixture")
+
+    # ------------------------------------------------------------------ helpers
+
+    def make_request(self, model: str, **changes: Any) -> ProviderRequest:
+        """The standard request; a subclass may adapt it (e.g. a parameter its service needs)."""
+        fields: dict[str, Any] = {
+            "model": model,
+            "messages": (
+                Message("system", "You answer briefly."),
+                Message("user", self.prompt),
+            ),
+            "params": {"temperature": 0.0, "max_tokens": 32},
+        }
+        fields.update(changes)
+        return ProviderRequest(**fields)
+
+    @staticmethod
+    def need_server(server: FakeServer | None) -> FakeServer:
+        if server is None:
+            pytest.skip("fault injection needs the fake server (live run)")
+        server.reset()
+        return server
+
+    def check_reply(self, reply: ProviderReply) -> None:
+        assert isinstance(reply, ProviderReply)
+        assert reply.text, "a text call must return non-empty text"
+        assert reply.usage.input_tokens > 0, "usage must count input tokens"
+        assert reply.usage.output_tokens > 0, "usage must count output tokens"
+
+    def check_chunks(self, chunks: list[Chunk], expected: ProviderReply | None) -> None:
+        assert chunks, "a stream must yield chunks"
+        assert all(isinstance(chunk, Chunk) for chunk in chunks)
+        text = "".join(chunk.text for chunk in chunks)
+        assert text, "a stream must yield text"
+        with_usage = [i for i, chunk in enumerate(chunks) if chunk.usage is not None]
+        assert with_usage == [len(chunks) - 1], "usage belongs on the last chunk, and only there"
+        usage = chunks[-1].usage
+        assert usage is not None
+        assert usage.input_tokens > 0
+        assert usage.output_tokens > 0
+        if expected is not None:  # a fake answers deterministically: compare exactly
+            assert text == expected.text
+            assert usage == expected.usage
+            assert sum(1 for chunk in chunks if chunk.text) >= 2, "the fake streams in pieces"
+
+    def check_error(
+        self, error: BaseException, provider: Provider, expected: type[ProviderError]
+    ) -> None:
+        assert isinstance(error, expected), f"expected {expected.__name__}, got {error!r}"
+        assert isinstance(error, ProviderError)
+        assert error.provider == provider.name, "the error names the provider"
+        assert error.retriable is issubclass(expected, RetriableProviderError)
+        message = str(error)
+        assert message and "\n" not in message.strip(), "an error message is one line"
+        if self.secret:
+            assert self.secret not in message, "an error message must never carry the API key"
+            assert self.secret not in repr(error.args)
+
+    def check_fault(self, fault: Fault, error: BaseException, provider: Provider) -> None:
+        """``error`` is what a call that met ``fault`` raised; check its class and content."""
+        if fault is Fault.RATE_LIMIT:
+            self.check_error(error, provider, ProviderRateLimitError)
+            assert isinstance(error, ProviderRateLimitError)
+            assert error.status_code == 429
+            assert error.retry_after is not None, "retry_after comes from Retry-After"
+        elif fault in NON_RETRIABLE_FAULTS:
+            self.check_error(error, provider, NonRetriableProviderError)
+            assert isinstance(error, ProviderError)
+            assert error.status_code == NON_RETRIABLE_FAULTS[fault]
+            assert FAULT_STATUS[fault][1] in str(error), "the service's own message is kept"
+        else:
+            self.check_error(error, provider, RetriableProviderError)
+            assert not isinstance(error, ProviderRateLimitError)
+            status = RETRIABLE_FAULTS.get(fault)
+            if status is not None:
+                assert isinstance(error, ProviderError)
+                assert error.status_code == status
+
+    # ------------------------------------------------------------------ the provider itself
+
+    def test_provider_has_a_name_and_declares_capabilities(self, provider: Provider) -> None:
+        assert isinstance(provider, Provider)
+        assert isinstance(provider.name, str) and provider.name
+        assert isinstance(provider.capabilities, frozenset)
+
+    def test_text_call_returns_text_and_usage(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        before = server.served if server else 0
+        reply = provider.generate(self.make_request(model))
+        self.check_reply(reply)
+        if server is not None:
+            assert server.served == before + 1
+
+    def test_prompt_without_messages_is_sent_as_the_user_message(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        reply = provider.generate(self.make_request(model, messages=(), prompt=self.prompt))
+        self.check_reply(reply)
+        if server is not None:
+            assert self.prompt in server.requests[-1].raw.decode(), "the prompt reached the server"
+
+    def test_same_request_gives_the_same_reply_from_a_fake(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        first = provider.generate(self.make_request(model))
+        second = provider.generate(self.make_request(model))
+        self.check_reply(second)
+        if server is not None:
+            assert first.text == second.text
+            other = provider.generate(self.make_request(model, prompt="x", messages=()))
+            assert other.text != first.text, "a different prompt gets a different reply"
+
+    @pytest.mark.asyncio
+    async def test_agenerate_answers_like_generate(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        expected = provider.generate(self.make_request(model))
+        reply = await provider.agenerate(self.make_request(model))
+        self.check_reply(reply)
+        if server is not None:
+            assert reply.text == expected.text
+            assert reply.usage == expected.usage
+
+    def test_stream_chunks_join_into_the_reply(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        if Capability.STREAMING not in provider.capabilities:
+            pytest.skip("the provider does not declare streaming")
+        expected = provider.generate(self.make_request(model)) if server else None
+        before = len(server.requests) if server else 0
+        chunks = list(provider.stream(self.make_request(model)))
+        self.check_chunks(chunks, expected)
+        if server is not None:
+            assert len(server.requests) == before + 1
+
+    @pytest.mark.asyncio
+    async def test_astream_chunks_join_into_the_reply(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        if Capability.STREAMING not in provider.capabilities:
+            pytest.skip("the provider does not declare streaming")
+        expected = provider.generate(self.make_request(model)) if server else None
+        chunks = [chunk async for chunk in provider.astream(self.make_request(model))]
+        self.check_chunks(chunks, expected)
+
+    def test_close_can_be_called_twice(self, provider: Provider, model: str) -> None:
+        provider.generate(self.make_request(model))
+        provider.close()
+        provider.close()
+
+    @pytest.mark.asyncio
+    async def test_aclose_can_be_called_twice(self, provider: Provider, model: str) -> None:
+        await provider.agenerate(self.make_request(model))
+        await provider.aclose()
+        await provider.aclose()
+
+    # ------------------------------------------------------------------ faults
+
+    @pytest.mark.parametrize(
+        "fault",
+        [Fault.RATE_LIMIT, *RETRIABLE_FAULTS, *NON_RETRIABLE_FAULTS],
+        ids=lambda fault: fault.value,
+    )
+    def test_fault_is_classified_and_not_retried(
+        self, provider: Provider, server: FakeServer | None, model: str, fault: Fault
+    ) -> None:
+        fake = self.need_server(server)
+        fake.fail_next(fault)
+        with pytest.raises(ProviderError) as caught:
+            provider.generate(self.make_request(model))
+        self.check_fault(fault, caught.value, provider)
+        assert len(fake.requests) == 1, "the provider must not retry: the gateway does"
+        assert fake.pending_faults == 0
+
+    def test_rate_limit_carries_retry_after_from_the_response(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        fake = self.need_server(server)
+        fake.retry_after = 7
+        fake.fail_next(Fault.RATE_LIMIT)
+        with pytest.raises(ProviderRateLimitError) as caught:
+            provider.generate(self.make_request(model))
+        assert caught.value.retry_after == pytest.approx(7)
+
+    def test_call_after_a_fault_succeeds(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        fake = self.need_server(server)
+        fake.fail_next(Fault.DROP_CONNECTION)
+        with pytest.raises(RetriableProviderError):
+            provider.generate(self.make_request(model))
+        self.check_reply(provider.generate(self.make_request(model)))
+        assert len(fake.requests) == 2
+
+    def test_timeout_is_honoured(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        fake = self.need_server(server)
+        assert fake.slow_seconds > self.timeout + self.timeout_margin, "the fake must be slower"
+        fake.fail_next(Fault.SLOW)
+        started = time.monotonic()
+        with pytest.raises(RetriableProviderError) as caught:
+            provider.generate(self.make_request(model))
+        elapsed = time.monotonic() - started
+        self.check_error(caught.value, provider, RetriableProviderError)
+        assert elapsed < self.timeout + self.timeout_margin, f"took {elapsed:.2f}s to time out"
+        assert len(fake.requests) == 1
+
+    @pytest.mark.asyncio
+    async def test_async_timeout_is_honoured(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        fake = self.need_server(server)
+        fake.fail_next(Fault.SLOW)
+        started = time.monotonic()
+        with pytest.raises(RetriableProviderError):
+            await provider.agenerate(self.make_request(model))
+        assert time.monotonic() - started < self.timeout + self.timeout_margin
+        assert len(fake.requests) == 1
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("fault", PATH_FAULTS, ids=lambda fault: fault.value)
+    async def test_async_fault_is_classified_and_not_retried(
+        self, provider: Provider, server: FakeServer | None, model: str, fault: Fault
+    ) -> None:
+        fake = self.need_server(server)
+        fake.fail_next(fault)
+        with pytest.raises(ProviderError) as caught:
+            await provider.agenerate(self.make_request(model))
+        self.check_fault(fault, caught.value, provider)
+        assert len(fake.requests) == 1
+
+    @pytest.mark.parametrize("fault", PATH_FAULTS, ids=lambda fault: fault.value)
+    def test_stream_fault_is_classified_and_not_retried(
+        self, provider: Provider, server: FakeServer | None, model: str, fault: Fault
+    ) -> None:
+        if Capability.STREAMING not in provider.capabilities:
+            pytest.skip("the provider does not declare streaming")
+        fake = self.need_server(server)
+        fake.fail_next(fault)
+        with pytest.raises(ProviderError) as caught:
+            list(provider.stream(self.make_request(model)))
+        self.check_fault(fault, caught.value, provider)
+        assert len(fake.requests) == 1
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("fault", PATH_FAULTS, ids=lambda fault: fault.value)
+    async def test_astream_fault_is_classified_and_not_retried(
+        self, provider: Provider, server: FakeServer | None, model: str, fault: Fault
+    ) -> None:
+        if Capability.STREAMING not in provider.capabilities:
+            pytest.skip("the provider does not declare streaming")
+        fake = self.need_server(server)
+        fake.fail_next(fault)
+        with pytest.raises(ProviderError) as caught:
+            _ = [chunk async for chunk in provider.astream(self.make_request(model))]
+        self.check_fault(fault, caught.value, provider)
+        assert len(fake.requests) == 1
