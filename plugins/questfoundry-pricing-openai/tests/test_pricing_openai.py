@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,40 +14,12 @@ from questfoundry_pricing_openai.prices import OpenAIPrices
 
 from questfoundry.interfaces import BackendContext, CostModel, Usage
 from questfoundry.plugins import get_plugin_manager
-from questfoundry.testing.cost_contract import CostModelContract
+from questfoundry.testing.cost_contract import (
+    CostModelContract,
+    price_offline_in_fresh_interpreter,
+)
 
 USAGE = Usage(input_tokens=12_345, output_tokens=678, cached_input_tokens=2_048)
-
-#: run in a fresh interpreter whose sockets refuse to open; prints what happened as JSON
-NO_NETWORK_SCRIPT = """
-import json, socket, sys, threading
-from pathlib import Path
-
-attempts = []
-
-def refuse(*args, **kwargs):
-    attempts.append(repr(args))
-    raise OSError("no network in this test")
-
-class NoSocket(socket.socket):
-    def __init__(self, *args, **kwargs):
-        refuse(*args)
-
-socket.socket = NoSocket
-socket.create_connection = refuse
-socket.getaddrinfo = refuse
-
-from questfoundry.interfaces import BackendContext, Usage
-from questfoundry.plugins import get_plugin_manager
-
-manager = get_plugin_manager(env={"QUESTFOUNDRY_LOAD_PLUGINS": sys.argv[1]})
-model = manager.create("cost model", sys.argv[2], {}, BackendContext(project_dir=Path(".")))
-known = model.price(sys.argv[3], Usage(1000, 100, 200))
-unknown = model.price("questfoundry-no-such-model", Usage(1000, 100, 200))
-threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-print(json.dumps({"attempts": attempts, "threads": threads, "known": str(known),
-                  "unknown": None if unknown is None else str(unknown)}))
-"""
 
 
 class TestOpenAIPricesContract(CostModelContract):
@@ -126,12 +97,9 @@ def test_importing_the_plugin_module_does_not_import_genai_prices() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_pricing_opens_no_socket_and_starts_no_price_updater() -> None:
-    args = [sys.executable, "-c", NO_NETWORK_SCRIPT, "pricing-openai", "openai", "gpt-4o"]
-    result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["attempts"] == []
-    assert report["threads"] == []
-    assert Decimal(report["known"]) > 0
-    assert report["unknown"] is None
+def test_building_and_pricing_opens_no_socket_and_starts_no_price_updater() -> None:
+    report = price_offline_in_fresh_interpreter("pricing-openai", "openai", "gpt-4o")
+    assert report.attempts == []
+    assert report.threads == []
+    assert report.known is not None and report.known > 0
+    assert report.unknown is None

@@ -17,11 +17,20 @@ pytest collects it only through subclasses. A subclass that defines a test with 
 standard one is refused when the class is created: a silently replaced standard test would let a
 non-conforming cost model pass. To replace one on purpose, decorate it with
 :func:`replaces_standard_test` and say why.
+
+A cost model must never fetch prices over the network. The standard suite checks that pricing opens
+no socket; :func:`price_offline_in_fresh_interpreter` checks it also for importing the plugin and
+building the cost model, and that no background thread (a price updater) is left running.
 """
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
@@ -137,11 +146,99 @@ class CostModelContract:
         else:
             assert cost is None
 
+    def test_pricing_opens_no_network_connection(
+        self, cost_model: CostModel, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        attempts = refuse_network(monkeypatch)
+        cost_model.price(self.priced_model, SOME_USAGE)
+        cost_model.price(self.unknown_model, SOME_USAGE)
+        assert attempts == []
+
     def test_pricing_is_deterministic(self, cost_model: CostModel) -> None:
         first = cost_model.price(self.priced_model, SOME_USAGE)
         cost_model.price(self.unknown_model, SOME_USAGE)
         cost_model.price(self.priced_model, Usage(input_tokens=7, output_tokens=3))
         assert cost_model.price(self.priced_model, SOME_USAGE) == first
+
+
+def refuse_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every socket connect and name lookup fail; return the list the attempts go to.
+
+    Patches the methods on :class:`socket.socket` itself, so code holding its own reference to
+    the class is caught too.
+    """
+    attempts: list[str] = []
+
+    def refuse(*args: object, **kwargs: object) -> Any:
+        attempts.append(repr(args[1:] if args and isinstance(args[0], socket.socket) else args))
+        raise OSError("network access refused by questfoundry.testing.cost_contract")
+
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    for name in ("getaddrinfo", "create_connection"):
+        monkeypatch.setattr(socket, name, refuse)
+    return attempts
+
+
+@dataclass(frozen=True)
+class OfflineReport:
+    """What a cost model did when built and used in a fresh interpreter with the network refused."""
+
+    attempts: list[str]  #: refused connections and name lookups
+    threads: list[str]  #: threads still running afterwards (a background price fetcher, say)
+    known: Decimal | None  #: the price of the model asked about
+    unknown: Decimal | None  #: the price of a model nobody knows
+
+
+_OFFLINE_SCRIPT = """
+import json, socket, sys, threading
+from pathlib import Path
+
+attempts = []
+
+def refuse(*args, **kwargs):
+    attempts.append(repr(args))
+    raise OSError("network access refused")
+
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.getaddrinfo = socket.create_connection = refuse
+
+from questfoundry.interfaces import BackendContext, Usage
+from questfoundry.plugins import get_plugin_manager
+
+entry_point, name, model = sys.argv[1:4]
+manager = get_plugin_manager(env={"QUESTFOUNDRY_LOAD_PLUGINS": entry_point})
+cost_model = manager.create("cost model", name, {}, BackendContext(project_dir=Path(".")))
+usage = Usage(input_tokens=1000, output_tokens=100, cached_input_tokens=200)
+known = cost_model.price(model, usage)
+unknown = cost_model.price("questfoundry-contract-no-such-model", usage)
+threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+print(json.dumps({
+    "attempts": attempts,
+    "threads": threads,
+    "known": None if known is None else str(known),
+    "unknown": None if unknown is None else str(unknown),
+}))
+"""
+
+
+def price_offline_in_fresh_interpreter(entry_point: str, name: str, model: str) -> OfflineReport:
+    """Load only ``entry_point``, build cost model ``name`` and price ``model``, network refused.
+
+    A fresh interpreter catches what an in-process test cannot: network use while the plugin and
+    its library are imported and the cost model is built, and background threads it leaves.
+    """
+    args = [sys.executable, "-c", _OFFLINE_SCRIPT, entry_point, name, model]
+    result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise AssertionError(f"pricing offline failed:\n{result.stderr}")
+    raw = json.loads(result.stdout.strip().splitlines()[-1])
+    return OfflineReport(
+        attempts=raw["attempts"],
+        threads=raw["threads"],
+        known=None if raw["known"] is None else Decimal(raw["known"]),
+        unknown=None if raw["unknown"] is None else Decimal(raw["unknown"]),
+    )
 
 
 def _standard_tests() -> frozenset[str]:

@@ -1,0 +1,122 @@
+"""The ``gemini`` cost model: conformance, agreement with genai-prices, and no network ever."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal
+
+import genai_prices
+import pytest
+from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
+from questfoundry_pricing_gemini.prices import GeminiPrices
+
+from questfoundry.interfaces import BackendContext, CostModel, Usage
+from questfoundry.plugins import get_plugin_manager
+from questfoundry.testing.cost_contract import (
+    CostModelContract,
+    price_offline_in_fresh_interpreter,
+)
+
+USAGE = Usage(input_tokens=12_345, output_tokens=678, cached_input_tokens=2_048)
+
+
+class TestGeminiPricesContract(CostModelContract):
+    known_model = "gemini-2.5-flash"
+    unknown_model = "gemini-0-questfoundry-no-such-model"
+
+    @pytest.fixture
+    def cost_model(self, backend_context: BackendContext) -> CostModel:
+        manager = get_plugin_manager(env={"QUESTFOUNDRY_LOAD_PLUGINS": "pricing-gemini"})
+        model: CostModel = manager.create("cost model", "gemini", {}, backend_context)
+        return model
+
+
+@pytest.fixture
+def prices() -> GeminiPrices:
+    return GeminiPrices()
+
+
+@pytest.fixture
+def fetched_snapshot_is_empty() -> Iterator[None]:
+    """Stand in for genai-prices' auto-update having replaced its prices with a fetched set."""
+    set_custom_snapshot(DataSnapshot(providers=[], from_auto_update=True))
+    yield
+    set_custom_snapshot(None)
+
+
+@pytest.mark.parametrize(
+    ("model", "input_tokens"),
+    [("gemini-2.5-flash", 12_345), ("gemini-2.0-flash", 12_345), ("gemini-2.5-pro", 300_000)],
+)
+def test_price_equals_genai_prices_calc_price_for_the_same_usage(
+    prices: GeminiPrices, model: str, input_tokens: int
+) -> None:
+    ours = Usage(input_tokens=input_tokens, output_tokens=678, cached_input_tokens=2_048)
+    usage = genai_prices.Usage(
+        input_tokens=input_tokens, output_tokens=678, cache_read_tokens=2_048
+    )
+    expected = genai_prices.calc_price(usage, model, provider_id="google").total_price
+    assert prices.price(model, ours) == expected
+    assert expected > 0
+
+
+def test_gemini_2_5_flash_costs_its_published_per_token_prices(prices: GeminiPrices) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert prices.price("gemini-2.5-flash", usage) == Decimal("0.3") + Decimal("2.5")
+
+
+def test_cached_input_tokens_cost_less_than_uncached_ones(prices: GeminiPrices) -> None:
+    uncached = prices.price("gemini-2.5-flash", Usage(input_tokens=10_000))
+    cached = prices.price(
+        "gemini-2.5-flash", Usage(input_tokens=10_000, cached_input_tokens=10_000)
+    )
+    assert uncached is not None and cached is not None
+    assert 0 < cached < uncached
+
+
+def test_long_prompts_cost_the_higher_tier_per_token(prices: GeminiPrices) -> None:
+    short = prices.price("gemini-2.5-pro", Usage(input_tokens=100_000))
+    long = prices.price("gemini-2.5-pro", Usage(input_tokens=300_000))
+    assert short is not None and long is not None
+    assert long / 300_000 > short / 100_000
+
+
+def test_a_model_named_the_way_the_gemini_api_returns_it_is_priced(prices: GeminiPrices) -> None:
+    assert prices.price("models/gemini-2.5-flash", USAGE) == prices.price("gemini-2.5-flash", USAGE)
+
+
+def test_a_model_of_another_provider_is_unknown(prices: GeminiPrices) -> None:
+    assert prices.price("gpt-4o", USAGE) is None
+
+
+@pytest.mark.usefixtures("fetched_snapshot_is_empty")
+def test_prices_come_from_the_bundled_data_even_when_a_fetched_snapshot_is_active(
+    prices: GeminiPrices,
+) -> None:
+    with pytest.raises(LookupError):
+        genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=1), "gemini-2.5-flash", provider_id="google"
+        )
+    assert prices.price("gemini-2.5-flash", Usage(input_tokens=1_000_000)) == Decimal("0.3")
+
+
+def test_importing_the_plugin_module_does_not_import_genai_prices() -> None:
+    code = (
+        "import sys, questfoundry_pricing_gemini.plugin; "
+        "print(sorted(m for m in sys.modules if m.startswith('genai_prices')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_building_and_pricing_opens_no_socket_and_starts_no_price_updater() -> None:
+    report = price_offline_in_fresh_interpreter("pricing-gemini", "gemini", "gemini-2.5-flash")
+    assert report.attempts == []
+    assert report.threads == []
+    assert report.known is not None and report.known > 0
+    assert report.unknown is None
