@@ -1,0 +1,515 @@
+"""The gateway pipeline, driven by a scripted provider and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from questfoundry.calls import CacheMode, Request
+from questfoundry.config import Config
+from questfoundry.errors import (
+    ConfigError,
+    CostLimitExceededError,
+    NonRetriableProviderError,
+    ProviderRateLimitError,
+    RateLimitError,
+    RetriableProviderError,
+)
+from questfoundry.gateway import Gateway
+from questfoundry.hookspecs import hookimpl
+from questfoundry.interfaces import ProviderReply, Usage
+from questfoundry.plugins import get_plugin_manager
+from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
+
+PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
+BASE: dict[str, Any] = {
+    "providers": {"text": {"default": "scripted", "scripted": {"model": "m1"}}},
+    "rate_limiting": {"providers": {"scripted": dict(PRICED)}},
+}
+
+MakeGateway = Callable[..., Gateway]
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def provider() -> ScriptedProvider:
+    return ScriptedProvider()
+
+
+@pytest.fixture
+def make_gateway(
+    tmp_path: Path, clock: FakeClock, provider: ScriptedProvider
+) -> Iterator[MakeGateway]:
+    made: list[Gateway] = []
+
+    def make(extra: dict[str, Any] | None = None, *plugins: tuple[str, object]) -> Gateway:
+        config = Config(
+            data=merge(BASE, extra or {}),
+            path=None,
+            project_dir=tmp_path / ".questfoundry",
+            secret_paths=frozenset(),
+        )
+        manager = get_plugin_manager(
+            entry_points=False, plugins=[scripted_plugin(provider), *plugins]
+        )
+        gateway = Gateway(config, manager, clock=clock)
+        made.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in made:
+        gateway.close()
+
+
+def ask(text: str = "hello", **kwargs: Any) -> Request:
+    return Request(messages=[{"role": "user", "content": text}], **kwargs)
+
+
+# ------------------------------------------------------------------ caching
+
+
+def test_second_identical_request_is_served_from_cache(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway()
+    first = gateway.generate(ask())
+    second = gateway.generate(ask())
+    assert provider.calls == 1
+    assert not first.cache_hit and second.cache_hit
+    assert second.text == first.text == "echo: hello"
+    assert second.cost == 0 and second.saved == first.cost == Decimal("0.072")
+
+
+def test_a_different_parameter_is_a_different_entry(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway()
+    gateway.generate(ask(params={"temperature": 0.7}))
+    gateway.generate(ask(params={"temperature": 0.70}))
+    gateway.generate(ask(params={"temperature": 0.8}))
+    assert provider.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("mode", "calls", "stored"),
+    [
+        (CacheMode.REFRESH, 2, True),
+        (CacheMode.NO_STORE, 1, False),
+        (CacheMode.OFF, 2, False),
+    ],
+)
+def test_cache_modes_decide_reading_and_writing(
+    make_gateway: MakeGateway,
+    provider: ScriptedProvider,
+    mode: CacheMode,
+    calls: int,
+    stored: bool,
+) -> None:
+    gateway = make_gateway()
+    gateway.generate(ask("seed"))  # cached under the default mode
+    reply = gateway.generate(ask("seed", cache=mode))
+    assert provider.calls == calls
+    assert reply.cache_hit is (calls == 1)
+    fresh = gateway.generate(ask("fresh", cache=mode))
+    assert gateway.cache is not None
+    assert (gateway.cache.get(fresh.key) is not None) is stored
+
+
+def test_cache_entries_expire_after_their_ttl(
+    make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+) -> None:
+    gateway = make_gateway({"caching": {"ttl_seconds": 100}})
+    gateway.generate(ask())
+    clock.advance(99)
+    assert gateway.generate(ask()).cache_hit
+    clock.advance(2)
+    assert not gateway.generate(ask()).cache_hit
+    gateway.generate(ask("short", cache_ttl=5))
+    clock.advance(6)
+    assert not gateway.generate(ask("short")).cache_hit
+    assert provider.calls == 4
+
+
+def test_per_provider_settings_can_turn_the_cache_off(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway({"caching": {"per_provider": {"scripted": {"enabled": False}}}})
+    gateway.generate(ask())
+    assert not gateway.generate(ask()).cache_hit
+    assert provider.calls == 2
+
+
+def test_a_corrupt_cache_entry_is_a_miss(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway()
+    key = gateway.generate(ask()).key
+    assert gateway.cache is not None
+    gateway.cache.set(key, b"\x80not json", None)
+    reply = gateway.generate(ask())
+    assert not reply.cache_hit and reply.text == "echo: hello"
+    assert gateway.generate(ask()).cache_hit  # the miss rewrote a good entry
+
+
+class BrokenCache:
+    capabilities = frozenset[str]()
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise OSError("disk on fire")
+
+        return fail
+
+    def close(self) -> None:
+        pass
+
+
+class BrokenCachePlugin:
+    @hookimpl
+    def cache_backends(self) -> dict[str, Any]:
+        return {"broken": lambda settings, context: BrokenCache()}
+
+
+def test_a_cache_backend_that_raises_is_bypassed_with_one_warning(
+    make_gateway: MakeGateway, provider: ScriptedProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = make_gateway({"caching": {"backend": "broken"}}, ("broken", BrokenCachePlugin()))
+    with caplog.at_level(logging.WARNING, "questfoundry.gateway"):
+        assert gateway.generate(ask()).text == "echo: hello"
+        assert gateway.generate(ask()).text == "echo: hello"
+    assert provider.calls == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("cache read failed" in m for m in messages) == 1
+    assert sum("cache write failed" in m for m in messages) == 1
+
+
+def test_64_concurrent_identical_requests_make_one_provider_call(
+    make_gateway: MakeGateway,
+) -> None:
+    gate = threading.Event()
+    slow = ScriptedProvider(gate=gate)
+    gateway = make_gateway({}, scripted_plugin(slow, "slow"))
+    request = ask(provider="slow", model="m1")
+    started = threading.Barrier(65)
+    replies = []
+
+    def worker() -> None:
+        started.wait()
+        replies.append(gateway.generate(request))
+
+    threads = [threading.Thread(target=worker) for _ in range(64)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    threading.Timer(0.2, gate.set).start()
+    for thread in threads:
+        thread.join(10)
+    assert slow.calls == 1
+    assert len(replies) == 64
+    assert sum(not r.coalesced and not r.cache_hit for r in replies) == 1
+    assert {r.text for r in replies} == {"echo: hello"}
+
+
+async def test_64_concurrent_identical_async_requests_make_one_provider_call(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway()
+    replies = await asyncio.gather(*(gateway.agenerate(ask()) for _ in range(64)))
+    assert provider.calls == 1
+    assert sum(r.coalesced for r in replies) == 63
+
+
+# ------------------------------------------------------------------ limits and budgets
+
+
+def test_on_limit_raise_throws_rate_limit_error_with_retry_after(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway(
+        {"rate_limiting": {"on_limit": "raise", "global": {"requests_per_minute": 2}}}
+    )
+    gateway.generate(ask("a"))
+    gateway.generate(ask("b"))
+    with pytest.raises(RateLimitError) as caught:
+        gateway.generate(ask("c"))
+    assert caught.value.retry_after == pytest.approx(30.0)
+    assert provider.calls == 2
+
+
+def test_on_limit_wait_sleeps_until_admitted(
+    make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+) -> None:
+    gateway = make_gateway({"rate_limiting": {"providers": {"scripted": {"requests_per_minute": 1}}}})
+    gateway.generate(ask("a"))
+    reply = gateway.generate(ask("b"))
+    assert reply.waited == pytest.approx(60.0)
+    assert clock.slept == [pytest.approx(60.0)]
+
+
+def test_a_wait_longer_than_max_wait_seconds_raises(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(
+        {"rate_limiting": {"max_wait_seconds": 10, "global": {"requests_per_minute": 1}}}
+    )
+    gateway.generate(ask("a"))
+    with pytest.raises(RateLimitError):
+        gateway.generate(ask("b"))
+
+
+def test_tokens_are_reconciled_with_real_usage(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway({"rate_limiting": {"global": {"tokens_per_hour": 10_000}}})
+    gateway.generate(ask(params={"max_tokens": 500}))
+    assert gateway.limiter is not None
+    (level,) = [b for b in gateway.limiter.levels() if b.key == "global/tokens"]
+    assert level.available == pytest.approx(10_000 - 42)  # the scripted usage: 12 + 30
+
+
+def test_a_cache_hit_takes_nothing_from_limits_or_budgets(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(
+        {"rate_limiting": {"global": {"requests_per_minute": 5, "cost_per_day": 5}}}
+    )
+    gateway.generate(ask())
+    assert gateway.limiter is not None
+    before = {b.key: b.available for b in gateway.limiter.levels()}
+    spent = gateway.ledger.spent(None, "day")
+    for _ in range(10):
+        assert gateway.generate(ask()).cache_hit
+    assert {b.key: b.available for b in gateway.limiter.levels()} == before
+    assert gateway.ledger.spent(None, "day") == spent
+    gateway.ledger.flush()
+    (row,) = gateway.ledger.report("provider")
+    assert row.calls == 11 and row.hits == 10
+    assert row.saved == Decimal("0.72")
+
+
+def test_a_budget_is_refused_before_the_request_is_sent(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    # each call is estimated at (2+4+1)*0.001 + 100*0.002 = 0.207 and costs 0.072
+    gateway = make_gateway(
+        {"rate_limiting": {"providers": {"scripted": {"cost_per_day": 0.25}}}}
+    )
+    request = ask("x", params={"max_tokens": 100})
+    gateway.generate(request)
+    with pytest.raises(CostLimitExceededError):
+        gateway.generate(ask("y", params={"max_tokens": 100}))
+    assert provider.calls == 1
+
+
+def test_restarting_never_resets_a_budget(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    budget = {"rate_limiting": {"global": {"cost_per_month": 0.1}}}
+    make_gateway(budget).generate(ask("x", params={"max_tokens": 10}))
+    with pytest.raises(CostLimitExceededError):
+        make_gateway(budget).generate(ask("y", params={"max_tokens": 30}))
+    assert provider.calls == 1
+
+
+def test_a_budget_on_a_provider_nothing_can_price_is_a_config_error(
+    make_gateway: MakeGateway,
+) -> None:
+    unpriced = {"rate_limiting": {"providers": {"local": {"cost_per_day": 1}}}}
+    with pytest.raises(ConfigError, match="nothing can price") as caught:
+        make_gateway(unpriced)
+    assert caught.value.path == "rate_limiting.providers.local.cost_per_day"
+
+
+# ------------------------------------------------------------------ retries
+
+
+def test_retriable_failures_are_retried_honouring_retry_after(
+    make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+) -> None:
+    provider.script.extend(
+        [RetriableProviderError("503"), ProviderRateLimitError("slow down", retry_after=7)]
+    )
+    reply = make_gateway().generate(ask())
+    assert reply.retries == 2 and reply.text == "echo: hello"
+    assert provider.calls == 3
+    assert len(clock.slept) == 2 and clock.slept[1] == 7
+    assert 0 <= clock.slept[0] <= 0.5
+
+
+def test_each_retry_passes_the_limiter_again(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    provider.script.extend([RetriableProviderError("503"), RetriableProviderError("503")])
+    gateway = make_gateway({"rate_limiting": {"global": {"requests_per_minute": 10}}})
+    gateway.generate(ask())
+    assert gateway.limiter is not None
+    (level,) = [b for b in gateway.limiter.levels() if b.key == "global/requests"]
+    assert level.available == pytest.approx(7, abs=0.5)  # plus the refill while backing off
+
+
+def test_non_retriable_failures_fail_at_once(
+    make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+) -> None:
+    provider.script.append(NonRetriableProviderError("bad key", status_code=401))
+    with pytest.raises(NonRetriableProviderError):
+        make_gateway().generate(ask())
+    assert provider.calls == 1 and clock.slept == []
+
+
+def test_retries_stop_after_max_retries(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    provider.script.extend([RetriableProviderError("down")] * 5)
+    with pytest.raises(RetriableProviderError):
+        make_gateway({"retry": {"max_retries": 2}}).generate(ask())
+    assert provider.calls == 3
+
+
+# ------------------------------------------------------------------ cost, ledger, observers
+
+
+def test_a_model_nobody_can_price_is_recorded_as_unknown_with_one_warning(
+    make_gateway: MakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = make_gateway({"rate_limiting": {"providers": {"scripted": None}}})
+    with caplog.at_level(logging.WARNING, "questfoundry.gateway"):
+        assert gateway.generate(ask("a")).cost is None
+        assert gateway.generate(ask("b")).cost is None
+    assert sum("no price known" in r.getMessage() for r in caplog.records) == 1
+    (row,) = gateway.ledger.report("provider")
+    assert row.unknown_cost_calls == 2
+
+
+def test_every_call_is_in_the_ledger_by_role(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway()
+    gateway.generate(ask("a", role="scene_smith"))
+    gateway.generate(ask("a", role="scene_smith"))
+    gateway.generate(ask("b", role="gatekeeper"))
+    gateway.ledger.flush()
+    rows = {row.key: row for row in gateway.ledger.report("role")}
+    assert rows["scene_smith"].calls == 2 and rows["scene_smith"].hits == 1
+    assert rows["gatekeeper"].cost == Decimal("0.072")
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    @hookimpl
+    def call_completed(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def test_observers_see_hits_misses_and_failures(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    observer = Observer()
+    gateway = make_gateway({}, ("observer", observer))
+    gateway.generate(ask())
+    gateway.generate(ask())
+    provider.script.append(NonRetriableProviderError("no"))
+    with pytest.raises(NonRetriableProviderError):
+        gateway.generate(ask("fails"))
+    hits = [e.reply.cache_hit if e.reply else None for e in observer.events]
+    assert hits == [False, True, None]
+    assert isinstance(observer.events[2].error, NonRetriableProviderError)
+
+
+# ------------------------------------------------------------------ roles, images, async, streams
+
+
+def test_roles_use_their_own_provider_model_and_parameters(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway(
+        {"roles": {"gatekeeper": {"model": "m2", "temperature": 0.2, "max_tokens": 100}}}
+    )
+    gateway.generate(ask(role="gatekeeper"))
+    gateway.generate(ask(role="scene_smith"))
+    gateway.generate(ask(role="gatekeeper", model="m3", params={"temperature": 0.9}))
+    models = [(r.model, dict(r.params)) for r in provider.requests]
+    assert models == [
+        ("m2", {"temperature": 0.2, "max_tokens": 100}),
+        ("m1", {}),
+        ("m3", {"temperature": 0.9, "max_tokens": 100}),
+    ]
+
+
+def test_image_roles_get_image_bytes_that_survive_the_cache(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway({"providers": {"image": {"default": "scripted", "scripted": {"model": "img"}}}})
+    first = gateway.generate(Request(role="illustrator", prompt="a lighthouse"))
+    second = gateway.generate(Request(role="illustrator", prompt="a lighthouse"))
+    assert provider.requests[0].kind == "image"
+    assert second.cache_hit and second.image == first.image == b"\x89PNG scripted"
+
+
+async def test_async_generate_caches_like_sync(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway()
+    first = await gateway.agenerate(ask())
+    second = gateway.generate(ask())
+    assert second.cache_hit and second.text == first.text
+    assert provider.calls == 1
+
+
+def test_a_stream_is_replayed_from_the_cache_in_order(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway()
+    stream = gateway.stream(ask("tell me a story"))
+    chunks = list(stream)
+    assert "".join(chunks) == "echo: tell me a story" and len(chunks) > 1
+    assert stream.reply is not None and stream.reply.usage == Usage(12, 30)
+    replay = gateway.stream(ask("tell me a story"))
+    assert list(replay) == chunks
+    assert replay.reply is not None and replay.reply.cache_hit
+    assert gateway.generate(ask("tell me a story")).cache_hit
+    assert provider.calls == 1
+
+
+def test_an_abandoned_stream_is_never_stored(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway()
+    iterator = iter(gateway.stream(ask("long story")))
+    next(iterator)
+    iterator.close()  # type: ignore[attr-defined]
+    assert not gateway.generate(ask("long story")).cache_hit
+    assert provider.calls == 2
+    (row,) = gateway.ledger.report("provider")
+    assert row.calls == 2
+
+
+async def test_async_streams_match_sync_streams(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    gateway = make_gateway()
+    chunks = [chunk async for chunk in gateway.astream(ask("async story"))]
+    assert "".join(chunks) == "echo: async story"
+    assert list(gateway.stream(ask("async story"))) == chunks
+    assert provider.calls == 1
+
+
+def test_a_provider_reply_object_from_the_script_is_passed_through(
+    make_gateway: MakeGateway, provider: ScriptedProvider
+) -> None:
+    provider.script.append(ProviderReply("m1-2025", text="scripted!", usage=Usage(1, 2, 1)))
+    reply = make_gateway().generate(ask())
+    assert reply.text == "scripted!" and reply.model == "m1-2025"
+    assert reply.usage.cached_input_tokens == 1
