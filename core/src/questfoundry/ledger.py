@@ -375,15 +375,13 @@ class Ledger:
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Create the schema if missing; only then take the write lock, so opening a ledger
+        another process is writing to never waits."""
+        if self._schema_version(conn) == SCHEMA_VERSION:
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"cost ledger {self.path} has schema {version}, newer than this "
-                    f"QuestFoundry reads ({SCHEMA_VERSION}); upgrade questfoundry"
-                )
-            if version < SCHEMA_VERSION:
+            if self._schema_version(conn) < SCHEMA_VERSION:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -392,6 +390,15 @@ class Ledger:
         except BaseException:
             _rollback(conn)
             raise
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"cost ledger {self.path} has schema {version}, newer than this "
+                f"QuestFoundry reads ({SCHEMA_VERSION}); upgrade questfoundry"
+            )
+        return version
 
     def _connection(self) -> sqlite3.Connection:
         """The connection, reopened in a forked child so it never shares the parent's."""
