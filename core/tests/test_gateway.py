@@ -258,7 +258,9 @@ def test_on_limit_raise_throws_rate_limit_error_with_retry_after(
 def test_on_limit_wait_sleeps_until_admitted(
     make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
 ) -> None:
-    gateway = make_gateway({"rate_limiting": {"providers": {"scripted": {"requests_per_minute": 1}}}})
+    gateway = make_gateway(
+        {"rate_limiting": {"providers": {"scripted": {"requests_per_minute": 1}}}}
+    )
     gateway.generate(ask("a"))
     reply = gateway.generate(ask("b"))
     assert reply.waited == pytest.approx(60.0)
@@ -304,9 +306,7 @@ def test_a_budget_is_refused_before_the_request_is_sent(
     make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     # each call is estimated at (2+4+1)*0.001 + 100*0.002 = 0.207 and costs 0.072
-    gateway = make_gateway(
-        {"rate_limiting": {"providers": {"scripted": {"cost_per_day": 0.25}}}}
-    )
+    gateway = make_gateway({"rate_limiting": {"providers": {"scripted": {"cost_per_day": 0.25}}}})
     request = ask("x", params={"max_tokens": 100})
     gateway.generate(request)
     with pytest.raises(CostLimitExceededError):
@@ -451,7 +451,9 @@ def test_roles_use_their_own_provider_model_and_parameters(
 def test_image_roles_get_image_bytes_that_survive_the_cache(
     make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
-    gateway = make_gateway({"providers": {"image": {"default": "scripted", "scripted": {"model": "img"}}}})
+    gateway = make_gateway(
+        {"providers": {"image": {"default": "scripted", "scripted": {"model": "img"}}}}
+    )
     first = gateway.generate(Request(role="illustrator", prompt="a lighthouse"))
     second = gateway.generate(Request(role="illustrator", prompt="a lighthouse"))
     assert provider.requests[0].kind == "image"

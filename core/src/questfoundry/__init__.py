@@ -32,7 +32,26 @@ _EXPORTS = {
     "Usage": "questfoundry.interfaces",
 }
 
-__all__ = ["__version__", "hookimpl", *_EXPORTS]
+__all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
+    "__version__",
+    "hookimpl",
+    "QuestFoundryError",
+    "ConfigError",
+    "PluginNotFoundError",
+    "RateLimitError",
+    "CostLimitExceededError",
+    "ProviderError",
+    "StateError",
+    "MigrationError",
+    "Config",
+    "load_config",
+    "get_plugin_manager",
+    "Request",
+    "Reply",
+    "CacheMode",
+    "Message",
+    "Usage",
+]
 
 if TYPE_CHECKING:
     from questfoundry.calls import CacheMode, Reply, Request

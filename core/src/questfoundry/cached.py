@@ -1,4 +1,4 @@
-"""Replies as cache values: compact JSON bytes, never pickles, so a poisoned cache cannot run code."""
+"""Replies as cache values: compact JSON bytes, never pickles, so a poisoned cache runs no code."""
 
 from __future__ import annotations
 

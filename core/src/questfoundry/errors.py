@@ -79,7 +79,7 @@ class BackendUnavailableError(QuestFoundryError):
 
 
 class RateLimitError(QuestFoundryError):
-    """A rate limit is reached; ``retry_after`` is how many seconds until it would admit the call."""
+    """A rate limit is reached; ``retry_after`` is the seconds until it would admit the call."""
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         self.retry_after = retry_after
@@ -95,9 +95,7 @@ class ProviderError(QuestFoundryError):
 
     retriable: bool = False
 
-    def __init__(
-        self, message: str, *, provider: str = "", status_code: int | None = None
-    ) -> None:
+    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None) -> None:
         self.provider = provider
         self.status_code = status_code
         prefix = f"{provider}: " if provider else ""

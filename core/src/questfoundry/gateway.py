@@ -6,7 +6,7 @@
          → cache get ── hit ─────────────────────────────────────→ ledger(hit, saved $) → reply
          → single-flight: an identical request in flight? wait for its answer
          → budget (ledger, before anything is sent) → limiter (requests, estimated tokens)
-         → provider call, retried on 429/5xx/network with backoff + jitter; each try passes the limiter
+         → provider call, retried on 429/5xx/network with backoff + jitter (each try is limited)
          → reconcile the limiter with real usage → price → ledger → cache set → reply
 
 Backends (cache, limiter, cost models, providers) are plugins chosen by name in config.yml. A cache
@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -39,6 +39,7 @@ from questfoundry.interfaces import (
     Chunk,
     Clock,
     CostModel,
+    Kind,
     Limiter,
     Message,
     Provider,
@@ -133,7 +134,7 @@ class Gateway:
             timezone=self._limits.get("timezone", "UTC"),
         )
         self._flights = Flights()
-        self._routes: dict[tuple[str, str | None, str | None], tuple[RoleProvider, str]] = {}
+        self._routes: dict[tuple[str, str | None, str | None], tuple[RoleProvider, Kind]] = {}
         self._providers: dict[tuple[str, str], Provider] = {}
         self._cost_models: dict[str, CostModel | None] = {}
         self._warned: set[str] = set()
@@ -220,7 +221,7 @@ class Gateway:
 
     def route(
         self, role: str | None, provider: str | None = None, model: str | None = None
-    ) -> tuple[RoleProvider, str]:
+    ) -> tuple[RoleProvider, Kind]:
         """Which provider, model and parameters a role uses, and its kind (text or image)."""
         handle = (role or DEFAULT_ROLE, provider, model)
         if handle not in self._routes:
@@ -246,7 +247,9 @@ class Gateway:
         enabled, ttl = self._cache_policy(routed.provider)
         read = enabled and mode in (CacheMode.DEFAULT, CacheMode.NO_STORE)
         write = enabled and mode in (CacheMode.DEFAULT, CacheMode.REFRESH)
-        key = cache_key(self.context.namespace, routed.provider, provider_request) if enabled else ""
+        key = (
+            cache_key(self.context.namespace, routed.provider, provider_request) if enabled else ""
+        )
         return Plan(
             provider=routed.provider,
             request=provider_request,
@@ -277,7 +280,7 @@ class Gateway:
         assert self.cache is not None
         try:
             raw = self.cache.get(plan.key)
-        except Exception as exc:  # noqa: BLE001 - a broken cache must never break a call
+        except Exception as exc:
             self._warn_once("cache-read", f"cache read failed, calling the provider: {exc}")
             return None
         if raw is None:
@@ -294,7 +297,7 @@ class Gateway:
         assert self.cache is not None
         try:
             self.cache.set(plan.key, encode(cached), plan.ttl)
-        except Exception as exc:  # noqa: BLE001 - a broken cache must never break a call
+        except Exception as exc:
             self._warn_once("cache-write", f"cache write failed, reply not cached: {exc}")
 
     def _reply(self, plan: Plan, cached: CachedReply, started: float, **flags: Any) -> Reply:
@@ -406,9 +409,7 @@ class Gateway:
         usage = answer.usage
         if self.limiter is not None:
             extra = float(usage.total_tokens - plan.estimate.total_tokens)
-            self.limiter.adjust(
-                {"global/tokens": extra, f"provider:{plan.provider}/tokens": extra}
-            )
+            self.limiter.adjust({"global/tokens": extra, f"provider:{plan.provider}/tokens": extra})
         cost = self._price(plan.provider, plan.request.model, usage)
         latency = perf_counter() - started
         self.ledger.record(
@@ -456,7 +457,7 @@ class Gateway:
         role = reply.role if reply else plan.role if plan else None
         try:
             self.manager.hook.call_completed(event=CallEvent(provider, model, role, reply, error))
-        except Exception:  # noqa: BLE001 - an observer must never break a call
+        except Exception:
             log.exception("a call_completed observer failed")
 
     # ------------------------------------------------------------------ sync
@@ -604,7 +605,7 @@ class _StreamBase:
             return None
         try:
             raw = gateway.cache.get(plan.key)
-        except Exception:  # noqa: BLE001 - the generate path logs cache failures
+        except Exception:
             return None
         cached = decode(raw) if raw is not None else None
         if cached is None:

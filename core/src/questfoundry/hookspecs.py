@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """The hooks a QuestFoundry plugin may implement.
 
 A plugin is a module (or object) with functions decorated by :data:`hookimpl` whose names are the

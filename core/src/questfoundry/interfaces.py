@@ -1,7 +1,7 @@
 """What a backend is: the typed protocols every plugin's factory returns, and the values they trade.
 
 A plugin's hook (see :mod:`questfoundry.hookspecs`) returns ``{name: factory}``. A factory is called
-as ``factory(settings, context)``: ``settings`` is the plain mapping from config.yml for that backend
+as ``factory(settings, context)``: ``settings`` is the plain mapping from config.yml for the backend
 (already validated against the schema), ``context`` a :class:`BackendContext`. It returns an object
 satisfying one of the protocols below. Backends declare optional features in ``capabilities`` (see
 :class:`Capability`) so the core asks what a backend can do instead of asking what it is.
@@ -38,7 +38,7 @@ class Capability:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens a call consumed. ``cached_input_tokens`` is the part of the input the provider had cached."""
+    """Tokens a call used; ``cached_input_tokens``: input the provider had cached."""
 
     input_tokens: int = 0
     output_tokens: int = 0

@@ -70,5 +70,7 @@ def canonical_json(fields: Mapping[str, Any]) -> str:
 
 def cache_key(namespace: str, provider: str, request: ProviderRequest) -> str:
     """``<namespace>:v<KEY_VERSION>:<sha256 hex>`` for ``request`` sent to ``provider``."""
-    digest = hashlib.sha256(canonical_json(canonical_fields(provider, request)).encode()).hexdigest()
+    digest = hashlib.sha256(
+        canonical_json(canonical_fields(provider, request)).encode()
+    ).hexdigest()
     return f"{namespace}:v{KEY_VERSION}:{digest}"

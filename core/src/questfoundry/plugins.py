@@ -9,7 +9,7 @@ so tests and embedders decide what it holds.
 Environment:
 
 ``QUESTFOUNDRY_DISABLE_PLUGINS``
-    Comma-separated entry-point or distribution names not to load; ``*`` disables every external one.
+    Comma-separated entry-point or distribution names not to load; ``*`` disables all external.
 ``QUESTFOUNDRY_LOAD_PLUGINS``
     Comma-separated names: load only these external plugins (empty: none).
 """
@@ -146,7 +146,7 @@ class PluginManager:
             try:
                 plugin = ep.load()
                 self.register(plugin, ep.name, dist_name, ep.dist.version if ep.dist else "")
-            except Exception as exc:  # noqa: BLE001 - one broken plugin must not take the tool down
+            except Exception as exc:
                 failure = LoadFailure(ep.name, dist_name, f"{type(exc).__name__}: {exc}")
                 self.failures.append(failure)
                 warnings.warn(
@@ -172,7 +172,7 @@ class PluginManager:
         return self._registry[kind]
 
     def get(self, kind: str, name: str) -> Registration:
-        """The registration for ``name``, or :class:`PluginNotFoundError` saying what is installed."""
+        """The registration for ``name``; :class:`PluginNotFoundError` says what is installed."""
         found = self.backends(kind)
         if name in found:
             return found[name]
@@ -234,7 +234,7 @@ def get_plugin_manager(
     plugins: Iterable[tuple[str, object]] = (),
     env: Mapping[str, str] = os.environ,
 ) -> PluginManager:
-    """Build a plugin manager: built-ins, then entry points, then the given ``(name, plugin)`` pairs."""
+    """A plugin manager: built-ins, then entry points, then the given ``(name, plugin)`` pairs."""
     manager = PluginManager()
     if builtins:
         for module_name in DEFAULT_PLUGINS:

@@ -14,7 +14,7 @@ DEFAULT_MAX_ENTRIES = 10_000
 
 
 class MemoryCache:
-    """Least-recently-used entries beyond ``max_entries`` are evicted; expired ones read as misses."""
+    """Evicts the least recently used entries beyond ``max_entries``; expired ones are misses."""
 
     capabilities = frozenset({Capability.TTL, Capability.SIZE_LIMIT})
 

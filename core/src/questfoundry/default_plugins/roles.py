@@ -39,7 +39,9 @@ LOOPS = (
     LoopSpec("codex_expansion", ("codex_curator", "gatekeeper"), "canon into codex entries"),
     LoopSpec("style_tune_up", ("style_lead", "scene_smith", "gatekeeper"), "tighten the voice"),
     LoopSpec("art_touch_up", ("art_director", "illustrator", "gatekeeper"), "plan and make art"),
-    LoopSpec("audio_pass", ("audio_director", "audio_producer", "gatekeeper"), "plan and make cues"),
+    LoopSpec(
+        "audio_pass", ("audio_director", "audio_producer", "gatekeeper"), "plan and make cues"
+    ),
     LoopSpec("translation_pass", ("translator", "gatekeeper"), "translate the book"),
     LoopSpec("binding_run", ("book_binder", "gatekeeper"), "export a view of the book"),
     LoopSpec("narration_dry_run", ("player_narrator", "gatekeeper"), "play it as a reader"),
@@ -58,7 +60,9 @@ def role_kind(role: str, config: Mapping[str, Any]) -> Kind:
     return "image" if kind == "image" else "text"
 
 
-def resolve(role: str, config: Mapping[str, Any], override: Mapping[str, Any] | None) -> RoleProvider:
+def resolve(
+    role: str, config: Mapping[str, Any], override: Mapping[str, Any] | None
+) -> RoleProvider:
     """Runtime override > role config > provider default."""
     override = override or {}
     kind = role_kind(role, config)
@@ -67,8 +71,7 @@ def resolve(role: str, config: Mapping[str, Any], override: Mapping[str, Any] | 
     provider = override.get("provider") or section.get("provider") or providers.get("default")
     if not provider:
         raise ConfigError(
-            f"no provider for role {role!r}: set roles.{role}.provider or "
-            f"providers.{kind}.default",
+            f"no provider for role {role!r}: set roles.{role}.provider or providers.{kind}.default",
             path=f"roles.{role}",
         )
     defaults = providers.get(provider) or {}

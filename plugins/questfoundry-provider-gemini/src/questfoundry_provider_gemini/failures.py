@@ -71,7 +71,7 @@ def translate(error: BaseException, *, secret: str = "") -> ProviderError | None
     if isinstance(error, TIMEOUT_ERRORS):
         return RetriableProviderError("request timed out", provider=PROVIDER)
     if isinstance(error, TRANSPORT_ERRORS) or _is_aiohttp_error(error):
-        detail = _scrub(str(error), secret) or type(error).__name__
+        detail = _one_line(str(error), secret) or type(error).__name__
         return RetriableProviderError(f"connection failed: {detail}", provider=PROVIDER)
     if isinstance(error, MALFORMED_ERRORS):
         return RetriableProviderError("malformed response from the Gemini API", provider=PROVIDER)
@@ -80,7 +80,7 @@ def translate(error: BaseException, *, secret: str = "") -> ProviderError | None
 
 def _from_api_error(error: genai_errors.APIError, secret: str) -> ProviderError:
     code = error.code if isinstance(error.code, int) else 0
-    message = _scrub(str(error.message or error.status or "request failed"), secret)
+    message = _one_line(str(error.message or error.status or "request failed"), secret)
     if code == 429:
         return ProviderRateLimitError(
             f"rate limited: {message}",
@@ -138,5 +138,7 @@ def _is_aiohttp_error(error: BaseException) -> bool:
     )
 
 
-def _scrub(text: str, secret: str) -> str:
+def _one_line(text: str, secret: str) -> str:
+    """Google's messages may span lines (quota lists); a user sees one line, never the key."""
+    text = " ".join(text.split())
     return text.replace(secret, "***") if secret else text

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -76,7 +76,7 @@ class OllamaProvider:
             response = await self._async_client_().chat(**call, stream=False)
         return _reply(response, call["model"])
 
-    def stream(self, request: ProviderRequest) -> Iterator[Chunk]:
+    def stream(self, request: ProviderRequest) -> Generator[Chunk, None, None]:
         """Yield each piece of text as Ollama sends it, then one chunk with the usage."""
         call = self._call(request)
         with self._translating(request):
@@ -95,7 +95,7 @@ class OllamaProvider:
             finally:
                 _close_iterator(parts)
 
-    async def astream(self, request: ProviderRequest) -> AsyncIterator[Chunk]:
+    async def astream(self, request: ProviderRequest) -> AsyncGenerator[Chunk, None]:
         """The asynchronous twin of :meth:`stream`."""
         call = self._call(request)
         with self._translating(request):
