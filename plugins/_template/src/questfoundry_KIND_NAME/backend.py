@@ -1,0 +1,28 @@
+"""The LABEL ``NAME``: implements the matching protocol of :mod:`questfoundry.interfaces`.
+
+Import LIBRARY_DIST at the top of this module. Wrap its exceptions into the core's
+(:mod:`questfoundry.errors`): callers never import LIBRARY_DIST to handle its errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from questfoundry.interfaces import BackendContext
+
+
+class Backend:
+    """Add the protocol's methods; declare optional features in ``capabilities``.
+
+    See :class:`questfoundry.interfaces.Capability` for the feature names the core asks about.
+    """
+
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, settings: Mapping[str, Any], context: BackendContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    def close(self) -> None:
+        """Release connections and files."""
