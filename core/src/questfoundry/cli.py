@@ -7,6 +7,7 @@ traceback instead. Heavy imports (rich, yaml, jsonschema, plugins) happen inside
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -19,6 +20,7 @@ import click
 if TYPE_CHECKING:
     from questfoundry.config import Config
     from questfoundry.gateway import Gateway
+    from questfoundry.interfaces import BackendContext, CacheBackend
     from questfoundry.plugins import PluginManager
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,6 +44,16 @@ class App:
         from questfoundry.config import load_config
 
         return load_config(self.config_path)
+
+    def context(self) -> BackendContext:
+        from questfoundry.interfaces import BackendContext
+
+        return BackendContext(self.config.project_dir, self.config.namespace)
+
+    def cache_backend(self) -> tuple[CacheBackend, str]:
+        settings = self.config.section("caching")
+        name = settings.get("backend", "memory")
+        return self.manager.create("cache backend", name, settings, self.context()), name
 
     def gateway(self) -> Gateway:
         from questfoundry.gateway import Gateway
@@ -185,6 +197,244 @@ def config_schema() -> None:
     from questfoundry.config import load_schema
 
     print_json(load_schema())
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect and maintain the response cache."""
+
+
+@cache.command("stats")
+@json_option
+@pass_app
+def cache_stats(app: App, as_json: bool) -> None:
+    """Entries, size, hits and misses of the configured cache backend."""
+    backend, name = app.cache_backend()
+    stats = backend.stats()
+    backend.close()
+    data = {"backend": name, **dataclasses.asdict(stats)}
+    if as_json:
+        print_json(data)
+        return
+    print_table("Cache", ("backend", "entries", "bytes", "hits", "misses"), [list(data.values())])
+
+
+@cache.command("clear")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def cache_clear(app: App, yes: bool) -> None:
+    """Remove every cached reply (the ledger keeps its history)."""
+    backend, name = app.cache_backend()
+    if not yes:
+        click.confirm(f"Remove every entry of the {name} cache?", abort=True)
+    removed = backend.clear()
+    backend.close()
+    click.echo(f"Removed {removed} entries from the {name} cache.")
+
+
+@cache.command("prune")
+@pass_app
+def cache_prune(app: App) -> None:
+    """Remove expired entries and files left behind by crashes."""
+    backend, name = app.cache_backend()
+    removed = backend.prune()
+    backend.close()
+    click.echo(f"Pruned {removed} items from the {name} cache.")
+
+
+@cache.command("explain")
+@click.argument("prompt")
+@click.option("--role", help="Role whose provider, model and parameters apply.")
+@click.option("--provider", help="Provider to use instead of the role's.")
+@click.option("--model", help="Model to use instead of the role's.")
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter (repeatable)."
+)
+@json_option
+@pass_app
+def cache_explain(
+    app: App,
+    prompt: str,
+    role: str | None,
+    provider: str | None,
+    model: str | None,
+    params: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Show the canonical fields that make PROMPT's cache key, and the key."""
+    from questfoundry.keys import canonical_fields
+
+    with app.gateway() as gateway:
+        request = _request(prompt, role, provider, model, params)
+        plan = gateway.plan(request)
+        fields = canonical_fields(plan.provider, plan.request)
+        key = plan.key or "(caching is off for this provider)"
+    if as_json:
+        print_json({"fields": fields, "key": key})
+        return
+    print_json(fields)
+    click.echo(f"key: {key}")
+
+
+def _request(
+    prompt: str,
+    role: str | None,
+    provider: str | None,
+    model: str | None,
+    params: Sequence[str] = (),
+) -> Any:
+    import yaml
+
+    from questfoundry.calls import Request
+
+    values: dict[str, Any] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
+        values[key] = yaml.safe_load(value)
+    messages = [{"role": "user", "content": prompt}]
+    return Request(messages=messages, role=role, provider=provider, model=model, params=values)
+
+
+# --------------------------------------------------------------------------- cost and limits
+
+
+@cli.group()
+def cost() -> None:
+    """Report what the ledger recorded: money spent and saved."""
+
+
+@cost.command("report")
+@click.option(
+    "--by",
+    type=click.Choice(["provider", "model", "role", "day"]),
+    default="provider",
+    show_default=True,
+    help="How to group the calls.",
+)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only calls on or after DATE.")
+@json_option
+@pass_app
+def cost_report(app: App, by: str, since: Any, as_json: bool) -> None:
+    """Spent, saved by the cache, calls and hit rate, grouped --by provider, model, role or day."""
+    from questfoundry.gateway import open_ledger
+
+    with open_ledger(app.config) as ledger:
+        rows = ledger.report(by, since.date() if since else None)  # type: ignore[arg-type]
+    if as_json:
+        print_json([dataclasses.asdict(row) for row in rows])
+        return
+    print_table(
+        f"Cost by {by}",
+        (by, "calls", "hits", "hit rate", "tokens in", "tokens out", "spent $", "saved $"),
+        [
+            (
+                row.key,
+                row.calls,
+                row.hits,
+                f"{row.hit_rate:.0%}",
+                row.input_tokens,
+                row.output_tokens,
+                row.cost,
+                row.saved,
+            )
+            for row in rows
+        ],
+    )
+
+
+@cli.command()
+@json_option
+@pass_app
+def limits(app: App, as_json: bool) -> None:
+    """Rate-limit buckets and cost budgets as they stand now."""
+    from questfoundry.gateway import open_ledger
+    from questfoundry.limits import budgets_from, rates_from
+
+    settings = app.config.section("rate_limiting")
+    rows: list[dict[str, Any]] = []
+    rates = rates_from(settings)
+    if rates:
+        limiter = app.manager.create(
+            "limiter strategy",
+            settings.get("backend", "token_bucket"),
+            {**settings, "rates": rates},
+            app.context(),
+        )
+        for level in limiter.levels():
+            per = "minute" if level.period == 60 else "hour"
+            rows.append(
+                {
+                    "limit": f"{level.key} per {per}",
+                    "used": level.limit - level.available,
+                    "of": level.limit,
+                    "available": level.available,
+                }
+            )
+        limiter.close()
+    budgets = budgets_from(settings)
+    if budgets:
+        with open_ledger(app.config) as ledger:
+            for budget in budgets:
+                spent = ledger.spent(budget.scope, budget.period)
+                rows.append(
+                    {
+                        "limit": f"{budget.scope or 'global'} cost per {budget.period}",
+                        "used": spent,
+                        "of": budget.limit,
+                        "available": budget.limit - spent,
+                    }
+                )
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        click.echo("No rate limits or budgets are configured (see rate_limiting in config.yml).")
+    else:
+        table = [list(row.values()) for row in rows]
+        print_table("Limits", ("limit", "used", "of", "available"), table)
+
+
+# --------------------------------------------------------------------------- ask
+
+
+@cli.command()
+@click.argument("prompt")
+@click.option("--role", help="Role whose provider, model and parameters apply.")
+@click.option("--provider", help="Provider to use (with --model) instead of a role's.")
+@click.option("--model", help="Model to use.")
+@click.option(
+    "--cache",
+    type=click.Choice(["default", "refresh", "no-store", "off"]),
+    default="default",
+    show_default=True,
+    help="How this request uses the cache.",
+)
+@pass_app
+def ask(
+    app: App, prompt: str, role: str | None, provider: str | None, model: str | None, cache: str
+) -> None:
+    """Send PROMPT through the gateway and print the reply, then one line about the call."""
+    from dataclasses import replace
+
+    with app.gateway() as gateway:
+        request = replace(_request(prompt, role, provider, model), cache=cache)
+        reply = gateway.generate(request)
+    if reply.image is not None:
+        click.echo(f"<image: {len(reply.image)} bytes>")
+    else:
+        click.echo(reply.text)
+    cost = "unknown" if reply.cost is None else f"${reply.cost:.6f}"
+    status = "cached" if reply.cache_hit else "not cached"
+    tokens = f"{reply.usage.input_tokens} in / {reply.usage.output_tokens} out"
+    click.echo(
+        f"[{reply.provider} {reply.model} · {status} · {tokens} tokens · {cost} · "
+        f"{reply.latency * 1000:.0f} ms]",
+        err=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -63,6 +63,16 @@ DEFAULT_LEDGER = ".questfoundry/ledger.sqlite"
 ZERO = Decimal(0)
 
 
+def open_ledger(config: Config, clock: Clock | None = None) -> Ledger:
+    """The ledger config.yml names (``pricing.ledger_path``), in ``rate_limiting.timezone``."""
+    context = BackendContext(config.project_dir)
+    return Ledger(
+        context.resolve_path(config.get("pricing.ledger_path", DEFAULT_LEDGER)),
+        clock=clock,
+        timezone=config.get("rate_limiting.timezone", "UTC"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Everything decided about a request before anything is sent."""
@@ -127,12 +137,7 @@ class Gateway:
         self.budgets = budgets_from(self._limits) if self._limits.get("enabled", True) else []
         self.on_limit = self._limits.get("on_limit", "wait")
         self.max_wait = float(self._limits.get("max_wait_seconds", 60))
-        ledger_path = config.get("pricing.ledger_path", DEFAULT_LEDGER)
-        self.ledger = Ledger(
-            self.context.resolve_path(ledger_path),
-            clock=self.clock,
-            timezone=self._limits.get("timezone", "UTC"),
-        )
+        self.ledger = open_ledger(config, self.clock)
         self._flights = Flights()
         self._routes: dict[tuple[str, str | None, str | None], tuple[RoleProvider, Kind]] = {}
         self._providers: dict[tuple[str, str], Provider] = {}

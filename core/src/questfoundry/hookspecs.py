@@ -64,11 +64,12 @@ def limiter_strategies() -> Mapping[str, Factory]:
 
 @hookspec
 def cost_models() -> Mapping[str, Factory]:
-    """Register cost models, selected per provider by ``pricing.<provider>.model`` (default: a
-    cost model named like the provider).
+    """Register cost models, selected per provider by ``pricing.providers.<provider>.cost_model``
+    (default: the cost model named like the provider).
 
     :returns: ``{name: factory}``; each factory returns a
-        :class:`~questfoundry.interfaces.CostModel`. Its settings are ``pricing.<provider>``.
+        :class:`~questfoundry.interfaces.CostModel`. Its settings are
+        ``pricing.providers.<provider>``.
         A cost model must not fetch prices over the network at run time.
     """
 
