@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +33,14 @@ def rows_in(path: Path, status: str | None = None) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
         query = "SELECT COUNT(*) FROM calls WHERE status = ?"
         return int(conn.execute(query, (status,)).fetchone()[0])
+
+
+def poll(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """Wait for another thread to make ``condition`` true (polling, not waiting for time)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
 
 
 @pytest.fixture
@@ -141,16 +149,18 @@ def test_report_by_day_uses_local_dates_and_since_drops_earlier_days(
 
 
 def test_cache_hits_count_in_hit_rate_and_saved_but_cost_nothing(ledger: Ledger) -> None:
-    spend(ledger, "openai", "0.20")
-    ledger.record_hit(Entry("openai", "m", saved=Decimal("0.20")))
-    ledger.record_hit(Entry("openai", "m", saved=Decimal("0.20")))
-    spend(ledger, "openai", "0.20")
+    spend(ledger, "openai", "0.20", input_tokens=100, output_tokens=10)
+    hit = Entry("openai", "m", input_tokens=100, output_tokens=10, saved=Decimal("0.20"))
+    ledger.record_hit(hit)
+    ledger.record_hit(hit)
+    spend(ledger, "openai", "0.20", input_tokens=100, output_tokens=10)
 
     (row,) = ledger.report()
 
     assert (row.calls, row.hits, row.hit_rate) == (4, 2, 0.5)
     assert row.saved == Decimal("0.40")
     assert row.cost == Decimal("0.40")
+    assert (row.input_tokens, row.output_tokens) == (200, 20)  # hits sent nothing
     assert row.unknown_cost_calls == 0
 
 
@@ -353,11 +363,26 @@ def test_a_report_includes_queued_cache_hits(ledger: Ledger) -> None:
 def test_the_background_writer_flushes_hits_within_the_interval(path: Path) -> None:
     with Ledger(path, flush_interval=0.02) as ledger:
         ledger.record_hit(Entry("openai", "m"))
-        deadline = time.monotonic() + 10
-        while rows_in(path) == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)  # polling for the writer thread, not waiting for time to pass
 
-        assert rows_in(path, "hit") == 1
+        assert poll(lambda: rows_in(path, "hit") == 1)
+
+
+def test_the_background_writer_keeps_hits_it_could_not_write_and_retries(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Ledger(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Ledger(path, flush_interval=0.02, busy_timeout=0.01) as ledger:
+            ledger.record_hit(Entry("openai", "m"))
+
+            assert poll(lambda: "not written to the ledger yet" in caplog.text)
+            holder.execute("ROLLBACK")
+
+            assert poll(lambda: rows_in(path, "hit") == 1)
+    finally:
+        holder.close()
 
 
 def test_a_hit_keeps_the_time_it_happened_not_the_time_it_was_written(
@@ -370,6 +395,19 @@ def test_a_hit_keeps_the_time_it_happened_not_the_time_it_was_written(
     (row,) = ledger.report("day")
 
     assert row.key == "2026-01-01"
+
+
+def test_a_malformed_hit_is_dropped_without_losing_the_others(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger.record_hit(Entry("openai", "m"))
+    ledger.record_hit(Entry("openai", "broken", saved=Decimal("NaN")))
+    ledger.record_hit(Entry("openai", "m"))
+
+    ledger.flush()
+
+    assert rows_in(ledger.path, "hit") == 2
+    assert "openai/broken not recorded" in caplog.text
 
 
 def test_recording_a_hit_on_a_closed_ledger_is_an_error(path: Path) -> None:

@@ -145,8 +145,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class ReportRow:
-    """Totals for one key of a cost report. ``calls`` includes cache hits; ``cost`` sums only
-    known prices, ``unknown_cost_calls`` says how many paid calls had none."""
+    """Totals for one key of a cost report. ``calls`` includes cache hits; tokens are those of
+    calls that reached the provider; ``cost`` sums only known prices and ``unknown_cost_calls``
+    says how many calls had none; ``saved`` is what the hits would have cost."""
 
     key: str
     calls: int
@@ -197,6 +198,13 @@ class Ledger:
         stale_after: float = 3600.0,
         busy_timeout: float = 30.0,
     ) -> None:
+        """Open (creating if missing) the ledger at ``path``.
+
+        ``timezone`` names the zone whose calendar days and months budgets and reports use;
+        ``flush_interval`` is the most seconds a cache hit waits in memory; ``stale_after`` is
+        how old a reservation must be to be taken for a crashed process's leftover;
+        ``busy_timeout`` is how long to wait for another process's write lock before failing.
+        """
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
         self.path = Path(path)
@@ -284,7 +292,7 @@ class Ledger:
                 batch.append(self._hits.popleft())
             if not batch:
                 return
-            rows = [self._row(entry, when, "hit") for entry, when in batch]
+            rows = self._hit_rows(batch)
             try:
                 with self._transaction() as conn:
                     conn.executemany(_INSERT, rows)
@@ -305,7 +313,9 @@ class Ledger:
         self.flush()
         query = f"""
             SELECT {_REPORT_KEYS[by]} AS key, COUNT(*), SUM(status = 'hit'),
-                   SUM(input_tokens), SUM(output_tokens), COALESCE(SUM(cost), 0),
+                   SUM(CASE WHEN status = 'spent' THEN input_tokens ELSE 0 END),
+                   SUM(CASE WHEN status = 'spent' THEN output_tokens ELSE 0 END),
+                   COALESCE(SUM(cost), 0),
                    COALESCE(SUM(saved), 0), SUM(status = 'spent' AND cost IS NULL)
             FROM calls WHERE status IN ('spent', 'hit') AND day >= ?
             GROUP BY key ORDER BY key
@@ -488,6 +498,18 @@ class Ledger:
             entry.waited,
             status,
         )
+
+    def _hit_rows(self, batch: list[tuple[Entry, float]]) -> list[tuple[object, ...]]:
+        """Rows for queued hits; a malformed entry is dropped with a warning, not the batch."""
+        rows = []
+        for entry, when in batch:
+            try:
+                rows.append(self._row(entry, when, "hit"))
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                logger.warning(
+                    "cache hit for %s/%s not recorded: %s", entry.provider, entry.model, exc
+                )
+        return rows
 
     def _start_flusher(self) -> None:
         with self._start_lock:
