@@ -383,7 +383,7 @@ def _explain(error: Any, secrets: frozenset[str]) -> list[Problem]:
         return [((*path, key), _unknown_key(key, error.schema)) for key in _extra_keys(error)]
     if "propertyNames" in error.schema_path:
         return [((*path, str(error.instance)), _bad_name(error.instance, path))]
-    hidden = _dotted(path) in secrets or (bool(path) and _secret_key(path[-1]))
+    hidden = _dotted(path) in secrets or _secret_field(path)
     return [(path, _keyword_message(error, hidden) + _misspelt_name_hint(path))]
 
 
@@ -596,6 +596,11 @@ def _secret_key(key: str | int) -> bool:
         return False
     lowered = key.lower()
     return lowered in _SECRET_KEYS or lowered.endswith(_SECRET_KEY_SUFFIXES)
+
+
+def _secret_field(path: KeyPath) -> bool:
+    """A key named like a secret whose schema takes text (``cost_per_input_token`` is a price)."""
+    return bool(path) and _secret_key(path[-1]) and _accepts_string(_schema(), path)
 
 
 def _named_secrets(data: Any, path: KeyPath = ()) -> set[str]:
