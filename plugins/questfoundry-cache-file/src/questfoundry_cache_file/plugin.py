@@ -1,0 +1,49 @@
+"""Registers the cache backend ``file`` (``caching.backend: file``).
+
+This module is loaded whenever plugins are listed, so it imports nothing heavy: diskcache is
+imported by :func:`make_file_cache`, only when a file cache is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from questfoundry import hookimpl
+from questfoundry.errors import ConfigError
+from questfoundry.interfaces import BackendContext, Factory
+
+if TYPE_CHECKING:
+    from questfoundry_cache_file.cache import FileCache
+
+DEFAULT_CACHE_DIR = ".questfoundry/cache"
+DEFAULT_MAX_CACHE_SIZE_MB = 1024
+_MB = 1024 * 1024
+
+
+def make_file_cache(settings: Mapping[str, Any], context: BackendContext) -> FileCache:
+    """Build the file cache from the whole ``caching`` section.
+
+    ``cache_dir`` (default ``.questfoundry/cache``, relative to the project root) and
+    ``max_cache_size_mb`` (default 1024) are read here; ``ttl_seconds`` is not: the gateway passes
+    a TTL with every ``set``.
+    """
+    from questfoundry_cache_file.cache import FileCache
+
+    directory = context.resolve_path(settings.get("cache_dir") or DEFAULT_CACHE_DIR)
+    return FileCache(directory, size_limit=_size_limit(settings))
+
+
+def _size_limit(settings: Mapping[str, Any]) -> int:
+    size_mb = settings.get("max_cache_size_mb", DEFAULT_MAX_CACHE_SIZE_MB)
+    if isinstance(size_mb, bool) or not isinstance(size_mb, (int, float)) or not size_mb > 0:
+        raise ConfigError(
+            f"must be a positive number of megabytes, not {size_mb!r}",
+            path="caching.max_cache_size_mb",
+        )
+    return int(size_mb * _MB)
+
+
+@hookimpl
+def cache_backends() -> Mapping[str, Factory]:
+    return {"file": make_file_cache}
