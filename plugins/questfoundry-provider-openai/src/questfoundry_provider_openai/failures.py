@@ -1,0 +1,107 @@
+"""openai SDK exceptions → :mod:`questfoundry.errors`, with the service's message and no secrets.
+
+==========================================  =====================================================
+SDK raises                                  QuestFoundry raises
+==========================================  =====================================================
+``RateLimitError`` (429)                    ``ProviderRateLimitError``, ``retry_after`` from
+                                            ``retry-after-ms`` or ``Retry-After``
+``APITimeoutError``, ``APIConnectionError``  ``RetriableProviderError``
+``APIStatusError`` 5xx, 408, 409            ``RetriableProviderError``
+``APIStatusError`` other 4xx                ``NonRetriableProviderError`` with the message
+a body that is not JSON, a reply without    ``RetriableProviderError``: a glitch of the service
+choices, ``APIResponseValidationError``     or of a proxy in front of it, worth one more try
+==========================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
+
+import openai
+
+from questfoundry.errors import (
+    NonRetriableProviderError,
+    ProviderError,
+    ProviderRateLimitError,
+    RetriableProviderError,
+)
+
+#: statuses worth retrying besides 5xx: request timeout, and conflicts OpenAI calls transient
+RETRIABLE_STATUSES = frozenset({408, 409})
+MAX_MESSAGE = 300
+_KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-*]{3,}")  # OpenAI echoes a masked key in its 401
+
+
+def translate(error: BaseException, provider: str, secret: str, timeout: float) -> ProviderError:
+    """The QuestFoundry error for ``error`` raised by the SDK during a call to ``provider``."""
+    if isinstance(error, openai.RateLimitError):
+        return ProviderRateLimitError(
+            _status_message(error, secret),
+            provider=provider,
+            status_code=error.status_code,
+            retry_after=retry_after(error.response.headers),
+        )
+    if isinstance(error, openai.APITimeoutError):
+        return RetriableProviderError(f"no reply within {timeout:g}s", provider=provider)
+    if isinstance(error, openai.APIConnectionError):
+        cause = error.__cause__ or error
+        detail = clean(str(cause) or type(cause).__name__, secret)
+        return RetriableProviderError(f"connection failed: {detail}", provider=provider)
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        kind = (
+            RetriableProviderError
+            if status >= 500 or status in RETRIABLE_STATUSES
+            else NonRetriableProviderError
+        )
+        return kind(_status_message(error, secret), provider=provider, status_code=status)
+    if isinstance(error, (json.JSONDecodeError, openai.APIResponseValidationError)):
+        return RetriableProviderError("the reply was not valid JSON", provider=provider)
+    if isinstance(error, openai.APIError):  # e.g. an error event in the middle of a stream
+        return RetriableProviderError(clean(error.message, secret), provider=provider)
+    return NonRetriableProviderError(clean(str(error), secret), provider=provider)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the service asks to wait: ``retry-after-ms`` first, then ``Retry-After``."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def clean(message: str, secret: str) -> str:
+    """One short line with the API key (and anything shaped like a key) masked out."""
+    if secret:
+        message = message.replace(secret, "***")
+    message = _KEY_PATTERN.sub("***", message)
+    message = " ".join(message.split())
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+def _status_message(error: openai.APIStatusError, secret: str) -> str:
+    """The service's own message from the error body, not the SDK's ``Error code: …`` wrapper."""
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message:
+        text = error.response.text if error.response is not None else ""
+        message = text or error.message
+    return clean(message, secret)

@@ -1,0 +1,276 @@
+"""Provider ``openai``: chat completions for text, image generation for images, on the openai SDK.
+
+One pooled client per provider instance for sync calls and one for async calls, both made on first
+use with ``max_retries=0``: the SDK would otherwise retry 429s and 5xx on its own, behind the
+gateway's back, doubling waits and hiding calls from the limiter and the ledger.
+
+``max_tokens`` is sent as ``max_completion_tokens`` to OpenAI itself (newer models refuse the old
+name) and as ``max_tokens`` to any other base URL (what OpenAI-compatible servers understand).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import openai
+from openai.types import CompletionUsage, ImagesResponse
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from questfoundry.errors import NonRetriableProviderError, ProviderError, RetriableProviderError
+from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRequest, Usage
+from questfoundry_provider_openai.failures import clean, translate
+from questfoundry_provider_openai.settings import OpenAISettings
+
+#: generation parameters passed to chat completions as they are
+TEXT_PARAMS = (
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "max_completion_tokens",
+    "reasoning_effort",
+)
+#: image parameters passed to image generation as they are (``size`` and ``quality`` too)
+IMAGE_PARAMS = ("size", "quality", "style", "background", "output_format", "moderation")
+_TRANSPORT_MODULES = ("httpx", "httpcore", "h11", "anyio")
+
+
+class OpenAIProvider:
+    """Talks to OpenAI, or any OpenAI-compatible endpoint, through the official SDK."""
+
+    name = "openai"
+    capabilities = frozenset({Capability.STREAMING, Capability.IMAGES})
+
+    def __init__(self, settings: OpenAISettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._client: openai.OpenAI | None = None
+        self._async_client: openai.AsyncOpenAI | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider(base_url={self.settings.base_url!r}, model={self.settings.model!r})"
+
+    # ------------------------------------------------------------------ calls
+
+    def generate(self, request: ProviderRequest) -> ProviderReply:
+        try:
+            if request.kind == "image":
+                images = self._sync().images.generate(**self.image_arguments(request))
+                return _image_reply(request, images)
+            completion = self._sync().chat.completions.create(**self.chat_arguments(request))
+            return _text_reply(request, completion)
+        except Exception as error:
+            raise self._translate(error) from error
+
+    async def agenerate(self, request: ProviderRequest) -> ProviderReply:
+        try:
+            client = self._async()
+            if request.kind == "image":
+                images = await client.images.generate(**self.image_arguments(request))
+                return _image_reply(request, images)
+            completion = await client.chat.completions.create(**self.chat_arguments(request))
+            return _text_reply(request, completion)
+        except Exception as error:
+            raise self._translate(error) from error
+
+    def stream(self, request: ProviderRequest) -> Iterator[Chunk]:
+        """Text as it arrives, then one last chunk with the usage (``include_usage``)."""
+        usage = Usage()
+        try:
+            events = self._sync().chat.completions.create(
+                **self.chat_arguments(request, stream=True)
+            )
+            with events:
+                for event in events:
+                    text, event_usage = _event_parts(event)
+                    if text:
+                        yield Chunk(text=text)
+                    usage = event_usage or usage
+        except Exception as error:
+            raise self._translate(error) from error
+        yield Chunk(usage=usage)
+
+    async def astream(self, request: ProviderRequest) -> AsyncIterator[Chunk]:
+        """Async :meth:`stream`."""
+        usage = Usage()
+        try:
+            client = self._async()
+            events = await client.chat.completions.create(
+                **self.chat_arguments(request, stream=True)
+            )
+            async with events:
+                async for event in events:
+                    text, event_usage = _event_parts(event)
+                    if text:
+                        yield Chunk(text=text)
+                    usage = event_usage or usage
+        except Exception as error:
+            raise self._translate(error) from error
+        yield Chunk(usage=usage)
+
+    # ------------------------------------------------------------------ clients
+
+    def close(self) -> None:
+        """Release both pooled clients; calling it again does nothing."""
+        with self._lock:
+            client, self._client = self._client, None
+            async_client, self._async_client = self._async_client, None
+            loop, self._async_loop = self._async_loop, None
+        if client is not None:
+            client.close()
+        if async_client is not None and loop is not None and not loop.is_closed():
+            if loop.is_running():
+                loop.call_soon_threadsafe(lambda: loop.create_task(async_client.close()))
+            else:
+                loop.run_until_complete(async_client.close())
+
+    async def aclose(self) -> None:
+        """Release both pooled clients from async code; calling it again does nothing."""
+        with self._lock:
+            client, self._client = self._client, None
+            async_client, self._async_client = self._async_client, None
+            self._async_loop = None
+        if client is not None:
+            client.close()
+        if async_client is not None:
+            with contextlib.suppress(RuntimeError):  # made on an event loop that has since closed
+                await async_client.close()
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "api_key": self.settings.api_key,
+            "base_url": self.settings.base_url,
+            "organization": self.settings.organization,
+            "timeout": self.settings.timeout,
+            "max_retries": 0,
+        }
+
+    def _sync(self) -> openai.OpenAI:
+        with self._lock:
+            if self._client is None:
+                self._client = openai.OpenAI(**self._options())
+            return self._client
+
+    def _async(self) -> openai.AsyncOpenAI:
+        """The async client of the running loop: its pooled connections belong to that loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._async_client is None or self._async_loop is not loop:
+                self._async_client = openai.AsyncOpenAI(**self._options())
+                self._async_loop = loop
+            return self._async_client
+
+    # ------------------------------------------------------------------ requests and errors
+
+    def chat_arguments(self, request: ProviderRequest, stream: bool = False) -> dict[str, Any]:
+        """The keyword arguments of ``chat.completions.create`` for ``request``."""
+        if request.kind != "text":
+            raise NonRetriableProviderError(
+                f"cannot stream a {request.kind} call", provider=self.name
+            )
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        if request.prompt is not None:
+            messages.append({"role": "user", "content": request.prompt})
+        if not messages:
+            raise NonRetriableProviderError("the request has no messages", provider=self.name)
+        args: dict[str, Any] = {"model": request.model or self.settings.model, "messages": messages}
+        args.update(_pick(request.params, TEXT_PARAMS))
+        if request.params.get("max_tokens") is not None:
+            field = "max_completion_tokens" if self.settings.official else "max_tokens"
+            args.setdefault(field, request.params["max_tokens"])
+        if stream:
+            args.update(stream=True, stream_options={"include_usage": True})
+        if request.timeout is not None:
+            args["timeout"] = request.timeout
+        return args
+
+    def image_arguments(self, request: ProviderRequest) -> dict[str, Any]:
+        """The keyword arguments of ``images.generate`` for ``request``."""
+        prompt = request.prompt or "\n".join(
+            m.content for m in request.messages if m.role == "user"
+        )
+        if not prompt:
+            raise NonRetriableProviderError("an image call needs a prompt", provider=self.name)
+        model = request.model or self.settings.model
+        args: dict[str, Any] = {"model": model, "prompt": prompt, "n": 1}
+        args.update(_pick(self.settings.defaults, IMAGE_PARAMS))
+        args.update(_pick(request.params, IMAGE_PARAMS))
+        if not model.startswith("gpt-image"):  # GPT image models send base64 and refuse the option
+            args["response_format"] = "b64_json"
+        if request.timeout is not None:
+            args["timeout"] = request.timeout
+        return args
+
+    def _translate(self, error: Exception) -> ProviderError:
+        if isinstance(error, ProviderError):
+            return error
+        secret = self.settings.api_key
+        if type(error).__module__.split(".")[0].rstrip("0123456789") in _TRANSPORT_MODULES:
+            detail = clean(str(error) or type(error).__name__, secret)
+            return RetriableProviderError(f"connection failed: {detail}", provider=self.name)
+        return translate(error, self.name, secret, self.settings.timeout)
+
+
+def _pick(params: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: params[name] for name in names if params.get(name) is not None}
+
+
+def _usage(usage: CompletionUsage | None) -> Usage | None:
+    if usage is None:
+        return None
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    return Usage(
+        input_tokens=usage.prompt_tokens or 0,
+        output_tokens=usage.completion_tokens or 0,
+        cached_input_tokens=cached,
+    )
+
+
+def _text_reply(request: ProviderRequest, completion: ChatCompletion) -> ProviderReply:
+    if not getattr(completion, "choices", None):
+        raise RetriableProviderError("the reply held no choices", provider=OpenAIProvider.name)
+    choice = completion.choices[0]
+    message = choice.message
+    text = message.content if message.content is not None else (message.refusal or "")
+    return ProviderReply(
+        model=completion.model or request.model,
+        text=text,
+        usage=_usage(completion.usage) or Usage(),
+        finish_reason=choice.finish_reason,
+    )
+
+
+def _event_parts(event: ChatCompletionChunk) -> tuple[str, Usage | None]:
+    text = ""
+    if event.choices:
+        text = event.choices[0].delta.content or ""
+    return text, _usage(event.usage)
+
+
+def _image_reply(request: ProviderRequest, images: ImagesResponse) -> ProviderReply:
+    first = images.data[0] if images.data else None
+    if first is None or not first.b64_json:
+        what = "a URL instead of image bytes" if first is not None and first.url else "no image"
+        raise NonRetriableProviderError(f"the service returned {what}", provider="openai")
+    try:
+        image = base64.b64decode(first.b64_json, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise RetriableProviderError(
+            "the image was not valid base64", provider=OpenAIProvider.name
+        ) from error
+    usage = Usage()
+    if images.usage is not None:
+        usage = Usage(
+            input_tokens=images.usage.input_tokens, output_tokens=images.usage.output_tokens
+        )
+    return ProviderReply(model=request.model, image=image, usage=usage, finish_reason="stop")

@@ -1,0 +1,62 @@
+"""The ``providers.text.openai`` settings, read and checked without importing the SDK."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from questfoundry.errors import ConfigError
+
+CONFIG_PATH = "providers.text.openai"
+API_KEY_ENV = "OPENAI_API_KEY"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MODEL = "gpt-4o-mini"
+OFFICIAL_HOST = "api.openai.com"
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    """How to reach the service. ``api_key`` is kept out of ``repr`` so it never reaches a log."""
+
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+    organization: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    model: str = DEFAULT_MODEL
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def official(self) -> bool:
+        """True when calls go to OpenAI itself rather than an OpenAI-compatible server."""
+        return self.base_url is None or urlsplit(self.base_url).hostname == OFFICIAL_HOST
+
+    @classmethod
+    def from_mapping(
+        cls, settings: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> OpenAISettings:
+        """Read the settings; the key falls back to ``$OPENAI_API_KEY`` when config has none."""
+        environ = os.environ if environ is None else environ
+        api_key = str(settings.get("api_key") or environ.get(API_KEY_ENV) or "").strip()
+        if not api_key:
+            raise ConfigError(
+                f"an API key is required: set it in config.yml or in ${API_KEY_ENV}",
+                path=f"{CONFIG_PATH}.api_key",
+            )
+        timeout = settings.get("timeout_seconds", DEFAULT_TIMEOUT)
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise ConfigError(
+                f"must be a number of seconds above 0, not {timeout!r}",
+                path=f"{CONFIG_PATH}.timeout_seconds",
+            )
+        defaults = {k: settings[k] for k in ("size", "quality") if settings.get(k) is not None}
+        return cls(
+            api_key=api_key,
+            base_url=str(settings["base_url"]).rstrip("/") if settings.get("base_url") else None,
+            organization=str(settings["organization"]) if settings.get("organization") else None,
+            timeout=float(timeout),
+            model=str(settings.get("model") or DEFAULT_MODEL),
+            defaults=defaults,
+        )
