@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from questfoundry.interfaces import Message, ProviderRequest
-from questfoundry.keys import KEY_VERSION, NON_SEMANTIC, cache_key, canonical_fields, canonical_json
+from questfoundry.keys import KEY_VERSION, NON_SEMANTIC, cache_key, canonical_json, request_fields
 
 scalars = st.one_of(
     st.integers(-1000, 1000),
@@ -41,7 +41,7 @@ def test_changing_a_parameter_always_changes_the_key(
 ) -> None:
     changed = {**params, name: value}
     fields = [
-        canonical_json(canonical_fields("p", ProviderRequest("m", params=p)))
+        canonical_json(request_fields("p", ProviderRequest("m", params=p)))
         for p in (params, changed)
     ]
     assume(fields[0] != fields[1])  # 1.0 → 1 is the same value, not a change
@@ -86,7 +86,7 @@ def test_secrets_timeouts_and_transport_options_never_enter_the_key() -> None:
         "stream_options": {"include_usage": True},
     }
     assert key(noisy) == plain
-    assert "sk-secret" not in str(canonical_fields("openai", ProviderRequest("m", params=noisy)))
+    assert "sk-secret" not in str(request_fields("openai", ProviderRequest("m", params=noisy)))
 
 
 def test_keys_carry_the_namespace_and_format_version() -> None:

@@ -13,7 +13,7 @@ from questfoundry.interfaces import Usage
 FORMAT = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CachedReply:
     """What the cache keeps of a reply; ``chunks`` are the streamed pieces, when it was streamed."""
 

@@ -44,9 +44,9 @@ class Request:
     timeout: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reply:
-    """The answer to a :class:`Request` and how it was obtained.
+    """The answer to a :class:`Request` and how it was obtained (treat it as read-only).
 
     ``cost`` is None when no cost model knows the model's price. ``cache_hit`` replies cost nothing
     now; ``saved`` is what the original call cost. ``coalesced`` means another identical request in

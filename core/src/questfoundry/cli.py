@@ -265,12 +265,12 @@ def cache_explain(
     as_json: bool,
 ) -> None:
     """Show the canonical fields that make PROMPT's cache key, and the key."""
-    from questfoundry.keys import canonical_fields
+    from questfoundry.keys import request_fields
 
     with app.gateway() as gateway:
         request = _request(prompt, role, provider, model, params)
         plan = gateway.plan(request)
-        fields = canonical_fields(plan.provider, plan.request)
+        fields = request_fields(plan.provider, plan.request)
         key = plan.key or "(caching is off for this provider)"
     if as_json:
         print_json({"fields": fields, "key": key})

@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -48,7 +48,7 @@ from questfoundry.interfaces import (
     RoleProvider,
     Usage,
 )
-from questfoundry.keys import cache_key
+from questfoundry.keys import canonical_fields, key_of
 from questfoundry.ledger import Entry, Ledger
 from questfoundry.limits import admission, budgets_from, estimate_usage, rates_from
 from questfoundry.plugins import PluginManager
@@ -73,18 +73,50 @@ def open_ledger(config: Config, clock: Clock | None = None) -> Ledger:
     )
 
 
-@dataclass(frozen=True, slots=True)
+_MODES: dict[str, CacheMode] = {mode.value: mode for mode in CacheMode}
+
+
+@dataclass(slots=True)
 class Plan:
-    """Everything decided about a request before anything is sent."""
+    """Everything decided about a request before anything is sent.
+
+    The provider request and the token estimate are built only when a call is made, so a cache
+    hit costs no more than its key.
+    """
 
     provider: str
-    request: ProviderRequest
+    model: str
+    kind: Kind
+    messages: Sequence[Message | Mapping[str, str]]
+    prompt: str | None
+    params: Mapping[str, Any]
+    timeout: float | None
     role: str | None
     key: str
     read: bool
     write: bool
     ttl: float | None
-    estimate: Usage
+    _request: ProviderRequest | None = None
+    _estimate: Usage | None = None
+
+    @property
+    def request(self) -> ProviderRequest:
+        if self._request is None:
+            messages = tuple(
+                m if isinstance(m, Message) else Message(m["role"], m["content"])
+                for m in self.messages
+            )
+            self._request = ProviderRequest(
+                self.model, messages, self.prompt, self.kind, self.params, self.timeout
+            )
+        return self._request
+
+    @property
+    def estimate(self) -> Usage:
+        if self._estimate is None:
+            request = self.request
+            self._estimate = estimate_usage(request.messages, request.prompt, request.params)
+        return self._estimate
 
 
 class Flights:
@@ -142,6 +174,7 @@ class Gateway:
         self._routes: dict[tuple[str, str | None, str | None], tuple[RoleProvider, Kind]] = {}
         self._providers: dict[tuple[str, str], Provider] = {}
         self._cost_models: dict[str, CostModel | None] = {}
+        self._policies: dict[str, tuple[bool, float | None]] = {}
         self._warned: set[str] = set()
         self._observed = bool(manager.hook.call_completed.get_hookimpls())
         self._data = data
@@ -238,41 +271,44 @@ class Gateway:
         return self._routes[handle]
 
     def plan(self, request: Request) -> Plan:
-        """Resolve the role, build the provider request and decide how the cache is used."""
+        """Resolve the role, decide how the cache is used and compute the key."""
         routed, kind = self.route(request.role, request.provider, request.model)
         params = {**routed.params, **request.params} if request.params else routed.params
-        messages = tuple(
-            m if isinstance(m, Message) else Message(m["role"], m["content"])
-            for m in request.messages
-        )
-        provider_request = ProviderRequest(
-            routed.model, messages, request.prompt, request.kind or kind, params, request.timeout
-        )
-        mode = CacheMode(request.cache)
+        kind = request.kind or kind
+        mode = _MODES.get(request.cache)
+        if mode is None:
+            choices = ", ".join(_MODES)
+            raise ValueError(f"cache mode {request.cache!r} is not one of {choices}")
         enabled, ttl = self._cache_policy(routed.provider)
-        read = enabled and mode in (CacheMode.DEFAULT, CacheMode.NO_STORE)
-        write = enabled and mode in (CacheMode.DEFAULT, CacheMode.REFRESH)
-        key = (
-            cache_key(self.context.namespace, routed.provider, provider_request) if enabled else ""
-        )
+        key = ""
+        if enabled:
+            fields = canonical_fields(
+                routed.provider, routed.model, kind, request.messages, request.prompt, params
+            )
+            key = key_of(self.context.namespace, fields)
         return Plan(
             provider=routed.provider,
-            request=provider_request,
+            model=routed.model,
+            kind=kind,
+            messages=request.messages,
+            prompt=request.prompt,
+            params=params,
+            timeout=request.timeout,
             role=request.role,
             key=key,
-            read=read,
-            write=write,
+            read=enabled and mode in (CacheMode.DEFAULT, CacheMode.NO_STORE),
+            write=enabled and mode in (CacheMode.DEFAULT, CacheMode.REFRESH),
             ttl=request.cache_ttl if request.cache_ttl is not None else ttl,
-            estimate=estimate_usage(messages, request.prompt, params),
         )
 
     def _cache_policy(self, provider: str) -> tuple[bool, float | None]:
-        if self.cache is None:
-            return False, None
-        own = (self._caching.get("per_provider") or {}).get(provider) or {}
-        enabled = own.get("enabled", True)
-        ttl = own.get("ttl_seconds", self._caching.get("ttl_seconds", DEFAULT_TTL))
-        return bool(enabled), ttl
+        """Whether ``provider``'s replies are cached, and for how long."""
+        if provider not in self._policies:
+            own = (self._caching.get("per_provider") or {}).get(provider) or {}
+            enabled = self.cache is not None and own.get("enabled", True)
+            ttl = own.get("ttl_seconds", self._caching.get("ttl_seconds", DEFAULT_TTL))
+            self._policies[provider] = (bool(enabled), ttl)
+        return self._policies[provider]
 
     # ------------------------------------------------------------------ cache
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from questfoundry.interfaces import ProviderRequest
+from questfoundry.interfaces import Message, ProviderRequest
 
 KEY_VERSION = 1
 
@@ -51,26 +51,54 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def canonical_fields(provider: str, request: ProviderRequest) -> dict[str, Any]:
+def _message(message: Message | Mapping[str, str]) -> list[str]:
+    if isinstance(message, Message):
+        return [message.role, message.content]
+    return [message["role"], message["content"]]
+
+
+def canonical_fields(
+    provider: str,
+    model: str,
+    kind: str = "text",
+    messages: Sequence[Message | Mapping[str, str]] = (),
+    prompt: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The fields that make a request's key, normalised."""
-    fields: dict[str, Any] = {"provider": provider, "model": request.model, "kind": request.kind}
-    if request.messages:
-        fields["messages"] = [[m.role, m.content] for m in request.messages]
-    if request.prompt is not None:
-        fields["prompt"] = request.prompt
-    params = {k: v for k, v in request.params.items() if k not in NON_SEMANTIC and v is not None}
+    fields: dict[str, Any] = {"provider": provider, "model": model, "kind": kind}
+    if messages:
+        fields["messages"] = [_message(m) for m in messages]
+    if prompt is not None:
+        fields["prompt"] = prompt
     if params:
-        fields["params"] = _normalise(params)
+        semantic = {k: v for k, v in params.items() if k not in NON_SEMANTIC and v is not None}
+        if semantic:
+            fields["params"] = _normalise(semantic)
     return fields
 
 
+def request_fields(provider: str, request: ProviderRequest) -> dict[str, Any]:
+    """:func:`canonical_fields` of a provider request."""
+    return canonical_fields(
+        provider, request.model, request.kind, request.messages, request.prompt, request.params
+    )
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def canonical_json(fields: Mapping[str, Any]) -> str:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no spaces, ASCII only: one spelling for one value."""
+    return _ENCODER.encode(fields)
+
+
+def key_of(namespace: str, fields: Mapping[str, Any]) -> str:
+    """``<namespace>:v<KEY_VERSION>:<sha256 hex>`` of canonical ``fields``."""
+    digest = hashlib.sha256(canonical_json(fields).encode()).hexdigest()
+    return f"{namespace}:v{KEY_VERSION}:{digest}"
 
 
 def cache_key(namespace: str, provider: str, request: ProviderRequest) -> str:
-    """``<namespace>:v<KEY_VERSION>:<sha256 hex>`` for ``request`` sent to ``provider``."""
-    digest = hashlib.sha256(
-        canonical_json(canonical_fields(provider, request)).encode()
-    ).hexdigest()
-    return f"{namespace}:v{KEY_VERSION}:{digest}"
+    """The key of ``request`` sent to ``provider``."""
+    return key_of(namespace, request_fields(provider, request))

@@ -122,7 +122,7 @@ class Budget:
         return f"{span} budget for {self.scope or 'all providers'}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entry:
     """One call as the ledger keeps it. ``cost`` None means no cost model knew the price;
     ``saved`` is what a cache hit would have cost; ``time`` None means the ledger's clock now."""
