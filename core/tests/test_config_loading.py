@@ -70,6 +70,11 @@ def test_explicit_path_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yml", env={})
 
 
+def test_explicit_path_that_is_a_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_config(tmp_path, env={})
+
+
 # ----------------------------------------------------------------------------- loading
 
 
@@ -184,7 +189,9 @@ def test_doubled_dollar_writes_a_literal_reference(tmp_path: Path) -> None:
     assert load_config(path, env={}).get("state.key_prefix") == "${NOT_A_VAR}-$$x"
 
 
-@pytest.mark.parametrize("reference", ["${1BAD}", "${UNCLOSED", "${VAR-default}", "${}"])
+@pytest.mark.parametrize(
+    "reference", ["${1BAD}", "${UNCLOSED", "${VAR-default}", "${}", "${A:-${B}}"]
+)
 def test_malformed_references_are_errors(tmp_path: Path, reference: str) -> None:
     path = write_config(tmp_path, f"state:\n  key_prefix: '{reference}'\n")
     with pytest.raises(ConfigError, match=escape("state.key_prefix: malformed variable reference")):

@@ -62,6 +62,7 @@ _REFERENCE = re.compile(
     r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<fallback>:-(?P<default>[^}]*))?\}"
     r"|\$\{[^}]*\}?"
 )
+_HOW = "write ${NAME} or ${NAME:-default}"
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<password>[^@/\s]+)@")
 
 _TYPE_WORDS = {
@@ -201,8 +202,10 @@ def check_backends(config: Config, manager: PluginManager) -> None:
 
 def _existing(path: str | Path) -> Path:
     file = Path(path).expanduser().absolute()
-    if not file.is_file():
+    if not file.exists():
         raise ConfigError(f"config file {file} does not exist")
+    if not file.is_file():
+        raise ConfigError(f"config file {file} is not a file")
     return file
 
 
@@ -296,18 +299,16 @@ class _Interpolator:
 
     def substitute(self, text: str, path: KeyPath) -> Any:
         names: list[str] = []
-        missing = len(self.problems)
+        before = len(self.problems)
 
         def replace(match: re.Match[str]) -> str:
             name = match.group("name")
             if match.group(0) == "$${":
                 return "${"
-            if name is None:
-                self.problems.append(
-                    (path, f"malformed variable reference {match.group(0)!r}: "
-                     "write ${NAME} or ${NAME:-default}")
-                )  # fmt: skip
-                return match.group(0)
+            if name is None or "${" in (match.group("default") or ""):
+                reference = match.group(0)
+                self.problems.append((path, f"malformed variable reference {reference!r}: {_HOW}"))
+                return reference
             names.append(name)
             value = self.env.get(name)
             if match.group("fallback") is not None and not value:
@@ -321,7 +322,7 @@ class _Interpolator:
         if any(_secret_variable(name) for name in names):
             self.secrets.add(_dotted(path))
         whole = _REFERENCE.fullmatch(text)
-        if whole and whole.group("name") and len(self.problems) == missing:
+        if whole and whole.group("name") and len(self.problems) == before:
             return self.coerce(result, path)
         return result
 
