@@ -38,7 +38,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -349,6 +348,8 @@ def _secret_variable(name: str) -> bool:
 
 @cache
 def _schema() -> dict[str, Any]:
+    from importlib import resources  # costs a few ms: only when a file is validated
+
     text = (
         resources.files("questfoundry")
         .joinpath("schemas")
