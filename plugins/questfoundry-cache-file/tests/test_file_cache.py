@@ -339,6 +339,33 @@ def test_a_write_blocked_by_another_process_raises_backend_unavailable(cache: Fi
     assert cache.get("k") == b"w"
 
 
+def test_a_database_broken_after_opening_raises_backend_unavailable(cache: FileCache) -> None:
+    cache.set("k", b"v")
+    _sql(cache, "DROP TABLE Cache")
+    _sql(cache, "DROP TABLE Settings")
+    operations: list[Callable[[], object]] = [
+        lambda: cache.get("k"),
+        lambda: cache.set("k", b"v"),
+        cache.clear,
+        cache.prune,
+        cache.stats,
+    ]
+    for operation in operations:
+        with pytest.raises(BackendUnavailableError, match=r"^file cache .*: no such table: \w+$"):
+            operation()
+
+
+def test_safe_disk_keeps_text_and_bytes_keys_as_they_are(tmp_path: Path) -> None:
+    disk = SafeDisk(str(tmp_path))
+    for key in ("text key", b"\xffbytes key"):
+        stored, raw = disk.put(key)
+        assert raw is True
+        column = bytes(stored) if isinstance(stored, memoryview) else stored
+        assert disk.get(column, raw) == key
+    with pytest.raises(UnreadableEntry, match="key of type int"):
+        disk.get(7, True)
+
+
 # ----------------------------------------------------------------------------- size and prune
 
 
