@@ -154,8 +154,6 @@ def plugins(app: App, as_json: bool) -> None:
         for info in infos
     ]
     print_table("QuestFoundry plugins", ("distribution", "version", "plugin", "registers"), rows)
-    for failure in app.manager.failures:
-        click.echo(f"Warning: {failure.distribution} failed to load: {failure.error}", err=True)
 
 
 @cli.group()

@@ -161,7 +161,21 @@ class PluginManager:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
+            name = self.pm.get_name(exc.plugin) or type(exc.plugin).__name__
+            dist = self._sources.get(name, (name, ""))[0]
+            callers = vars(self.pm.hook).items()
+            known = [hook for hook, caller in callers if caller.has_spec()]
+            unknown = sorted(
+                hook for hook, caller in callers if not caller.has_spec() and caller.get_hookimpls()
+            )
+            hints = [
+                f"{hook!r} (did you mean {close[0]!r}?)" if close else repr(hook)
+                for hook in unknown
+                for close in [difflib.get_close_matches(hook, known, n=1)]
+            ]
+            raise PluginError(
+                f"plugin {name} ({dist}) implements unknown hooks: {', '.join(hints)}"
+            ) from None
 
     # --------------------------------------------------------------------- backends
 

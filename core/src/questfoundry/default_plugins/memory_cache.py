@@ -7,6 +7,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from questfoundry.errors import ConfigError
 from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import BackendContext, CacheStats, Capability, Clock
 
@@ -19,6 +20,8 @@ class MemoryCache:
     capabilities = frozenset({Capability.TTL, Capability.SIZE_LIMIT})
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Clock | None = None) -> None:
+        if max_entries < 1:
+            raise ConfigError(f"must be at least 1, not {max_entries}", path="caching.max_entries")
         self.max_entries = max_entries
         self._clock = clock or Clock()
         self._entries: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
@@ -40,6 +43,8 @@ class MemoryCache:
             return None
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"cache values are bytes, not {type(value).__name__}")
         expires = None if ttl is None else self._clock.monotonic() + ttl
         with self._lock:
             self._entries[key] = (bytes(value), expires)

@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from questfoundry.testing.fakes.gemini import FakeGemini
+    from questfoundry.testing.fakes.ollama import FakeOllama
     from questfoundry.testing.fakes.openai import FakeOpenAI
 
 
