@@ -31,12 +31,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
 from questfoundry.interfaces import CacheBackend, Capability
 from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.contract import StandardSuite
 
 AdvanceTime = Callable[[float], None]
 
@@ -47,22 +47,12 @@ THREADS = 8
 OPS_PER_THREAD = 200
 
 
-class CacheBackendContract:
+class CacheBackendContract(StandardSuite):
     """Standard tests every :class:`~questfoundry.interfaces.CacheBackend` must pass.
 
     Override the :meth:`cache` fixture; override :meth:`advance_time` when the backend's TTLs do
     not run on ``backend_context.clock``.
     """
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        replaced = sorted(set(vars(cls)) & _standard_tests())
-        if replaced:
-            raise TypeError(
-                f"{cls.__qualname__} replaces standard tests of CacheBackendContract "
-                f"({', '.join(replaced)}); a backend may only skip a standard test by not "
-                f"declaring the capability it needs"
-            )
 
     @pytest.fixture
     def cache(self) -> CacheBackend:
@@ -85,15 +75,6 @@ class CacheBackendContract:
             pytest.skip(f"the backend does not declare Capability {capability!r}")
 
     # ------------------------------------------------------------------ standard tests
-
-    def test_no_standard_test_is_replaced(self) -> None:
-        """Catches a test swapped in after class creation, where ``__init_subclass__`` cannot."""
-        replaced = [
-            name
-            for name in _standard_tests()
-            if getattr(type(self), name) is not getattr(CacheBackendContract, name)
-        ]
-        assert replaced == []
 
     def test_backend_satisfies_the_protocol(self, cache: CacheBackend) -> None:
         assert isinstance(cache, CacheBackend)
@@ -266,7 +247,3 @@ def _check_whole(value: bytes | None) -> None:
         return
     header, _, body = value.partition(b"|")
     assert value == _stamped(*map(int, header.split(b":"))), f"torn value {body[:40]!r}"
-
-
-def _standard_tests() -> frozenset[str]:
-    return frozenset(name for name in vars(CacheBackendContract) if name.startswith("test_"))

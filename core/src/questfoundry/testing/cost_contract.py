@@ -29,35 +29,23 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import pytest
 
 from questfoundry.interfaces import CostModel, Usage
+from questfoundry.testing.contract import StandardSuite, replaces_standard_test
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-_REPLACES = "__questfoundry_replaces_standard_test__"
+__all__ = ["CostModelContract", "price_offline_in_fresh_interpreter", "replaces_standard_test"]
+
 
 #: a usage with every kind of token, for tests that only need "some" usage
 SOME_USAGE = Usage(input_tokens=1_200, output_tokens=300, cached_input_tokens=200)
 
 
-def replaces_standard_test(reason: str) -> Callable[[_F], _F]:
-    """Mark a test that deliberately replaces a standard test of the same name."""
-    if not reason.strip():
-        raise ValueError("say why the standard test is replaced")
-
-    def mark(test: _F) -> _F:
-        setattr(test, _REPLACES, reason)
-        return test
-
-    return mark
-
-
-class CostModelContract:
+class CostModelContract(StandardSuite):
     """Standard tests every :class:`~questfoundry.interfaces.CostModel` must pass.
 
     Set :attr:`known_model` and :attr:`unknown_model`, and override the :meth:`cost_model` fixture.
@@ -69,16 +57,6 @@ class CostModelContract:
     unknown_model: ClassVar[str] = "questfoundry-contract-no-such-model"
     #: True when no model is unknown (flat prices from config, free models): never None
     prices_every_model: ClassVar[bool] = False
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for name, value in vars(cls).items():
-            if name in _standard_tests() and not hasattr(value, _REPLACES):
-                raise TypeError(
-                    f"{cls.__qualname__}.{name} silently replaces a standard test of "
-                    f"CostModelContract; rename it, or decorate it with "
-                    f"@replaces_standard_test('why')"
-                )
 
     @pytest.fixture
     def cost_model(self) -> CostModel:
@@ -239,7 +217,3 @@ def price_offline_in_fresh_interpreter(entry_point: str, name: str, model: str) 
         known=None if raw["known"] is None else Decimal(raw["known"]),
         unknown=None if raw["unknown"] is None else Decimal(raw["unknown"]),
     )
-
-
-def _standard_tests() -> frozenset[str]:
-    return frozenset(name for name in vars(CostModelContract) if name.startswith("test_"))
