@@ -425,3 +425,29 @@ def test_async_calls_work_from_successive_event_loops(provider: OpenAIProvider) 
     first = asyncio.run(provider.agenerate(ask("loop one")))
     second = asyncio.run(provider.agenerate(ask("loop two")))
     assert first.text and second.text and first.text != second.text
+
+
+def test_close_releases_the_async_client_of_an_idle_event_loop(provider: OpenAIProvider) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(provider.agenerate(ask("from an idle loop")))
+        client = provider._async_client
+        assert client is not None
+        provider.close()
+        assert client.is_closed()
+    finally:
+        loop.close()
+
+
+async def test_close_from_async_code_closes_the_async_client_on_its_loop(
+    provider: OpenAIProvider,
+) -> None:
+    await provider.agenerate(ask("from a running loop"))
+    client = provider._async_client
+    assert client is not None
+    provider.close()
+    for _ in range(100):  # let the loop run the scheduled close; no time needs to pass
+        if client.is_closed():
+            break
+        await asyncio.sleep(0)
+    assert client.is_closed()

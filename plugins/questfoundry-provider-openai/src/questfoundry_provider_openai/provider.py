@@ -128,8 +128,8 @@ class OpenAIProvider:
         if client is not None:
             client.close()
         if async_client is not None and loop is not None and not loop.is_closed():
-            if loop.is_running():
-                loop.call_soon_threadsafe(lambda: loop.create_task(async_client.close()))
+            if loop.is_running():  # close() called from async code: let that loop close it
+                asyncio.run_coroutine_threadsafe(async_client.close(), loop)
             else:
                 loop.run_until_complete(async_client.close())
 
@@ -174,9 +174,7 @@ class OpenAIProvider:
     def chat_arguments(self, request: ProviderRequest, stream: bool = False) -> dict[str, Any]:
         """The keyword arguments of ``chat.completions.create`` for ``request``."""
         if request.kind != "text":
-            raise NonRetriableProviderError(
-                f"cannot stream a {request.kind} call", provider=self.name
-            )
+            raise NonRetriableProviderError("only text calls can be streamed", provider=self.name)
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         if request.prompt is not None:
             messages.append({"role": "user", "content": request.prompt})

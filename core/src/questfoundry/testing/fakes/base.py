@@ -158,7 +158,7 @@ class FakeServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _RequestHandler, self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.5},
             name=f"{type(self).__name__}:{self._httpd.server_address[1]}",
             daemon=True,
         )
@@ -171,7 +171,7 @@ class FakeServer:
         if httpd is None:
             return
         self._stopping.set()
-        httpd.shutdown()
+        _shutdown_now(httpd)
         httpd.close_connections()
         httpd.server_close()
         if self._thread is not None:
@@ -251,6 +251,17 @@ class FakeServer:
         """Wait, but wake up at once when the server stops."""
         if seconds > 0:
             self._stopping.wait(seconds)
+
+
+def _shutdown_now(httpd: ThreadingHTTPServer) -> None:
+    """``shutdown()`` without waiting out the serve loop's poll: a connection wakes it at once."""
+    host, port = httpd.server_address[:2]
+    stopper = threading.Thread(target=httpd.shutdown, daemon=True)
+    stopper.start()
+    while stopper.is_alive():
+        with contextlib.suppress(OSError):
+            socket.create_connection((str(host), port), timeout=0.5).close()
+        stopper.join(0.01)
 
 
 def _format_seconds(seconds: float) -> str:
