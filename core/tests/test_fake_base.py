@@ -28,7 +28,7 @@ from questfoundry.testing.fakes import (
     sse_event,
 )
 from questfoundry.testing.fakes.base import FAULT_STATUS, MALFORMED_BODY
-from questfoundry.testing.provider_contract import ProviderContract, override_standard_test
+from questfoundry.testing.provider_contract import ProviderContract, replaces_standard_test
 
 
 class EchoServer(FakeServer):
@@ -361,7 +361,7 @@ def test_overriding_a_standard_contract_test_silently_is_refused() -> None:
 
 def test_overriding_a_standard_contract_test_on_purpose_is_allowed() -> None:
     class Deliberate(ProviderContract):
-        @override_standard_test(reason="this service has no timeout setting")
+        @replaces_standard_test("this service has no timeout setting")
         def test_timeout_is_honoured(self) -> None:  # type: ignore[override]
             pass
 

@@ -45,15 +45,15 @@ What the suite holds a provider to:
 * no error message reveals the API key (:attr:`ProviderContract.secret`);
 * ``close()`` and ``aclose()`` can be called more than once.
 
-A subclass must not replace a standard test silently: overriding one without
-:func:`override_standard_test` is a ``TypeError`` when the class is defined.
+A subclass must not replace a standard test silently: redefining one without
+:func:`replaces_standard_test` is a ``TypeError`` when the class is defined (see
+:mod:`questfoundry.testing.contract`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -71,9 +71,10 @@ from questfoundry.interfaces import (
     ProviderReply,
     ProviderRequest,
 )
+from questfoundry.testing.contract import StandardSuite, replaces_standard_test
 from questfoundry.testing.fakes.base import FAULT_STATUS, FakeServer, Fault
 
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["ProviderContract", "replaces_standard_test"]
 
 #: faults worth retrying, and the HTTP status each carries (None: no response at all)
 RETRIABLE_FAULTS: dict[Fault, int | None] = {
@@ -94,23 +95,8 @@ NON_RETRIABLE_FAULTS: dict[Fault, int] = {
 #: faults also checked through the async and streaming paths (kept short: SLOW costs a timeout)
 PATH_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.DROP_CONNECTION, Fault.UNAUTHORIZED)
 
-_OVERRIDE_MARK = "__questfoundry_override__"
 
-
-def override_standard_test(reason: str) -> Callable[[F], F]:
-    """Allow a subclass to replace a standard test of the contract; ``reason`` says why.
-
-    Without it, redefining a standard test is refused, so a backend cannot quietly skip one.
-    """
-
-    def mark(function: F) -> F:
-        setattr(function, _OVERRIDE_MARK, reason)
-        return function
-
-    return mark
-
-
-class ProviderContract:
+class ProviderContract(StandardSuite):
     """Standard tests for a :class:`~questfoundry.interfaces.Provider`; see the module docstring.
 
     Subclasses implement the ``server``, ``provider`` and ``model`` fixtures, build the provider
@@ -125,16 +111,6 @@ class ProviderContract:
     secret: str | None = None
     #: the prompt of the standard request
     prompt: str = "Name one lighthouse on a stormy coast, in five words."
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        standard = {name for name in vars(ProviderContract) if name.startswith("test_")}
-        for name in standard & set(vars(cls)):
-            if not hasattr(vars(cls)[name], _OVERRIDE_MARK):
-                raise TypeError(
-                    f"{cls.__name__}.{name} overrides a standard ProviderContract test; "
-                    "decorate it with @override_standard_test(reason=...) to do so on purpose"
-                )
 
     # ------------------------------------------------------------------ fixtures to implement
 
