@@ -381,10 +381,10 @@ def limits(app: App, as_json: bool) -> None:
                 spent = ledger.spent(budget.scope, budget.period)
                 rows.append(
                     {
-                        "limit": f"{budget.scope or 'global'} cost per {budget.period}",
-                        "used": spent,
-                        "of": budget.limit,
-                        "available": budget.limit - spent,
+                        "limit": f"{budget.scope or 'global'} cost per {budget.period} ($)",
+                        "used": f"{spent:.4f}",
+                        "of": f"{budget.limit:.2f}",
+                        "available": f"{budget.limit - spent:.4f}",
                     }
                 )
     if as_json:

@@ -168,8 +168,9 @@ def to_pico(amount: Decimal) -> int:
 
 
 def from_pico(amount: int) -> Decimal:
-    """Whole pico-dollars to dollars, exactly."""
-    return Decimal(amount).scaleb(-12)
+    """Whole pico-dollars to dollars, exactly, without trailing zeros (``0.144``)."""
+    dollars = Decimal(amount).scaleb(-12).normalize()
+    return dollars.quantize(Decimal(1)) if dollars == dollars.to_integral() else dollars
 
 
 def _optional_pico(amount: Decimal | None) -> int | None:

@@ -1,0 +1,141 @@
+"""The maintenance commands: cache stats/clear/prune/explain, cost report, limits, plugins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from questfoundry.calls import Request
+from questfoundry.cli import cli
+from questfoundry.config import load_config
+from questfoundry.gateway import Gateway
+from questfoundry.plugins import get_plugin_manager
+from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
+
+CONFIG = """\
+providers:
+  text:
+    default: scripted
+    scripted:
+      model: m1
+roles:
+  gatekeeper:
+    model: m2
+caching:
+  backend: {backend}
+  cache_dir: .questfoundry/cache
+rate_limiting:
+  global:
+    requests_per_minute: 100
+    cost_per_day: 5
+  providers:
+    scripted:
+      cost_per_input_token: 0.001
+      cost_per_output_token: 0.002
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    (tmp_path / ".questfoundry").mkdir()
+    path = tmp_path / ".questfoundry" / "config.yml"
+    path.write_text(CONFIG.format(backend="memory"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("QUESTFOUNDRY_CONFIG", raising=False)
+    yield path
+
+
+def run(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def spend(project: Path, *prompts: str, role: str | None = None) -> None:
+    """Make calls through a gateway on the project's config with a scripted provider."""
+    manager = get_plugin_manager(plugins=[scripted_plugin(ScriptedProvider())])
+    with Gateway(load_config(project), manager) as gateway:
+        for prompt in prompts:
+            gateway.generate(Request(messages=[{"role": "user", "content": prompt}], role=role))
+
+
+def test_cost_report_groups_spend_and_savings(project: Path) -> None:
+    spend(project, "a", "a", "b", role="gatekeeper")
+    result = run("cost", "report", "--by", "role", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    assert row["key"] == "gatekeeper" and row["calls"] == 3 and row["hits"] == 1
+    assert row["cost"] == "0.144" and row["saved"] == "0.072"
+    table = run("cost", "report", "--by", "day")
+    assert table.exit_code == 0 and "Cost by day" in table.output
+
+
+def test_cost_report_since_a_future_date_is_empty(project: Path) -> None:
+    spend(project, "a")
+    result = run("cost", "report", "--since", "2999-01-01", "--json")
+    assert json.loads(result.output) == []
+
+
+def test_limits_show_buckets_and_todays_spend(project: Path) -> None:
+    spend(project, "a", "b")
+    result = run("limits", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["limit"]: row for row in json.loads(result.output)}
+    assert rows["global/requests per minute"]["of"] == 100
+    assert rows["global cost per day ($)"]["used"] == "0.1440"
+
+
+def test_limits_without_any_configured_says_so(project: Path) -> None:
+    project.write_text("{}\n")
+    result = run("limits")
+    assert "No rate limits or budgets are configured" in result.output
+
+
+def test_cache_explain_shows_the_fields_and_the_key(project: Path) -> None:
+    result = run(
+        "cache", "explain", "hello", "--role", "gatekeeper", "--param", "temperature=0.70", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    explained = json.loads(result.output)
+    assert explained["fields"]["model"] == "m2"
+    assert explained["fields"]["params"] == {"temperature": 0.7}
+    assert explained["key"].startswith(f"{project.parent.parent.name}:v1:")
+    same = run("cache", "explain", "hello", "--role", "gatekeeper", "--param", "temperature=0.7")
+    assert explained["key"] in same.output
+
+
+def test_cache_explain_rejects_a_param_without_a_value(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["cache", "explain", "hi", "--param", "temperature"])
+    assert result.exit_code != 0 and "KEY=VALUE" in result.output
+
+
+def test_cache_stats_clear_and_prune_on_the_file_cache(project: Path) -> None:
+    pytest.importorskip("questfoundry_cache_file")
+    project.write_text(CONFIG.format(backend="file"))
+    spend(project, "a", "b", "b")
+    stats = json.loads(run("cache", "stats", "--json").output)
+    assert stats["backend"] == "file" and stats["entries"] == 2 and stats["bytes"] > 0
+    assert "Pruned 0 items" in run("cache", "prune").output
+    refused = run("cache", "clear", input="n\n")
+    assert refused.exit_code == 1
+    assert json.loads(run("cache", "stats", "--json").output)["entries"] == 2
+    assert "Removed 2 entries" in run("cache", "clear", "--yes").output
+    assert json.loads(run("cache", "stats", "--json").output)["entries"] == 0
+
+
+def test_plugins_lists_the_builtins(project: Path) -> None:
+    result = run("plugins", "--json")
+    names = {info["name"]: info for info in json.loads(result.output)}
+    assert names["builtin:memory_cache"]["registers"] == {"cache backend": ["memory"]}
+    assert "token_bucket" in names["builtin:token_bucket"]["registers"]["limiter strategy"]
+
+
+def test_an_unknown_backend_is_one_error_line(project: Path) -> None:
+    project.write_text(CONFIG.format(backend="memroy"))
+    result = CliRunner().invoke(cli, ["cache", "stats"])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert "did you mean 'memory'" in result.output and "Traceback" not in result.output
