@@ -457,11 +457,6 @@ def test_an_entry_point_naming_a_missing_attribute_is_a_load_failure(site: Site)
     assert [f.distribution for f in manager.failures] == ["questfoundry-cache-typo"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: cli.py `plugins` echoes manager.failures after the PluginLoadWarning "
-    "was already shown, so each broken plugin is reported twice",
-)
 def test_questfoundry_plugins_prints_one_warning_for_a_broken_plugin(site: Site) -> None:
     site.install_tmpcache()
     site.install("questfoundry-broken", "0.1", {"broken": "qf_broken"}, {"qf_broken": BROKEN})
@@ -541,11 +536,6 @@ def test_a_misspelt_hook_name_is_refused(site: Site) -> None:
         get_plugin_manager(env=only("cache-typo"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: PluginManager.check() puts the module's repr (twice) in the message "
-    "instead of the plugin's name and distribution",
-)
 def test_a_misspelt_hook_name_is_refused_naming_the_plugin(site: Site) -> None:
     site.install(
         "questfoundry-cache-typo", "0.1", {"cache-typo": "qf_typo"}, {"qf_typo": MISSPELT_HOOK}
