@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 from questfoundry_provider_openai.failures import clean, retry_after
 from questfoundry_provider_openai.plugin import make_openai_provider
@@ -451,3 +452,35 @@ async def test_close_from_async_code_closes_the_async_client_on_its_loop(
             break
         await asyncio.sleep(0)
     assert client.is_closed()
+
+
+# ---------------------------------------------------------------------- the fake, seen by the SDK
+
+
+def test_fake_streams_usage_only_when_asked(server: FakeOpenAI) -> None:
+    client = openai.OpenAI(api_key=SECRET, base_url=server.base_url, max_retries=0)
+    try:
+        messages: Any = [{"role": "user", "content": "hello"}]
+        plain = list(client.chat.completions.create(model="m", messages=messages, stream=True))
+        counted = list(
+            client.chat.completions.create(
+                model="m", messages=messages, stream=True, stream_options={"include_usage": True}
+            )
+        )
+    finally:
+        client.close()
+    assert all(chunk.usage is None for chunk in plain)
+    assert counted[-1].choices == [] and counted[-1].usage is not None
+    assert all(chunk.usage is None for chunk in counted[:-1])
+    assert plain[-1].choices[0].finish_reason == "stop"
+
+
+def test_fake_answers_an_image_url_when_asked(server: FakeOpenAI) -> None:
+    client = openai.OpenAI(api_key=SECRET, base_url=server.base_url, max_retries=0)
+    try:
+        images = client.images.generate(model="dall-e-2", prompt="a fox", response_format="url")
+    finally:
+        client.close()
+    assert images.data is not None
+    assert images.data[0].url and images.data[0].url.startswith(server.url)
+    assert images.data[0].b64_json is None
