@@ -19,6 +19,8 @@ from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import BackendContext, Capability
 
 SUFFIX = ".json"
+#: no quoted key starts with this (a quoted "%" is "%25"), so a key can never look temporary
+TEMP_PREFIX = "%tmp-"
 
 
 class FileStore:
@@ -55,7 +57,7 @@ class FileStore:
             raise StateError(f"state {key!r} is not JSON-serialisable: {exc}") from None
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=SUFFIX)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX, suffix=SUFFIX)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -78,8 +80,9 @@ class FileStore:
     def keys(self, prefix: str = "") -> list[str]:
         if not self.root.is_dir():
             return []
-        names = (unquote(p.name[: -len(SUFFIX)]) for p in self.root.glob("*" + SUFFIX))
-        return sorted(k for k in names if k.startswith(prefix) and not k.startswith(".tmp-"))
+        names = (p.name for p in self.root.glob("*" + SUFFIX))
+        keys = (unquote(n[: -len(SUFFIX)]) for n in names if not n.startswith(TEMP_PREFIX))
+        return sorted(k for k in keys if k.startswith(prefix))
 
     def close(self) -> None:
         """Nothing to release."""

@@ -1,0 +1,60 @@
+"""The built-in ``file`` state store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from questfoundry.default_plugins.file_store import FileStore, make_file_store
+from questfoundry.errors import StateError
+from questfoundry.interfaces import BackendContext
+from questfoundry.testing.state_contract import StateStoreContract
+
+
+class TestFileStore(StateStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> FileStore:
+        return FileStore(tmp_path / "state")
+
+
+def test_the_factory_resolves_the_path_against_the_project(tmp_path: Path) -> None:
+    context = BackendContext(project_dir=tmp_path / ".questfoundry")
+    store = make_file_store({}, context)
+    assert store.root == tmp_path / ".questfoundry" / "state"
+    assert make_file_store({"path": "elsewhere"}, context).root == tmp_path / "elsewhere"
+
+
+def test_a_crash_mid_write_leaves_the_previous_version(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.put("doc", {"v": 1})
+    (tmp_path / "%tmp-half-written.json").write_bytes(b'{"v": 2, "trunc')  # what a crash leaves
+    assert store.get("doc") == {"v": 1}
+    assert store.keys() == ["doc"]
+
+
+def test_a_corrupt_document_is_a_clear_state_error(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.put("doc", {"v": 1})
+    (tmp_path / "doc.json").write_bytes(b"{not json")
+    with pytest.raises(StateError, match="cannot be read"):
+        store.get("doc")
+    (tmp_path / "doc.json").write_bytes(b"[1, 2]")
+    with pytest.raises(StateError, match="not a JSON object"):
+        store.get("doc")
+
+
+def test_an_empty_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StateError):
+        FileStore(tmp_path).get("")
+
+
+def test_an_unwritable_folder_is_a_state_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    with pytest.raises(StateError, match="cannot be written"):
+        FileStore(blocker / "state").put("doc", {"v": 1})
+
+
+def test_a_store_in_a_folder_not_yet_made_lists_nothing(tmp_path: Path) -> None:
+    assert FileStore(tmp_path / "absent").keys() == []
