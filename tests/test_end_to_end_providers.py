@@ -30,7 +30,7 @@ import pytest
 
 from questfoundry.calls import Reply, Request
 from questfoundry.config import Config, validate
-from questfoundry.errors import NonRetriableProviderError
+from questfoundry.errors import NonRetriableProviderError, ProviderRateLimitError
 from questfoundry.gateway import Gateway
 from questfoundry.interfaces import Usage
 from questfoundry.keys import request_fields
@@ -339,6 +339,26 @@ def test_streamed_call_is_priced_then_replayed_from_the_cache(
     assert second.reply is not None and second.reply.cache_hit
     assert (server.served, len(server.requests)) == (served, received) == (1, 1)
     assert_recorded_as_the_server_reported(case, server, gateway, first.reply)
+
+
+@every_provider
+@pytest.mark.xfail(
+    strict=True,
+    raises=ProviderRateLimitError,
+    reason="gateway.Stream/AsyncStream call provider.stream once, outside the retry loop: "
+    "a 429 before the first chunk is raised, not retried (core/src/questfoundry/gateway.py)",
+)
+def test_rate_limited_stream_is_retried_before_its_first_chunk(
+    case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
+) -> None:
+    server.fail_next(Fault.RATE_LIMIT)
+
+    stream = gateway.stream(ask("Sing the ballad."))
+    text = "".join(stream)
+
+    assert "Sing the ballad" in text
+    assert clock.slept == [RETRY_AFTER]
+    assert stream.reply is not None and stream.reply.retries == 1
 
 
 # ---------------------------------------------------------------------- asyncio
