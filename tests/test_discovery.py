@@ -542,10 +542,10 @@ def test_a_misspelt_hook_name_is_refused_naming_the_plugin(site: Site) -> None:
     )
     with pytest.raises(PluginError) as caught:
         get_plugin_manager(env=only("cache-typo"))
-    message = str(caught.value)
-    assert "cache-typo" in message
-    assert "questfoundry-cache-typo" in message
-    assert "<module" not in message
+    assert str(caught.value) == (
+        "plugin cache-typo (questfoundry-cache-typo) implements unknown hooks: "
+        "'cache_backend' (did you mean 'cache_backends'?)"
+    )
 
 
 def test_check_refuses_a_misspelt_hook_registered_by_hand() -> None:
