@@ -30,7 +30,7 @@ import pytest
 
 from questfoundry.calls import Reply, Request
 from questfoundry.config import Config, validate
-from questfoundry.errors import NonRetriableProviderError, ProviderRateLimitError
+from questfoundry.errors import NonRetriableProviderError
 from questfoundry.gateway import Gateway
 from questfoundry.interfaces import Usage
 from questfoundry.keys import request_fields
@@ -342,12 +342,6 @@ def test_streamed_call_is_priced_then_replayed_from_the_cache(
 
 
 @every_provider
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProviderRateLimitError,
-    reason="gateway.Stream/AsyncStream call provider.stream once, outside the retry loop: "
-    "a 429 before the first chunk is raised, not retried (core/src/questfoundry/gateway.py)",
-)
 def test_rate_limited_stream_is_retried_before_its_first_chunk(
     case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
 ) -> None:

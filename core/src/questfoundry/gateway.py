@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from itertools import chain
 from time import perf_counter
 from typing import Any
 
@@ -317,7 +318,8 @@ class Gateway:
             self._warned.add(topic)
             log.warning(message)
 
-    def _lookup(self, plan: Plan, started: float) -> Reply | None:
+    def _cached(self, plan: Plan) -> CachedReply | None:
+        """The cached reply for ``plan``; None on a miss, an unreadable entry or a broken cache."""
         assert self.cache is not None
         try:
             raw = self.cache.get(plan.key)
@@ -329,6 +331,12 @@ class Gateway:
         cached = decode(raw)
         if cached is None:
             self._warn_once("cache-corrupt", f"ignoring an unreadable cache entry {plan.key}")
+        return cached
+
+    def _lookup(self, plan: Plan, started: float) -> Reply | None:
+        """A cache hit, recorded as one; None on a miss."""
+        cached = self._cached(plan)
+        if cached is None:
             return None
         reply = self._reply(plan, cached, started, cache_hit=True)
         self._record_saved(reply)
@@ -638,17 +646,12 @@ class _StreamBase:
         self.reply: Reply | None = None
         self._chunks: list[str] = []
         self._usage: Usage | None = None
+        self._retries = 0
 
     def _hit(self) -> tuple[str, ...] | None:
         """The chunks to replay on a cache hit, or None on a miss."""
         gateway, plan = self.gateway, self.plan
-        if not plan.read or gateway.cache is None:
-            return None
-        try:
-            raw = gateway.cache.get(plan.key)
-        except Exception:
-            return None
-        cached = decode(raw) if raw is not None else None
+        cached = gateway._cached(plan) if plan.read else None
         if cached is None:
             return None
         self.reply = gateway._reply(plan, cached, self.started, cache_hit=True)
@@ -672,7 +675,7 @@ class _StreamBase:
         answer = ProviderReply(plan.request.model, text=text, usage=usage)
         chunks = tuple(self._chunks)
         self.reply = self.gateway._finish(
-            plan, answer, reservation, self.started, waited, 0, chunks, store
+            plan, answer, reservation, self.started, waited, self._retries, chunks, store
         )
         return self.reply
 
@@ -690,8 +693,14 @@ class Stream(_StreamBase):
         reservation = gateway._reserve(plan)
         waited = 0.0
         try:
-            waited = gateway._admit(plan)
-            for chunk in provider.stream(plan.request):
+            # Retried like any call until the first chunk arrives; never once text was yielded.
+            for attempt in gateway.retry.retrying(gateway.clock):
+                with attempt:
+                    waited += gateway._admit(plan)
+                    chunks = iter(provider.stream(plan.request))
+                    first = next(chunks, None)
+            self._retries = attempt.retry_state.attempt_number - 1
+            for chunk in chain((first,) if first else (), chunks):
                 if text := self._take(chunk):
                     yield text
         except GeneratorExit:  # abandoned by the caller: spent, but never cached
@@ -717,8 +726,15 @@ class AsyncStream(_StreamBase):
         reservation = await asyncio.to_thread(gateway._reserve, plan)
         waited = 0.0
         try:
-            waited = await gateway._aadmit(plan)
-            async for chunk in provider.astream(plan.request):
+            async for attempt in gateway.retry.aretrying(gateway.clock):
+                with attempt:
+                    waited += await gateway._aadmit(plan)
+                    chunks = aiter(provider.astream(plan.request))
+                    first = await anext(chunks, None)
+            self._retries = attempt.retry_state.attempt_number - 1
+            if first is not None and (text := self._take(first)):
+                yield text
+            async for chunk in chunks:
                 if text := self._take(chunk):
                     yield text
         except GeneratorExit:  # abandoned: no awaiting here, the loop may be closing
