@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -109,7 +108,7 @@ class QuestFoundryGroup(click.Group):
 
 
 def _debug(ctx: click.Context) -> bool:
-    return "--debug" in sys.argv or bool(ctx.obj and ctx.obj.debug)
+    return bool(ctx.obj and ctx.obj.debug)
 
 
 def _show_warning(message: Any, category: Any, *_args: Any, **_kwargs: Any) -> None:

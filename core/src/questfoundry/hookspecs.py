@@ -48,7 +48,7 @@ def cache_backends() -> Mapping[str, Factory]:
 
     :returns: ``{name: factory}``; each factory returns a
         :class:`~questfoundry.interfaces.CacheBackend`. Its settings are the whole ``caching``
-        section (``cache_dir``, ``ttl_seconds``, ``max_cache_size_mb``, and any keys of its own).
+        section (``cache_dir``, ``ttl_seconds``, ``max_cache_size_mb``, ``redis_url``, …).
     """
 
 
@@ -88,9 +88,10 @@ def providers() -> Mapping[str, Factory]:
     """Register LLM providers, referred to by name in ``providers`` and ``roles``.
 
     :returns: ``{name: factory}``; each factory returns a
-        :class:`~questfoundry.interfaces.Provider`. Its settings are ``providers.text.<name>``
-        merged over ``providers.image.<name>`` for image roles. A missing API key must raise
-        :class:`~questfoundry.errors.ConfigError` from the factory, naming the config path.
+        :class:`~questfoundry.interfaces.Provider`. Its settings are ``providers.text.<name>``,
+        with ``providers.image.<name>`` laid over it for image roles, plus ``kind`` (``"text"``
+        or ``"image"``). A missing API key must raise :class:`~questfoundry.errors.ConfigError`
+        from the factory, naming the config path.
     """
 
 

@@ -166,7 +166,10 @@ class PluginManager:
             callers = vars(self.pm.hook).items()
             known = [hook for hook, caller in callers if caller.has_spec()]
             unknown = sorted(
-                hook for hook, caller in callers if not caller.has_spec() and caller.get_hookimpls()
+                hook
+                for hook, caller in callers
+                if not caller.has_spec()
+                and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
             )
             hints = [
                 f"{hook!r} (did you mean {close[0]!r}?)" if close else repr(hook)

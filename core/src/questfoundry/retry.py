@@ -8,6 +8,8 @@ passes the rate limiter again.
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,25 @@ from questfoundry.interfaces import Clock
 
 if TYPE_CHECKING:
     import tenacity
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from an HTTP ``Retry-After`` value (delay-seconds or an HTTP date); None if bad.
+
+    Provider plugins use it to fill :attr:`ProviderRateLimitError.retry_after`.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def is_retriable(error: BaseException) -> bool:

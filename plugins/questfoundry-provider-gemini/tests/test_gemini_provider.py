@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from questfoundry_provider_gemini import plugin
-from questfoundry_provider_gemini.failures import _parse_retry_after
 from questfoundry_provider_gemini.plugin import make_gemini_provider
 from questfoundry_provider_gemini.provider import GeminiProvider
 from questfoundry_provider_gemini.settings import DEFAULT_MODEL, GeminiSettings
@@ -30,6 +29,7 @@ from questfoundry.errors import (
 )
 from questfoundry.interfaces import BackendContext, Capability, Message, ProviderRequest
 from questfoundry.plugins import get_plugin_manager
+from questfoundry.retry import parse_retry_after
 from questfoundry.testing.fakes import Fault
 from questfoundry.testing.fakes.base import RecordedRequest, Response, estimate_tokens, sse_event
 from questfoundry.testing.fakes.gemini import FakeGemini
@@ -353,9 +353,9 @@ def test_rate_limit_without_retry_after_reads_retry_info(backend_context: Backen
 
 def test_retry_after_may_be_an_http_date() -> None:
     in_a_minute = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))
-    assert _parse_retry_after(in_a_minute) == pytest.approx(60, abs=2)
-    assert _parse_retry_after("2.5") == 2.5
-    assert _parse_retry_after("soon") is None
+    assert parse_retry_after(in_a_minute) == pytest.approx(60, abs=2)
+    assert parse_retry_after("2.5") == 2.5
+    assert parse_retry_after("soon") is None
 
 
 class FailingMidStream(FakeGemini):

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 from questfoundry_provider_ollama import plugin
 from questfoundry_provider_ollama.plugin import make_ollama_provider
-from questfoundry_provider_ollama.provider import OllamaProvider, parse_retry_after
+from questfoundry_provider_ollama.provider import OllamaProvider
 from questfoundry_provider_ollama.settings import DEFAULT_BASE_URL
 
 from questfoundry.errors import (
@@ -36,6 +36,7 @@ from questfoundry.errors import (
 )
 from questfoundry.interfaces import BackendContext, Capability, Chunk, Message, ProviderRequest
 from questfoundry.plugins import get_plugin_manager
+from questfoundry.retry import parse_retry_after
 from questfoundry.testing.fakes import FakeServer, Fault
 from questfoundry.testing.fakes.base import RecordedRequest, Response, ndjson_line
 from questfoundry.testing.fakes.ollama import FakeOllama

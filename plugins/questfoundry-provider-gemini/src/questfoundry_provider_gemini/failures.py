@@ -16,10 +16,8 @@ The API key travels in the ``x-goog-api-key`` header; it is scrubbed from every 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import importlib
 import json
-import time
 from typing import Any
 
 import pydantic
@@ -31,6 +29,7 @@ from questfoundry.errors import (
     ProviderRateLimitError,
     RetriableProviderError,
 )
+from questfoundry.retry import parse_retry_after
 
 PROVIDER = "gemini"
 _RETRY_INFO = "google.rpc.RetryInfo"
@@ -96,22 +95,8 @@ def _retry_after(error: genai_errors.APIError) -> float | None:
     """Seconds to wait: the ``Retry-After`` header if present, else Google's ``RetryInfo``."""
     headers = getattr(getattr(error, "response", None), "headers", None)
     header = headers.get("retry-after") if headers is not None else None
-    seconds = _parse_retry_after(header) if isinstance(header, str) else None
+    seconds = parse_retry_after(header) if isinstance(header, str) else None
     return seconds if seconds is not None else _retry_info_delay(error.details)
-
-
-def _parse_retry_after(value: str) -> float | None:
-    """``Retry-After`` is delay-seconds or an HTTP date."""
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _retry_info_delay(details: Any) -> float | None:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextvars import ContextVar
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -31,6 +29,7 @@ from questfoundry.errors import (
     RetriableProviderError,
 )
 from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRequest, Usage
+from questfoundry.retry import parse_retry_after
 from questfoundry_provider_ollama.settings import CONFIG_PATH, OllamaSettings
 
 NAME = "ollama"
@@ -301,21 +300,6 @@ def _from_status(status: int, message: str, retry_after: str | None) -> Provider
     if code is None or status == 408 or status >= 500:
         return RetriableProviderError(message, provider=NAME, status_code=code)
     return NonRetriableProviderError(message, provider=NAME, status_code=code)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number, or an HTTP date; None when absent or bad."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _one_line(text: str) -> str:

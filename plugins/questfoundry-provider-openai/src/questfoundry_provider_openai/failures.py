@@ -15,10 +15,8 @@ choices, ``APIResponseValidationError``     or of a proxy in front of it, worth 
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
-import time
 from collections.abc import Mapping
 
 import openai
@@ -29,6 +27,7 @@ from questfoundry.errors import (
     ProviderRateLimitError,
     RetriableProviderError,
 )
+from questfoundry.retry import parse_retry_after
 
 #: statuses worth retrying besides 5xx: request timeout, and conflicts OpenAI calls transient
 RETRIABLE_STATUSES = frozenset({408, 409})
@@ -74,18 +73,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
             return max(0.0, float(millis) / 1000)
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def clean(message: str, secret: str) -> str:
