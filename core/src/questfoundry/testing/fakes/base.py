@@ -454,6 +454,20 @@ def estimate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
+def limit_reply(text: str, stops: Any, max_tokens: Any) -> tuple[str, bool]:
+    """Cut ``text`` at the first stop sequence (a string or a list) and at ``max_tokens``.
+
+    Returns the text and whether the token limit cut it, as a model would report it.
+    """
+    for stop in [stops] if isinstance(stops, str) else stops or ():
+        at = text.find(stop) if isinstance(stop, str) and stop else -1
+        if at >= 0:
+            text = text[:at]
+    if isinstance(max_tokens, int) and max_tokens > 0 and estimate_tokens(text) > max_tokens:
+        return text[: max_tokens * 4], True
+    return text, False
+
+
 def reply_text(prompt: str, model: str = "") -> str:
     """The deterministic reply a fake gives ``prompt``: the same request always gets the same text.
 

@@ -30,6 +30,7 @@ from questfoundry.testing.fakes.base import (
     RecordedRequest,
     Response,
     estimate_tokens,
+    limit_reply,
     reply_text,
     split_text,
     sse_event,
@@ -246,14 +247,8 @@ def _shared_prefix(first: str, second: str) -> int:
 
 def _shape(text: str, config: dict[str, Any]) -> tuple[str, str]:
     """Apply ``stopSequences`` and ``maxOutputTokens`` the way the model would; give the reason."""
-    for stop in config.get("stopSequences") or []:
-        at = text.find(stop) if isinstance(stop, str) and stop else -1
-        if at >= 0:
-            text = text[:at]
-    limit = config.get("maxOutputTokens")
-    if isinstance(limit, int) and limit > 0 and estimate_tokens(text) > limit:
-        return text[: limit * 4], "MAX_TOKENS"
-    return text, "STOP"
+    text, cut = limit_reply(text, config.get("stopSequences"), config.get("maxOutputTokens"))
+    return text, "MAX_TOKENS" if cut else "STOP"
 
 
 def _sse(events: list[dict[str, Any]]) -> Iterator[bytes]:

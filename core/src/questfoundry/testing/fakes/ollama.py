@@ -15,7 +15,7 @@ ends it early, as a model would. Errors use Ollama's shape, ``{"error": "message
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,6 +25,7 @@ from questfoundry.testing.fakes.base import (
     RecordedRequest,
     Response,
     estimate_tokens,
+    limit_reply,
     ndjson_line,
     reply_text,
     split_text,
@@ -148,15 +149,8 @@ def _answer(model: str, messages: list[dict[str, Any]], options: dict[str, Any])
 
 def _shape(text: str, options: dict[str, Any]) -> tuple[str, str]:
     """Apply ``stop`` and ``num_predict`` the way the model would; give the ``done_reason``."""
-    stops: Iterable[Any] = options.get("stop") or ()
-    for stop in [stops] if isinstance(stops, str) else stops:
-        at = text.find(stop) if isinstance(stop, str) and stop else -1
-        if at >= 0:
-            text = text[:at]
-    limit = options.get("num_predict")
-    if isinstance(limit, int) and limit > 0 and estimate_tokens(text) > limit:
-        return text[: limit * 4], "length"
-    return text, "stop"
+    text, cut = limit_reply(text, options.get("stop"), options.get("num_predict"))
+    return text, "length" if cut else "stop"
 
 
 def _full_name(model: str) -> str:

@@ -28,6 +28,7 @@ from questfoundry.testing.fakes.base import (
     RecordedRequest,
     Response,
     estimate_tokens,
+    limit_reply,
     reply_text,
     split_text,
     sse_event,
@@ -275,14 +276,9 @@ def _content_text(content: Any) -> str:
 
 def _apply_limits(text: str, body: dict[str, Any]) -> tuple[str, str]:
     """Cut ``text`` at a stop sequence or at ``max_tokens``, as the real API does."""
-    stops = body.get("stop")
-    for stop in [stops] if isinstance(stops, str) else stops or []:
-        if stop and stop in text:
-            text = text[: text.index(stop)]
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    if limit is not None and estimate_tokens(text) > int(limit):
-        return text[: int(limit) * 4], "length"
-    return text, "stop"
+    text, cut = limit_reply(text, body.get("stop"), limit)
+    return text, "length" if cut else "stop"
 
 
 def tiny_png(seed: str) -> bytes:
