@@ -67,6 +67,7 @@ class Reply:
     latency: float = 0.0
     role: str | None = None
     key: str = ""
+    run_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,133 @@
+"""What every ``questfoundry`` command shares: the top-level group, the app object, output helpers.
+
+Every QuestFoundryError becomes one line on stderr and exit status 1; ``--debug`` shows the
+traceback instead. Heavy imports (rich, yaml, jsonschema, plugins) happen inside the commands, so
+``questfoundry --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from questfoundry.config import Config
+    from questfoundry.gateway import Gateway
+    from questfoundry.interfaces import BackendContext, CacheBackend
+    from questfoundry.plugins import PluginManager
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """What the commands share: the options of the top-level command, loaded on first use."""
+
+    def __init__(self, config_path: str | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+
+    @cached_property
+    def manager(self) -> PluginManager:
+        from questfoundry.plugins import get_plugin_manager
+
+        return get_plugin_manager()
+
+    @cached_property
+    def config(self) -> Config:
+        from questfoundry.config import load_config
+
+        return load_config(self.config_path)
+
+    def context(self) -> BackendContext:
+        from questfoundry.interfaces import BackendContext
+
+        return BackendContext(self.config.project_dir, self.config.namespace)
+
+    def cache_backend(self) -> tuple[CacheBackend, str]:
+        settings = self.config.section("caching")
+        name = settings.get("backend", "memory")
+        return self.manager.create("cache backend", name, settings, self.context()), name
+
+    def gateway(self) -> Gateway:
+        from questfoundry.gateway import Gateway
+
+        return Gateway.from_config(self.config, self.manager)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
+        func
+    )
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    Console().print(table)
+
+
+class QuestFoundryGroup(click.Group):
+    """Turns QuestFoundry's errors into one line unless ``--debug`` is given."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from questfoundry.errors import QuestFoundryError
+
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except QuestFoundryError as exc:
+                if _debug(ctx):
+                    raise
+                click.echo(f"Error: {exc}", err=True)
+                ctx.exit(1)
+            except (OSError, ValueError) as exc:
+                if _debug(ctx):
+                    raise
+                click.echo(f"Error: {exc} (run with --debug for details)", err=True)
+                ctx.exit(1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.debug)
+
+
+def _show_warning(message: Any, category: Any, *_args: Any, **_kwargs: Any) -> None:
+    click.echo(f"Warning: {message}", err=True)
+
+
+@click.group(cls=QuestFoundryGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="QUESTFOUNDRY_CONFIG",
+    help="config.yml to use (default: .questfoundry/config.yml here or in a parent folder).",
+)
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="questfoundry")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """QuestFoundry: caching, rate limits, budgets and a cost ledger between AI roles and LLMs.
+
+    Configuration lives in .questfoundry/config.yml; see `questfoundry config --help`.
+    """
+    ctx.obj = App(config_path, debug)

@@ -1,0 +1,109 @@
+"""``questfoundry cache``: stats, clear, prune, explain."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect and maintain the response cache."""
+
+
+@cache.command("stats")
+@json_option
+@pass_app
+def cache_stats(app: App, as_json: bool) -> None:
+    """Entries, size, hits and misses of the configured cache backend."""
+    backend, name = app.cache_backend()
+    stats = backend.stats()
+    backend.close()
+    data = {"backend": name, **dataclasses.asdict(stats)}
+    if as_json:
+        print_json(data)
+        return
+    print_table("Cache", ("backend", "entries", "bytes", "hits", "misses"), [list(data.values())])
+
+
+@cache.command("clear")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def cache_clear(app: App, yes: bool) -> None:
+    """Remove every cached reply (the ledger keeps its history)."""
+    backend, name = app.cache_backend()
+    if not yes:
+        click.confirm(f"Remove every entry of the {name} cache?", abort=True)
+    removed = backend.clear()
+    backend.close()
+    click.echo(f"Removed {removed} entries from the {name} cache.")
+
+
+@cache.command("prune")
+@pass_app
+def cache_prune(app: App) -> None:
+    """Remove expired entries and files left behind by crashes."""
+    backend, name = app.cache_backend()
+    removed = backend.prune()
+    backend.close()
+    click.echo(f"Pruned {removed} items from the {name} cache.")
+
+
+@cache.command("explain")
+@click.argument("prompt")
+@click.option("--role", help="Role whose provider, model and parameters apply.")
+@click.option("--provider", help="Provider to use instead of the role's.")
+@click.option("--model", help="Model to use instead of the role's.")
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter (repeatable)."
+)
+@json_option
+@pass_app
+def cache_explain(
+    app: App,
+    prompt: str,
+    role: str | None,
+    provider: str | None,
+    model: str | None,
+    params: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Show the canonical fields that make PROMPT's cache key, and the key."""
+    from questfoundry.keys import request_fields
+
+    with app.gateway() as gateway:
+        request = _request(prompt, role, provider, model, params)
+        plan = gateway.plan(request)
+        fields = request_fields(plan.provider, plan.request)
+        key = plan.key or "(caching is off for this provider)"
+    if as_json:
+        print_json({"fields": fields, "key": key})
+        return
+    print_json(fields)
+    click.echo(f"key: {key}")
+
+
+def _request(
+    prompt: str,
+    role: str | None,
+    provider: str | None,
+    model: str | None,
+    params: Sequence[str] = (),
+) -> Any:
+    import yaml
+
+    from questfoundry.calls import Request
+
+    values: dict[str, Any] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
+        values[key] = yaml.safe_load(value)
+    messages = [{"role": "user", "content": prompt}]
+    return Request(messages=messages, role=role, provider=provider, model=model, params=values)

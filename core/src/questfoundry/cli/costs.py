@@ -1,0 +1,108 @@
+"""``questfoundry cost report`` and ``questfoundry limits``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+
+from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
+
+
+@cli.group()
+def cost() -> None:
+    """Report what the ledger recorded: money spent and saved."""
+
+
+@cost.command("report")
+@click.option(
+    "--by",
+    type=click.Choice(["provider", "model", "role", "day"]),
+    default="provider",
+    show_default=True,
+    help="How to group the calls.",
+)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only calls on or after DATE.")
+@json_option
+@pass_app
+def cost_report(app: App, by: str, since: Any, as_json: bool) -> None:
+    """Spent, saved by the cache, calls and hit rate, grouped --by provider, model, role or day."""
+    from questfoundry.gateway import open_ledger
+
+    with open_ledger(app.config) as ledger:
+        rows = ledger.report(by, since.date() if since else None)  # type: ignore[arg-type]
+    if as_json:
+        print_json([dataclasses.asdict(row) for row in rows])
+        return
+    print_table(
+        f"Cost by {by}",
+        (by, "calls", "hits", "hit rate", "tokens in", "tokens out", "spent $", "saved $"),
+        [
+            (
+                row.key,
+                row.calls,
+                row.hits,
+                f"{row.hit_rate:.0%}",
+                row.input_tokens,
+                row.output_tokens,
+                row.cost,
+                row.saved,
+            )
+            for row in rows
+        ],
+    )
+
+
+@cli.command()
+@json_option
+@pass_app
+def limits(app: App, as_json: bool) -> None:
+    """Rate-limit buckets and cost budgets as they stand now."""
+    from questfoundry.gateway import open_ledger
+    from questfoundry.limits import budgets_from, rates_from
+
+    settings = app.config.section("rate_limiting")
+    rows: list[dict[str, Any]] = []
+    rates = rates_from(settings)
+    if rates:
+        limiter = app.manager.create(
+            "limiter strategy",
+            settings.get("backend", "token_bucket"),
+            {**settings, "rates": rates},
+            app.context(),
+        )
+        for level in limiter.levels():
+            per = "minute" if level.period == 60 else "hour"
+            rows.append(
+                {
+                    "limit": f"{level.key} per {per}",
+                    "used": level.limit - level.available,
+                    "of": level.limit,
+                    "available": level.available,
+                }
+            )
+        limiter.close()
+    budgets = budgets_from(settings)
+    if budgets:
+        with open_ledger(app.config) as ledger:
+            for budget in budgets:
+                spent = ledger.spent(budget.scope, budget.period)
+                rows.append(
+                    {
+                        "limit": f"{budget.scope or 'global'} cost per {budget.period} ($)",
+                        "used": f"{spent:.4f}",
+                        "of": f"{budget.limit:.2f}",
+                        "available": f"{budget.limit - spent:.4f}",
+                    }
+                )
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        click.echo("No rate limits or budgets are configured (see rate_limiting in config.yml).")
+    else:
+        table = [list(row.values()) for row in rows]
+        print_table("Limits", ("limit", "used", "of", "available"), table)
+
+
+# --------------------------------------------------------------------------- ask
