@@ -70,6 +70,15 @@ class FixedPrices:
             None if cached_input_per_token is None else to_price(cached_input_per_token)
         )
 
+    @classmethod
+    def per_million(
+        cls, input_mtok: Decimal, output_mtok: Decimal, cached_input_mtok: Decimal | None = None
+    ) -> FixedPrices:
+        """Prices given per million tokens, as price lists state them."""
+        million = Decimal(1_000_000)
+        cached = None if cached_input_mtok is None else cached_input_mtok / million
+        return cls(input_mtok / million, output_mtok / million, cached)
+
     def price(self, model: str, usage: Usage) -> Decimal:
         """The cost of ``usage``; the model does not matter, so the price is never unknown."""
         cached = min(usage.cached_input_tokens, usage.input_tokens)

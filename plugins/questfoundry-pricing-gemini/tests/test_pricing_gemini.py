@@ -6,11 +6,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import genai_prices
 import pytest
+from genai_prices.data import providers as bundled_providers
 from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
-from questfoundry_pricing_gemini.prices import GeminiPrices
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from questfoundry_pricing_gemini.prices import GeminiPrices, to_genai_usage
 
 from questfoundry.interfaces import BackendContext, CostModel, Usage
 from questfoundry.plugins import get_plugin_manager
@@ -120,3 +124,42 @@ def test_building_and_pricing_opens_no_socket_and_starts_no_price_updater() -> N
     assert report.threads == []
     assert report.known is not None and report.known > 0
     assert report.unknown is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    model=st.sampled_from([m.id for p in bundled_providers if p.id == "google" for m in p.models]),
+    input_tokens=st.integers(0, 400_000),
+    output_tokens=st.integers(0, 100_000),
+    cached_share=st.floats(0, 1),
+)
+def test_every_bundled_model_prices_exactly_as_genai_prices_from_the_remembered_rates(
+    model: str, input_tokens: int, output_tokens: int, cached_share: float
+) -> None:
+    prices = GeminiPrices()
+    usage = Usage(input_tokens, output_tokens, int(input_tokens * cached_share))
+    try:
+        expected = genai_prices.calc_price(to_genai_usage(usage), model, provider_id="google")
+    except LookupError:  # a listed id its own match rules do not take (``ft:`` names)
+        assert prices.price(model, usage) is None
+        return
+    assert prices.price(model, usage) == expected.total_price
+    assert (
+        prices.price(model, usage) == expected.total_price
+    )  # second time from the remembered rates
+
+
+def test_a_model_is_matched_once_a_day(
+    prices: GeminiPrices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups: list[str] = []
+    original = prices._lookup
+
+    def counting(model: str, now: Any) -> Any:
+        lookups.append(model)
+        return original(model, now)
+
+    monkeypatch.setattr(prices, "_lookup", counting)
+    for tokens in range(1, 20):
+        prices.price("gemini-2.5-flash", Usage(tokens * 100, tokens))
+    assert len(lookups) == 1

@@ -4,17 +4,25 @@ genai-prices' own ``calc_price`` reads a process-wide snapshot that ``UpdatePric
 background fetcher, started by any library in the process) may replace with prices downloaded at
 run time. This cost model builds its own snapshot from the bundled data instead, so what a call
 costs depends only on the installed genai-prices version.
+
+Matching a model name and working out its price takes genai-prices about 100 µs, so the price
+found for a model is kept per calendar day (UTC): prices that change on a date apply from that
+day on. A price that is a plain per-token rate is then applied directly; tiered prices (long
+context) still go through genai-prices for every call.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from genai_prices import Usage as GenaiUsage
 from genai_prices.data import providers as bundled_providers
 from genai_prices.data_snapshot import DataSnapshot
+from genai_prices.types import ModelPrice, TieredPrices
 
 from questfoundry.interfaces import Usage
+from questfoundry.pricing import FixedPrices
 
 #: genai-prices' id for OpenAI
 PROVIDER_ID = "openai"
@@ -25,14 +33,37 @@ class OpenAIPrices:
 
     def __init__(self) -> None:
         self._snapshot = DataSnapshot(providers=bundled_providers, from_auto_update=False)
+        self._found: dict[tuple[str, date], FixedPrices | ModelPrice | None] = {}
 
     def price(self, model: str, usage: Usage) -> Decimal | None:
         """The cost in US dollars, or None when genai-prices does not know ``model``."""
+        now = datetime.now(UTC)
+        handle = (model, now.date())
+        found = self._found.get(handle)
+        if found is None and handle not in self._found:
+            found = self._found[handle] = self._lookup(handle[0], now)
+        if found is None:
+            return None
+        if isinstance(found, FixedPrices):
+            return found.price(model, usage)
+        return found.calc_price(to_genai_usage(usage))["total_price"]
+
+    def _lookup(self, model: str, now: datetime) -> FixedPrices | ModelPrice | None:
         try:
-            found = self._snapshot.calc(to_genai_usage(usage), model, PROVIDER_ID, None, None)
+            _, info = self._snapshot.find_provider_model(model, None, PROVIDER_ID, None)
         except LookupError:
             return None
-        return found.total_price
+        prices = info.get_prices(now)
+        return linear(prices) or prices
+
+
+def linear(prices: ModelPrice) -> FixedPrices | None:
+    """The same prices as plain per-token rates, or None when one of them is tiered."""
+    rates = (prices.input_mtok, prices.output_mtok, prices.cache_read_mtok)
+    if any(isinstance(rate, TieredPrices) for rate in rates):
+        return None
+    zero = Decimal(0)
+    return FixedPrices.per_million(rates[0] or zero, rates[1] or zero, rates[2])  # type: ignore[arg-type]
 
 
 def to_genai_usage(usage: Usage) -> GenaiUsage:
