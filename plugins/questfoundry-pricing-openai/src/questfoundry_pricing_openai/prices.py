@@ -13,7 +13,7 @@ context) still go through genai-prices for every call.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from genai_prices import Usage as GenaiUsage
@@ -37,7 +37,7 @@ class OpenAIPrices:
 
     def price(self, model: str, usage: Usage) -> Decimal | None:
         """The cost in US dollars, or None when genai-prices does not know ``model``."""
-        now = datetime.now(UTC)
+        now = datetime.now(timezone.utc)
         handle = (model, now.date())
         found = self._found.get(handle)
         if found is None and handle not in self._found:
