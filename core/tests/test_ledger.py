@@ -1,4 +1,6 @@
-"""The cost ledger: what it records, how it reports, and how budgets hold."""
+"""The cost ledger: what it records, how it reports, its running totals, migration and spool.
+
+How budgets hold is the budget keeper's suite (test_budgets.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from questfoundry.errors import ConfigError, CostLimitExceededError, LedgerError
-from questfoundry.ledger import Budget, Entry, Ledger
+from questfoundry import spool
+from questfoundry.budgets import SQLiteBudgetKeeper
+from questfoundry.calls import Reply
+from questfoundry.errors import ConfigError, LedgerError
+from questfoundry.interfaces import Usage
+from questfoundry.ledger import Ledger, ReportRow, from_pico
+from questfoundry.limits import Budget
 from questfoundry.testing.clock import FakeClock
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -26,6 +33,11 @@ def wall(text: str, zone: ZoneInfo = NEW_YORK) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=zone).timestamp()
 
 
+def at(clock: FakeClock, text: str, zone: ZoneInfo = NEW_YORK) -> None:
+    """Set the clock's wall time to a local time such as ``2026-03-01 23:30``."""
+    clock.wall_offset = wall(text, zone) - clock.now
+
+
 def rows_in(path: Path, status: str | None = None) -> int:
     """Rows the database holds, read through a connection of its own (not the ledger's)."""
     with sqlite3.connect(path) as conn:
@@ -33,6 +45,40 @@ def rows_in(path: Path, status: str | None = None) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
         query = "SELECT COUNT(*) FROM calls WHERE status = ?"
         return int(conn.execute(query, (status,)).fetchone()[0])
+
+
+def totals(path: Path) -> dict[tuple[str, str], Decimal]:
+    """The running totals as stored: (scope, day or month) → dollars."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT scope, span, spent FROM totals").fetchall()
+    return {(scope, span): from_pico(spent) for scope, span, spent in rows}
+
+
+_ROW_KEYS = {
+    "provider": "provider",
+    "model": "provider || '/' || model",
+    "role": "COALESCE(role, '(none)')",
+    "day": "day",
+}
+
+
+def from_rows(path: Path, by: str) -> list[ReportRow]:
+    """The cost report summed over every row, as schema 1 computed it: the rollup's oracle."""
+    query = f"""
+        SELECT {_ROW_KEYS[by]} AS key, COUNT(*), SUM(status = 'hit'),
+               SUM(CASE WHEN status = 'spent' THEN input_tokens ELSE 0 END),
+               SUM(CASE WHEN status = 'spent' THEN output_tokens ELSE 0 END),
+               COALESCE(SUM(cost), 0), COALESCE(SUM(saved), 0),
+               SUM(status = 'spent' AND cost IS NULL)
+        FROM calls WHERE status IN ('spent', 'hit') GROUP BY key ORDER BY key
+    """
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(query).fetchall()
+    return [
+        ReportRow(key, calls, hits, hits / calls, tokens_in, tokens_out, from_pico(cost),
+                  from_pico(saved), unknown)
+        for key, calls, hits, tokens_in, tokens_out, cost, saved, unknown in rows
+    ]  # fmt: skip
 
 
 def poll(condition: Callable[[], bool], seconds: float = 10) -> bool:
@@ -54,9 +100,26 @@ def ledger(path: Path, fake_clock: FakeClock) -> Iterator[Ledger]:
         yield opened
 
 
-def spend(ledger: Ledger, provider: str, cost: str | None, model: str = "m", **fields: Any) -> None:
+def reply(
+    provider: str = "openai",
+    cost: str | None = None,
+    model: str = "m",
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    **fields: Any,
+) -> Reply:
     amount = None if cost is None else Decimal(cost)
-    ledger.record(Entry(provider=provider, model=model, cost=amount, **fields))
+    return Reply(provider, model, usage=Usage(input_tokens, output_tokens), cost=amount, **fields)
+
+
+def spend(ledger: Ledger, provider: str, cost: str | None, model: str = "m", **fields: Any) -> None:
+    ledger.record(reply(provider, cost, model, **fields))
+
+
+def spent_today(ledger: Ledger, scope: str | None = None) -> Decimal:
+    """What the running totals say was paid today, as budgets read it."""
+    with ledger.reading() as conn:
+        return from_pico(ledger.spent(conn, scope, "day", ledger.clock.time()))
 
 
 # ----------------------------------------------------------------------------- storage
@@ -67,7 +130,7 @@ def test_opening_creates_the_folder_and_a_versioned_wal_database(path: Path) -> 
 
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_ledger_columns_are_the_documented_ones_and_none_can_hold_a_secret(path: Path) -> None:
@@ -87,7 +150,7 @@ def test_money_is_stored_exactly(ledger: Ledger) -> None:
         spend(ledger, "openai", "0.1")
     spend(ledger, "openai", "0.000000000001")
 
-    assert ledger.spent("openai", "day") == Decimal("0.300000000001")
+    assert spent_today(ledger, "openai") == Decimal("0.300000000001")
     assert ledger.report()[0].cost == Decimal("0.300000000001")
 
 
@@ -137,9 +200,12 @@ def test_report_by_day_uses_local_dates_and_since_drops_earlier_days(
     path: Path, fake_clock: FakeClock
 ) -> None:
     with Ledger(path, clock=fake_clock, timezone="America/New_York") as ledger:
-        spend(ledger, "openai", "1", time=wall("2026-03-01 23:30"))  # 04:30 UTC on March 2
-        spend(ledger, "openai", "2", time=wall("2026-03-02 10:00"))
-        spend(ledger, "openai", "4", time=wall("2026-03-03 10:00"))
+        at(fake_clock, "2026-03-01 23:30")  # 04:30 UTC on March 2
+        spend(ledger, "openai", "1")
+        at(fake_clock, "2026-03-02 10:00")
+        spend(ledger, "openai", "2")
+        at(fake_clock, "2026-03-03 10:00")
+        spend(ledger, "openai", "4")
 
         by_day = {row.key: row.cost for row in ledger.report("day")}
         since = {row.key: row.cost for row in ledger.report("day", since=date(2026, 3, 2))}
@@ -150,7 +216,7 @@ def test_report_by_day_uses_local_dates_and_since_drops_earlier_days(
 
 def test_cache_hits_count_in_hit_rate_and_saved_but_cost_nothing(ledger: Ledger) -> None:
     spend(ledger, "openai", "0.20", input_tokens=100, output_tokens=10)
-    hit = Entry("openai", "m", input_tokens=100, output_tokens=10, saved=Decimal("0.20"))
+    hit = reply(input_tokens=100, output_tokens=10, saved=Decimal("0.20"), cache_hit=True)
     ledger.record_hit(hit)
     ledger.record_hit(hit)
     spend(ledger, "openai", "0.20", input_tokens=100, output_tokens=10)
@@ -176,10 +242,27 @@ def test_calls_of_unknown_price_are_counted_apart_from_the_cost(ledger: Ledger) 
     assert row.calls == 3
 
 
-def test_report_leaves_out_reservations_of_calls_in_flight(ledger: Ledger) -> None:
-    ledger.reserve("openai", Decimal("1"), [Budget(None, "day", Decimal("10"))])
+def test_report_leaves_out_holds_of_calls_in_flight(ledger: Ledger) -> None:
+    SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(10))]).reserve("openai", Decimal(1))
 
     assert ledger.report() == []
+
+
+def test_report_reads_the_rollup_and_agrees_with_the_rows(
+    ledger: Ledger, fake_clock: FakeClock
+) -> None:
+    for number in range(30):
+        role = ("plotwright", "gatekeeper", None)[number % 3]
+        cost = None if number % 7 == 0 else f"0.0{number % 5}"
+        model = ("a", "b")[number % 2]
+        spend(ledger, ("openai", "gemini")[number % 2], cost, model, role=role, input_tokens=number)
+        if number % 4 == 0:
+            ledger.record_hit(reply("openai", model=model, role=role, saved=Decimal("0.5")))
+        fake_clock.advance(3 * 3600)
+    ledger.flush()
+
+    for by in ("provider", "model", "role", "day"):
+        assert ledger.report(by) == from_rows(ledger.path, by)
 
 
 def test_report_of_an_unknown_grouping_is_refused(ledger: Ledger) -> None:
@@ -187,155 +270,257 @@ def test_report_of_an_unknown_grouping_is_refused(ledger: Ledger) -> None:
         ledger.report("weekday")  # type: ignore[arg-type]
 
 
-# ----------------------------------------------------------------------------- budgets
+# ----------------------------------------------------------------------------- running totals
 
 
-def test_reserve_refuses_a_call_that_would_exceed_the_budget(ledger: Ledger) -> None:
-    budgets = [Budget("openai", "day", Decimal("5.00"))]
-    spend(ledger, "openai", "4.999")
-
-    with pytest.raises(CostLimitExceededError) as raised:
-        ledger.reserve("openai", Decimal("0.02"), budgets)
-
-    assert str(raised.value) == (
-        "daily budget for openai: $4.9990 spent of $5.00; this call may cost $0.02"
-    )
-    assert rows_in(ledger.path, "reserved") == 0
-
-
-def test_reserve_admits_a_call_that_reaches_the_limit_exactly(ledger: Ledger) -> None:
-    budgets = [Budget(None, "day", Decimal("1"))]
-    spend(ledger, "openai", "0.75")
-
-    assert ledger.reserve("openai", Decimal("0.25"), budgets) is not None
-    with pytest.raises(CostLimitExceededError, match="daily budget for all providers"):
-        ledger.reserve("openai", Decimal("0.000001"), budgets)
-
-
-def test_a_reservation_counts_against_the_budget_until_released(ledger: Ledger) -> None:
-    budgets = [Budget("openai", "day", Decimal("1"))]
-    held = ledger.reserve("openai", Decimal("0.6"), budgets)
-
-    assert ledger.spent("openai", "day") == Decimal("0.6")
-    with pytest.raises(CostLimitExceededError):
-        ledger.reserve("openai", Decimal("0.6"), budgets)
-
-    ledger.release(held)
-
-    assert ledger.spent("openai", "day") == 0
-    assert ledger.reserve("openai", Decimal("0.6"), budgets) is not None
-
-
-def test_recording_a_call_replaces_its_reservation_with_the_real_cost(ledger: Ledger) -> None:
-    budgets = [Budget("openai", "day", Decimal("1"))]
-    held = ledger.reserve("openai", Decimal("0.6"), budgets)
-
-    ledger.record(Entry("openai", "m", cost=Decimal("0.1")), held)
-
-    assert ledger.spent("openai", "day") == Decimal("0.1")
-    assert rows_in(ledger.path, "reserved") == 0
-    assert ledger.reserve("openai", Decimal("0.9"), budgets) is not None
-
-
-def test_without_budgets_reserve_writes_nothing(ledger: Ledger) -> None:
-    assert ledger.reserve("openai", Decimal("100"), []) is None
-    assert ledger.reserve("openai", Decimal("100"), [Budget("gemini", "day", Decimal(1))]) is None
-    ledger.release(None)
-
-    assert rows_in(ledger.path) == 0
-
-
-def test_a_provider_budget_counts_only_that_provider_and_a_global_one_counts_all(
-    ledger: Ledger,
+def test_totals_count_paid_calls_per_provider_and_for_all_by_local_day_and_month(
+    path: Path, fake_clock: FakeClock
 ) -> None:
-    spend(ledger, "gemini", "0.9")
-    budgets = [Budget("openai", "day", Decimal("1")), Budget(None, "day", Decimal("1.5"))]
-
-    assert ledger.reserve("openai", Decimal("0.6"), budgets) is not None
-    with pytest.raises(CostLimitExceededError, match="daily budget for all providers"):
-        ledger.reserve("openai", Decimal("0.1"), budgets)
-    assert ledger.spent("openai", "day") == Decimal("0.6")
-    assert ledger.spent(None, "day") == Decimal("1.5")
-
-
-def test_cache_hits_take_nothing_from_a_budget(ledger: Ledger) -> None:
-    ledger.record_hit(Entry("openai", "m", saved=Decimal("3")))
-    ledger.record(Entry("openai", "m", cost=Decimal("3"), cache_hit=True))
-    ledger.flush()
-
-    assert ledger.spent("openai", "day") == 0
-    assert ledger.reserve("openai", Decimal("1"), [Budget(None, "day", Decimal("1"))]) is not None
-
-
-def test_the_daily_budget_resets_at_local_midnight(path: Path) -> None:
-    clock = FakeClock(wall=wall("2026-03-10 23:59"))
-    budgets = [Budget("openai", "day", Decimal("1"))]
-    with Ledger(path, clock=clock, timezone="America/New_York") as ledger:
+    with Ledger(path, clock=fake_clock, timezone="America/New_York") as ledger:
+        at(fake_clock, "2026-03-01 12:00")
         spend(ledger, "openai", "1")
-        with pytest.raises(CostLimitExceededError):
-            ledger.reserve("openai", Decimal("0.01"), budgets)
-
-        clock.advance(120)  # 00:01 local on March 11, still March 11 04:01 UTC
-
-        assert ledger.spent("openai", "day") == 0
-        assert ledger.reserve("openai", Decimal("0.01"), budgets) is not None
-
-
-def test_the_day_is_the_configured_time_zones_not_utc(path: Path) -> None:
-    clock = FakeClock(wall=wall("2026-03-10 23:59"))  # March 11 03:59 UTC
-    with Ledger(path, clock=clock, timezone="UTC") as ledger:
-        spend(ledger, "openai", "1")
-        clock.advance(120)
-
-        assert ledger.spent("openai", "day") == Decimal("1")
-
-
-def test_the_monthly_budget_resets_on_the_first_of_the_local_month(path: Path) -> None:
-    clock = FakeClock(wall=wall("2026-01-31 23:59"))
-    budgets = [Budget(None, "month", Decimal("10"))]
-    with Ledger(path, clock=clock, timezone="America/New_York") as ledger:
-        spend(ledger, "openai", "6", time=wall("2026-01-02 12:00"))
+        spend(ledger, "gemini", "2")
+        spend(ledger, "gemini", None)  # unknown price: nothing to count
+        ledger.record(reply("openai", cost="8", cache_hit=True))  # a hit costs nothing
+        at(fake_clock, "2026-03-01 23:30")  # March 2 in UTC, still March 1 here
         spend(ledger, "openai", "4")
-        with pytest.raises(CostLimitExceededError, match=r"monthly budget .* \$10\.0000 spent"):
-            ledger.reserve("openai", Decimal("0.01"), budgets)
+        at(fake_clock, "2026-03-02 10:00")
+        spend(ledger, "openai", "16")
 
-        clock.advance(120)
-
-        assert ledger.spent(None, "month") == 0
-        assert ledger.reserve("openai", Decimal("9.99"), budgets) is not None
-
-
-def test_reopening_the_ledger_keeps_what_was_spent(path: Path, fake_clock: FakeClock) -> None:
-    budgets = [Budget("openai", "month", Decimal("2"))]
-    with Ledger(path, clock=fake_clock) as first:
-        held = first.reserve("openai", Decimal("1"), budgets)
-        first.record(Entry("openai", "m", cost=Decimal("1.5")), held)
-
-    with Ledger(path, clock=fake_clock) as second:
-        assert second.spent("openai", "month") == Decimal("1.5")
-        with pytest.raises(CostLimitExceededError):
-            second.reserve("openai", Decimal("0.6"), budgets)
+    assert totals(path) == {
+        ("openai", "2026-03-01"): 5,
+        ("openai", "2026-03-02"): 16,
+        ("openai", "2026-03"): 21,
+        ("gemini", "2026-03-01"): 2,
+        ("gemini", "2026-03"): 2,
+        ("*", "2026-03-01"): 7,
+        ("*", "2026-03-02"): 16,
+        ("*", "2026-03"): 23,
+    }
 
 
-def test_a_reservation_left_by_a_crash_stops_counting_after_an_hour(
-    ledger: Ledger, fake_clock: FakeClock
+def test_opening_with_another_time_zone_recomputes_the_totals_from_the_rows(
+    path: Path, fake_clock: FakeClock
 ) -> None:
-    budgets = [Budget("openai", "day", Decimal("1"))]
-    ledger.reserve("openai", Decimal("1"), budgets)  # never recorded nor released
-    fake_clock.advance(3599)
-    assert ledger.spent("openai", "day") == Decimal("1")
+    with Ledger(path, clock=fake_clock, timezone="America/New_York") as ledger:
+        at(fake_clock, "2026-03-31 23:30")  # 03:30 UTC on April 1
+        spend(ledger, "openai", "1")
 
-    fake_clock.advance(2)
+    with Ledger(path, clock=fake_clock, timezone="UTC") as ledger:
+        assert spent_today(ledger) == 1  # April 1 in UTC
 
-    assert ledger.spent("openai", "day") == 0
-    assert ledger.reserve("openai", Decimal("1"), budgets) is not None
+    assert totals(path) == {
+        ("openai", "2026-04-01"): 1,
+        ("openai", "2026-04"): 1,
+        ("*", "2026-04-01"): 1,
+        ("*", "2026-04"): 1,
+    }
+
+
+# ----------------------------------------------------------------------------- migration
+
+SCHEMA_1 = """
+CREATE TABLE calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, day TEXT NOT NULL,
+    run_id TEXT NOT NULL DEFAULT '', role TEXT, provider TEXT NOT NULL, model TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_input_tokens INTEGER NOT NULL DEFAULT 0, cost INTEGER,
+    cache_hit INTEGER NOT NULL DEFAULT 0, saved INTEGER, latency REAL NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0, waited REAL NOT NULL DEFAULT 0,
+    status TEXT NOT NULL CHECK (status IN ('reserved', 'spent', 'hit'))
+);
+CREATE INDEX calls_day ON calls (day);
+CREATE INDEX calls_spend ON calls (status, time, cost);
+CREATE INDEX calls_provider_spend ON calls (provider, status, time, cost);
+PRAGMA user_version = 1;
+"""
+
+
+def schema_1_ledger(path: Path, now: float) -> None:
+    """A ledger as QuestFoundry's schema 1 wrote it: spent calls, hits and a live reservation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert (
+        datetime.fromtimestamp(now - 60, ZoneInfo("UTC")).day
+        == datetime.fromtimestamp(now, ZoneInfo("UTC")).day
+    )
+    day = datetime.fromtimestamp(now, ZoneInfo("UTC")).date().isoformat()
+    earlier = (datetime.fromtimestamp(now - 40 * 86_400, ZoneInfo("UTC"))).date().isoformat()
+    insert = """INSERT INTO calls (time, day, role, provider, model, input_tokens, output_tokens,
+                cost, cache_hit, saved, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    rows = [
+        (
+            now - 40 * 86_400,
+            earlier,
+            "plotwright",
+            "openai",
+            "a",
+            10,
+            1,
+            2 * 10**12,
+            0,
+            None,
+            "spent",
+        ),
+        (now - 60, day, "plotwright", "openai", "a", 100, 10, 25 * 10**10, 0, None, "spent"),
+        (now - 50, day, None, "gemini", "b", 5, 1, None, 0, None, "spent"),
+        (now - 40, day, None, "openai", "a", 100, 10, 0, 1, 25 * 10**10, "hit"),
+        (now - 30, day, None, "openai", "", 0, 0, 10**12, 0, None, "reserved"),
+    ]
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_1)
+        conn.executemany(insert, rows)
+
+
+def test_a_schema_1_ledger_is_migrated_in_place_keeping_every_call(
+    path: Path, fake_clock: FakeClock
+) -> None:
+    fake_clock.advance(12 * 3600)
+    schema_1_ledger(path, fake_clock.time())
+    before = {by: from_rows(path, by) for by in ("provider", "model", "role", "day")}
+
+    with Ledger(path, clock=fake_clock) as ledger:
+        assert {by: ledger.report(by) for by in before} == before  # type: ignore[arg-type]
+        assert spent_today(ledger) == Decimal("0.25")
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 4
+        indexes = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+    assert not indexes & {"calls_day", "calls_spend", "calls_provider_spend"}
+    assert totals(path)[("openai", fake_clock_month(fake_clock))] == Decimal("0.25")
+
+
+def test_a_migrated_reservation_still_holds_until_it_goes_stale(
+    path: Path, fake_clock: FakeClock
+) -> None:
+    fake_clock.advance(12 * 3600)
+    schema_1_ledger(path, fake_clock.time())
+    with Ledger(path, clock=fake_clock) as ledger:
+        keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(2))])
+        (level,) = keeper.levels()
+        assert level.spent == Decimal("1.25")  # 0.25 paid, 1 held by a call of schema 1's days
+
+        fake_clock.advance(3600)
+
+        (level,) = keeper.levels()
+        assert level.spent == Decimal("0.25")
+
+
+def fake_clock_month(clock: FakeClock) -> str:
+    return datetime.fromtimestamp(clock.time(), ZoneInfo("UTC")).strftime("%Y-%m")
+
+
+# ----------------------------------------------------------------------------- the spool
+
+
+def spooled(path: Path) -> list[dict[str, Any]]:
+    return [record for file, _ in spool.files(spool.folder_of(path)) for record in spool.read(file)]
+
+
+@pytest.fixture
+def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
+    """Another process's connection holding the ledger's write lock until it rolls back."""
+    Ledger(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    yield holder
+    if holder.in_transaction:
+        holder.execute("ROLLBACK")
+    holder.close()
+
+
+def test_a_paid_call_the_ledger_cannot_lock_is_spooled_with_one_warning(
+    path: Path, write_lock: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Ledger(path, write_timeout=0.01, flush_interval=3600) as ledger:
+        started = time.monotonic()
+        ledger.record(reply(cost="0.5", role="plotwright"))
+        ledger.record(reply(cost="0.25"))
+        waited = time.monotonic() - started
+
+        assert rows_in(path) == 0
+        assert [record["row"][9] for record in spooled(path)] == [5 * 10**11, 25 * 10**10]
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1
+        assert "locked" in warnings[0].getMessage()
+        assert "\n" not in warnings[0].getMessage()
+        assert waited < 5  # the short write timeout, not busy_timeout's 30 s
+
+        write_lock.execute("ROLLBACK")
+    assert rows_in(path, "spent") == 2  # closing wrote them
+    assert spooled(path) == []
+
+
+def test_the_background_writer_writes_spooled_calls_once_the_lock_is_free(
+    path: Path, write_lock: sqlite3.Connection
+) -> None:
+    with Ledger(path, write_timeout=0.01, flush_interval=0.02) as ledger:
+        ledger.record(reply(cost="0.5"))
+        assert spooled(path) != []
+
+        write_lock.execute("ROLLBACK")
+
+        assert poll(lambda: rows_in(path, "spent") == 1)
+        assert poll(lambda: spooled(path) == [])
+        assert ledger.report()[0].cost == Decimal("0.5")
+
+
+def test_a_read_only_ledger_spools_and_the_next_open_writes_the_rows(
+    path: Path, fake_clock: FakeClock
+) -> None:
+    ledger = Ledger(path, clock=fake_clock, flush_interval=3600)
+    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(1))])
+    hold = keeper.reserve("openai", Decimal("0.6"))
+    with ledger.reading() as conn:  # what a read-only file does (root ignores file modes)
+        conn.execute("PRAGMA query_only = ON")
+
+    ledger.record(reply(cost="0.1"), hold)
+    ledger.close()  # cannot write the spool either: it stays for the next open
+
+    assert rows_in(path) == 0
+    assert len(spooled(path)) == 1
+    with Ledger(path, clock=fake_clock) as reopened:
+        assert [row.cost for row in reopened.report()] == [Decimal("0.1")]
+        (level,) = SQLiteBudgetKeeper(reopened, keeper.budgets).levels()
+        assert level.spent == Decimal("0.1")  # the hold went with the row
+    assert spooled(path) == []
+
+
+def test_a_spool_that_outlives_its_drain_is_not_written_twice(
+    path: Path, write_lock: sqlite3.Connection
+) -> None:
+    with Ledger(path, write_timeout=0.01, flush_interval=3600) as ledger:
+        ledger.record(reply(cost="0.5"))
+        ((file, _),) = spool.files(spool.folder_of(path))
+        left = file.read_bytes()
+        write_lock.execute("ROLLBACK")
+    file.write_bytes(left)  # as if the process died between the commit and removing the file
+
+    with Ledger(path) as reopened:
+        assert [row.calls for row in reopened.report()] == [1]
+    assert rows_in(path) == 1
+    assert not file.exists()
+
+
+def test_when_even_the_spool_cannot_be_written_the_log_keeps_the_call(
+    path: Path, write_lock: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool.folder_of(path).write_text("a file where the spool folder should be")
+    with Ledger(path, write_timeout=0.01, flush_interval=3600) as ledger:
+        ledger.record(reply("openai", cost="0.5", model="gpt-x"))
+
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "paid call not recorded" in error.getMessage()
+    assert "gpt-x" in error.getMessage() and str(5 * 10**11) in error.getMessage()
 
 
 # ----------------------------------------------------------------------------- buffered hits
 
 
 def test_a_cache_hit_waits_in_memory_until_flushed(ledger: Ledger) -> None:
-    ledger.record_hit(Entry("openai", "m", saved=Decimal("1")))
+    ledger.record_hit(reply(saved=Decimal("1")))
 
     assert rows_in(ledger.path) == 0
 
@@ -347,7 +532,7 @@ def test_a_cache_hit_waits_in_memory_until_flushed(ledger: Ledger) -> None:
 def test_closing_writes_queued_cache_hits(path: Path, fake_clock: FakeClock) -> None:
     ledger = Ledger(path, clock=fake_clock, flush_interval=3600)
     for _ in range(3):
-        ledger.record_hit(Entry("openai", "m"))
+        ledger.record_hit(reply())
 
     ledger.close()
 
@@ -355,14 +540,14 @@ def test_closing_writes_queued_cache_hits(path: Path, fake_clock: FakeClock) -> 
 
 
 def test_a_report_includes_queued_cache_hits(ledger: Ledger) -> None:
-    ledger.record_hit(Entry("openai", "m", saved=Decimal("1")))
+    ledger.record_hit(reply(saved=Decimal("1")))
 
     assert ledger.report()[0].hits == 1
 
 
 def test_the_background_writer_flushes_hits_within_the_interval(path: Path) -> None:
     with Ledger(path, flush_interval=0.02) as ledger:
-        ledger.record_hit(Entry("openai", "m"))
+        ledger.record_hit(reply())
 
         assert poll(lambda: rows_in(path, "hit") == 1)
 
@@ -375,7 +560,7 @@ def test_the_background_writer_keeps_hits_it_could_not_write_and_retries(
     holder.execute("BEGIN IMMEDIATE")
     try:
         with Ledger(path, flush_interval=0.02, busy_timeout=0.01) as ledger:
-            ledger.record_hit(Entry("openai", "m"))
+            ledger.record_hit(reply())
 
             assert poll(lambda: "not written to the ledger yet" in caplog.text)
             holder.execute("ROLLBACK")
@@ -388,7 +573,7 @@ def test_the_background_writer_keeps_hits_it_could_not_write_and_retries(
 def test_a_hit_keeps_the_time_it_happened_not_the_time_it_was_written(
     ledger: Ledger, fake_clock: FakeClock
 ) -> None:
-    ledger.record_hit(Entry("openai", "m"))
+    ledger.record_hit(reply())
     fake_clock.advance(86_400 * 3)
     ledger.flush()
 
@@ -400,9 +585,9 @@ def test_a_hit_keeps_the_time_it_happened_not_the_time_it_was_written(
 def test_a_malformed_hit_is_dropped_without_losing_the_others(
     ledger: Ledger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ledger.record_hit(Entry("openai", "m"))
-    ledger.record_hit(Entry("openai", "broken", saved=Decimal("NaN")))
-    ledger.record_hit(Entry("openai", "m"))
+    ledger.record_hit(reply())
+    ledger.record_hit(reply(model="broken", saved=Decimal("NaN")))
+    ledger.record_hit(reply())
 
     ledger.flush()
 
@@ -416,19 +601,19 @@ def test_recording_a_hit_on_a_closed_ledger_is_an_error(path: Path) -> None:
     ledger.close()
 
     with pytest.raises(LedgerError, match="closed"):
-        ledger.record_hit(Entry("openai", "m"))
+        ledger.record_hit(reply())
     with pytest.raises(LedgerError, match="closed"):
-        ledger.spent(None, "day")
+        ledger.report()
 
 
 def test_threads_share_one_ledger_without_losing_rows(ledger: Ledger) -> None:
-    budgets = [Budget(None, "day", Decimal("1000"))]
+    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal("1000"))])
 
     def work() -> None:
         for _ in range(50):
-            held = ledger.reserve("openai", Decimal("0.01"), budgets)
-            ledger.record(Entry("openai", "m", cost=Decimal("0.01")), held)
-            ledger.record_hit(Entry("openai", "m"))
+            held = keeper.reserve("openai", Decimal("0.01"))
+            ledger.record(reply(cost="0.01"), held)
+            ledger.record_hit(reply())
 
     threads = [threading.Thread(target=work) for _ in range(8)]
     for thread in threads:
@@ -438,16 +623,17 @@ def test_threads_share_one_ledger_without_losing_rows(ledger: Ledger) -> None:
 
     (row,) = ledger.report()
     assert (row.calls, row.hits, row.cost) == (800, 400, Decimal(4))
+    assert spent_today(ledger) == Decimal(4)
 
 
 async def test_the_ledger_is_usable_from_asyncio_code(ledger: Ledger) -> None:
     import asyncio
 
-    budgets = [Budget(None, "day", Decimal("1"))]
-    held = await asyncio.to_thread(ledger.reserve, "openai", Decimal("0.5"), budgets)
-    ledger.record(Entry("openai", "m", cost=Decimal("0.5")), held)
+    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal("1"))])
+    held = await asyncio.to_thread(keeper.reserve, "openai", Decimal("0.5"))
+    await asyncio.to_thread(ledger.record, reply(cost="0.5"), held)
 
-    assert ledger.spent(None, "day") == Decimal("0.5")
+    assert spent_today(ledger) == Decimal("0.5")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -483,11 +669,11 @@ def test_a_database_locked_beyond_the_timeout_is_a_ledger_error(path: Path) -> N
     holder.execute("BEGIN IMMEDIATE")
     try:
         with Ledger(path, busy_timeout=0.01) as ledger:
+            keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(1))])
             with pytest.raises(LedgerError, match="locked"):
-                spend(ledger, "openai", "1")
+                keeper.reserve("openai", Decimal("0.5"))
             holder.execute("ROLLBACK")
-            spend(ledger, "openai", "1")  # the failed write left no transaction open
-            assert ledger.spent("openai", "day") == 1
+            assert keeper.reserve("openai", Decimal("0.5")) is not None  # no transaction left open
     finally:
         holder.close()
 

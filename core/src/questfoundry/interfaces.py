@@ -121,6 +121,38 @@ class BucketLevel:
     period: float
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetLevel:
+    """Where one cost budget stands: ``spent`` counts money held for calls in flight too.
+
+    ``scope`` is a provider name, or None for the budget over all providers; ``period`` is
+    ``day`` or ``month`` (calendar, in ``rate_limiting.timezone``).
+    """
+
+    scope: str | None
+    period: str
+    limit: Decimal
+    spent: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.limit - self.spent
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Money a :class:`BudgetKeeper` set aside for one call in flight, until settled or released.
+
+    ``id`` is the keeper's own (opaque) name for it; ``keeper`` is who settles it, so the ledger
+    can hand a paid call's cost back to the keeper that made the hold.
+    """
+
+    id: str
+    provider: str
+    amount: Decimal
+    keeper: BudgetKeeper = field(compare=False, repr=False)
+
+
 # ----------------------------------------------------------------------------- context
 
 
@@ -215,6 +247,37 @@ class Limiter(Protocol):
         """Reconcile after a call: take positive amounts, give back negative ones, never waiting."""
 
     def levels(self) -> Sequence[BucketLevel]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class BudgetKeeper(Protocol):
+    """Cost budgets (dollars per calendar day or month), enforced before a call is sent.
+
+    A call reserves its estimated cost, then the keeper either settles the hold with the real
+    cost (the call was paid) or releases it (the call failed and cost nothing). ``SHARED`` in
+    ``capabilities`` means every process using the same store sees one budget.
+    """
+
+    capabilities: frozenset[str]
+
+    def reserve(self, provider: str, estimate: Decimal) -> Hold | None:
+        """Hold ``estimate`` against every budget that applies to ``provider``.
+
+        Returns None when no budget applies (nothing is held). Raises
+        :class:`~questfoundry.errors.CostLimitExceededError` when spent plus held plus
+        ``estimate`` would pass a limit; then nothing is held.
+        """
+
+    def settle(self, hold: Hold, cost: Decimal | None) -> None:
+        """The call was paid: replace ``hold`` by ``cost`` (None: price unknown, counts 0)."""
+
+    def release(self, hold: Hold | None) -> None:
+        """The call failed and cost nothing: drop ``hold`` (None does nothing)."""
+
+    def levels(self) -> Sequence[BudgetLevel]:
+        """Every configured budget as it stands now, held money included."""
 
     def close(self) -> None: ...
 

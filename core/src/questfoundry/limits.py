@@ -2,26 +2,46 @@
 
 ``rate_limiting.global`` and ``rate_limiting.providers.<name>`` both apply to a call. Requests and
 tokens are token buckets in the limiter (keys ``global/requests``, ``provider:openai/tokens``, …);
-cost per day and per month are budgets kept in the ledger, checked before a call is sent.
+cost per day and per month are :class:`Budget` s, kept by a budget keeper
+(:mod:`questfoundry.budgets`) and checked before a call is sent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from questfoundry.interfaces import Message, Rate, Usage
-from questfoundry.ledger import Budget
+
+#: a budget's calendar window, in ``rate_limiting.timezone``
+Period = Literal["day", "month"]
 
 #: config key → (limiter dimension, seconds in its period)
 RATE_KEYS = {"requests_per_minute": ("requests", 60.0), "tokens_per_hour": ("tokens", 3600.0)}
-BUDGET_KEYS = {"cost_per_day": "day", "cost_per_month": "month"}
+BUDGET_KEYS: dict[str, Period] = {"cost_per_day": "day", "cost_per_month": "month"}
 
 #: output tokens assumed when a request sets no max_tokens
 DEFAULT_OUTPUT_ESTIMATE = 1024
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most ``limit`` US dollars per calendar ``period``, for one provider or (None) for all."""
+
+    scope: str | None
+    period: Period
+    limit: Decimal
+
+    def applies_to(self, provider: str) -> bool:
+        return self.scope is None or self.scope == provider
+
+    def describe(self) -> str:
+        span = "daily" if self.period == "day" else "monthly"
+        return f"{span} budget for {self.scope or 'all providers'}"
 
 
 def _scopes(settings: Mapping[str, Any]) -> Iterable[tuple[str | None, Mapping[str, Any]]]:
@@ -50,7 +70,7 @@ def budgets_from(settings: Mapping[str, Any]) -> list[Budget]:
     for provider, limits in _scopes(settings):
         for key, period in BUDGET_KEYS.items():
             if limits.get(key) is not None:
-                budgets.append(Budget(provider, period, Decimal(str(limits[key]))))  # type: ignore[arg-type]
+                budgets.append(Budget(provider, period, Decimal(str(limits[key]))))
     return budgets
 
 

@@ -62,6 +62,7 @@ KNOWN_DISTRIBUTIONS: dict[tuple[str, str], str] = {
 DEFAULT_PLUGINS = (
     "questfoundry.default_plugins.memory_cache",
     "questfoundry.default_plugins.token_bucket",
+    "questfoundry.default_plugins.sqlite_limiter",
     "questfoundry.default_plugins.file_store",
     "questfoundry.default_plugins.roles",
 )
