@@ -78,12 +78,13 @@ def request(cache: CacheMode = CacheMode.DEFAULT) -> Request:
 
 def seeded_hit(gateway: Gateway) -> Callable[[], Any]:
     """Seed the cache with a ~1 KB reply for the benchmark request; return the hit call."""
-    from questfoundry.cached import CachedReply, encode
+    from questfoundry.cached import encode
+    from questfoundry.calls import Reply
     from questfoundry.interfaces import Usage
 
     plan = gateway.plan(request())
     assert gateway.cache is not None
-    gateway.cache.set(plan.key, encode(CachedReply("gpt-4o", REPLY_TEXT, usage=Usage(60, 250))))
+    gateway.cache.set(plan.key, encode(Reply("openai", "gpt-4o", REPLY_TEXT, usage=Usage(60, 250))))
 
     def hit() -> None:
         reply = gateway.generate(request())
@@ -176,7 +177,9 @@ def miss_rows(tmp: Path, runs: int) -> list[tuple[str, float, float]]:
                 },
             }
         }
-        gateway = Gateway(Config(data, None, cfg.project_dir, frozenset()), get_plugin_manager())
+        gateway = Gateway.from_config(
+            Config(data, None, cfg.project_dir, frozenset()), get_plugin_manager()
+        )
         raw = openai.OpenAI(api_key="sk-bench", base_url=f"{server.url}/v1", max_retries=0)
         messages = [{"role": "user", "content": PROMPT}]
 
@@ -210,12 +213,14 @@ def main() -> int:
     rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        memory = Gateway(config(tmp, {"backend": "memory"}), manager)
+        memory = Gateway.from_config(config(tmp, {"backend": "memory"}), manager)
         rows.append(("hit via gateway, memory cache", *measure(seeded_hit(memory), runs)))
         memory.close()
         if "file" in manager.backends("cache backend"):
             cache_dir = str(tmp / "cache")
-            file = Gateway(config(tmp, {"backend": "file", "cache_dir": cache_dir}), manager)
+            file = Gateway.from_config(
+                config(tmp, {"backend": "file", "cache_dir": cache_dir}), manager
+            )
             rows.append((FILE_HIT, *measure(seeded_hit(file), runs)))
             file.close()
         rows.append(

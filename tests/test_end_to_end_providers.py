@@ -140,7 +140,7 @@ def make_config(
 def gateway(
     case: Case, server: FakeServer, tmp_path: Path, manager: PluginManager, clock: FakeClock
 ) -> Iterator[Gateway]:
-    with Gateway(make_config(case, server, tmp_path), manager, clock=clock) as opened:
+    with Gateway.from_config(make_config(case, server, tmp_path), manager, clock=clock) as opened:
         yield opened
 
 
@@ -245,10 +245,10 @@ def test_file_cache_answers_a_later_gateway_without_a_request(
     if "file" not in manager.backends("cache backend"):
         pytest.skip("questfoundry-cache-file is not installed")
     config = make_config(case, server, tmp_path, cache="file")
-    with Gateway(config, manager, clock=clock) as first_run:
+    with Gateway.from_config(config, manager, clock=clock) as first_run:
         first = first_run.generate(ask("Which door is locked?"))
 
-    with Gateway(config, manager, clock=clock) as second_run:
+    with Gateway.from_config(config, manager, clock=clock) as second_run:
         second = second_run.generate(ask("Which door is locked?"))
         stats = second_run.cache.stats() if second_run.cache else None
 
@@ -362,7 +362,7 @@ def test_rate_limited_stream_is_retried_before_its_first_chunk(
 async def test_agenerate_answers_then_serves_the_repeat_from_the_cache(
     case: Case, server: FakeServer, tmp_path: Path, manager: PluginManager, clock: FakeClock
 ) -> None:
-    gateway = Gateway(make_config(case, server, tmp_path), manager, clock=clock)
+    gateway = Gateway.from_config(make_config(case, server, tmp_path), manager, clock=clock)
     try:
         server.fail_next(Fault.RATE_LIMIT)
         first = await gateway.agenerate(ask("Which way to the keep?"))
@@ -392,7 +392,7 @@ def test_api_key_never_reaches_ledger_cache_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secret = SECRET_KEY.encode()
-    with Gateway(make_config(case, server, tmp_path), manager, clock=clock) as gateway:
+    with Gateway.from_config(make_config(case, server, tmp_path), manager, clock=clock) as gateway:
         replies = [gateway.generate(ask("Whisper the password.")) for _ in range(2)]
         stream = gateway.stream(ask("Whisper it again."))
         list(stream)

@@ -28,8 +28,8 @@ roles:
     model: m2
 caching:
   backend: {backend}
-  cache_dir: .questfoundry/cache
 rate_limiting:
+  max_output_tokens: 100
   global:
     requests_per_minute: 100
     cost_per_day: 5
@@ -57,7 +57,7 @@ def run(*args: str, input: str | None = None) -> Any:
 def spend(project: Path, *prompts: str, role: str | None = None) -> None:
     """Make calls through a gateway on the project's config with a scripted provider."""
     manager = get_plugin_manager(plugins=[scripted_plugin(ScriptedProvider())])
-    with Gateway(load_config(project), manager) as gateway:
+    with Gateway.from_config(load_config(project), manager) as gateway:
         for prompt in prompts:
             gateway.generate(Request(messages=[{"role": "user", "content": prompt}], role=role))
 
@@ -101,7 +101,8 @@ def test_cache_explain_shows_the_fields_and_the_key(project: Path) -> None:
     assert result.exit_code == 0, result.output
     explained = json.loads(result.output)
     assert explained["fields"]["model"] == "m2"
-    assert explained["fields"]["params"] == {"temperature": 0.7}
+    # the budget in CONFIG caps the output at rate_limiting.max_output_tokens, so it is sent
+    assert explained["fields"]["params"] == {"temperature": 0.7, "max_tokens": 100}
     assert explained["key"].startswith(f"{project.parent.parent.name}:v1:")
     same = run("cache", "explain", "hello", "--role", "gatekeeper", "--param", "temperature=0.7")
     assert explained["key"] in same.output
@@ -114,7 +115,11 @@ def test_cache_explain_rejects_a_param_without_a_value(project: Path) -> None:
 
 def test_cache_stats_clear_and_prune_on_the_file_cache(project: Path) -> None:
     pytest.importorskip("questfoundry_cache_file")
-    project.write_text(CONFIG.format(backend="file"))
+    project.write_text(
+        CONFIG.format(backend="file").replace(
+            "backend: file", "backend: file\n  cache_dir: .questfoundry/cache"
+        )
+    )
     spend(project, "a", "b", "b")
     stats = json.loads(run("cache", "stats", "--json").output)
     assert stats["backend"] == "file" and stats["entries"] == 2 and stats["bytes"] > 0

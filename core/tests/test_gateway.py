@@ -15,7 +15,6 @@ import pytest
 from questfoundry.calls import CacheMode, Request
 from questfoundry.config import Config
 from questfoundry.errors import (
-    ConfigError,
     CostLimitExceededError,
     NonRetriableProviderError,
     ProviderRateLimitError,
@@ -27,6 +26,7 @@ from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import ProviderReply, Usage
 from questfoundry.plugins import get_plugin_manager
 from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.faces import ASYNC, SYNC, Face
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
@@ -71,7 +71,7 @@ def make_gateway(
         manager = get_plugin_manager(
             entry_points=False, plugins=[scripted_plugin(provider), *plugins]
         )
-        gateway = Gateway(config, manager, clock=clock)
+        gateway = Gateway.from_config(config, manager, clock=clock)
         made.append(gateway)
         return gateway
 
@@ -88,11 +88,11 @@ def ask(text: str = "hello", **kwargs: Any) -> Request:
 
 
 def test_second_identical_request_is_served_from_cache(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway()
-    first = gateway.generate(ask())
-    second = gateway.generate(ask())
+    first = gateway_face.generate(gateway, ask())
+    second = gateway_face.generate(gateway, ask())
     assert provider.calls == 1
     assert not first.cache_hit and second.cache_hit
     assert second.text == first.text == "echo: hello"
@@ -100,12 +100,12 @@ def test_second_identical_request_is_served_from_cache(
 
 
 def test_a_different_parameter_is_a_different_entry(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway()
-    gateway.generate(ask(params={"temperature": 0.7}))
-    gateway.generate(ask(params={"temperature": 0.70}))
-    gateway.generate(ask(params={"temperature": 0.8}))
+    gateway_face.generate(gateway, ask(params={"temperature": 0.7}))
+    gateway_face.generate(gateway, ask(params={"temperature": 0.70}))
+    gateway_face.generate(gateway, ask(params={"temperature": 0.8}))
     assert provider.calls == 2
 
 
@@ -118,6 +118,7 @@ def test_a_different_parameter_is_a_different_entry(
     ],
 )
 def test_cache_modes_decide_reading_and_writing(
+    gateway_face: Face,
     make_gateway: MakeGateway,
     provider: ScriptedProvider,
     mode: CacheMode,
@@ -125,49 +126,49 @@ def test_cache_modes_decide_reading_and_writing(
     stored: bool,
 ) -> None:
     gateway = make_gateway()
-    gateway.generate(ask("seed"))  # cached under the default mode
-    reply = gateway.generate(ask("seed", cache=mode))
+    gateway_face.generate(gateway, ask("seed"))  # cached under the default mode
+    reply = gateway_face.generate(gateway, ask("seed", cache=mode))
     assert provider.calls == calls
     assert reply.cache_hit is (calls == 1)
-    fresh = gateway.generate(ask("fresh", cache=mode))
+    fresh = gateway_face.generate(gateway, ask("fresh", cache=mode))
     assert gateway.cache is not None
     assert (gateway.cache.get(fresh.key) is not None) is stored
 
 
 def test_cache_entries_expire_after_their_ttl(
-    make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
 ) -> None:
     gateway = make_gateway({"caching": {"ttl_seconds": 100}})
-    gateway.generate(ask())
+    gateway_face.generate(gateway, ask())
     clock.advance(99)
-    assert gateway.generate(ask()).cache_hit
+    assert gateway_face.generate(gateway, ask()).cache_hit
     clock.advance(2)
-    assert not gateway.generate(ask()).cache_hit
-    gateway.generate(ask("short", cache_ttl=5))
+    assert not gateway_face.generate(gateway, ask()).cache_hit
+    gateway_face.generate(gateway, ask("short", cache_ttl=5))
     clock.advance(6)
-    assert not gateway.generate(ask("short")).cache_hit
+    assert not gateway_face.generate(gateway, ask("short")).cache_hit
     assert provider.calls == 4
 
 
 def test_per_provider_settings_can_turn_the_cache_off(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway({"caching": {"per_provider": {"scripted": {"enabled": False}}}})
-    gateway.generate(ask())
-    assert not gateway.generate(ask()).cache_hit
+    gateway_face.generate(gateway, ask())
+    assert not gateway_face.generate(gateway, ask()).cache_hit
     assert provider.calls == 2
 
 
 def test_a_corrupt_cache_entry_is_a_miss(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway()
-    key = gateway.generate(ask()).key
+    key = gateway_face.generate(gateway, ask()).key
     assert gateway.cache is not None
     gateway.cache.set(key, b"\x80not json", None)
-    reply = gateway.generate(ask())
+    reply = gateway_face.generate(gateway, ask())
     assert not reply.cache_hit and reply.text == "echo: hello"
-    assert gateway.generate(ask()).cache_hit  # the miss rewrote a good entry
+    assert gateway_face.generate(gateway, ask()).cache_hit  # the miss rewrote a good entry
 
 
 class BrokenCache:
@@ -190,12 +191,15 @@ class BrokenCachePlugin:
 
 
 def test_a_cache_backend_that_raises_is_bypassed_with_one_warning(
-    make_gateway: MakeGateway, provider: ScriptedProvider, caplog: pytest.LogCaptureFixture
+    gateway_face: Face,
+    make_gateway: MakeGateway,
+    provider: ScriptedProvider,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     gateway = make_gateway({"caching": {"backend": "broken"}}, ("broken", BrokenCachePlugin()))
     with caplog.at_level(logging.WARNING, "questfoundry.gateway"):
-        assert gateway.generate(ask()).text == "echo: hello"
-        assert gateway.generate(ask()).text == "echo: hello"
+        assert gateway_face.generate(gateway, ask()).text == "echo: hello"
+        assert gateway_face.generate(gateway, ask()).text == "echo: hello"
     assert provider.calls == 2
     messages = [r.getMessage() for r in caplog.records]
     assert sum("cache read failed" in m for m in messages) == 1
@@ -203,6 +207,7 @@ def test_a_cache_backend_that_raises_is_bypassed_with_one_warning(
 
 
 def test_64_concurrent_identical_requests_make_one_provider_call(
+    gateway_face: Face,
     make_gateway: MakeGateway,
 ) -> None:
     gate = threading.Event()
@@ -214,7 +219,7 @@ def test_64_concurrent_identical_requests_make_one_provider_call(
 
     def worker() -> None:
         started.wait()
-        replies.append(gateway.generate(request))
+        replies.append(gateway_face.generate(gateway, request))
 
     threads = [threading.Thread(target=worker) for _ in range(64)]
     for thread in threads:
@@ -242,60 +247,72 @@ async def test_64_concurrent_identical_async_requests_make_one_provider_call(
 
 
 def test_on_limit_raise_throws_rate_limit_error_with_retry_after(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway(
         {"rate_limiting": {"on_limit": "raise", "global": {"requests_per_minute": 2}}}
     )
-    gateway.generate(ask("a"))
-    gateway.generate(ask("b"))
+    gateway_face.generate(gateway, ask("a"))
+    gateway_face.generate(gateway, ask("b"))
     with pytest.raises(RateLimitError) as caught:
-        gateway.generate(ask("c"))
+        gateway_face.generate(gateway, ask("c"))
     assert caught.value.retry_after == pytest.approx(30.0)
     assert provider.calls == 2
 
 
 def test_on_limit_wait_sleeps_until_admitted(
-    make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
 ) -> None:
     gateway = make_gateway(
         {"rate_limiting": {"providers": {"scripted": {"requests_per_minute": 1}}}}
     )
-    gateway.generate(ask("a"))
-    reply = gateway.generate(ask("b"))
+    gateway_face.generate(gateway, ask("a"))
+    reply = gateway_face.generate(gateway, ask("b"))
     assert reply.waited == pytest.approx(60.0)
     assert clock.slept == [pytest.approx(60.0)]
 
 
-def test_a_wait_longer_than_max_wait_seconds_raises(make_gateway: MakeGateway) -> None:
+def test_a_wait_longer_than_max_wait_seconds_raises(
+    gateway_face: Face, make_gateway: MakeGateway
+) -> None:
     gateway = make_gateway(
         {"rate_limiting": {"max_wait_seconds": 10, "global": {"requests_per_minute": 1}}}
     )
-    gateway.generate(ask("a"))
+    gateway_face.generate(gateway, ask("a"))
     with pytest.raises(RateLimitError):
-        gateway.generate(ask("b"))
+        gateway_face.generate(gateway, ask("b"))
 
 
-def test_tokens_are_reconciled_with_real_usage(make_gateway: MakeGateway) -> None:
+def test_tokens_are_reconciled_with_real_usage(
+    gateway_face: Face, make_gateway: MakeGateway
+) -> None:
     gateway = make_gateway({"rate_limiting": {"global": {"tokens_per_hour": 10_000}}})
-    gateway.generate(ask(params={"max_tokens": 500}))
+    gateway_face.generate(gateway, ask(params={"max_tokens": 500}))
     assert gateway.limiter is not None
     (level,) = [b for b in gateway.limiter.levels() if b.key == "global/tokens"]
     assert level.available == pytest.approx(10_000 - 42)  # the scripted usage: 12 + 30
 
 
-def test_a_cache_hit_takes_nothing_from_limits_or_budgets(make_gateway: MakeGateway) -> None:
+def test_a_cache_hit_takes_nothing_from_limits_or_budgets(
+    gateway_face: Face, make_gateway: MakeGateway
+) -> None:
     gateway = make_gateway(
-        {"rate_limiting": {"global": {"requests_per_minute": 5, "cost_per_day": 5}}}
+        {
+            "rate_limiting": {
+                "max_output_tokens": 100,
+                "global": {"requests_per_minute": 5, "cost_per_day": 5},
+            }
+        }
     )
-    gateway.generate(ask())
+    gateway_face.generate(gateway, ask())
     assert gateway.limiter is not None
     before = {b.key: b.available for b in gateway.limiter.levels()}
-    spent = gateway.ledger.spent(None, "day")
+    assert gateway.runtime.budgets is not None
+    spent = [level.spent for level in gateway.runtime.budgets.levels()]
     for _ in range(10):
-        assert gateway.generate(ask()).cache_hit
+        assert gateway_face.generate(gateway, ask()).cache_hit
     assert {b.key: b.available for b in gateway.limiter.levels()} == before
-    assert gateway.ledger.spent(None, "day") == spent
+    assert [level.spent for level in gateway.runtime.budgets.levels()] == spent
     gateway.ledger.flush()
     (row,) = gateway.ledger.report("provider")
     assert row.calls == 11 and row.hits == 10
@@ -303,46 +320,37 @@ def test_a_cache_hit_takes_nothing_from_limits_or_budgets(make_gateway: MakeGate
 
 
 def test_a_budget_is_refused_before_the_request_is_sent(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     # each call is estimated at (2+4+1)*0.001 + 100*0.002 = 0.207 and costs 0.072
     gateway = make_gateway({"rate_limiting": {"providers": {"scripted": {"cost_per_day": 0.25}}}})
     request = ask("x", params={"max_tokens": 100})
-    gateway.generate(request)
+    gateway_face.generate(gateway, request)
     with pytest.raises(CostLimitExceededError):
-        gateway.generate(ask("y", params={"max_tokens": 100}))
+        gateway_face.generate(gateway, ask("y", params={"max_tokens": 100}))
     assert provider.calls == 1
 
 
 def test_restarting_never_resets_a_budget(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     budget = {"rate_limiting": {"global": {"cost_per_month": 0.1}}}
-    make_gateway(budget).generate(ask("x", params={"max_tokens": 10}))
+    gateway_face.generate(make_gateway(budget), ask("x", params={"max_tokens": 10}))
     with pytest.raises(CostLimitExceededError):
-        make_gateway(budget).generate(ask("y", params={"max_tokens": 30}))
+        gateway_face.generate(make_gateway(budget), ask("y", params={"max_tokens": 30}))
     assert provider.calls == 1
-
-
-def test_a_budget_on_a_provider_nothing_can_price_is_a_config_error(
-    make_gateway: MakeGateway,
-) -> None:
-    unpriced = {"rate_limiting": {"providers": {"local": {"cost_per_day": 1}}}}
-    with pytest.raises(ConfigError, match="nothing can price") as caught:
-        make_gateway(unpriced)
-    assert caught.value.path == "rate_limiting.providers.local.cost_per_day"
 
 
 # ------------------------------------------------------------------ retries
 
 
 def test_retriable_failures_are_retried_honouring_retry_after(
-    make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
 ) -> None:
     provider.script.extend(
         [RetriableProviderError("503"), ProviderRateLimitError("slow down", retry_after=7)]
     )
-    reply = make_gateway().generate(ask())
+    reply = gateway_face.generate(make_gateway(), ask())
     assert reply.retries == 2 and reply.text == "echo: hello"
     assert provider.calls == 3
     assert len(clock.slept) == 2 and clock.slept[1] == 7
@@ -350,31 +358,31 @@ def test_retriable_failures_are_retried_honouring_retry_after(
 
 
 def test_each_retry_passes_the_limiter_again(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     provider.script.extend([RetriableProviderError("503"), RetriableProviderError("503")])
     gateway = make_gateway({"rate_limiting": {"global": {"requests_per_minute": 10}}})
-    gateway.generate(ask())
+    gateway_face.generate(gateway, ask())
     assert gateway.limiter is not None
     (level,) = [b for b in gateway.limiter.levels() if b.key == "global/requests"]
     assert level.available == pytest.approx(7, abs=0.5)  # plus the refill while backing off
 
 
 def test_non_retriable_failures_fail_at_once(
-    make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
 ) -> None:
     provider.script.append(NonRetriableProviderError("bad key", status_code=401))
     with pytest.raises(NonRetriableProviderError):
-        make_gateway().generate(ask())
+        gateway_face.generate(make_gateway(), ask())
     assert provider.calls == 1 and clock.slept == []
 
 
 def test_retries_stop_after_max_retries(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     provider.script.extend([RetriableProviderError("down")] * 5)
     with pytest.raises(RetriableProviderError):
-        make_gateway({"retry": {"max_retries": 2}}).generate(ask())
+        gateway_face.generate(make_gateway({"retry": {"max_retries": 2}}), ask())
     assert provider.calls == 3
 
 
@@ -382,22 +390,22 @@ def test_retries_stop_after_max_retries(
 
 
 def test_a_model_nobody_can_price_is_recorded_as_unknown_with_one_warning(
-    make_gateway: MakeGateway, caplog: pytest.LogCaptureFixture
+    gateway_face: Face, make_gateway: MakeGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway = make_gateway({"rate_limiting": {"providers": {"scripted": None}}})
     with caplog.at_level(logging.WARNING, "questfoundry.gateway"):
-        assert gateway.generate(ask("a")).cost is None
-        assert gateway.generate(ask("b")).cost is None
+        assert gateway_face.generate(gateway, ask("a")).cost is None
+        assert gateway_face.generate(gateway, ask("b")).cost is None
     assert sum("no price known" in r.getMessage() for r in caplog.records) == 1
     (row,) = gateway.ledger.report("provider")
     assert row.unknown_cost_calls == 2
 
 
-def test_every_call_is_in_the_ledger_by_role(make_gateway: MakeGateway) -> None:
+def test_every_call_is_in_the_ledger_by_role(gateway_face: Face, make_gateway: MakeGateway) -> None:
     gateway = make_gateway()
-    gateway.generate(ask("a", role="scene_smith"))
-    gateway.generate(ask("a", role="scene_smith"))
-    gateway.generate(ask("b", role="gatekeeper"))
+    gateway_face.generate(gateway, ask("a", role="scene_smith"))
+    gateway_face.generate(gateway, ask("a", role="scene_smith"))
+    gateway_face.generate(gateway, ask("b", role="gatekeeper"))
     gateway.ledger.flush()
     rows = {row.key: row for row in gateway.ledger.report("role")}
     assert rows["scene_smith"].calls == 2 and rows["scene_smith"].hits == 1
@@ -414,15 +422,15 @@ class Observer:
 
 
 def test_observers_see_hits_misses_and_failures(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     observer = Observer()
     gateway = make_gateway({}, ("observer", observer))
-    gateway.generate(ask())
-    gateway.generate(ask())
+    gateway_face.generate(gateway, ask())
+    gateway_face.generate(gateway, ask())
     provider.script.append(NonRetriableProviderError("no"))
     with pytest.raises(NonRetriableProviderError):
-        gateway.generate(ask("fails"))
+        gateway_face.generate(gateway, ask("fails"))
     hits = [e.reply.cache_hit if e.reply else None for e in observer.events]
     assert hits == [False, True, None]
     assert isinstance(observer.events[2].error, NonRetriableProviderError)
@@ -432,14 +440,14 @@ def test_observers_see_hits_misses_and_failures(
 
 
 def test_roles_use_their_own_provider_model_and_parameters(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway(
         {"roles": {"gatekeeper": {"model": "m2", "temperature": 0.2, "max_tokens": 100}}}
     )
-    gateway.generate(ask(role="gatekeeper"))
-    gateway.generate(ask(role="scene_smith"))
-    gateway.generate(ask(role="gatekeeper", model="m3", params={"temperature": 0.9}))
+    gateway_face.generate(gateway, ask(role="gatekeeper"))
+    gateway_face.generate(gateway, ask(role="scene_smith"))
+    gateway_face.generate(gateway, ask(role="gatekeeper", model="m3", params={"temperature": 0.9}))
     models = [(r.model, dict(r.params)) for r in provider.requests]
     assert models == [
         ("m2", {"temperature": 0.2, "max_tokens": 100}),
@@ -449,69 +457,68 @@ def test_roles_use_their_own_provider_model_and_parameters(
 
 
 def test_image_roles_get_image_bytes_that_survive_the_cache(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway(
         {"providers": {"image": {"default": "scripted", "scripted": {"model": "img"}}}}
     )
-    first = gateway.generate(Request(role="illustrator", prompt="a lighthouse"))
-    second = gateway.generate(Request(role="illustrator", prompt="a lighthouse"))
+    first = gateway_face.generate(gateway, Request(role="illustrator", prompt="a lighthouse"))
+    second = gateway_face.generate(gateway, Request(role="illustrator", prompt="a lighthouse"))
     assert provider.requests[0].kind == "image"
     assert second.cache_hit and second.image == first.image == b"\x89PNG scripted"
 
 
-async def test_async_generate_caches_like_sync(
+def test_sync_and_async_calls_share_one_cache(
     make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway()
-    first = await gateway.agenerate(ask())
-    second = gateway.generate(ask())
+    first = ASYNC.generate(gateway, ask())
+    second = SYNC.generate(gateway, ask())
     assert second.cache_hit and second.text == first.text
     assert provider.calls == 1
 
 
 def test_a_stream_is_replayed_from_the_cache_in_order(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway()
-    stream = gateway.stream(ask("tell me a story"))
-    chunks = list(stream)
-    assert "".join(chunks) == "echo: tell me a story" and len(chunks) > 1
-    assert stream.reply is not None and stream.reply.usage == Usage(12, 30)
-    replay = gateway.stream(ask("tell me a story"))
-    assert list(replay) == chunks
+    first = gateway_face.stream(gateway, ask("tell me a story"))
+    assert "".join(first.pieces) == "echo: tell me a story" and len(first.pieces) > 1
+    assert first.reply is not None and first.reply.usage == Usage(12, 30)
+    replay = gateway_face.stream(gateway, ask("tell me a story"))
+    assert replay.pieces == first.pieces
     assert replay.reply is not None and replay.reply.cache_hit
-    assert gateway.generate(ask("tell me a story")).cache_hit
+    assert gateway_face.generate(gateway, ask("tell me a story")).cache_hit
     assert provider.calls == 1
 
 
-def test_an_abandoned_stream_is_never_stored(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+def test_an_abandoned_stream_is_recorded_but_never_stored(
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway()
-    iterator = iter(gateway.stream(ask("long story")))
-    next(iterator)
-    iterator.close()  # type: ignore[attr-defined]
-    assert not gateway.generate(ask("long story")).cache_hit
+    seen = gateway_face.stream(gateway, ask("long story"), stop_after=1)
+    assert len(seen.pieces) == 1
+    assert seen.reply is not None and seen.reply.text == seen.pieces[0]
+    assert not gateway_face.generate(gateway, ask("long story")).cache_hit
     assert provider.calls == 2
     (row,) = gateway.ledger.report("provider")
-    assert row.calls == 2
+    assert row.calls == 2 and row.hits == 0
 
 
-async def test_async_streams_match_sync_streams(
+def test_sync_and_async_streams_share_one_cache(
     make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     gateway = make_gateway()
-    chunks = [chunk async for chunk in gateway.astream(ask("async story"))]
+    chunks = ASYNC.stream(gateway, ask("async story")).pieces
     assert "".join(chunks) == "echo: async story"
-    assert list(gateway.stream(ask("async story"))) == chunks
+    assert SYNC.stream(gateway, ask("async story")).pieces == chunks
     assert provider.calls == 1
 
 
 def test_a_provider_reply_object_from_the_script_is_passed_through(
-    make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
 ) -> None:
     provider.script.append(ProviderReply("m1-2025", text="scripted!", usage=Usage(1, 2, 1)))
-    reply = make_gateway().generate(ask())
+    reply = gateway_face.generate(make_gateway(), ask())
     assert reply.text == "scripted!" and reply.model == "m1-2025"
     assert reply.usage.cached_input_tokens == 1

@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from questfoundry.calls import Reply
 from questfoundry.interfaces import Usage
 
 FORMAT = 1
+ZERO = Decimal(0)
 
 
-@dataclass(slots=True)
-class CachedReply:
-    """What the cache keeps of a reply; ``chunks`` are the streamed pieces, when it was streamed."""
-
-    model: str
-    text: str | None = None
-    image: bytes | None = None
-    usage: Usage = Usage()
-    cost: Decimal | None = None
-    finish_reason: str | None = None
-    chunks: tuple[str, ...] | None = None
-
-
-def encode(reply: CachedReply) -> bytes:
+def encode(reply: Reply) -> bytes:
+    """What the cache keeps of ``reply``: model, text or image, usage, cost, finish, chunks."""
+    usage = reply.usage
     data: dict[str, Any] = {
         "f": FORMAT,
         "model": reply.model,
-        "usage": [
-            reply.usage.input_tokens,
-            reply.usage.output_tokens,
-            reply.usage.cached_input_tokens,
-        ],
+        "usage": [usage.input_tokens, usage.output_tokens, usage.cached_input_tokens],
     }
     if reply.text is not None:
         data["text"] = reply.text
@@ -49,8 +35,9 @@ def encode(reply: CachedReply) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode(raw: bytes) -> CachedReply | None:
-    """The reply in ``raw``, or None when it is not a cache value of this format (a miss)."""
+def decode(raw: bytes, provider: str) -> Reply | None:
+    """The cache hit in ``raw`` (cost 0, ``saved`` the original cost), or None when it is not a
+    cache value of this format: a broken entry is a miss."""
     try:
         data = json.loads(raw)
         if data.get("f") != FORMAT:
@@ -58,14 +45,21 @@ def decode(raw: bytes) -> CachedReply | None:
         image = data.get("image")
         cost = data.get("cost")
         chunks = data.get("chunks")
-        return CachedReply(
-            model=data["model"],
-            text=data.get("text"),
+        text = data.get("text")
+        if chunks is not None:
+            chunks = tuple(str(piece) for piece in chunks)
+            text = "".join(chunks) if text is None else text
+        return Reply(
+            provider=provider,
+            model=str(data["model"]),
+            text=text,
             image=None if image is None else base64.b64decode(image, validate=True),
             usage=Usage(*data["usage"]),
-            cost=None if cost is None else Decimal(cost),
+            cost=ZERO,
+            saved=None if cost is None else Decimal(cost),
+            cache_hit=True,
             finish_reason=data.get("finish"),
-            chunks=None if chunks is None else tuple(chunks),
+            chunks=chunks,
         )
     except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation):
         return None

@@ -48,9 +48,11 @@ class Request:
 class Reply:
     """The answer to a :class:`Request` and how it was obtained (treat it as read-only).
 
-    ``cost`` is None when no cost model knows the model's price. ``cache_hit`` replies cost nothing
-    now; ``saved`` is what the original call cost. ``coalesced`` means another identical request in
-    flight made the provider call. ``waited`` is seconds spent waiting on rate limits.
+    This one record travels the whole pipeline: the cache stores it, the ledger records it and
+    observers see it. ``cost`` is None when no cost model knows the model's price. ``cache_hit``
+    replies cost nothing now; ``saved`` is what the original call cost. ``coalesced`` means
+    another identical request in flight made the provider call. ``waited`` is seconds spent
+    waiting on rate limits. ``chunks`` are the pieces of a streamed reply, replayed on a hit.
     """
 
     provider: str
@@ -68,6 +70,20 @@ class Reply:
     role: str | None = None
     key: str = ""
     run_id: str = ""
+    finish_reason: str | None = None
+    chunks: tuple[str, ...] | None = None
+
+
+class Outcome(str, Enum):
+    """How a call ended, as observers see it."""
+
+    HIT = "hit"  #: answered from the cache
+    MISS = "miss"  #: answered by the provider
+    COALESCED = "coalesced"  #: answered by an identical request in flight
+    ERROR = "error"  #: failed before any reply
+    STREAM_FINISHED = "stream_finished"  #: a streamed reply read to its end
+    STREAM_FAILED = "stream_failed"  #: a stream that broke after it started
+    STREAM_ABANDONED = "stream_abandoned"  #: a stream the caller stopped reading
 
 
 @dataclass(frozen=True)
@@ -79,3 +95,4 @@ class CallEvent:
     role: str | None
     reply: Reply | None
     error: BaseException | None = None
+    outcome: Outcome = Outcome.MISS

@@ -31,6 +31,8 @@ class Capability:
     ATOMIC = "atomic"  #: multi-key updates are all-or-nothing
     STREAMING = "streaming"  #: a provider that can stream text chunks
     IMAGES = "images"  #: a provider that can generate images
+    #: every method returns at once without I/O, so the async gateway calls it on the event loop
+    NON_BLOCKING = "non_blocking"
 
 
 # ----------------------------------------------------------------------------- values
@@ -94,12 +96,17 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
-    """What a cache backend holds and how it has been used since it was opened."""
+    """What a cache backend holds, and how often it was read.
+
+    ``persistent_counts`` says what ``hits`` and ``misses`` cover: True, every process since the
+    cache was created (they outlive the process); False, this backend object since it was opened.
+    """
 
     entries: int
     bytes: int
     hits: int
     misses: int
+    persistent_counts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +211,13 @@ class CacheBackend(Protocol):
     """Stores reply bytes by key. Values are opaque bytes (JSON made by the core), never pickles.
 
     ``get`` of a missing, expired or unreadable entry returns None: a broken entry is a miss.
+
+    A backend that cannot reach, open or write its storage never fails a call: ``get`` returns
+    None, ``set`` stores nothing, and the backend logs one warning per cause (not one per call),
+    trying again later on its own. ``delete``, ``clear``, ``prune`` and ``stats`` raise
+    :class:`~questfoundry.errors.BackendUnavailableError` with a one-line message instead, so a
+    maintenance command says what went wrong. A backend declaring ``Capability.SIZE_LIMIT``
+    does not store a value larger than its whole limit (and drops the older value of that key).
     """
 
     capabilities: frozenset[str]
@@ -336,7 +350,11 @@ class Provider(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RoleSpec:
-    """A role of the studio: its name, whether it makes text or images, and what it does."""
+    """A role of the studio: its name, whether it makes text or images, and what it does.
+
+    ``kind`` routes the role: an image role is sent to ``providers.image``; ``roles.<name>.kind``
+    in config.yml overrides it.
+    """
 
     name: str
     kind: Kind = "text"
@@ -354,12 +372,20 @@ class LoopSpec:
 
 @dataclass(frozen=True, slots=True)
 class RoleProvider:
-    """Which provider and model a role uses, and its generation parameters."""
+    """Which provider and model a role uses, its generation parameters and its kind.
+
+    ``kind`` None means "the role's kind from the catalogue" (the plugin manager fills it in).
+    ``sources`` maps each field (``provider``, ``model``, ``kind``, each parameter) to the layer
+    that set it: ``override``, ``roles.<role>``, ``providers.<kind>.<provider>``,
+    ``providers.<kind>.default``, ``role catalogue`` or ``built-in default``.
+    """
 
     role: str
     provider: str
     model: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    kind: Kind | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,43 +1,50 @@
-"""When and how long to retry a failed provider call.
+"""When and how long to retry a failed provider call, and the deadline every call keeps.
 
 Retriable failures (network errors, timeouts, 429, 5xx: ``ProviderError.retriable``) are retried
 with exponential backoff and full jitter; a ``Retry-After`` from the provider is honoured instead of
-the jittered delay. Everything else fails at once. The gateway drives the loop so that every attempt
-passes the rate limiter again.
+the jittered delay. Everything else fails at once. The gateway drives the loop (see
+:mod:`questfoundry.gateway.pipeline`) so every attempt passes the rate limiter again.
+
+Every wait is bounded: a ``Retry-After`` longer than ``max_delay`` or than what is left of the
+call's deadline ends the call at once with :class:`~questfoundry.errors.RateLimitError` (carrying
+``retry_after``), and no attempt starts after the deadline. Garbage, infinite, negative and past
+``Retry-After`` values are ignored in favour of the backoff.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from questfoundry.errors import ProviderError
-from questfoundry.interfaces import Clock
+from questfoundry.errors import ProviderError, RateLimitError
 
-if TYPE_CHECKING:
-    import tenacity
+DEFAULT_DEADLINE = 600.0
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from an HTTP ``Retry-After`` value (delay-seconds or an HTTP date); None if bad.
+    """Seconds from an HTTP ``Retry-After`` value (delay-seconds or an HTTP date).
 
-    Provider plugins use it to fill :attr:`ProviderRateLimitError.retry_after`.
+    None when the value is missing, unreadable, not finite, or not in the future: the caller then
+    falls back to its own backoff. Provider plugins use it to fill
+    :attr:`ProviderRateLimitError.retry_after`.
     """
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def is_retriable(error: BaseException) -> bool:
@@ -46,13 +53,14 @@ def is_retriable(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """The ``retry`` section of config.yml."""
+    """The ``retry`` section of config.yml; delays in seconds."""
 
     enabled: bool = True
     max_retries: int = 3
     initial_delay: float = 0.5
     max_delay: float = 30.0
     respect_retry_after: bool = True
+    deadline: float = DEFAULT_DEADLINE
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RetryPolicy:
@@ -62,39 +70,37 @@ class RetryPolicy:
             initial_delay=settings.get("initial_delay_ms", 500) / 1000,
             max_delay=settings.get("max_delay_ms", 30_000) / 1000,
             respect_retry_after=settings.get("respect_retry_after", True),
+            deadline=float(settings.get("deadline_seconds", DEFAULT_DEADLINE)),
         )
 
     @property
     def attempts(self) -> int:
         return 1 + (self.max_retries if self.enabled else 0)
 
-    def _options(self) -> dict[str, Any]:
-        import tenacity
+    def backoff(self, retry: int) -> float:
+        """Full jitter: uniform in [0, min(max_delay, initial_delay · 2^retry)]."""
+        ceiling = min(self.max_delay, self.initial_delay * 2.0 ** min(retry, 60))
+        return random.uniform(0.0, ceiling)
 
-        jitter = tenacity.wait_random_exponential(multiplier=self.initial_delay, max=self.max_delay)
+    def delay(self, error: BaseException, retry: int, remaining: float) -> float:
+        """Seconds to wait before retry number ``retry`` (0 for the first) after ``error``.
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            retry_after = getattr(error, "retry_after", None)
-            if self.respect_retry_after and retry_after is not None:
-                return float(retry_after)
-            return float(jitter(state))
+        Re-raises ``error`` when it is not worth retrying or no attempt is left; raises
+        :class:`RateLimitError` when the provider asks for a wait the retry budget cannot give.
+        """
+        if not is_retriable(error) or retry + 1 >= self.attempts:
+            raise error
+        retry_after = getattr(error, "retry_after", None)
+        if self.respect_retry_after and retry_after is not None and retry_after > 0:
+            if retry_after > min(self.max_delay, remaining):
+                provider = getattr(error, "provider", "") or "the provider"
+                raise RateLimitError(
+                    f"{provider} asks to wait longer than the retry budget allows",
+                    retry_after=retry_after,
+                ) from None
+            return float(retry_after)
+        wait = self.backoff(retry)
+        if wait >= remaining:
+            raise error
+        return wait
 
-        return {
-            "stop": tenacity.stop_after_attempt(self.attempts),
-            "wait": wait,
-            "retry": tenacity.retry_if_exception(is_retriable),
-            "reraise": True,
-        }
-
-    def retrying(self, clock: Clock) -> tenacity.Retrying:
-        """A tenacity loop: ``for attempt in policy.retrying(clock): with attempt: ...``."""
-        import tenacity
-
-        return tenacity.Retrying(sleep=clock.sleep, **self._options())
-
-    def aretrying(self, clock: Clock) -> tenacity.AsyncRetrying:
-        """The asyncio twin of :meth:`retrying`; sleeps with ``clock.asleep``."""
-        import tenacity
-
-        return tenacity.AsyncRetrying(sleep=clock.asleep, **self._options())

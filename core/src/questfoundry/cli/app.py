@@ -17,9 +17,8 @@ import click
 
 if TYPE_CHECKING:
     from questfoundry.config import Config
-    from questfoundry.gateway import Gateway
-    from questfoundry.interfaces import BackendContext, CacheBackend
     from questfoundry.plugins import PluginManager
+    from questfoundry.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,22 +40,16 @@ class App:
     def config(self) -> Config:
         from questfoundry.config import load_config
 
-        return load_config(self.config_path)
+        return load_config(self.config_path, manager=self.manager)
 
-    def context(self) -> BackendContext:
-        from questfoundry.interfaces import BackendContext
+    @cached_property
+    def runtime(self) -> Runtime:
+        """The project's runtime; closed when the command ends."""
+        from questfoundry.runtime import Runtime
 
-        return BackendContext(self.config.project_dir, self.config.namespace)
-
-    def cache_backend(self) -> tuple[CacheBackend, str]:
-        settings = self.config.section("caching")
-        name = settings.get("backend", "memory")
-        return self.manager.create("cache backend", name, settings, self.context()), name
-
-    def gateway(self) -> Gateway:
-        from questfoundry.gateway import Gateway
-
-        return Gateway.from_config(self.config, self.manager)
+        runtime = Runtime(self.config, self.manager)
+        click.get_current_context().call_on_close(runtime.close)
+        return runtime
 
 
 pass_app = click.make_pass_decorator(App)

@@ -27,9 +27,8 @@ def ask(
     """Send PROMPT through the gateway and print the reply, then one line about the call."""
     from dataclasses import replace
 
-    with app.gateway() as gateway:
-        request = replace(_request(prompt, role, provider, model), cache=cache)
-        reply = gateway.generate(request)
+    request = replace(_request(prompt, role, provider, model), cache=cache)
+    reply = app.runtime.gateway.generate(request)
     if reply.image is not None:
         click.echo(f"<image: {len(reply.image)} bytes>")
     else:

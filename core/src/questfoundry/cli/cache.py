@@ -21,10 +21,8 @@ def cache() -> None:
 @pass_app
 def cache_stats(app: App, as_json: bool) -> None:
     """Entries, size, hits and misses of the configured cache backend."""
-    backend, name = app.cache_backend()
-    stats = backend.stats()
-    backend.close()
-    data = {"backend": name, **dataclasses.asdict(stats)}
+    backend, name = _cache(app)
+    data = {"backend": name, **dataclasses.asdict(backend.stats())}
     if as_json:
         print_json(data)
         return
@@ -36,11 +34,10 @@ def cache_stats(app: App, as_json: bool) -> None:
 @pass_app
 def cache_clear(app: App, yes: bool) -> None:
     """Remove every cached reply (the ledger keeps its history)."""
-    backend, name = app.cache_backend()
+    backend, name = _cache(app)
     if not yes:
         click.confirm(f"Remove every entry of the {name} cache?", abort=True)
     removed = backend.clear()
-    backend.close()
     click.echo(f"Removed {removed} entries from the {name} cache.")
 
 
@@ -48,9 +45,8 @@ def cache_clear(app: App, yes: bool) -> None:
 @pass_app
 def cache_prune(app: App) -> None:
     """Remove expired entries and files left behind by crashes."""
-    backend, name = app.cache_backend()
+    backend, name = _cache(app)
     removed = backend.prune()
-    backend.close()
     click.echo(f"Pruned {removed} items from the {name} cache.")
 
 
@@ -76,16 +72,24 @@ def cache_explain(
     """Show the canonical fields that make PROMPT's cache key, and the key."""
     from questfoundry.keys import request_fields
 
-    with app.gateway() as gateway:
-        request = _request(prompt, role, provider, model, params)
-        plan = gateway.plan(request)
-        fields = request_fields(plan.provider, plan.request)
-        key = plan.key or "(caching is off for this provider)"
+    plan = app.runtime.gateway.plan(_request(prompt, role, provider, model, params))
+    fields = request_fields(plan.provider, plan.request)
+    key = plan.key or "(caching is off for this provider)"
     if as_json:
         print_json({"fields": fields, "key": key})
         return
     print_json(fields)
     click.echo(f"key: {key}")
+
+
+def _cache(app: App) -> tuple[Any, str]:
+    """The project's cache backend and its name; a clear error when caching is off."""
+    from questfoundry.errors import ConfigError
+
+    backend = app.runtime.cache
+    if backend is None:
+        raise ConfigError("caching is disabled", path="caching.enabled")
+    return backend, app.runtime.cache_backend_name
 
 
 def _request(

@@ -28,10 +28,7 @@ def cost() -> None:
 @pass_app
 def cost_report(app: App, by: str, since: Any, as_json: bool) -> None:
     """Spent, saved by the cache, calls and hit rate, grouped --by provider, model, role or day."""
-    from questfoundry.gateway import open_ledger
-
-    with open_ledger(app.config) as ledger:
-        rows = ledger.report(by, since.date() if since else None)  # type: ignore[arg-type]
+    rows = app.runtime.ledger.report(by, since.date() if since else None)  # type: ignore[arg-type]
     if as_json:
         print_json([dataclasses.asdict(row) for row in rows])
         return
@@ -59,20 +56,10 @@ def cost_report(app: App, by: str, since: Any, as_json: bool) -> None:
 @pass_app
 def limits(app: App, as_json: bool) -> None:
     """Rate-limit buckets and cost budgets as they stand now."""
-    from questfoundry.gateway import open_ledger
-    from questfoundry.limits import budgets_from, rates_from
-
-    settings = app.config.section("rate_limiting")
+    runtime = app.runtime
     rows: list[dict[str, Any]] = []
-    rates = rates_from(settings)
-    if rates:
-        limiter = app.manager.create(
-            "limiter strategy",
-            settings.get("backend", "token_bucket"),
-            {**settings, "rates": rates},
-            app.context(),
-        )
-        for level in limiter.levels():
+    if runtime.limiter is not None:
+        for level in runtime.limiter.levels():
             per = "minute" if level.period == 60 else "hour"
             rows.append(
                 {
@@ -82,20 +69,16 @@ def limits(app: App, as_json: bool) -> None:
                     "available": level.available,
                 }
             )
-        limiter.close()
-    budgets = budgets_from(settings)
-    if budgets:
-        with open_ledger(app.config) as ledger:
-            for budget in budgets:
-                spent = ledger.spent(budget.scope, budget.period)
-                rows.append(
-                    {
-                        "limit": f"{budget.scope or 'global'} cost per {budget.period} ($)",
-                        "used": f"{spent:.4f}",
-                        "of": f"{budget.limit:.2f}",
-                        "available": f"{budget.limit - spent:.4f}",
-                    }
-                )
+    if runtime.budgets is not None:
+        for budget in runtime.budgets.levels():
+            rows.append(
+                {
+                    "limit": f"{budget.scope or 'global'} cost per {budget.period} ($)",
+                    "used": f"{budget.spent:.4f}",
+                    "of": f"{budget.limit:.2f}",
+                    "available": f"{budget.limit - budget.spent:.4f}",
+                }
+            )
     if as_json:
         print_json(rows)
     elif not rows:

@@ -9,6 +9,7 @@ import pytest
 
 from questfoundry.interfaces import BackendContext
 from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.faces import FACES, Face
 
 
 @pytest.fixture
@@ -23,3 +24,10 @@ def backend_context(tmp_path: Path, fake_clock: FakeClock) -> Iterator[BackendCo
     project = tmp_path / ".questfoundry"
     project.mkdir()
     yield BackendContext(project_dir=project, namespace="test", clock=fake_clock)
+
+
+@pytest.fixture(params=FACES, ids=lambda face: face.name)
+def gateway_face(request: pytest.FixtureRequest) -> Face:
+    """Each test using it runs twice: through the sync and through the async gateway."""
+    face: Face = request.param
+    return face

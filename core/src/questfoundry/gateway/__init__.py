@@ -1,0 +1,104 @@
+"""The gateway: caching, limits, budgets, retries and the ledger around every provider call.
+
+Build it over a :class:`~questfoundry.runtime.Runtime` (``runtime.gateway``) or, standing alone,
+with :meth:`Gateway.from_config`. :meth:`~Gateway.generate` and :meth:`~Gateway.agenerate` (and
+:meth:`~Gateway.stream` / :meth:`~Gateway.astream`) are two thin faces over one
+:class:`~questfoundry.gateway.pipeline.Pipeline`; see that module for the steps of a call.
+
+Modules: :mod:`.plan` (requests into plans and keys), :mod:`.flights` (single flight),
+:mod:`.pipeline` (the steps), :mod:`.effects` (what the steps ask for, and the drivers),
+:mod:`.streams` (the stream drivers).
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from questfoundry.calls import Reply, Request
+from questfoundry.gateway.effects import adrive, drive
+from questfoundry.gateway.pipeline import Pipeline
+from questfoundry.gateway.plan import Plan, Planner
+from questfoundry.gateway.streams import AsyncStream, Stream
+
+if TYPE_CHECKING:
+    from questfoundry.config import Config
+    from questfoundry.plugins import PluginManager
+    from questfoundry.runtime import Runtime
+
+__all__ = ["AsyncStream", "Gateway", "Plan", "Stream"]
+
+
+class Gateway:
+    """Every provider call of a project, through one runtime's backends."""
+
+    def __init__(self, runtime: Runtime, *, owns_runtime: bool = False) -> None:
+        self.runtime = runtime
+        self._owns_runtime = owns_runtime
+        self._planner = Planner(runtime)
+        self._pipeline = Pipeline(runtime, self._planner)
+
+    @classmethod
+    def from_config(cls, config: Config, manager: PluginManager, **options: Any) -> Gateway:
+        """A gateway with a runtime of its own (closed with it); ``options`` go to the runtime."""
+        from questfoundry.runtime import Runtime
+
+        return cls(Runtime(config, manager, **options), owns_runtime=True)
+
+    # the runtime's backends, for callers and tests that look inside
+    @property
+    def cache(self) -> Any:
+        return self.runtime.cache
+
+    @property
+    def limiter(self) -> Any:
+        return self.runtime.limiter
+
+    @property
+    def ledger(self) -> Any:
+        return self.runtime.ledger
+
+    def plan(self, request: Request) -> Plan:
+        """What ``request`` resolves to: provider, model, parameters and cache key."""
+        return self._planner.plan(request)
+
+    def generate(self, request: Request) -> Reply:
+        """Answer ``request`` from the cache, or from its provider through limits and retries."""
+        started = perf_counter()
+        return drive(self._pipeline.call(self._planner.plan(request), started))
+
+    async def agenerate(self, request: Request) -> Reply:
+        """:meth:`generate` for asyncio: waits with ``asyncio.sleep``, blocking I/O on threads."""
+        started = perf_counter()
+        return await adrive(self._pipeline.call(self._planner.plan(request), started))
+
+    def stream(self, request: Request) -> Stream:
+        """Text chunks as they arrive (replayed on a hit); ``.reply`` once the stream is done."""
+        started = perf_counter()
+        return Stream(self._pipeline.stream(self._planner.plan(request), started))
+
+    def astream(self, request: Request) -> AsyncStream:
+        """:meth:`stream` for asyncio."""
+        started = perf_counter()
+        return AsyncStream(self._pipeline.stream(self._planner.plan(request), started))
+
+    def close(self) -> None:
+        """Close the runtime, when this gateway made it."""
+        if self._owns_runtime:
+            self.runtime.close()
+
+    async def aclose(self) -> None:
+        if self._owns_runtime:
+            await self.runtime.aclose()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

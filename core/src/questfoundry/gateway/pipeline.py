@@ -1,0 +1,384 @@
+"""The one pipeline: every decision of a call, written once for both faces.
+
+::
+
+    plan → cache get ── hit ─────────────────────────────────────────→ ledger(hit, saved $) → reply
+         → single flight: an identical request in flight? wait for its answer
+         → budget: reserve the estimate (refused before anything is sent)
+         → limiter: requests and estimated tokens (wait or raise), again before every attempt
+         → provider attempt, retried on 429/5xx/network with backoff + jitter, within a deadline
+         → reconcile the limiter → price → ledger (settles the reservation) → cache set → reply
+
+Each step is a generator that yields :mod:`~questfoundry.gateway.effects` for its driver to carry
+out (sync in place, async awaited, blocking backend I/O on a worker thread). Observers
+(``call_completed``) are called here, once per call, for every ending — so on the caller's thread
+or task. A cache or ledger that fails never fails a call: it is bypassed with one warning, and a
+reply the provider answered is always returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+from decimal import Decimal
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from questfoundry.cached import decode, encode
+from questfoundry.calls import CallEvent, Outcome, Reply
+from questfoundry.errors import ConfigError, ProviderError, RateLimitError, RetriableProviderError
+from questfoundry.gateway.effects import (
+    DONE,
+    Blocking,
+    Call,
+    Emit,
+    Join,
+    NextChunk,
+    OpenStream,
+    Sleep,
+    Steps,
+    blocking,
+)
+from questfoundry.gateway.flights import Flights
+from questfoundry.gateway.plan import Plan, Planner
+from questfoundry.interfaces import Chunk, Provider, ProviderReply, Usage
+from questfoundry.limits import admission
+
+if TYPE_CHECKING:
+    from questfoundry.runtime import Runtime
+
+log = logging.getLogger("questfoundry.gateway")
+
+ZERO = Decimal(0)
+
+
+class Abandoned(Exception):
+    """Thrown into a stream's steps when its caller stops reading."""
+
+
+class Pipeline:
+    """The steps of a call over one runtime's backends."""
+
+    def __init__(self, runtime: Runtime, planner: Planner) -> None:
+        self.runtime = runtime
+        self.planner = planner
+        self.flights: Flights[Reply] = Flights()
+        limits = runtime.config.section("rate_limiting")
+        self.on_limit = limits.get("on_limit", "wait")
+        self.max_wait = float(limits.get("max_wait_seconds", 60))
+        self._observed = bool(runtime.manager.hook.call_completed.get_hookimpls())
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------ calls
+
+    def call(self, plan: Plan, started: float) -> Steps[Reply]:
+        """A whole call: the cache, the flight, then the provider."""
+        landings = self.flights.landings
+        if plan.read and (hit := (yield from self._lookup(plan, started))):
+            return hit
+        if not plan.key:
+            return (yield from self._miss(plan, started))
+        flight, leader = self.flights.join(plan.key)
+        if not leader:
+            try:
+                first = yield Join(flight)
+            except BaseException as exc:
+                self._notify(plan, None, exc, Outcome.ERROR)
+                raise
+            return self._coalesced(plan, first, started)
+        reply: Reply | None = None
+        error: BaseException | None = None
+        try:
+            if plan.read and self.flights.landings != landings:  # it may be cached by now
+                reply = yield from self._lookup(plan, started)
+            if reply is None:
+                reply = yield from self._miss(plan, started)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.flights.land(plan.key, flight, reply, error)
+        return reply
+
+    def stream(self, plan: Plan, started: float) -> Steps[Reply]:
+        """A streamed call: yields :class:`Emit` for each piece of text, replayed on a hit."""
+        if plan.read and (hit := (yield from self._lookup(plan, started))):
+            try:
+                for piece in hit.chunks if hit.chunks is not None else (hit.text or "",):
+                    yield Emit(piece)
+            except Abandoned:
+                pass  # a replay costs nothing: the hit is already recorded
+            return hit
+        hold, provider = None, None
+        try:
+            provider = yield from self._provider(plan)
+            hold = yield from self._reserve(plan)
+            opened, waited, retries = yield from self._attempts(plan, provider, stream=True)
+        except BaseException as exc:
+            yield from self._release(hold)
+            self._notify(plan, None, exc, Outcome.ERROR)
+            raise
+        chunks, chunk = opened
+        pieces: list[str] = []
+        usage: Usage | None = None
+        outcome = Outcome.STREAM_FINISHED
+        try:
+            while chunk is not DONE and chunk is not None:
+                assert isinstance(chunk, Chunk)
+                usage = chunk.usage or usage
+                if chunk.text:
+                    pieces.append(chunk.text)
+                    yield Emit(chunk.text)
+                chunk = yield NextChunk(chunks)
+        except Abandoned:
+            outcome = Outcome.STREAM_ABANDONED
+        except GeneratorExit:  # collected unread: nothing more may be yielded
+            raise
+        except BaseException as exc:
+            yield from self._release(hold)
+            self._notify(plan, None, exc, Outcome.STREAM_FAILED)
+            raise
+        text = "".join(pieces)
+        usage = usage or Usage(plan.estimate.input_tokens, len(text) // 4 + 1)
+        answer = ProviderReply(plan.model, text=text, usage=usage)
+        reply = self._reply(plan, answer, started, waited, retries)
+        reply.chunks = tuple(pieces)
+        finished = outcome is Outcome.STREAM_FINISHED
+        yield from self._settle(plan, reply, hold, store=finished)
+        self._notify(plan, reply, None, outcome)
+        return reply
+
+    # ------------------------------------------------------------------ cache
+
+    def _lookup(self, plan: Plan, started: float) -> Steps[Reply | None]:
+        """A cache hit, recorded and observed as one; None on a miss or a broken cache."""
+        cache = yield from self._backend("cache")
+        try:
+            raw = yield blocking(cache, cache.get, plan.key)
+        except Exception as exc:
+            self._warn_once("cache-read", f"cache read failed, calling the provider: {exc}")
+            return None
+        if raw is None:
+            return None
+        reply = decode(raw, plan.provider)
+        if reply is None:
+            self._warn_once("cache-corrupt", f"ignoring an unreadable cache entry {plan.key}")
+            return None
+        reply.role, reply.key, reply.run_id = plan.role, plan.key, self.runtime.run_id
+        reply.latency = perf_counter() - started
+        yield from self._record_saved(plan, reply, Outcome.HIT)
+        return reply
+
+    def _store(self, plan: Plan, reply: Reply) -> Steps[None]:
+        cache = self.runtime.cache
+        assert cache is not None
+        try:
+            yield blocking(cache, cache.set, plan.key, encode(reply), plan.ttl)
+        except Exception as exc:
+            self._warn_once("cache-write", f"cache write failed, reply not cached: {exc}")
+
+    def _coalesced(self, plan: Plan, first: Reply, started: float) -> Reply:
+        """The leader's reply for a follower: it cost nothing, it saved what the leader paid."""
+        reply = replace(
+            first,
+            coalesced=True,
+            cost=ZERO,
+            saved=first.saved if first.cache_hit else first.cost,
+            latency=perf_counter() - started,
+            role=plan.role,
+        )
+        self._recorded_hit(reply)
+        self._notify(plan, reply, None, Outcome.COALESCED)
+        return reply
+
+    def _record_saved(self, plan: Plan, reply: Reply, outcome: Outcome) -> Steps[None]:
+        yield from self._backend("ledger")
+        self._recorded_hit(reply)
+        self._notify(plan, reply, None, outcome)
+
+    def _recorded_hit(self, reply: Reply) -> None:
+        """Queue a hit in the ledger (no I/O here; a background writer flushes it)."""
+        try:
+            self.runtime.ledger.record_hit(reply)
+        except Exception as exc:
+            self._warn_once("ledger-hit", f"cache hit not recorded in the ledger: {exc}")
+
+    # ------------------------------------------------------------------ the provider
+
+    def _miss(self, plan: Plan, started: float) -> Steps[Reply]:
+        hold = None
+        try:
+            provider = yield from self._provider(plan)
+            hold = yield from self._reserve(plan)
+            answer, waited, retries = yield from self._attempts(plan, provider, stream=False)
+        except BaseException as exc:
+            yield from self._release(hold)
+            self._notify(plan, None, exc, Outcome.ERROR)
+            raise
+        reply = self._reply(plan, answer, started, waited, retries)
+        yield from self._settle(plan, reply, hold, store=True)
+        self._notify(plan, reply, None, Outcome.MISS)
+        return reply
+
+    def _provider(self, plan: Plan) -> Steps[Provider]:
+        runtime = self.runtime
+        found = runtime.pooled(plan.provider, plan.kind)
+        if found is None:  # building one imports its SDK and makes its clients
+            found = yield Blocking(runtime.provider, (plan.provider, plan.kind))
+        return found
+
+    def _attempts(self, plan: Plan, provider: Provider, *, stream: bool) -> Steps[Any]:
+        """Attempts until one answers, each admitted by the limiter, all within the deadline.
+
+        Returns the answer (a reply, or an open stream and its first chunk), the seconds waited
+        on limits and the number of retries.
+        """
+        runtime = self.runtime
+        clock, policy = runtime.clock, runtime.retry
+        deadline = clock.monotonic() + policy.deadline
+        per_attempt = plan.timeout or self.planner.attempt_timeout(plan.provider, plan.kind)
+        waited = 0.0
+        retry = 0
+        while True:
+            waited += yield from self._admit(plan, deadline)
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                raise RetriableProviderError(
+                    f"no reply within the call's deadline of {policy.deadline:g}s "
+                    "(retry.deadline_seconds)",
+                    provider=plan.provider,
+                )
+            request = replace(plan.request, timeout=min(per_attempt or remaining, remaining))
+            effect = OpenStream(provider, request) if stream else Call(provider, request)
+            try:
+                answer = yield effect
+                return answer, waited, retry
+            except ProviderError as exc:
+                delay = policy.delay(exc, retry, deadline - clock.monotonic())
+            log.info("retrying %s after %.2fs (retry %d)", plan.provider, delay, retry + 1)
+            yield Sleep(delay, clock)
+            retry += 1
+
+    def _reply(
+        self, plan: Plan, answer: ProviderReply, started: float, waited: float, retries: int
+    ) -> Reply:
+        return Reply(
+            provider=plan.provider,
+            model=answer.model or plan.model,
+            text=answer.text,
+            image=answer.image,
+            usage=answer.usage,
+            retries=retries,
+            waited=waited,
+            latency=perf_counter() - started,
+            role=plan.role,
+            key=plan.key,
+            run_id=self.runtime.run_id,
+            finish_reason=answer.finish_reason,
+        )
+
+    def _settle(self, plan: Plan, reply: Reply, hold: Any, *, store: bool) -> Steps[None]:
+        """Reconcile the limiter, price the call, record it and cache it; none of it can fail
+        the call: the reply is paid for, so it is returned whatever breaks here."""
+        limiter = self.runtime.limiter
+        if limiter is not None:
+            extra = float(reply.usage.total_tokens - plan.estimate.total_tokens)
+            amounts = {"global/tokens": extra, f"provider:{plan.provider}/tokens": extra}
+            try:
+                yield blocking(limiter, limiter.adjust, amounts)
+            except Exception as exc:
+                self._warn_once("limiter-adjust", f"rate limiter not reconciled: {exc}")
+        reply.cost = self._price(plan.provider, plan.model, reply.usage)
+        ledger = yield from self._backend("ledger")
+        try:
+            yield blocking(ledger, ledger.record, reply, hold)
+        except Exception as exc:
+            self._warn_once("ledger", f"call not recorded in the cost ledger: {exc}")
+        if plan.write and store:
+            yield from self._store(plan, reply)
+
+    # ------------------------------------------------------------------ limits and budgets
+
+    def _reserve(self, plan: Plan) -> Steps[Any]:
+        """Hold the call's estimated cost against every budget that applies; None if none."""
+        if self.planner.output_cap(plan.provider) is None:  # no budget applies
+            return None
+        keeper = yield from self._backend("budgets")
+        if keeper is None:
+            return None
+        estimate = self._price(plan.provider, plan.model, plan.estimate)
+        if estimate is None:
+            raise ConfigError(
+                f"a cost budget applies to {plan.provider} but model {plan.model!r} has no known "
+                f"price: set cost_per_input_token and cost_per_output_token there, or install "
+                f"the provider's pricing plugin",
+                path=f"rate_limiting.providers.{plan.provider}",
+            )
+        return (yield blocking(keeper, keeper.reserve, plan.provider, estimate))
+
+    def _release(self, hold: Any) -> Steps[None]:
+        if hold is None:
+            return
+        keeper = self.runtime.budgets
+        assert keeper is not None
+        try:
+            yield blocking(keeper, keeper.release, hold)
+        except Exception as exc:
+            self._warn_once("budget-release", f"budget reservation not released: {exc}")
+
+    def _admit(self, plan: Plan, deadline: float) -> Steps[float]:
+        """Wait until the limiter admits one attempt; the seconds waited."""
+        limiter = yield from self._backend("limiter")
+        if limiter is None:
+            return 0.0
+        clock = self.runtime.clock
+        amounts = admission(plan.provider, plan.estimate.total_tokens)
+        waited = 0.0
+        while wait := (yield blocking(limiter, limiter.acquire, amounts)):
+            if (
+                self.on_limit == "raise"
+                or math.isinf(wait)
+                or waited + wait > self.max_wait
+                or clock.monotonic() + wait > deadline
+            ):
+                raise RateLimitError(f"rate limit reached for {plan.provider}", retry_after=wait)
+            yield Sleep(wait, clock)
+            waited += wait
+        return waited
+
+    # ------------------------------------------------------------------ helpers
+
+    def _backend(self, name: str) -> Steps[Any]:
+        """The runtime's backend ``name``, built off the event loop the first time."""
+        runtime = self.runtime
+        if name in vars(runtime):  # already built (a cached_property)
+            return getattr(runtime, name)
+        return (yield Blocking(getattr, (runtime, name)))
+
+    def _price(self, provider: str, model: str, usage: Usage) -> Decimal | None:
+        cost_model = self.runtime.cost_model(provider)
+        cost = None if cost_model is None else cost_model.price(model, usage)
+        if cost is None:
+            self._warn_once(
+                f"price:{provider}:{model}",
+                f"no price known for {provider} model {model!r}; its cost is recorded as unknown",
+            )
+        return cost
+
+    def _notify(
+        self, plan: Plan, reply: Reply | None, error: BaseException | None, outcome: Outcome
+    ) -> None:
+        if not self._observed:
+            return
+        model = reply.model if reply else plan.model
+        event = CallEvent(plan.provider, model, plan.role, reply, error, outcome)
+        try:
+            self.runtime.manager.hook.call_completed(event=event)
+        except Exception:
+            log.exception("a call_completed observer failed")
+
+    def _warn_once(self, topic: str, message: str) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            log.warning(message)

@@ -1,0 +1,241 @@
+"""The runtime: one object that owns every backend a project uses.
+
+Built once from a :class:`~questfoundry.config.Config` and a plugin manager, it builds each backend
+the first time something asks for it — cache, limiter, budget keeper, ledger, cost models, the
+provider pool — and closes each exactly once. The gateway, every CLI command and the Showrunner go
+through it, so nothing builds a second copy of a backend, and a command that never calls a
+provider never builds one (nor needs its API key).
+
+The provider pool holds one instance per distinct resolved provider settings: roles whose settings
+are equal share one instance and so one connection pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from questfoundry.config import Config
+from questfoundry.interfaces import (
+    BackendContext,
+    CacheBackend,
+    Clock,
+    CostModel,
+    Kind,
+    Limiter,
+    Provider,
+    RoleProvider,
+)
+from questfoundry.limits import rates_from
+from questfoundry.plugins import PluginManager
+from questfoundry.pricing import fixed_prices_for
+from questfoundry.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from questfoundry.budgets import BudgetKeeper
+    from questfoundry.gateway import Gateway
+    from questfoundry.ledger import Ledger
+
+log = logging.getLogger("questfoundry.runtime")
+
+T = TypeVar("T")
+
+DEFAULT_ROLE = "default"
+#: the cache used when ``caching.backend`` names none: the first of these that is installed
+DEFAULT_CACHES = ("file", "memory")
+DEFAULT_LIMITER = "sqlite"
+
+
+class Runtime:
+    """Every backend of one project, built lazily and closed once.
+
+    Use it as a context manager, or call :meth:`close` (:meth:`aclose` from asyncio).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        manager: PluginManager,
+        *,
+        clock: Clock | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.manager = manager
+        self.clock = clock or Clock()
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.context = BackendContext(config.project_dir, config.namespace, self.clock)
+        self.retry = RetryPolicy.from_settings(config.section("retry"))
+        self._lock = threading.RLock()
+        self._built: list[tuple[str, Callable[[], None]]] = []
+        self._providers: dict[str, Provider] = {}
+        self._handles: dict[tuple[str, Kind], str] = {}
+        self._cost_models: dict[str, CostModel | None] = {}
+        self._routes: dict[tuple[str, str | None, str | None], RoleProvider] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ backends
+
+    def _own(self, name: str, backend: T, close: Callable[[], None]) -> T:
+        self._built.append((name, close))
+        return backend
+
+    @cached_property
+    def cache(self) -> CacheBackend | None:
+        """The response cache, or None when ``caching.enabled`` is false."""
+        settings = self.config.section("caching")
+        if not settings.get("enabled", True):
+            return None
+        name = self.cache_backend_name
+        cache: CacheBackend = self.manager.create("cache backend", name, settings, self.context)
+        return self._own("cache", cache, cache.close)
+
+    @cached_property
+    def cache_backend_name(self) -> str:
+        """``caching.backend``, else ``file`` where questfoundry-cache-file is installed (so
+        answers outlive the process), else the built-in ``memory``."""
+        name: str | None = self.config.get("caching.backend")
+        if name:
+            return name
+        installed = self.manager.backends("cache backend")
+        return next(n for n in DEFAULT_CACHES if n in installed or n == DEFAULT_CACHES[-1])
+
+    @cached_property
+    def limiter(self) -> Limiter | None:
+        """The rate limiter, or None when no rate is configured (or limits are off)."""
+        settings = self.config.section("rate_limiting")
+        rates = rates_from(settings)
+        if not settings.get("enabled", True) or not rates:
+            return None
+        name = settings.get("backend", DEFAULT_LIMITER)
+        limiter: Limiter = self.manager.create(
+            "limiter strategy", name, {**settings, "rates": rates}, self.context
+        )
+        return self._own("limiter", limiter, limiter.close)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The cost ledger (SQLite in ``.questfoundry/`` by default)."""
+        from questfoundry.ledger import open_ledger
+
+        ledger = open_ledger(self.config, self.context)
+        return self._own("ledger", ledger, ledger.close)
+
+    @cached_property
+    def budgets(self) -> BudgetKeeper | None:
+        """The keeper of cost budgets, or None when no budget is configured."""
+        from questfoundry.budgets import open_budgets
+
+        keeper = open_budgets(self.config, self.ledger, self.context)
+        return None if keeper is None else self._own("budgets", keeper, keeper.close)
+
+    def cost_model(self, provider: str) -> CostModel | None:
+        """Prices from config for ``provider``, else its cost model plugin, else None."""
+        if provider not in self._cost_models:
+            with self._lock:
+                model: CostModel | None = fixed_prices_for(self.config.data, provider)
+                if model is None:
+                    name = self.config.get(f"pricing.providers.{provider}.cost_model")
+                    if name is not None or provider in self.manager.backends("cost model"):
+                        settings = self.config.get(f"pricing.providers.{provider}") or {}
+                        model = self.manager.create(
+                            "cost model", name or provider, settings, self.context
+                        )
+                self._cost_models[provider] = model
+        return self._cost_models[provider]
+
+    # ------------------------------------------------------------------ providers
+
+    def provider_settings(self, name: str, kind: Kind) -> dict[str, Any]:
+        """``providers.text.<name>``, with ``providers.image.<name>`` over it for image calls."""
+        settings = dict(self.config.get(f"providers.text.{name}") or {})
+        if kind == "image":
+            settings.update(self.config.get(f"providers.image.{name}") or {})
+        settings["kind"] = kind
+        return settings
+
+    def _handle(self, name: str, kind: Kind) -> str:
+        """The pool key of ``name`` for ``kind``: equal settings, one instance."""
+        handle = self._handles.get((name, kind))
+        if handle is None:
+            settings = self.provider_settings(name, kind)
+            handle = name + "\0" + json.dumps(settings, sort_keys=True, default=str)
+            self._handles[(name, kind)] = handle
+        return handle
+
+    def pooled(self, name: str, kind: Kind) -> Provider | None:
+        """The provider already built for ``name`` and ``kind``, or None (no I/O)."""
+        handle = self._handles.get((name, kind))
+        return None if handle is None else self._providers.get(handle)
+
+    def provider(self, name: str, kind: Kind = "text") -> Provider:
+        """The pooled provider instance for ``name`` and ``kind``, built on first use."""
+        handle = self._handle(name, kind)
+        found = self._providers.get(handle)
+        if found is None:
+            with self._lock:
+                found = self._providers.get(handle)
+                if found is None:
+                    settings = self.provider_settings(name, kind)
+                    found = self.manager.create("provider", name, settings, self.context)
+                    self._providers[handle] = found
+        return found
+
+    def resolve(
+        self, role: str | None, provider: str | None = None, model: str | None = None
+    ) -> RoleProvider:
+        """Which provider, model and parameters ``role`` uses, given runtime overrides."""
+        handle = (role or DEFAULT_ROLE, provider, model)
+        found = self._routes.get(handle)
+        if found is None:
+            override = {k: v for k, v in (("provider", provider), ("model", model)) if v}
+            found = self.manager.hook.resolve_role_provider(
+                role=handle[0], config=self.config.data, override=override
+            )
+            assert found is not None, "the built-in resolver always answers"
+            self._routes[handle] = found
+        return found
+
+    @cached_property
+    def gateway(self) -> Gateway:
+        """The gateway over this runtime's backends."""
+        from questfoundry.gateway import Gateway
+
+        return Gateway(self)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close every provider and backend this runtime built, once, newest first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            closers = [(f"provider {key}", p.close) for key, p in self._providers.items()]
+            closers += reversed(self._built)
+            self._providers.clear()
+        for name, close in closers:
+            try:
+                close()
+            except Exception as exc:
+                log.warning("closing the %s failed: %s", name, exc)
+
+    async def aclose(self) -> None:
+        """:meth:`close`, closing providers' async clients on the running loop first."""
+        for provider in list(self._providers.values()):
+            try:
+                await provider.aclose()
+            except Exception as exc:
+                log.warning("closing a provider failed: %s", exc)
+        self.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
