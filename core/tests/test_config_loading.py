@@ -155,46 +155,57 @@ def test_variables_are_substituted_inside_strings(tmp_path: Path) -> None:
 
 def test_default_applies_when_variable_is_unset_or_empty(tmp_path: Path) -> None:
     path = write_config(
-        tmp_path, "state:\n  path: ${STATE_DIR:-.questfoundry/state}\n  key_prefix: ${PREFIX:-qf}\n"
+        tmp_path,
+        "state:\n  path: ${STATE_DIR:-.questfoundry/state}\n"
+        "pricing:\n  ledger_path: ${LEDGER:-l.db}\n",
     )
-    config = load_config(path, env={"PREFIX": ""})
-    assert config.section("state") == {"path": ".questfoundry/state", "key_prefix": "qf"}
+    config = load_config(path, env={"LEDGER": ""})
+    assert config.section("state") == {"path": ".questfoundry/state"}
+    assert config.get("pricing.ledger_path") == "l.db"
 
 
 def test_empty_default_is_allowed(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "state:\n  key_prefix: ${PREFIX:-}\n")
-    assert load_config(path, env={}).get("state.key_prefix") == ""
+    path = write_config(
+        tmp_path, "providers:\n  text:\n    openai:\n      organization: ${ORG:-}\n"
+    )
+    assert load_config(path, env={}).get("providers.text.openai.organization") == ""
 
 
-def test_missing_variable_names_variable_and_path(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "providers:\n  text:\n    openai:\n      api_key: ${MY_KEY}\n")
+def test_missing_variable_fails_only_when_its_value_is_read(tmp_path: Path) -> None:
+    text = (
+        "providers:\n  text:\n    openai:\n      api_key: ${MY_KEY}\npricing:\n  ledger_path: l\n"
+    )
+    config = load_config(write_config(tmp_path, text), env={})
+    assert config.get("pricing.ledger_path") == "l"
+    assert config.section("caching") == {}
     with pytest.raises(ConfigError) as caught:
-        load_config(path, env={})
+        config.get("providers.text.openai")
     assert caught.value.path == "providers.text.openai.api_key"
     assert "environment variable MY_KEY is not set" in str(caught.value)
 
 
 def test_every_missing_variable_is_reported_at_once(tmp_path: Path) -> None:
-    text = "state:\n  redis_url: ${REDIS}\ncaching:\n  redis_url: ${CACHE_REDIS}\n"
+    text = "state:\n  path: ${STATE}\ncaching:\n  backend: ${CACHE}\n"
+    config = load_config(write_config(tmp_path, text), env={})
     with pytest.raises(ConfigError) as caught:
-        load_config(write_config(tmp_path, text), env={})
+        config.require_variables()
     message = str(caught.value)
-    assert caught.value.path == "caching.redis_url"  # errors are sorted by path
-    assert "CACHE_REDIS is not set" in message
-    assert "state.redis_url: environment variable REDIS is not set" in message
+    assert caught.value.path == "caching.backend"  # errors are sorted by path
+    assert "CACHE is not set" in message
+    assert "state.path: environment variable STATE is not set" in message
 
 
 def test_doubled_dollar_writes_a_literal_reference(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "state:\n  key_prefix: $${NOT_A_VAR}-$$x\n")
-    assert load_config(path, env={}).get("state.key_prefix") == "${NOT_A_VAR}-$$x"
+    path = write_config(tmp_path, "state:\n  path: $${NOT_A_VAR}-$$x\n")
+    assert load_config(path, env={}).get("state.path") == "${NOT_A_VAR}-$$x"
 
 
 @pytest.mark.parametrize(
     "reference", ["${1BAD}", "${UNCLOSED", "${VAR-default}", "${}", "${A:-${B}}"]
 )
 def test_malformed_references_are_errors(tmp_path: Path, reference: str) -> None:
-    path = write_config(tmp_path, f"state:\n  key_prefix: '{reference}'\n")
-    with pytest.raises(ConfigError, match=escape("state.key_prefix: malformed variable reference")):
+    path = write_config(tmp_path, f"state:\n  path: '{reference}'\n")
+    with pytest.raises(ConfigError, match=escape("state.path: malformed variable reference")):
         load_config(path, env={"VAR": "x"})
 
 
@@ -287,8 +298,8 @@ def test_redacted_hides_secret_keys_env_secrets_and_url_passwords(tmp_path: Path
         "providers:\n  text:\n    openai:\n      api_key: ${OPENAI_API_KEY}\n"
         "      organization: ${ORG_TOKEN}\n      model: gpt-4o\n"
         "    gemini:\n      api_key: literal-key-in-file\n"
-        "caching:\n  redis_url: redis://:hunter2@cache:6379/0\n"
-        "state:\n  redis_url: redis://worker:s3cret@state:6379/1\n  key_prefix: ${PREFIX}\n"
+        "    ollama:\n      base_url: http://:hunter2@cache:6379/0\n"
+        "state:\n  path: http://worker:s3cret@state:6379/1\npricing:\n  ledger_path: ${PREFIX}\n"
     )
     env = {"OPENAI_API_KEY": "sk-live-123", "ORG_TOKEN": "org-999", "PREFIX": "qf"}
     config = load_config(write_config(tmp_path, text), env=env)
@@ -299,8 +310,9 @@ def test_redacted_hides_secret_keys_env_secrets_and_url_passwords(tmp_path: Path
         "model": "gpt-4o",
     }
     assert shown["providers"]["text"]["gemini"]["api_key"] == "***"
-    assert shown["caching"]["redis_url"] == "redis://:***@cache:6379/0"
-    assert shown["state"] == {"redis_url": "redis://worker:***@state:6379/1", "key_prefix": "qf"}
+    assert shown["providers"]["text"]["ollama"]["base_url"] == "http://:***@cache:6379/0"
+    assert shown["state"] == {"path": "http://worker:***@state:6379/1"}
+    assert shown["pricing"] == {"ledger_path": "qf"}
     for secret in ("sk-live-123", "org-999", "literal-key-in-file", "hunter2", "s3cret"):
         assert secret not in repr(shown)
     assert config.get("providers.text.openai.api_key") == "sk-live-123"  # data itself is intact

@@ -47,7 +47,7 @@ class PluginError(QuestFoundryError):
 
 
 class PluginNotFoundError(PluginError):
-    """A backend name that no installed plugin registers."""
+    """A backend name no enabled plugin registers; ``disabled``: the broken plugin that would."""
 
     def __init__(
         self,
@@ -56,13 +56,17 @@ class PluginNotFoundError(PluginError):
         installed: Sequence[str],
         distribution: str | None = None,
         suggestion: str | None = None,
+        disabled: str | None = None,
     ) -> None:
         self.kind = kind
         self.name = name
         self.installed = list(installed)
         self.distribution = distribution
+        self.disabled = disabled
         listing = ", ".join(sorted(installed)) or "none"
         message = f"{kind} {name!r} is not installed (installed: {listing})"
+        if disabled:
+            message = f"{kind} {name!r} is provided by {disabled}, which is disabled"
         if suggestion:
             message += f"; did you mean {suggestion!r}?"
         if distribution:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
@@ -11,7 +13,7 @@ from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, pr
 @json_option
 @pass_app
 def plugins(app: App, as_json: bool) -> None:
-    """List installed plugins: distribution, version, and what each registers."""
+    """List plugins: distribution, version, what each registers, and any that are disabled."""
     infos = app.manager.plugins()
     if as_json:
         print_json([info.__dict__ for info in infos])
@@ -22,10 +24,12 @@ def plugins(app: App, as_json: bool) -> None:
             info.version,
             info.name,
             "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registers.items()),
+            f"disabled: {info.error}" if info.error else "ok",
         )
         for info in infos
     ]
-    print_table("QuestFoundry plugins", ("distribution", "version", "plugin", "registers"), rows)
+    columns = ("distribution", "version", "plugin", "registers", "status")
+    print_table("QuestFoundry plugins", columns, rows)
 
 
 @cli.group()
@@ -37,36 +41,62 @@ def config() -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @pass_app
 def config_validate(app: App, path: str | None) -> None:
-    """Check PATH (default: the project's config.yml) against the schema and installed plugins."""
+    """Check PATH (default: the project's config.yml) against the schema and installed plugins.
+
+    Unlike other commands, it also fails on an environment variable that is not set.
+    """
     from questfoundry.config import check_backends, load_config
 
-    loaded = load_config(path or app.config_path)
+    loaded = load_config(path or app.config_path, manager=app.manager)
+    loaded.require_variables()
     check_backends(loaded, app.manager)
     where = loaded.path or "no config file; defaults apply"
     click.echo(f"OK: {where} is valid")
 
 
 @config.command("show")
+@click.option("--sources", is_flag=True, help="Say where each value came from.")
 @json_option
 @pass_app
-def config_show(app: App, as_json: bool) -> None:
-    """Print the configuration in effect, with secrets redacted."""
-    data = app.config.redacted()
-    if as_json:
-        print_json(data)
-        return
-    import yaml
+def config_show(app: App, sources: bool, as_json: bool) -> None:
+    """Print the configuration in effect, defaults applied, secrets redacted."""
+    from questfoundry.config.effective import effective
 
+    values, origins = effective(app.config, app.manager)
+    shown = app.config.redacted(values)
+    if as_json:
+        print_json({"config": shown, "sources": origins} if sources else shown)
+        return
     click.echo(f"# {app.config.path or 'no config file found; defaults apply'}")
-    click.echo(yaml.safe_dump(data, sort_keys=False).rstrip() if data else "{}")
+    for line in _yaml_lines(shown, (), origins if sources else None):
+        click.echo(line)
 
 
 @config.command("schema")
-def config_schema() -> None:
-    """Print the JSON Schema of config.yml."""
+@pass_app
+def config_schema(app: App) -> None:
+    """Print the JSON Schema of config.yml, with the settings of every installed backend."""
     from questfoundry.config import load_schema
 
-    print_json(load_schema())
+    print_json(load_schema(app.manager))
 
 
-# --------------------------------------------------------------------------- cache
+def _yaml_lines(
+    value: dict[str, Any], path: tuple[str, ...], sources: dict[str, str] | None
+) -> list[str]:
+    """YAML of ``value``, one key per line, each leaf followed by ``# source`` when asked."""
+    import yaml
+
+    lines: list[str] = []
+    indent = "  " * len(path)
+    for key, item in value.items():
+        here = (*path, str(key))
+        if isinstance(item, dict) and item:
+            lines.append(f"{indent}{key}:")
+            lines.extend(_yaml_lines(item, here, sources))
+            continue
+        text = yaml.safe_dump(item, default_flow_style=True, width=10_000).strip()
+        text = text.removesuffix("\n...").removesuffix("...").strip()
+        origin = (sources or {}).get(".".join(here))
+        lines.append(f"{indent}{key}: {text}" + (f"  # {origin}" if origin else ""))
+    return lines

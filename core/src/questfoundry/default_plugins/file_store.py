@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote
 from questfoundry.errors import StateError
 from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import BackendContext, Capability
+from questfoundry.plugins import Backend
 
 SUFFIX = ".json"
 #: no quoted key starts with this (a quoted "%" is "%25"), so a key can never look temporary
@@ -93,5 +94,12 @@ def make_file_store(settings: Mapping[str, Any], context: BackendContext) -> Fil
 
 
 @hookimpl
-def state_stores() -> dict[str, Any]:
-    return {"file": make_file_store}
+def state_stores() -> dict[str, Backend]:
+    return {
+        "file": Backend(
+            make_file_store,
+            settings={"$ref": "#/$defs/file_store"},  # the core schema holds built-ins' settings
+            capabilities=FileStore.capabilities,
+            description="one JSON file per state document under state.path",
+        )
+    }

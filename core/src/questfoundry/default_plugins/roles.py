@@ -1,18 +1,24 @@
 """Built-in role catalogue, loops and role → provider resolution.
 
 Resolution order: runtime override > ``roles.<role>`` in config > the provider default
-(``providers.<kind>.default`` and that provider's own ``model``). Registered ``trylast`` so any
-plugin may route roles differently.
+(``providers.<kind>.default`` and that provider's own ``model``). The role's kind comes from its
+:class:`~questfoundry.interfaces.RoleSpec` in the catalogue every plugin contributes to, unless
+``roles.<role>.kind`` says otherwise. Every answer says which layer set each value. The resolver is
+registered ``trylast`` so any plugin may route roles differently.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from questfoundry.errors import ConfigError
 from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import Kind, LoopSpec, RoleProvider, RoleSpec
+
+OVERRIDE = "override"
+CATALOGUE = "role catalogue"
+BUILT_IN = "built-in default"
 
 ROLES = (
     RoleSpec("showrunner", "text", "runs the studio: picks loops, wakes roles, merges their work"),
@@ -54,32 +60,51 @@ _KINDS = {spec.name: spec.kind for spec in ROLES}
 
 
 def role_kind(role: str, config: Mapping[str, Any]) -> Kind:
-    """``roles.<role>.kind`` if set, else the catalogue's kind, else text."""
+    """``roles.<role>.kind`` if set, else the built-in catalogue's kind, else text.
+
+    Superseded by ``RoleProvider.kind``, which also knows the roles plugins contribute.
+    """
+    return _kind(role, config, _KINDS)[0]
+
+
+def _kind(role: str, config: Mapping[str, Any], kinds: Mapping[str, Kind]) -> tuple[Kind, str]:
     section = (config.get("roles") or {}).get(role) or {}
-    kind = section.get("kind") or _KINDS.get(role, "text")
-    return "image" if kind == "image" else "text"
+    if section.get("kind") in ("text", "image"):
+        return section["kind"], f"roles.{role}"
+    if role in kinds:
+        return kinds[role], CATALOGUE
+    return "text", BUILT_IN
 
 
 def resolve(
-    role: str, config: Mapping[str, Any], override: Mapping[str, Any] | None
+    role: str,
+    config: Mapping[str, Any],
+    override: Mapping[str, Any] | None,
+    kinds: Mapping[str, Kind] = _KINDS,
 ) -> RoleProvider:
-    """Runtime override > role config > provider default."""
+    """Runtime override > role config > provider default, each value labelled with its layer."""
     override = override or {}
-    kind = role_kind(role, config)
+    kind, kind_source = _kind(role, config, kinds)
     section = (config.get("roles") or {}).get(role) or {}
     providers = (config.get("providers") or {}).get(kind) or {}
-    provider = override.get("provider") or section.get("provider") or providers.get("default")
+    role_layer = f"roles.{role}"
+    provider, provider_source = _first(
+        (override.get("provider"), OVERRIDE),
+        (section.get("provider"), role_layer),
+        (providers.get("default"), f"providers.{kind}.default"),
+    )
     if not provider:
         raise ConfigError(
             f"no provider for role {role!r}: set roles.{role}.provider or providers.{kind}.default",
             path=f"roles.{role}",
         )
     defaults = providers.get(provider) or {}
+    provider_layer = f"providers.{kind}.{provider}"
     same_provider = section.get("provider") in (None, provider)
-    model = (
-        override.get("model")
-        or (section.get("model") if same_provider else None)
-        or defaults.get("model")
+    model, model_source = _first(
+        (override.get("model"), OVERRIDE),
+        (section.get("model") if same_provider else None, role_layer),
+        (defaults.get("model"), provider_layer),
     )
     if not model:
         raise ConfigError(
@@ -87,18 +112,36 @@ def resolve(
             f"or providers.{kind}.{provider}.model",
             path=f"roles.{role}",
         )
-    params: dict[str, Any] = {k: defaults[k] for k in PARAMETER_KEYS if k in defaults}
-    if same_provider:
-        params.update({k: section[k] for k in PARAMETER_KEYS if k in section})
-    params.update({k: override[k] for k in PARAMETER_KEYS if k in override})
-    return RoleProvider(role, provider, model, params)
+    params: dict[str, Any] = {}
+    sources = {"provider": provider_source, "model": model_source, "kind": kind_source}
+    layers = [(defaults, provider_layer), (section if same_provider else {}, role_layer)]
+    for values, layer in [*layers, (override, OVERRIDE)]:
+        for key in PARAMETER_KEYS:
+            if key in values:
+                params[key] = values[key]
+                sources[key] = layer
+    return RoleProvider(role, provider, model, params, kind, sources)
 
 
-@hookimpl(trylast=True)
-def resolve_role_provider(
-    role: str, config: Mapping[str, Any], override: Mapping[str, Any] | None
-) -> RoleProvider:
-    return resolve(role, config, override)
+def _first(*candidates: tuple[Any, str]) -> tuple[Any, str]:
+    for value, source in candidates:
+        if value:
+            return value, source
+    return None, ""
+
+
+class RoleResolver:
+    """The built-in ``resolve_role_provider``, reading kinds from the live role catalogue."""
+
+    def __init__(self, catalogue: Callable[[], Mapping[str, RoleSpec]]) -> None:
+        self._catalogue = catalogue
+
+    @hookimpl(trylast=True)
+    def resolve_role_provider(
+        self, role: str, config: Mapping[str, Any], override: Mapping[str, Any] | None
+    ) -> RoleProvider:
+        kinds = {name: spec.kind for name, spec in self._catalogue().items()}
+        return resolve(role, config, override, kinds)
 
 
 @hookimpl

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from questfoundry import hookimpl
 from questfoundry.errors import ConfigError
-from questfoundry.interfaces import BackendContext, Factory
+from questfoundry.interfaces import BackendContext, Capability
+from questfoundry.plugins import Backend
 
 if TYPE_CHECKING:
     from questfoundry_cache_file.cache import FileCache
@@ -19,6 +20,27 @@ if TYPE_CHECKING:
 DEFAULT_CACHE_DIR = ".questfoundry/cache"
 DEFAULT_MAX_CACHE_SIZE_MB = 1024
 _MB = 1024 * 1024
+
+#: the settings of the ``file`` backend, written flat in ``caching`` beside ``backend: file``
+SETTINGS = {
+    "properties": {
+        "cache_dir": {
+            "type": "string",
+            "minLength": 1,
+            "default": DEFAULT_CACHE_DIR,
+            "description": "Folder of the `file` backend, relative to the project root.",
+        },
+        "max_cache_size_mb": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": DEFAULT_MAX_CACHE_SIZE_MB,
+            "description": (
+                "Size the `file` backend keeps the cache under, evicting the least recently "
+                "used replies."
+            ),
+        },
+    }
+}
 
 
 def make_file_cache(settings: Mapping[str, Any], context: BackendContext) -> FileCache:
@@ -31,7 +53,7 @@ def make_file_cache(settings: Mapping[str, Any], context: BackendContext) -> Fil
     from questfoundry_cache_file.cache import FileCache
 
     directory = context.resolve_path(settings.get("cache_dir") or DEFAULT_CACHE_DIR)
-    return FileCache(directory, size_limit=_size_limit(settings))
+    return FileCache(directory, size_limit=_size_limit(settings), clock=context.clock)
 
 
 def _size_limit(settings: Mapping[str, Any]) -> int:
@@ -45,5 +67,14 @@ def _size_limit(settings: Mapping[str, Any]) -> int:
 
 
 @hookimpl
-def cache_backends() -> Mapping[str, Factory]:
-    return {"file": make_file_cache}
+def cache_backends() -> Mapping[str, Backend]:
+    return {
+        "file": Backend(
+            make_file_cache,
+            settings=SETTINGS,
+            capabilities=frozenset(
+                {Capability.TTL, Capability.SIZE_LIMIT, Capability.PERSISTENT, Capability.SHARED}
+            ),
+            description="replies in a diskcache folder, shared by the processes of one machine",
+        )
+    }

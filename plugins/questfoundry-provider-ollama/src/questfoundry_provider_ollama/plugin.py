@@ -10,11 +10,45 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext, Factory
+from questfoundry.interfaces import BackendContext, Capability
+from questfoundry.plugins import Backend
 from questfoundry_provider_ollama.settings import OllamaSettings
 
 if TYPE_CHECKING:
     from questfoundry_provider_ollama.provider import OllamaProvider
+
+
+#: the settings of ``providers.<kind>.ollama``, validated where the user writes them
+SETTINGS = {
+    "properties": {
+        "base_url": {
+            "type": "string",
+            "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://\\S+$",
+            "examples": ["http://localhost:11434"],
+            "default": "http://localhost:11434",
+            "description": "Endpoint to call instead of the service's default.",
+        },
+        "timeout_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 300,
+            "description": (
+                "Seconds one attempt may take from sending the request to the last byte of the "
+                "reply (a deadline, not a per-read timeout); past it the attempt fails as "
+                "retriable."
+            ),
+        },
+        "max_reply_mb": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 32,
+            "description": (
+                "Largest reply body accepted, in MiB; a larger one fails the call instead of "
+                "filling memory."
+            ),
+        },
+    }
+}
 
 
 def make_ollama_provider(settings: Mapping[str, Any], context: BackendContext) -> OllamaProvider:
@@ -26,5 +60,12 @@ def make_ollama_provider(settings: Mapping[str, Any], context: BackendContext) -
 
 
 @hookimpl
-def providers() -> Mapping[str, Factory]:
-    return {"ollama": make_ollama_provider}
+def providers() -> Mapping[str, Backend]:
+    return {
+        "ollama": Backend(
+            make_ollama_provider,
+            settings=SETTINGS,
+            capabilities=frozenset({Capability.STREAMING}),
+            description="models served by a local Ollama",
+        )
+    }
