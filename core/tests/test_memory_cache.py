@@ -11,9 +11,10 @@ import pytest
 
 from questfoundry.default_plugins import memory_cache
 from questfoundry.default_plugins.memory_cache import MemoryCache, make_memory_cache
+from questfoundry.errors import ConfigError
 from questfoundry.interfaces import BackendContext, CacheBackend
 from questfoundry.plugins import get_plugin_manager
-from questfoundry.testing.cache_contract import CacheBackendContract
+from questfoundry.testing.cache_contract import SMALL_LIMIT, CacheBackendContract
 from questfoundry.testing.clock import FakeClock
 
 
@@ -23,6 +24,11 @@ class TestMemoryCache(CacheBackendContract):
         backend = make_memory_cache({}, backend_context)
         yield backend
         backend.close()
+
+    @pytest.fixture
+    def small_cache(self, backend_context: BackendContext) -> CacheBackend:
+        assert SMALL_LIMIT == 1024 * 1024
+        return make_memory_cache({"max_cache_size_mb": 1}, backend_context)
 
 
 # ----------------------------------------------------------------------------- the contract's guard
@@ -78,6 +84,61 @@ def test_overwriting_an_entry_makes_it_most_recent_without_growing() -> None:
     assert cache.get("b") is None
     assert cache.get("a") == b"3"
     assert cache.stats().entries == 2
+
+
+def test_twenty_large_replies_stay_within_max_cache_size_mb(
+    backend_context: BackendContext,
+) -> None:
+    """The reported case, scaled down: 20 replies of 20 % of the bound each, 4x what fits."""
+    cache = make_memory_cache({"max_cache_size_mb": 1}, backend_context)
+    reply = 200 * 1024
+    for index in range(20):
+        cache.set(f"r{index}", bytes([index]) * reply)
+        assert cache.stats().bytes <= 1024 * 1024
+    assert cache.stats().entries == 5
+    assert [cache.get(f"r{i}") is not None for i in (14, 15, 19)] == [False, True, True]
+
+
+def test_the_byte_bound_evicts_the_least_recently_used_not_the_oldest() -> None:
+    cache = MemoryCache(max_bytes=30)
+    for key in ("a", "b", "c"):
+        cache.set(key, b"x" * 10)
+    assert cache.get("a") is not None  # b is now the least recently used
+    cache.set("d", b"y" * 10)
+    assert [cache.get(key) is not None for key in "abcd"] == [True, False, True, True]
+    assert cache.stats().bytes == 30
+
+
+def test_a_value_over_the_byte_bound_drops_the_old_value_and_evicts_nothing() -> None:
+    cache = MemoryCache(max_bytes=100)
+    cache.set("other", b"o" * 50)
+    cache.set("k", b"old")
+    cache.set("k", b"n" * 101)
+    assert (cache.get("k"), cache.get("other")) == (None, b"o" * 50)
+    assert cache.stats().bytes == 50
+
+
+def test_bytes_follow_overwrites_deletes_expiry_and_clear(fake_clock: FakeClock) -> None:
+    cache = MemoryCache(clock=fake_clock)
+    cache.set("a", b"1234")
+    cache.set("a", b"12")
+    cache.set("b", b"123", ttl=5)
+    cache.set("c", b"1")
+    assert cache.stats().bytes == 6
+    cache.delete("c")
+    fake_clock.advance(5)
+    assert cache.prune() == 1
+    assert cache.stats().bytes == 2
+    cache.clear()
+    assert cache.stats().bytes == 0
+
+
+@pytest.mark.parametrize("size_mb", [0, 1e-9])
+def test_a_byte_bound_below_one_byte_is_a_config_error(
+    backend_context: BackendContext, size_mb: float
+) -> None:
+    with pytest.raises(ConfigError, match=r"caching\.max_cache_size_mb"):
+        make_memory_cache({"max_cache_size_mb": size_mb}, backend_context)
 
 
 def test_an_expired_entry_reads_as_a_miss_and_is_dropped(fake_clock: FakeClock) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
 import pickle
+import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,14 +20,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from questfoundry_cache_file.cache import INLINE_LIMIT, ORPHAN_GRACE_SECONDS, FileCache
+from questfoundry_cache_file import plugin as file_plugin
+from questfoundry_cache_file.cache import (
+    INLINE_LIMIT,
+    ORPHAN_GRACE_SECONDS,
+    REOPEN_SECONDS,
+    FileCache,
+)
 from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry
 from questfoundry_cache_file.plugin import make_file_cache
 
+from questfoundry.calls import Request
+from questfoundry.config import Config
 from questfoundry.errors import BackendUnavailableError, ConfigError
+from questfoundry.gateway import Gateway
 from questfoundry.interfaces import BackendContext, CacheBackend
 from questfoundry.plugins import get_plugin_manager
-from questfoundry.testing.cache_contract import AdvanceTime, CacheBackendContract
+from questfoundry.testing.cache_contract import (
+    SMALL_LIMIT,
+    AdvanceTime,
+    CacheBackendContract,
+    Reopen,
+)
+from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 LOGGER = "questfoundry.cache.file"
 MODE_BINARY, MODE_PICKLE = 2, 4
@@ -64,6 +83,31 @@ class TestFileCache(CacheBackendContract):
             )
 
         return advance
+
+    @pytest.fixture
+    def small_cache(self, backend_context: BackendContext) -> Iterator[CacheBackend]:
+        backend = make_file_cache({"max_cache_size_mb": 1}, backend_context)
+        assert backend.size_limit == SMALL_LIMIT
+        yield backend
+        backend.close()
+
+    @pytest.fixture
+    def reopen(self, backend_context: BackendContext) -> Iterator[Reopen]:
+        opened: list[CacheBackend] = []
+
+        def again(cache: CacheBackend) -> CacheBackend:
+            cache.close()
+            opened.append(make_file_cache({}, backend_context))
+            return opened[-1]
+
+        yield again
+        for backend in opened:
+            backend.close()
+
+    @pytest.fixture
+    def unavailable_cache(self, backend_context: BackendContext) -> CacheBackend:
+        _make_dir_a_file(backend_context.project_dir / "cache")
+        return make_file_cache({}, backend_context)
 
 
 @pytest.fixture
@@ -148,7 +192,10 @@ def test_a_hit_writes_nothing_to_the_database(cache: FileCache) -> None:
             assert cache.get("k") == b"v" * 1000
         cache.get("missing")
         assert observer.execute("PRAGMA data_version").fetchone() == before
-    assert _sql(cache, "SELECT value FROM Settings WHERE key IN ('hits', 'misses')") == [(0,), (0,)]
+    counts = "SELECT value FROM Settings WHERE key IN ('hits', 'misses') ORDER BY key"
+    assert _sql(cache, counts) == [(0,), (0,)]  # kept in the process until it writes anyway
+    assert (cache.stats().hits, cache.stats().misses) == (20, 1)
+    assert _sql(cache, counts) == [(20,), (1,)]
 
 
 def test_small_values_stay_in_the_database_and_large_ones_get_a_file(cache: FileCache) -> None:
@@ -306,51 +353,95 @@ def test_a_row_pointing_at_a_file_outside_the_cache_never_reads_it(cache: FileCa
 # ----------------------------------------------------------------------------- unavailable
 
 
-def test_a_cache_dir_that_is_a_file_cannot_be_opened(backend_context: BackendContext) -> None:
-    blocker = backend_context.project_dir / "cache"
-    blocker.write_text("not a folder")
-    with pytest.raises(BackendUnavailableError) as caught:
-        make_file_cache({}, backend_context)
-    message = str(caught.value)
-    assert message.startswith(f"file cache {blocker} cannot be opened: ")
-    assert "\n" not in message
+def _make_dir_a_file(directory: Path) -> None:
+    directory.write_text("not a folder")
 
 
-def test_a_database_that_is_not_sqlite_cannot_be_opened(backend_context: BackendContext) -> None:
-    directory = backend_context.project_dir / "cache"
+def _fill_db_with_garbage(directory: Path) -> None:
     directory.mkdir()
-    (directory / "cache.db").write_bytes(b"garbage, not a database" * 100)
-    with pytest.raises(BackendUnavailableError, match="cannot be opened: file is not a database"):
-        make_file_cache({}, backend_context)
+    (directory / "cache.db").write_bytes(os.urandom(64 * 1024))
 
 
-def test_a_write_blocked_by_another_process_raises_backend_unavailable(cache: FileCache) -> None:
+BROKEN: dict[str, Callable[[Path], None]] = {
+    "cache_dir-is-a-file": _make_dir_a_file,
+    "random-bytes-db": _fill_db_with_garbage,
+}
+REASONS = {"cache_dir-is-a-file": "", "random-bytes-db": "file is not a database"}
+
+
+@pytest.mark.parametrize("cause", BROKEN)
+def test_a_cache_that_cannot_be_opened_misses_stores_nothing_and_warns_once(
+    backend_context: BackendContext, cause: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = backend_context.project_dir / "cache"
+    BROKEN[cause](directory)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        cache = make_file_cache({}, backend_context)
+        for _ in range(3):
+            assert cache.get("k") is None
+            cache.set("k", b"v")
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert message.startswith(f"file cache {directory} cannot be opened: {REASONS[cause]}")
+    assert message.endswith("; the cache is bypassed until it works again")
+    assert "\n" not in message
+    for operation in (cache.stats, cache.clear, cache.prune, lambda: cache.delete("k")):
+        with pytest.raises(BackendUnavailableError, match=f"^file cache {directory} cannot be"):
+            operation()
+
+
+def test_a_cache_that_could_not_be_opened_is_tried_again_after_the_delay(
+    backend_context: BackendContext, fake_clock: FakeClock
+) -> None:
+    directory = backend_context.project_dir / "cache"
+    _make_dir_a_file(directory)
+    cache = make_file_cache({}, backend_context)
+    directory.unlink()  # the user fixes it
+    fake_clock.advance(REOPEN_SECONDS - 1)
+    cache.set("k", b"v")
+    assert cache.get("k") is None  # not tried again yet: a broken cache costs nothing per call
+    fake_clock.advance(1)
+    cache.set("k", b"v")
+    assert cache.get("k") == b"v"
+    assert cache.stats().entries == 1
+
+
+def test_a_write_blocked_by_another_process_is_skipped_with_one_warning(
+    cache: FileCache, caplog: pytest.LogCaptureFixture
+) -> None:
     impatient = FileCache(cache.directory, cache.size_limit, lock_timeout=0.05)
     cache.set("k", b"v")
-    with _db(cache) as holder:
+    with _db(cache) as holder, caplog.at_level(logging.WARNING, logger=LOGGER):
         holder.execute("BEGIN IMMEDIATE")
-        with pytest.raises(BackendUnavailableError, match=r"locked for more than 0\.05s"):
-            impatient.set("k", b"w")
+        impatient.set("k", b"w")
+        impatient.set("k", b"w")
         with pytest.raises(BackendUnavailableError, match="cannot delete"):
             impatient.delete("k")
         assert impatient.get("k") == b"v"  # reads never wait for writers
         holder.execute("ROLLBACK")
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "another process held the cache locked for more than 0.05s;"
+        " the cache is bypassed until it works again"
+    ]
     impatient.set("k", b"w")
     assert cache.get("k") == b"w"
 
 
-def test_a_database_broken_after_opening_raises_backend_unavailable(cache: FileCache) -> None:
+def test_a_database_broken_after_opening_is_bypassed_and_maintenance_says_why(
+    cache: FileCache, caplog: pytest.LogCaptureFixture
+) -> None:
     cache.set("k", b"v")
     _sql(cache, "DROP TABLE Cache")
     _sql(cache, "DROP TABLE Settings")
-    operations: list[Callable[[], object]] = [
-        lambda: cache.get("k"),
-        lambda: cache.set("k", b"v"),
-        cache.clear,
-        cache.prune,
-        cache.stats,
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert cache.get("k") is None
+        cache.set("k", b"v")
+        assert cache.get("k") is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"file cache {cache.directory} cannot be read: no such table: Cache;"
+        " the cache is bypassed until it works again"
     ]
-    for operation in operations:
+    for operation in (cache.clear, cache.prune, cache.stats):
         with pytest.raises(BackendUnavailableError, match=r"^file cache .*: no such table: \w+$"):
             operation()
 
@@ -460,3 +551,262 @@ def test_processes_sharing_one_directory_lose_nothing_and_tear_nothing(cache: Fi
             assert cache.get(f"w{worker}-{index}") == _stamped(worker, index)
     assert cache.get("shared") in {_stamped(w, rounds - 1) for w in range(workers)}
     assert cache.stats().entries == workers * rounds + 1
+
+
+# ----------------------------------------------------------------------------- tampered file names
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    """A file outside the cache, in a folder of its own, that no cache operation may delete."""
+    path = tmp_path / "victim" / "notes.txt"
+    path.parent.mkdir()
+    path.write_text("my notes")
+    return path
+
+
+def _tamper(cache: FileCache, key: str, how: str, victim: Path) -> None:
+    """Point ``key``'s row at ``victim`` the way ``how`` says (relative, absolute, via a link)."""
+    cache.set(key, b"v" * INLINE_LIMIT)
+    if how == "relative":
+        name = os.path.relpath(victim, cache.directory)
+    elif how == "absolute":
+        name = str(victim)
+    else:  # a name of the right shape whose first subfolder is a link out of the cache
+        honest = _value_file(cache, key)
+        name = str(honest.relative_to(cache.directory))
+        planted = victim.parent / name[3:]
+        planted.parent.mkdir(parents=True)
+        planted.write_bytes(b"v" * INLINE_LIMIT)  # what the row's stamp promises
+        shutil.rmtree(cache.directory / name[:2])
+        (cache.directory / name[:2]).symlink_to(victim.parent, target_is_directory=True)
+        victim = planted
+    _sql(cache, "UPDATE Cache SET filename = ? WHERE key = ?", name, key)
+    assert cache.get(key) is None  # never read either
+
+
+def _expire(cache: FileCache, key: str) -> None:
+    _sql(cache, "UPDATE Cache SET expire_time = 1 WHERE key = ?", key)
+
+
+def _overwrite(cache: FileCache) -> None:
+    cache.set("tampered", b"new value")
+
+
+def _delete(cache: FileCache) -> None:
+    assert cache.delete("tampered") is True
+
+
+def _expire_then_prune(cache: FileCache) -> None:
+    _expire(cache, "tampered")
+    assert cache.prune() == 1
+
+
+def _expire_then_write(cache: FileCache) -> None:
+    _expire(cache, "tampered")
+    cache.set("other", b"v")  # every write culls expired rows
+
+
+def _evict(cache: FileCache) -> None:
+    # opened with a one-byte limit, the next write evicts the oldest stored rows, tampered first
+    reopened = FileCache(cache.directory, size_limit=1)
+    reopened.set("other", b"v")
+    reopened.close()
+
+
+def _clear(cache: FileCache) -> None:
+    assert cache.clear() == 1
+
+
+TAMPERED_OPERATIONS: dict[str, Callable[[FileCache], None]] = {
+    "overwrite": _overwrite,
+    "delete": _delete,
+    "expire-prune": _expire_then_prune,
+    "expire-write": _expire_then_write,
+    "evict": _evict,
+    "clear": _clear,
+}
+
+
+@pytest.mark.parametrize("operation", TAMPERED_OPERATIONS)
+@pytest.mark.parametrize("how", ["relative", "absolute", "linked-folder"])
+def test_a_row_naming_a_file_outside_the_cache_is_dropped_without_touching_the_file(
+    cache: FileCache, victim: Path, how: str, operation: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _tamper(cache, "tampered", how, victim)
+    before = sorted(victim.parent.rglob("*"))
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        TAMPERED_OPERATIONS[operation](cache)
+    assert sorted(victim.parent.rglob("*")) == before
+    assert victim.read_text() == "my notes"
+    remaining = _sql(cache, "SELECT filename FROM Cache WHERE key = 'tampered'")
+    assert remaining in ([], [(None,)])  # the row is gone, or holds the new inline value
+    assert any("left untouched" in r.getMessage() for r in caplog.records)
+
+
+def test_prune_never_sweeps_through_a_linked_subfolder(cache: FileCache, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    old = _orphan(outside, 2 * ORPHAN_GRACE_SECONDS)  # outside/ab/cd/<name>.val, old enough
+    (cache.directory / "ef").symlink_to(outside / "ab", target_is_directory=True)
+    assert cache.prune() == 0
+    assert old.read_bytes() == b"left"
+
+
+def test_a_value_file_replaced_by_a_link_is_not_followed(cache: FileCache, victim: Path) -> None:
+    cache.set("k", b"v" * INLINE_LIMIT)
+    path = _value_file(cache, "k")
+    victim.write_bytes(path.read_bytes())  # same length and CRC: only the link gives it away
+    path.unlink()
+    path.symlink_to(victim)
+    assert cache.get("k") is None
+    cache.set("k", b"overwritten")  # removes the link itself, not its target
+    assert not path.is_symlink()
+    assert victim.read_bytes() == b"v" * INLINE_LIMIT
+
+
+# ----------------------------------------------------------------------------- persistent counts
+
+
+def test_counts_reach_the_database_when_the_process_stores_an_entry(cache: FileCache) -> None:
+    cache.set("k", b"v")
+    cache.get("k")
+    cache.get("missing")
+    other = FileCache(cache.directory, cache.size_limit)
+    assert (other.stats().hits, other.stats().misses) == (0, 0)
+    cache.set("k2", b"v")
+    assert (other.stats().hits, other.stats().misses) == (1, 1)
+    other.close()
+
+
+def test_counts_of_every_process_sharing_the_cache_add_up(cache: FileCache) -> None:
+    other = FileCache(cache.directory, cache.size_limit)
+    cache.set("k", b"v")
+    for _ in range(3):
+        cache.get("k")
+        other.get("k")
+    other.get("missing")
+    other.close()
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.persistent_counts) == (6, 1, True)
+
+
+_COUNTING_CHILD = """
+import sys
+from questfoundry_cache_file.cache import FileCache
+cache = FileCache(sys.argv[1], size_limit=2**30)
+assert cache.get("k") == b"v" and cache.get("k") == b"v" and cache.get("missing") is None
+cache.close()
+"""
+
+
+@pytest.mark.slow
+def test_hits_and_misses_outlive_the_process_that_counted_them(cache: FileCache) -> None:
+    cache.set("k", b"v")
+    cache.close()
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, "-c", _COUNTING_CHILD, str(cache.directory)], check=True, timeout=60
+        )
+    later = FileCache(cache.directory, cache.size_limit)
+    assert (later.stats().hits, later.stats().misses) == (4, 2)
+    later.close()
+
+
+# ----------------------------------------------------------------------------- read-only folder
+
+
+_READ_ONLY_CHILD = """
+import json, logging, sys
+from questfoundry_cache_file.cache import FileCache
+logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stdout)
+cache = FileCache(sys.argv[1], size_limit=2**30)
+got = [cache.get(key) for key in ("small", "large", "missing")]
+cache.set("new", b"reply")
+cache.set("newer", b"reply")
+stats = cache.stats()
+print(json.dumps({
+    "got": [None if v is None else len(v) for v in got],
+    "new": cache.get("new"),
+    "stats": [stats.entries, stats.hits, stats.misses],
+}))
+"""
+
+
+def _unprivileged(command: list[str]) -> list[str]:
+    """``command`` run so that file permissions apply to it, even when the tests run as root."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return command
+    capsh = shutil.which("capsh")
+    if capsh is None:
+        pytest.skip("running as root without capsh: permissions cannot be enforced")
+    drop = "cap_dac_override,cap_dac_read_search,cap_fowner"
+    return [capsh, f"--drop={drop}", "--", "-c", " ".join(map(shlex.quote, command))]
+
+
+@pytest.mark.slow
+def test_a_read_only_cache_folder_serves_its_hits_and_warns_once_about_writes(
+    cache: FileCache,
+) -> None:
+    cache.set("small", b"s" * 10)
+    cache.set("large", b"l" * INLINE_LIMIT)
+    cache.close()
+    modes = {path: path.stat().st_mode for path in [cache.directory, *cache.directory.rglob("*")]}
+    for path, mode in modes.items():
+        path.chmod(mode & ~0o222)
+    try:
+        command = [sys.executable, "-c", _READ_ONLY_CHILD, str(cache.directory)]
+        result = subprocess.run(
+            _unprivileged(command), capture_output=True, text=True, timeout=60, check=False
+        )
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+    assert result.returncode == 0, result.stderr
+    *warnings, report = result.stdout.strip().splitlines()
+    assert warnings == [
+        f"file cache {cache.directory} cannot be opened: attempt to write a readonly database;"
+        " the cache is bypassed until it works again"
+    ]
+    assert json.loads(report) == {
+        "got": [10, INLINE_LIMIT, None],
+        "new": None,
+        "stats": [2, 2, 1],
+    }
+
+
+# ----------------------------------------------------------------------------- through the gateway
+
+
+PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
+
+
+def _gateway(project_dir: Path, provider: ScriptedProvider) -> Gateway:
+    config = Config(
+        data={
+            "providers": {"text": {"default": "scripted", "scripted": {"model": "m1"}}},
+            "caching": {"backend": "file"},
+            "rate_limiting": {"providers": {"scripted": PRICED}},
+        },
+        path=None,
+        project_dir=project_dir,
+        secret_paths=frozenset(),
+    )
+    manager = get_plugin_manager(
+        entry_points=False,
+        plugins=[scripted_plugin(provider), ("questfoundry-cache-file", file_plugin)],
+    )
+    return Gateway.from_config(config, manager)
+
+
+@pytest.mark.parametrize("cause", BROKEN)
+def test_calls_succeed_through_a_broken_file_cache_with_one_warning(
+    backend_context: BackendContext, cause: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    BROKEN[cause](backend_context.project_dir / "cache")
+    provider = ScriptedProvider()
+    request = Request(messages=[{"role": "user", "content": "hello"}])
+    with caplog.at_level(logging.WARNING), _gateway(backend_context.project_dir, provider) as gw:
+        assert gw.generate(request).text == "echo: hello"
+        assert gw.generate(request).text == "echo: hello"
+    assert provider.calls == 2
+    assert [r.name for r in caplog.records if r.levelno >= logging.WARNING] == [LOGGER]

@@ -10,6 +10,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -428,30 +429,45 @@ def test_async_calls_work_from_successive_event_loops(provider: OpenAIProvider) 
     assert first.text and second.text and first.text != second.text
 
 
-def test_close_releases_the_async_client_of_an_idle_event_loop(provider: OpenAIProvider) -> None:
+def wait_for_no_connections(server: FakeOpenAI) -> int:
+    """The fake's open connections once closes have reached it (a hang-up takes a moment)."""
+    deadline = time.monotonic() + 2
+    while server.open_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return server.open_connections
+
+
+def test_close_releases_the_connections_of_an_idle_event_loop(
+    provider: OpenAIProvider, server: FakeOpenAI
+) -> None:
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(provider.agenerate(ask("from an idle loop")))
-        client = provider._async_client
-        assert client is not None
+        assert server.open_connections == 1, "the pooled connection stays open between calls"
         provider.close()
-        assert client.is_closed()
+        assert wait_for_no_connections(server) == 0
     finally:
         loop.close()
 
 
-async def test_close_from_async_code_closes_the_async_client_on_its_loop(
-    provider: OpenAIProvider,
+def test_an_ended_event_loop_has_closed_its_connections(
+    provider: OpenAIProvider, server: FakeOpenAI
+) -> None:
+    asyncio.run(provider.agenerate(ask("from a loop that ends")))
+    assert wait_for_no_connections(server) == 0
+
+
+async def test_close_from_async_code_closes_the_connections_on_their_loop(
+    provider: OpenAIProvider, server: FakeOpenAI
 ) -> None:
     await provider.agenerate(ask("from a running loop"))
-    client = provider._async_client
-    assert client is not None
+    assert server.open_connections == 1
     provider.close()
     for _ in range(100):  # let the loop run the scheduled close; no time needs to pass
-        if client.is_closed():
-            break
         await asyncio.sleep(0)
-    assert client.is_closed()
+        if not server.open_connections:
+            break
+    assert await asyncio.to_thread(wait_for_no_connections, server) == 0
 
 
 # ---------------------------------------------------------------------- the fake, seen by the SDK

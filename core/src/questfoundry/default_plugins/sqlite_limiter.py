@@ -238,12 +238,4 @@ def make_sqlite_limiter(settings: Mapping[str, Any], context: BackendContext) ->
 
 @hookimpl
 def limiter_strategies() -> dict[str, Any]:
-    from questfoundry.plugins import Backend
-
-    return {
-        "sqlite": Backend(
-            make_sqlite_limiter,
-            settings={"$ref": "#/$defs/sqlite_limiter"},  # the core schema holds built-ins' settings
-            description="token buckets shared by every process on this machine, in one SQLite file",
-        )
-    }
+    return {"sqlite": make_sqlite_limiter}

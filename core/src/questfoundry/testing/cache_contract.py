@@ -13,8 +13,16 @@
 
 The ``cache`` fixture returns an *empty* backend. Every standard test then runs against it. Tests of
 optional features skip themselves when the backend does not declare the matching
-:class:`~questfoundry.interfaces.Capability` (the TTL tests need ``Capability.TTL``); that is the
-only way to skip one.
+:class:`~questfoundry.interfaces.Capability` (the TTL tests need ``Capability.TTL``). Three more
+fixtures serve tests that need more than one empty backend; each test that needs one skips, saying
+which fixture to define, until you override it:
+
+- ``small_cache`` (for ``Capability.SIZE_LIMIT``): an empty backend limited to
+  :data:`SMALL_LIMIT` bytes (``max_cache_size_mb: 1``);
+- ``reopen`` (for ``Capability.PERSISTENT``): a function that closes a backend and opens a new one
+  on the same storage, as the next process would;
+- ``unavailable_cache``: a backend whose storage cannot be reached, opened or written (a folder
+  that is a file, a server that is down). A backend with no storage to lose (``memory``) has none.
 
 Time: the TTL tests move time with the ``advance_time`` fixture instead of sleeping. By default it
 advances the ``fake_clock`` fixture, which is the clock of the ``backend_context`` fixture, so a
@@ -28,20 +36,34 @@ created: a silently replaced standard test would let a non-conforming backend pa
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from questfoundry.errors import BackendUnavailableError
 from questfoundry.interfaces import CacheBackend, Capability
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import StandardSuite
 
 AdvanceTime = Callable[[float], None]
+Reopen = Callable[[CacheBackend], CacheBackend]
+
+#: the size limit of the ``small_cache`` fixture: one MiB (``max_cache_size_mb: 1``)
+SMALL_LIMIT = 1024 * 1024
 
 #: bytes that are not valid UTF-8 (and a NUL), so no backend can get away with storing text
 NON_UTF8 = bytes(range(256)) + b"\xff\xfe\x00\xc3\x28"
+
+#: the calls that must say so when the backend is unavailable, rather than pass for a miss
+MAINTENANCE: dict[str, Callable[[CacheBackend], object]] = {
+    "delete": lambda cache: cache.delete("k"),
+    "clear": lambda cache: cache.clear(),
+    "prune": lambda cache: cache.prune(),
+    "stats": lambda cache: cache.stats(),
+}
 
 THREADS = 8
 OPS_PER_THREAD = 200
@@ -65,6 +87,21 @@ class CacheBackendContract(StandardSuite):
     def advance_time(self, fake_clock: FakeClock) -> AdvanceTime:
         """Return a function that makes every entry ``seconds`` older, as if time had passed."""
         return fake_clock.advance
+
+    @pytest.fixture
+    def small_cache(self) -> CacheBackend:
+        """Override for ``Capability.SIZE_LIMIT``: an empty backend of :data:`SMALL_LIMIT` bytes."""
+        pytest.skip("define a `small_cache` fixture to test the size limit")
+
+    @pytest.fixture
+    def reopen(self) -> Reopen:
+        """Override for ``Capability.PERSISTENT``: close a backend, open its storage afresh."""
+        pytest.skip("define a `reopen` fixture to test that entries outlive the backend")
+
+    @pytest.fixture
+    def unavailable_cache(self) -> CacheBackend:
+        """Override: a backend whose storage is unreachable, unopenable or unwritable."""
+        pytest.skip("define an `unavailable_cache` fixture to test a broken storage")
 
     # ------------------------------------------------------------------ helpers
 
@@ -199,6 +236,90 @@ class CacheBackendContract(StandardSuite):
         assert cache.stats().entries == count
         wrong = [i for i in range(count) if cache.get(f"key-{i}") != f"value-{i}".encode()]
         assert wrong == []
+
+    def test_an_expired_entry_counts_as_a_miss(
+        self, cache: CacheBackend, advance_time: AdvanceTime
+    ) -> None:
+        self.requires(cache, Capability.TTL)
+        cache.set("short", b"v", ttl=10)
+        assert cache.get("short") == b"v"
+        advance_time(11)
+        assert cache.get("short") is None
+        assert (cache.stats().hits, cache.stats().misses) == (1, 1)
+
+    def test_writing_past_the_size_limit_keeps_the_newest_entries(
+        self, cache: CacheBackend, request: pytest.FixtureRequest
+    ) -> None:
+        self.requires(cache, Capability.SIZE_LIMIT)
+        small: CacheBackend = request.getfixturevalue("small_cache")
+        value, count = SMALL_LIMIT // 50, 150  # three times what fits; evicting several is fine
+        for index in range(count):
+            small.set(f"k{index}", index.to_bytes(2, "big") * (value // 2))
+            assert small.stats().bytes <= SMALL_LIMIT * 1.5
+        assert small.get("k0") is None
+        assert small.get(f"k{count - 1}") == (count - 1).to_bytes(2, "big") * (value // 2)
+
+    def test_a_value_larger_than_the_size_limit_is_not_stored(
+        self, cache: CacheBackend, request: pytest.FixtureRequest
+    ) -> None:
+        """Storing it would evict every other entry; its key's older value must not linger."""
+        self.requires(cache, Capability.SIZE_LIMIT)
+        small: CacheBackend = request.getfixturevalue("small_cache")
+        small.set("kept", b"small")
+        small.set("replaced", b"old answer")
+        huge = b"h" * (SMALL_LIMIT + 1)
+        small.set("huge", huge)
+        small.set("replaced", huge)
+        assert small.get("huge") is None
+        assert small.get("replaced") is None
+        assert small.get("kept") == b"small"
+        assert small.stats().entries == 1
+
+    def test_entries_survive_reopening(
+        self, cache: CacheBackend, request: pytest.FixtureRequest
+    ) -> None:
+        self.requires(cache, Capability.PERSISTENT)
+        reopen: Reopen = request.getfixturevalue("reopen")
+        cache.set("k", b"kept")
+        again = reopen(cache)
+        assert again.get("k") == b"kept"
+        assert again.stats().entries == 1
+
+    def test_persistent_counts_survive_reopening(
+        self, cache: CacheBackend, request: pytest.FixtureRequest
+    ) -> None:
+        if not cache.stats().persistent_counts:
+            pytest.skip("the backend counts hits and misses per process")
+        reopen: Reopen = request.getfixturevalue("reopen")
+        cache.set("k", b"v")
+        cache.get("k")
+        cache.get("k")
+        cache.get("missing")
+        again = reopen(cache)
+        again.get("k")
+        stats = again.stats()
+        assert (stats.hits, stats.misses, stats.persistent_counts) == (3, 1, True)
+
+    def test_an_unavailable_backend_misses_stores_nothing_and_warns_once(
+        self, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        broken: CacheBackend = request.getfixturevalue("unavailable_cache")
+        with caplog.at_level(logging.WARNING):
+            for _ in range(3):
+                assert broken.get("k") is None
+                broken.set("k", b"v")
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1, [r.getMessage() for r in warnings]
+        assert "\n" not in warnings[0].getMessage()
+
+    @pytest.mark.parametrize("operation", MAINTENANCE, ids=MAINTENANCE)
+    def test_maintenance_of_an_unavailable_backend_raises_one_line(
+        self, request: pytest.FixtureRequest, operation: str
+    ) -> None:
+        broken: CacheBackend = request.getfixturevalue("unavailable_cache")
+        with pytest.raises(BackendUnavailableError) as caught:
+            MAINTENANCE[operation](broken)
+        assert str(caught.value) and "\n" not in str(caught.value)
 
     def test_concurrent_threads_see_whole_values_and_the_last_write_wins(
         self, cache: CacheBackend

@@ -4,33 +4,41 @@ What diskcache already guarantees, and this backend relies on: one SQLite databa
 files under one directory, safe for many threads and many processes at once, every write a
 transaction. What this module adds:
 
-- values are bytes and nothing is ever pickled (:class:`~questfoundry_cache_file.disk.SafeDisk`);
+- values are bytes and nothing is ever pickled, and no row can make the cache read or delete a
+  file outside its folder (:class:`~questfoundry_cache_file.disk.SafeDisk`);
 - an entry that cannot be read (damaged, tampered, its file gone) is a miss, logged once per key;
-- a cache that cannot be opened or written raises
-  :class:`~questfoundry.errors.BackendUnavailableError`, which the gateway bypasses with a warning;
+- a cache that cannot be opened or written never fails a call: ``get`` is a miss, ``set`` stores
+  nothing, and one warning says why; a folder it may read but not write still serves its hits.
+  Opening is tried again every :data:`REOPEN_SECONDS`. The maintenance calls (``delete``,
+  ``clear``, ``prune``, ``stats``) raise :class:`~questfoundry.errors.BackendUnavailableError`;
+- a value larger than the whole size limit is not stored (diskcache would evict everything else);
+- hits and misses are kept in the database, so ``stats`` counts every process since the cache was
+  created, without a write on the hit path: counts are added to diskcache's own ``hits`` and
+  ``misses`` settings when this process stores an entry, asks for stats or closes the cache;
 - ``prune`` also sweeps value files no row refers to, which a crash mid-write can leave behind.
 
 Eviction is ``least-recently-stored``: unlike ``least-recently-used`` it never writes on a read, so
-a hit is a single SELECT. For the same reason diskcache's own hit/miss statistics stay off (they
-write on every read); hits and misses are counted in this process instead. TTLs are measured by
-diskcache on the wall clock (``time.time()``), not on the backend context's clock.
+a hit is a single SELECT. For the same reason diskcache's own statistics switch stays off (it
+writes on every read). TTLs are measured by diskcache on the wall clock (``time.time()``), not on
+the backend context's clock; the reopening delay runs on the context's clock.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
+import threading
 import time
-from contextlib import closing, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import diskcache
-from diskcache.core import DBNAME
 
 from questfoundry.errors import BackendUnavailableError
-from questfoundry.interfaces import CacheStats, Capability
-from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry
+from questfoundry.interfaces import CacheStats, Capability, Clock
+from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry, remove_value_file, value_path
+from questfoundry_cache_file.rows import CacheRows
 
 log = logging.getLogger("questfoundry.cache.file")
 
@@ -40,6 +48,8 @@ INLINE_LIMIT = 32 * 1024
 LOCK_TIMEOUT = 60.0
 #: a value file younger than this may belong to a write still waiting for the lock: never swept
 ORPHAN_GRACE_SECONDS = 10 * LOCK_TIMEOUT
+#: seconds between two attempts to open a cache that could not be opened for writing
+REOPEN_SECONDS = 30.0
 #: unreadable keys remembered so each is warned about once; beyond this, warnings repeat
 _REPORTED_LIMIT = 4096
 
@@ -54,60 +64,90 @@ class FileCache:
     )
 
     def __init__(
-        self, directory: str | Path, size_limit: int, *, lock_timeout: float = LOCK_TIMEOUT
+        self,
+        directory: str | Path,
+        size_limit: int,
+        *,
+        lock_timeout: float = LOCK_TIMEOUT,
+        clock: Clock | None = None,
     ) -> None:
         """Open (or create) the cache in ``directory``; evict above ``size_limit`` bytes.
 
-        ``lock_timeout`` is how long a write waits for another process's write to finish.
+        ``lock_timeout`` is how long a write waits for another process's write to finish. Never
+        raises for a folder that cannot be opened: the cache is then bypassed (see the module).
         """
         self.directory = Path(directory)
         self.size_limit = size_limit
-        self._cache = _open(self.directory, size_limit, lock_timeout)
-        self._get = self._cache.get
+        self._lock_timeout = lock_timeout
+        self._clock = clock or Clock()
+        self._lock = threading.Lock()  # guards the counts
+        self._opening = threading.Lock()
+        self._hits = self._misses = 0  # not yet added to the database's counts
         self._reported: set[str] = set()
-        self.hits = 0
-        self.misses = 0
+        self._failing: dict[str, str] = {}  # "read"/"write" → the problem already warned about
+        self._cache: diskcache.Cache | None = None
+        self._rows: CacheRows | None = None
+        self._problem = BackendUnavailableError(f"file cache {self.directory} is not open")
+        self._retry_at = 0.0
+        self._get: Callable[[str], bytes | None] = self._get_unopened
+        self._connect()
 
     def __repr__(self) -> str:
         return f"FileCache({str(self.directory)!r})"
 
     def get(self, key: str) -> bytes | None:
-        """The value stored under ``key``; None when missing, expired or unreadable."""
+        """The value stored under ``key``; None when missing, expired, unreadable or unavailable."""
         try:
-            value: bytes | None = self._get(key)
+            value = self._get(key)
         except (UnreadableEntry, ValueError):
             value = self._read_again(key)
-        except sqlite3.Error as exc:
-            raise self._unavailable("cannot be read", exc) from None
-        # Counted without a lock: one more lock on every hit costs more than the count is worth.
-        if value is None:
-            self.misses += 1
+        except (BackendUnavailableError, *_STORE_ERRORS) as exc:
+            self._bypass("read", "cannot be read", exc)
+            value = None
         else:
-            self.hits += 1
+            if self._failing:
+                self._failing.pop("read", None)
+        with self._lock:
+            if value is None:
+                self._misses += 1
+            else:
+                self._hits += 1
         return value
 
     def set(
         self, key: str, value: bytes | bytearray | memoryview, ttl: float | None = None
     ) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (None: until evicted)."""
+        """Store ``value`` under ``key`` for ``ttl`` seconds (None: until evicted).
+
+        A value larger than the size limit replaces nothing and is not stored; an older value
+        under ``key`` is removed so it is never served in its place.
+        """
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(f"cache values are bytes, not {type(value).__name__}")
         try:
-            self._cache.set(key, bytes(value), expire=ttl)
-        except _STORE_ERRORS as exc:
-            raise self._unavailable("cannot store an entry", exc) from None
+            cache = self._writer()
+            if len(value) > self.size_limit:
+                self._write(cache, lambda: cache.delete(key))
+            else:
+                data = bytes(value)
+                self._write(cache, lambda: cache.set(key, data, expire=ttl))
+        except (BackendUnavailableError, *_STORE_ERRORS) as exc:
+            self._bypass("write", "cannot store an entry", exc)
+        else:
+            if self._failing:
+                self._failing.pop("write", None)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when it was there."""
         try:
-            return bool(self._cache.delete(key))
+            return bool(self._writer().delete(key))
         except _STORE_ERRORS as exc:
             raise self._unavailable("cannot delete an entry", exc) from None
 
     def clear(self) -> int:
         """Remove every entry, for every process sharing the directory; return how many."""
         try:
-            removed = int(self._cache.clear())
+            removed = int(self._writer().clear())
         except _STORE_ERRORS as exc:
             raise self._unavailable("cannot be cleared", exc) from None
         self._reported.clear()
@@ -116,22 +156,85 @@ class FileCache:
     def prune(self) -> int:
         """Remove expired entries and orphan value files; return how many of both."""
         try:
-            expired = int(self._cache.expire())
-            return expired + _sweep_orphans(self.directory)
+            expired = int(self._writer().expire())
+            return expired + self._sweep_orphans()
         except _STORE_ERRORS as exc:
             raise self._unavailable("cannot be pruned", exc) from None
 
     def stats(self) -> CacheStats:
-        """Entries and bytes on disk (for every process), hits and misses (for this one)."""
+        """Entries and bytes on disk, hits and misses: all for every process, since creation.
+
+        A process's counts reach the database when it stores an entry, asks for stats or
+        closes the cache; until then only that process sees them.
+        """
         try:
-            entries, volume = len(self._cache), int(self._cache.volume())
+            self._writer()
+        except BackendUnavailableError:
+            if self._rows is None:
+                raise
+        try:
+            if self._cache is not None:
+                self._flush_counts(self._cache)
+                entries, volume = len(self._cache), int(self._cache.volume())
+                hits, misses = int(self._cache.reset("hits")), int(self._cache.reset("misses"))
+            else:
+                assert self._rows is not None
+                entries, volume, hits, misses = self._rows.counts()
         except _STORE_ERRORS as exc:
             raise self._unavailable("cannot be read", exc) from None
-        return CacheStats(entries=entries, bytes=volume, hits=self.hits, misses=self.misses)
+        with self._lock:
+            hits, misses = hits + self._hits, misses + self._misses
+        return CacheStats(entries, volume, hits, misses, persistent_counts=True)
 
     def close(self) -> None:
-        """Close this thread's database connection; the cache reopens it if used again."""
-        self._cache.close()
+        """Save this process's counts and close its connections; the cache reopens if used."""
+        if self._cache is not None:
+            self._flush_counts(self._cache)
+            self._cache.close()
+        if self._rows is not None:
+            self._rows.close()
+            self._rows = None
+            self._get = self._get_unopened
+            self._retry_at = 0.0
+
+    # ------------------------------------------------------------------ opening
+
+    def _connect(self) -> None:
+        """Open for writing; failing that, for reading only; failing that, remember why."""
+        with self._opening:
+            if self._cache is not None:
+                return
+            try:
+                self._cache = _open(self.directory, self.size_limit, self._lock_timeout)
+            except BackendUnavailableError as exc:
+                self._problem = exc
+                self._retry_at = self._clock.monotonic() + REOPEN_SECONDS
+            else:
+                self._get = self._cache.get
+                if self._rows is not None:
+                    self._rows.close()
+                    self._rows = None
+                return
+            if self._rows is None:
+                with suppress(sqlite3.Error, OSError):
+                    self._rows = CacheRows(self.directory, self._lock_timeout)
+                    self._get = self._rows.get
+
+    def _writer(self) -> diskcache.Cache:
+        """The open diskcache, trying again to open it if the delay has passed."""
+        if self._cache is None and self._clock.monotonic() >= self._retry_at:
+            self._connect()
+        if self._cache is None:
+            raise self._problem
+        return self._cache
+
+    def _get_unopened(self, key: str) -> bytes | None:
+        """``get`` while nothing could be opened: try again after the delay, else unavailable."""
+        if self._clock.monotonic() >= self._retry_at:
+            self._connect()
+            if self._get != self._get_unopened:
+                return self._get(key)
+        raise self._problem
 
     # ------------------------------------------------------------------ off the hot path
 
@@ -142,13 +245,61 @@ class FileCache:
         SELECT and our open: that race reads fine the second time. What fails twice is damaged.
         """
         try:
-            value: bytes | None = self._get(key)
+            return self._get(key)
         except (UnreadableEntry, ValueError) as exc:
             self._report(key, exc)
-            return None
-        except sqlite3.Error as exc:
-            raise self._unavailable("cannot be read", exc) from None
-        return value
+        except (BackendUnavailableError, *_STORE_ERRORS) as exc:
+            self._bypass("read", "cannot be read", exc)
+        return None
+
+    def _write(self, cache: diskcache.Cache, change: Callable[[], object]) -> None:
+        """Run ``change`` and add this process's hits and misses to the database's, atomically.
+
+        One transaction for both, so counting costs a store nothing but two small updates.
+        """
+        with self._lock:
+            hits, misses = self._hits, self._misses
+            self._hits = self._misses = 0
+        try:
+            with cache.transact():
+                change()
+                if hits or misses:
+                    cache.reset("hits", int(cache.reset("hits")) + hits)
+                    cache.reset("misses", int(cache.reset("misses")) + misses)
+        except BaseException:  # kept for the next write; this process still counts them
+            with self._lock:
+                self._hits += hits
+                self._misses += misses
+            raise
+
+    def _flush_counts(self, cache: diskcache.Cache) -> None:
+        """Save this process's counts if the database can be written now; keep them if not."""
+        if self._hits or self._misses:
+            with suppress(*_STORE_ERRORS):
+                self._write(cache, lambda: None)
+
+    def _sweep_orphans(self) -> int:
+        """Delete value files no row refers to and older than the grace period; return how many.
+
+        Only names :func:`~questfoundry_cache_file.disk.value_path` accepts: a linked subfolder
+        is never entered, so nothing outside the cache folder is deleted.
+        """
+        rows = CacheRows(self.directory, self._lock_timeout)
+        try:
+            referenced = rows.filenames()
+        finally:
+            rows.close()
+        root = str(self.directory)
+        cutoff = time.time() - ORPHAN_GRACE_SECONDS
+        removed = 0
+        for path in self.directory.glob("*/*/*.val"):
+            name = str(path.relative_to(self.directory))
+            if name in referenced or value_path(root, name) is None:
+                continue
+            with suppress(FileNotFoundError):
+                if path.lstat().st_mtime < cutoff and remove_value_file(root, name):
+                    removed += 1
+        return removed
 
     def _report(self, key: str, exc: Exception) -> None:
         if key in self._reported:
@@ -158,34 +309,25 @@ class FileCache:
             self._reported.add(key)
         log.warning("file cache %s: entry %s is unreadable (%s); a miss", self.directory, key, exc)
 
+    def _bypass(self, kind: str, what: str, exc: BaseException) -> None:
+        """Log why ``kind`` ("read" or "write") failed, once per cause while it keeps failing.
+
+        A read and a write failing for the same reason (a cache that cannot be opened) is one
+        warning, not two; the next success of that kind re-arms it.
+        """
+        cause = _reason(exc, self._lock_timeout)
+        problem = self._unavailable(what, exc)
+        if cause not in self._failing.values():
+            log.warning("%s; the cache is bypassed until it works again", problem)
+        else:
+            log.debug("%s", problem)
+        self._failing[kind] = cause
+
     def _unavailable(self, what: str, exc: BaseException) -> BackendUnavailableError:
-        reason = _reason(exc, self._cache.timeout)
+        if isinstance(exc, BackendUnavailableError):
+            return exc
+        reason = _reason(exc, self._lock_timeout)
         return BackendUnavailableError(f"file cache {self.directory} {what}: {reason}")
-
-
-def _sweep_orphans(directory: Path) -> int:
-    """Delete value files no row refers to and older than the grace period; return how many."""
-    referenced = _referenced_files(directory)
-    cutoff = time.time() - ORPHAN_GRACE_SECONDS
-    removed = 0
-    for path in directory.glob("*/*/*.val"):
-        if str(path.relative_to(directory)) in referenced:
-            continue
-        with suppress(FileNotFoundError):
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-                with suppress(OSError):
-                    os.removedirs(path.parent)  # the two levels of subfolders, once empty
-    return removed
-
-
-def _referenced_files(directory: Path) -> frozenset[str]:
-    """Every value file name the database refers to, read on a connection of its own."""
-    uri = (directory / DBNAME).absolute().as_uri() + "?mode=ro"
-    with closing(sqlite3.connect(uri, uri=True, timeout=LOCK_TIMEOUT)) as db:
-        rows = db.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")
-        return frozenset(name for (name,) in rows if isinstance(name, str))
 
 
 def _open(directory: Path, size_limit: int, lock_timeout: float) -> diskcache.Cache:

@@ -8,12 +8,20 @@ rows, bytes inline in the database and bytes in a value file, and on read refuse
 by raising :class:`UnreadableEntry`, which the cache turns into a miss.
 
 A value file's name carries the value's length and CRC-32, so a truncated or overwritten file is
-refused too, instead of being served as a wrong answer; the name pattern also keeps a tampered row
-from pointing the cache at a file outside its directory.
+refused too, instead of being served as a wrong answer.
+
+A row's ``filename`` is data too, and diskcache both reads and *deletes* files by it: when an entry
+is overwritten, deleted, expired, evicted, cleared or pruned, ``Disk.remove`` deletes the named file
+and then every parent folder that becomes empty. :func:`value_path` is the one gate for both: only
+a name of the shape ``SafeDisk`` writes, under two subfolders that are real folders (not symbolic
+links), names a file inside the cache. Any other name (absolute, with ``..``, through a link) is
+never opened and never removed; its row is still dropped by whatever operation was dropping it.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import sqlite3
 import zlib
@@ -27,6 +35,42 @@ from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 _VALUE_FILE = re.compile(
     r"[0-9a-f]{2}[/\\][0-9a-f]{2}[/\\][0-9a-f]{28}-([0-9a-f]{1,16})-([0-9a-f]{8})\.val"
 )
+#: open value files without following a symbolic link where the platform can
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+log = logging.getLogger("questfoundry.cache.file")
+
+
+def value_path(directory: str, filename: object) -> Path | None:
+    """The path of ``filename`` inside ``directory`` if it names a value file there, else None.
+
+    Two ``lstat`` calls and a regular expression: cheap enough for every read of a value file.
+    """
+    if type(filename) is not str or _VALUE_FILE.fullmatch(filename) is None:
+        return None
+    first = Path(directory, filename[:2])
+    second = first / filename[3:5]
+    if first.is_symlink() or second.is_symlink():
+        return None
+    return second / filename[6:]
+
+
+def remove_value_file(directory: str, filename: object) -> bool:
+    """Delete a value file inside ``directory`` and its two subfolders once empty; nothing else.
+
+    Never climbs above the two subfolders (diskcache's ``os.removedirs`` would). A link in place
+    of the file is removed itself, never what it points to. True when the name was acceptable.
+    """
+    path = value_path(directory, filename)
+    if path is None:
+        return False
+    path.unlink(missing_ok=True)  # already gone: another process removed it first
+    for folder in (path.parent, path.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or gone
+            break
+    return True
 
 
 class UnreadableEntry(Exception):
@@ -66,6 +110,16 @@ class SafeDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache ships no type
             name, full_path = name[:-4] + stamp, full_path[:-4] + stamp
         return name, full_path
 
+    def remove(self, file_path: object) -> None:
+        """Delete the value file of a dropped row, unless the row names one outside the cache."""
+        if not remove_value_file(self._directory, file_path):
+            log.warning(
+                "file cache %s: a dropped row named %r, not a value file of the cache;"
+                " left untouched",
+                self._directory,
+                file_path,
+            )
+
     def fetch(self, mode: object, filename: object, value: object, read: bool) -> bytes:
         """Columns → value, for the two kinds of row ``store`` writes; any other is refused."""
         if mode == MODE_RAW and type(value) is bytes and not read:
@@ -75,11 +129,13 @@ class SafeDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache ships no type
         raise UnreadableEntry(f"a row of mode {mode!r} holding {type(value).__name__}")
 
     def _read_value_file(self, filename: str) -> bytes:
+        path = value_path(self._directory, filename)
         stamp = _VALUE_FILE.fullmatch(filename)
-        if stamp is None:
-            raise UnreadableEntry(f"a value file name it never writes: {filename!r}")
+        if path is None or stamp is None:
+            raise UnreadableEntry(f"a value file name outside the cache: {filename!r}")
         try:
-            data = (Path(self._directory) / filename).read_bytes()
+            with os.fdopen(os.open(path, os.O_RDONLY | _NO_FOLLOW), "rb") as reader:
+                data = reader.read()
         except OSError as exc:
             raise UnreadableEntry(f"value file {filename}: {exc.strerror}") from None
         if len(data) != int(stamp[1], 16) or zlib.crc32(data) != int(stamp[2], 16):

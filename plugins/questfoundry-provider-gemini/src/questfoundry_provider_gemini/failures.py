@@ -29,6 +29,7 @@ from questfoundry.errors import (
     ProviderRateLimitError,
     RetriableProviderError,
 )
+from questfoundry.redaction import MASK, redact
 from questfoundry.retry import parse_retry_after
 
 PROVIDER = "gemini"
@@ -126,4 +127,4 @@ def _is_aiohttp_error(error: BaseException) -> bool:
 def _one_line(text: str, secret: str) -> str:
     """Google's messages may span lines (quota lists); a user sees one line, never the key."""
     text = " ".join(text.split())
-    return text.replace(secret, "***") if secret else text
+    return redact(text.replace(secret, MASK) if secret else text)

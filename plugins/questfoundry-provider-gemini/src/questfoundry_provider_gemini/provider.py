@@ -1,21 +1,26 @@
 """The ``gemini`` provider: ``models.generateContent`` through the official ``google-genai`` SDK.
 
-One ``genai.Client`` per provider: its pooled sync transport serves :meth:`generate` and
-:meth:`stream`, and its ``aio`` side serves :meth:`agenerate` and :meth:`astream`. The SDK's own
-retries are switched off (one attempt): the gateway retries, passing its limiter each time, and a
-hidden second layer of retries would multiply waits and spend.
+One ``genai.Client`` per provider: its sync side serves :meth:`generate` and :meth:`stream`, its
+``aio`` side :meth:`agenerate` and :meth:`astream`, from any thread and any event loop. The SDK is
+handed httpx clients that send through :mod:`questfoundry.http`'s transports: an attempt ends at
+its deadline (``request.timeout``, else ``timeout_seconds``), a reply larger than ``max_reply_mb``
+fails while it is read, and the async transport keeps one connection pool per running loop,
+closed on that loop as it ends. The SDK's own retries are switched off (one attempt): the gateway
+retries, passing its limiter each time, and a hidden second layer of retries would multiply waits
+and spend. Errors leave with no exception chain: a server may echo the API key back.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx
 from google import genai
 from google.genai import types
 
-from questfoundry.errors import ConfigError, NonRetriableProviderError
+from questfoundry import http, redaction
+from questfoundry.errors import ConfigError, NonRetriableProviderError, ProviderError
 from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRequest, Usage
 from questfoundry_provider_gemini.failures import PROVIDER, translate
 from questfoundry_provider_gemini.mapping import (
@@ -26,6 +31,9 @@ from questfoundry_provider_gemini.mapping import (
     usage_of,
 )
 from questfoundry_provider_gemini.settings import CONFIG_PATH, GeminiSettings
+
+#: the SDK takes httpx or httpx2 clients; httpx is the one the other providers share
+FLAVOUR = "httpx"
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,19 @@ class GeminiProvider:
 
     def __init__(self, settings: GeminiSettings) -> None:
         self.settings = settings
+        redaction.register_secret(settings.api_key)
+        seconds, cap = settings.timeout_seconds, settings.max_reply_bytes
+        self._async_transport = http.async_transport(FLAVOUR, timeout=seconds, max_reply_bytes=cap)
+        sync_transport = http.transport(FLAVOUR, timeout=seconds, max_reply_bytes=cap)
+        self._http = httpx.Client(transport=sync_transport, follow_redirects=True)
+        self._async_http = httpx.AsyncClient(transport=self._async_transport, follow_redirects=True)
         options = types.HttpOptions(
             base_url=settings.base_url,
             api_version=settings.api_version,
             timeout=max(1, round(settings.timeout_seconds * 1000)),
             retry_options=types.HttpRetryOptions(attempts=1),
+            httpx_client=self._http,
+            httpx_async_client=self._async_http,
         )
         try:
             self._client = genai.Client(
@@ -62,63 +78,105 @@ class GeminiProvider:
     # ------------------------------------------------------------------ calls
 
     def generate(self, request: ProviderRequest) -> ProviderReply:
-        call = self._prepare(request)
-        with self._errors_mapped():
-            response = self._client.models.generate_content(
-                model=call.model, contents=call.contents, config=call.config
-            )
+        try:
+            call = self._prepare(request)
+            with http.attempt(self._seconds(request)):
+                response = self._client.models.generate_content(
+                    model=call.model, contents=call.contents, config=call.config
+                )
             return self._reply(call.model, response)
+        except Exception as error:
+            failure = self._translate(error)
+            if failure is None:
+                raise
+        raise failure  # outside the handler: no chain leads back to the SDK's exception
 
     async def agenerate(self, request: ProviderRequest) -> ProviderReply:
-        call = self._prepare(request)
-        with self._errors_mapped():
-            response = await self._client.aio.models.generate_content(
-                model=call.model, contents=call.contents, config=call.config
-            )
+        try:
+            call = self._prepare(request)
+            with http.attempt(self._seconds(request)):
+                response = await self._client.aio.models.generate_content(
+                    model=call.model, contents=call.contents, config=call.config
+                )
             return self._reply(call.model, response)
+        except Exception as error:
+            failure = self._translate(error)
+            if failure is None:
+                raise
+        raise failure
 
     def stream(self, request: ProviderRequest) -> Iterator[Chunk]:
-        """Text chunks as they arrive, then one chunk carrying the usage of the whole call."""
-        call = self._prepare(request)
+        """Text chunks as they arrive, then one chunk carrying the usage of the whole call.
+
+        The reply must start within the attempt's seconds, and each event follow the last as soon.
+        """
         usage: Usage | None = None
-        with self._errors_mapped():
+        try:
+            call = self._prepare(request)
             responses = self._client.models.generate_content_stream(
                 model=call.model, contents=call.contents, config=call.config
             )
-            for response in responses:
+            while True:
+                with http.attempt(self._seconds(request), stream=True):  # sent on the first next
+                    response = next(responses, None)
+                if response is None:
+                    break
                 usage = usage_of(response.usage_metadata) or usage
                 text = text_of(response)
                 if text:
                     yield Chunk(text=text)
-        yield Chunk(usage=usage or Usage())
+        except Exception as error:
+            failure = self._translate(error)
+            if failure is None:
+                raise
+        else:
+            yield Chunk(usage=usage or Usage())
+            return
+        raise failure
 
     async def astream(self, request: ProviderRequest) -> AsyncIterator[Chunk]:
         """Async :meth:`stream`."""
-        call = self._prepare(request)
         usage: Usage | None = None
-        with self._errors_mapped():
-            responses = await self._client.aio.models.generate_content_stream(
-                model=call.model, contents=call.contents, config=call.config
-            )
-            async for response in responses:
+        try:
+            call = self._prepare(request)
+            with http.attempt(self._seconds(request), stream=True):
+                responses = await self._client.aio.models.generate_content_stream(
+                    model=call.model, contents=call.contents, config=call.config
+                )
+            while True:
+                with http.attempt(self._seconds(request), stream=True):  # sent on the first
+                    response = await anext(responses, None)
+                if response is None:
+                    break
                 usage = usage_of(response.usage_metadata) or usage
                 text = text_of(response)
                 if text:
                     yield Chunk(text=text)
-        yield Chunk(usage=usage or Usage())
+        except Exception as error:
+            failure = self._translate(error)
+            if failure is None:
+                raise
+        else:
+            yield Chunk(usage=usage or Usage())
+            return
+        raise failure
 
     # ------------------------------------------------------------------ life cycle
 
     def close(self) -> None:
-        """Close the sync transport (the async one needs :meth:`aclose`)."""
-        self._client.close()
+        """Close the sync connections, and every event loop's, each on its own loop."""
+        self._http.close()
+        self._async_transport.close()
 
     async def aclose(self) -> None:
-        """Close both transports."""
-        await self._client.aio.aclose()
-        self._client.close()
+        """Close both sides, the running loop's connections at once."""
+        self.close()
+        await self._async_http.aclose()
 
     # ------------------------------------------------------------------ helpers
+
+    def _seconds(self, request: ProviderRequest) -> float:
+        return request.timeout if request.timeout is not None else self.settings.timeout_seconds
 
     def _prepare(self, request: ProviderRequest) -> _Call:
         if request.kind != "text":
@@ -139,13 +197,8 @@ class GeminiProvider:
             finish_reason=finish_reason_of(response),
         )
 
-    @contextmanager
-    def _errors_mapped(self) -> Iterator[None]:
-        """Re-raise the SDK's and the transport's errors as the core's provider errors."""
-        try:
-            yield
-        except Exception as error:
-            mapped = translate(error, secret=self.settings.api_key)
-            if mapped is None or mapped is error:
-                raise
-            raise mapped from error
+    def _translate(self, error: Exception) -> ProviderError | None:
+        """The core's error for what the SDK or its transport raised; None for a bug."""
+        return http.provider_error(error, PROVIDER) or translate(
+            error, secret=self.settings.api_key
+        )

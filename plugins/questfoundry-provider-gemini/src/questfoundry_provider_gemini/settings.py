@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from questfoundry.errors import ConfigError
+from questfoundry.http import DEFAULT_MAX_REPLY_BYTES, max_reply_bytes
 
 CONFIG_PATH = "providers.text.gemini"
 #: environment variables tried, in order, when config.yml gives no key
@@ -35,6 +36,7 @@ class GeminiSettings:
     base_url: str | None = None
     api_version: str = DEFAULT_API_VERSION
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
 
     @classmethod
     def from_mapping(
@@ -50,6 +52,7 @@ class GeminiSettings:
             base_url=_text(settings, "base_url"),
             api_version=_text(settings, "api_version") or DEFAULT_API_VERSION,
             timeout_seconds=_timeout(settings),
+            max_reply_bytes=max_reply_bytes(settings, CONFIG_PATH),
         )
 
 

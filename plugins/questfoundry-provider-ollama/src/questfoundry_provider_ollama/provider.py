@@ -1,19 +1,22 @@
 """The ``ollama`` provider: ``/api/chat`` through the official ``ollama`` client.
 
-One :class:`ollama.Client` and one :class:`ollama.AsyncClient` per provider, each made on first
-use and holding a pooled httpx client until :meth:`OllamaProvider.close` (or ``aclose``).
+One :class:`ollama.Client` and one :class:`ollama.AsyncClient` per provider, each made on first use
+and shared by every thread and event loop: the async client's transport keeps one connection pool
+per running loop, closed on that loop as it ends (see :mod:`questfoundry.http`).
 The SDK never retries (its httpx transport is built with no retries), which is what the gateway
 wants: retries, with backoff, are the gateway's job.
 
-The SDK shows neither response headers nor a per-request timeout, so two httpx event hooks (a public
-httpx option the SDK passes through) fill the gap: a request hook applies the call's own timeout,
-and a response hook remembers ``Retry-After`` for the error translation. Both talk through context
-variables, so concurrent calls on threads or asyncio tasks never see each other's values.
+The SDK passes extra keyword arguments to its httpx client, so each client sends through
+:mod:`questfoundry.http`'s transport: an attempt ends at its deadline (``request.timeout``, else
+``timeout_seconds``), and a reply larger than ``max_reply_mb`` fails while it is read. The SDK
+shows no response headers, so an httpx response hook (a public httpx option) remembers
+``Retry-After`` for the error translation, through a context variable so that concurrent calls on
+threads or asyncio tasks never see each other's. Errors leave with no exception chain.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextvars import ContextVar
@@ -22,6 +25,7 @@ from typing import Any
 import httpx
 import ollama
 
+from questfoundry import http, redaction
 from questfoundry.errors import (
     NonRetriableProviderError,
     ProviderError,
@@ -29,10 +33,13 @@ from questfoundry.errors import (
     RetriableProviderError,
 )
 from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRequest, Usage
+from questfoundry.redaction import redact
 from questfoundry.retry import parse_retry_after
 from questfoundry_provider_ollama.settings import CONFIG_PATH, OllamaSettings
 
 NAME = "ollama"
+#: the SDK sends this variable's value as a bearer token (an Ollama behind an authenticating proxy)
+API_KEY_ENV = "OLLAMA_API_KEY"
 
 #: generic parameter names QuestFoundry uses → Ollama's option names
 RENAMED_PARAMS: Mapping[str, str] = {"max_tokens": "num_predict"}
@@ -40,7 +47,6 @@ RENAMED_PARAMS: Mapping[str, str] = {"max_tokens": "num_predict"}
 OPTION_NAMES = frozenset(ollama.Options.model_fields)
 MAX_MESSAGE_LENGTH = 300
 
-_call_timeout: ContextVar[float | None] = ContextVar("questfoundry_ollama_timeout", default=None)
 _retry_after: ContextVar[str | None] = ContextVar("questfoundry_ollama_retry_after", default=None)
 
 
@@ -52,9 +58,11 @@ class OllamaProvider:
 
     def __init__(self, settings: OllamaSettings) -> None:
         self.settings = settings
+        redaction.register_secret(os.environ.get(API_KEY_ENV))  # the SDK sends it when set
         self._lock = threading.Lock()
         self._client: ollama.Client | None = None
         self._async_client: ollama.AsyncClient | None = None
+        self._async_transport: Any = None
         self._closed = False
 
     @property
@@ -64,27 +72,38 @@ class OllamaProvider:
     # ------------------------------------------------------------------ calls
 
     def generate(self, request: ProviderRequest) -> ProviderReply:
-        call = self._call(request)
-        with self._translating(request), _scoped(_call_timeout, request.timeout):
-            response = self._sync_client().chat(**call, stream=False)
-        return _reply(response, call["model"])
+        try:
+            call = self._call(request)
+            with http.attempt(self._seconds(request)):
+                response = self._sync_client().chat(**call, stream=False)
+            return _reply(response, call["model"])
+        except Exception as error:
+            failure = self._translate(error, request)
+        raise failure  # outside the handler: no chain leads back to the SDK's exception
 
     async def agenerate(self, request: ProviderRequest) -> ProviderReply:
-        call = self._call(request)
-        with self._translating(request), _scoped(_call_timeout, request.timeout):
-            response = await self._async_client_().chat(**call, stream=False)
-        return _reply(response, call["model"])
+        try:
+            call = self._call(request)
+            client = self._async()
+            with http.attempt(self._seconds(request)):
+                response = await client.chat(**call, stream=False)
+            return _reply(response, call["model"])
+        except Exception as error:
+            failure = self._translate(error, request)
+        raise failure
 
     def stream(self, request: ProviderRequest) -> Generator[Chunk, None, None]:
-        """Yield each piece of text as Ollama sends it, then one chunk with the usage."""
-        call = self._call(request)
-        with self._translating(request):
+        """Yield each piece of text as Ollama sends it, then one chunk with the usage.
+
+        The reply must start within the attempt's seconds, and each line follow the last as soon.
+        """
+        try:
+            call = self._call(request)
             parts = self._sync_client().chat(**call, stream=True)
             try:
                 while True:
-                    # The request goes out on the first ``next``; each ``next`` stands alone so
-                    # the caller may resume the stream from another context.
-                    with _scoped(_call_timeout, request.timeout):
+                    # The request goes out on the first ``next``, inside the attempt.
+                    with http.attempt(self._seconds(request), stream=True):
                         part = next(parts, None)
                     if part is None:
                         raise _unfinished(self.base_url)
@@ -93,15 +112,20 @@ class OllamaProvider:
                         return
             finally:
                 _close_iterator(parts)
+        except Exception as error:
+            failure = self._translate(error, request)
+        raise failure
 
     async def astream(self, request: ProviderRequest) -> AsyncGenerator[Chunk, None]:
         """The asynchronous twin of :meth:`stream`."""
-        call = self._call(request)
-        with self._translating(request):
-            parts = await self._async_client_().chat(**call, stream=True)
+        try:
+            call = self._call(request)
+            client = self._async()
+            with http.attempt(self._seconds(request), stream=True):
+                parts = await client.chat(**call, stream=True)
             try:
                 while True:
-                    with _scoped(_call_timeout, request.timeout):
+                    with http.attempt(self._seconds(request), stream=True):
                         part = await anext(parts, None)
                     if part is None:
                         raise _unfinished(self.base_url)
@@ -111,24 +135,31 @@ class OllamaProvider:
                         return
             finally:
                 await _aclose_iterator(parts)
+        except Exception as error:
+            failure = self._translate(error, request)
+        raise failure
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Close the pooled sync client. Use :meth:`aclose` when the async methods were used."""
+        """Close the sync client and every event loop's connections, each on its own loop."""
         with self._lock:
             self._closed = True
             client, self._client = self._client, None
+            transport = self._async_transport
         if client is not None:
             client.close()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
+        if transport is not None:
+            transport.close()
 
     async def aclose(self) -> None:
-        """Close both pooled clients."""
-        with self._lock:
-            async_client, self._async_client = self._async_client, None
+        """Close both clients, the running loop's connections at once."""
         self.close()
-        if async_client is not None:
-            await async_client.close()  # type: ignore[no-untyped-call]
+        with self._lock:
+            client, self._async_client = self._async_client, None
+            self._async_transport = None
+        if client is not None:
+            await client.close()  # type: ignore[no-untyped-call]
 
     # ------------------------------------------------------------------ helpers
 
@@ -156,6 +187,15 @@ class OllamaProvider:
             call["options"] = options
         return call
 
+    def _seconds(self, request: ProviderRequest) -> float:
+        return request.timeout if request.timeout is not None else self.settings.timeout_seconds
+
+    def _transport_options(self) -> dict[str, Any]:
+        return {
+            "timeout": self.settings.timeout_seconds,
+            "max_reply_bytes": self.settings.max_reply_bytes,
+        }
+
     def _sync_client(self) -> ollama.Client:
         with self._lock:
             self._check_open()
@@ -163,21 +203,21 @@ class OllamaProvider:
                 self._client = ollama.Client(
                     host=self.base_url,
                     timeout=self.settings.timeout_seconds,
-                    event_hooks={"request": [_apply_timeout], "response": [_note_retry_after]},
+                    transport=http.transport("httpx", **self._transport_options()),
+                    event_hooks={"response": [_note_retry_after]},
                 )
             return self._client
 
-    def _async_client_(self) -> ollama.AsyncClient:
+    def _async(self) -> ollama.AsyncClient:
         with self._lock:
             self._check_open()
             if self._async_client is None:
+                self._async_transport = http.async_transport("httpx", **self._transport_options())
                 self._async_client = ollama.AsyncClient(
                     host=self.base_url,
                     timeout=self.settings.timeout_seconds,
-                    event_hooks={
-                        "request": [_aapply_timeout],
-                        "response": [_anote_retry_after],
-                    },
+                    transport=self._async_transport,
+                    event_hooks={"response": [_anote_retry_after]},
                 )
             return self._async_client
 
@@ -185,16 +225,13 @@ class OllamaProvider:
         if self._closed:
             raise NonRetriableProviderError("the provider is closed", provider=NAME)
 
-    @contextlib.contextmanager
-    def _translating(self, request: ProviderRequest) -> Iterator[None]:
-        """Turn whatever the SDK or httpx raises into the core's provider errors."""
-        try:
-            yield
-        except ProviderError:
-            raise
-        except Exception as exc:
-            timeout = request.timeout or self.settings.timeout_seconds
-            raise translate_error(exc, self.base_url, timeout, _retry_after.get()) from exc
+    def _translate(self, error: Exception, request: ProviderRequest) -> ProviderError:
+        """What the SDK or httpx raised, as the core's provider error."""
+        if isinstance(error, ProviderError):
+            return error
+        return http.provider_error(error, NAME) or translate_error(
+            error, self.base_url, self._seconds(request), _retry_after.get()
+        )
 
 
 # ---------------------------------------------------------------------- request and reply
@@ -303,34 +340,15 @@ def _from_status(status: int, message: str, retry_after: str | None) -> Provider
 
 
 def _one_line(text: str) -> str:
-    line = " ".join(text.split())
+    line = " ".join(redact(text).split())
     return line if len(line) <= MAX_MESSAGE_LENGTH else line[: MAX_MESSAGE_LENGTH - 1] + "…"
 
 
 # ---------------------------------------------------------------------- httpx hooks
 
 
-@contextlib.contextmanager
-def _scoped(var: ContextVar[float | None], value: float | None) -> Iterator[None]:
-    token = var.set(value)
-    try:
-        yield
-    finally:
-        var.reset(token)
-
-
-def _apply_timeout(request: httpx.Request) -> None:
-    timeout = _call_timeout.get()
-    if timeout is not None:
-        request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
-
-
 def _note_retry_after(response: httpx.Response) -> None:
     _retry_after.set(response.headers.get("retry-after"))
-
-
-async def _aapply_timeout(request: httpx.Request) -> None:
-    _apply_timeout(request)
 
 
 async def _anote_retry_after(response: httpx.Response) -> None:

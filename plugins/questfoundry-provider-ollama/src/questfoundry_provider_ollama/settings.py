@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from questfoundry.errors import ConfigError
+from questfoundry.http import DEFAULT_MAX_REPLY_BYTES, max_reply_bytes
 
 CONFIG_PATH = "providers.text.ollama"
 DEFAULT_BASE_URL = "http://localhost:11434"
@@ -20,11 +21,12 @@ DEFAULT_TIMEOUT_SECONDS = 300.0
 
 @dataclass(frozen=True)
 class OllamaSettings:
-    """Where Ollama listens, the default model, and how long one HTTP call may take."""
+    """Where Ollama listens, the default model, how long one attempt may take, the largest reply."""
 
     base_url: str = DEFAULT_BASE_URL
     model: str | None = None
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
 
     @classmethod
     def from_mapping(cls, settings: Mapping[str, Any]) -> OllamaSettings:
@@ -43,4 +45,9 @@ class OllamaSettings:
                 f"{timeout!r} is not a positive number of seconds",
                 path=f"{CONFIG_PATH}.timeout_seconds",
             )
-        return cls(base_url=base_url.rstrip("/"), model=model, timeout_seconds=float(timeout))
+        return cls(
+            base_url=base_url.rstrip("/"),
+            model=model,
+            timeout_seconds=float(timeout),
+            max_reply_bytes=max_reply_bytes(settings, CONFIG_PATH),
+        )

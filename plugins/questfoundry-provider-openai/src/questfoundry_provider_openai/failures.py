@@ -16,7 +16,6 @@ choices, ``APIResponseValidationError``     or of a proxy in front of it, worth 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 
 import openai
@@ -27,12 +26,12 @@ from questfoundry.errors import (
     ProviderRateLimitError,
     RetriableProviderError,
 )
+from questfoundry.redaction import MASK, redact
 from questfoundry.retry import parse_retry_after
 
 #: statuses worth retrying besides 5xx: request timeout, and conflicts OpenAI calls transient
 RETRIABLE_STATUSES = frozenset({408, 409})
 MAX_MESSAGE = 300
-_KEY_PATTERN = re.compile(r"\bsk-[A-Za-z0-9_\-*]{3,}")  # OpenAI echoes a masked key in its 401
 
 
 def translate(error: BaseException, provider: str, secret: str, timeout: float) -> ProviderError:
@@ -78,9 +77,7 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 def clean(message: str, secret: str) -> str:
     """One short line with the API key (and anything shaped like a key) masked out."""
-    if secret:
-        message = message.replace(secret, "***")
-    message = _KEY_PATTERN.sub("***", message)
+    message = redact(message.replace(secret, MASK) if secret else message)
     message = " ".join(message.split())
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
 

@@ -1,8 +1,15 @@
 """Provider ``openai``: chat completions for text, image generation for images, on the openai SDK.
 
-One pooled client per provider instance for sync calls and one for async calls, both made on first
-use with ``max_retries=0``: the SDK would otherwise retry 429s and 5xx on its own, behind the
-gateway's back, doubling waits and hiding calls from the limiter and the ledger.
+One sync and one async client per provider instance, each made on first use and shared by every
+thread and event loop: the async client's transport keeps one connection pool per running loop,
+closed on that loop as it ends (see :mod:`questfoundry.http`). Both clients are made with
+``max_retries=0``: the SDK would otherwise retry 429s and 5xx on its own, behind the gateway's
+back, doubling waits and hiding calls from the limiter and the ledger.
+
+Each client sends through :mod:`questfoundry.http`'s transport, so an attempt ends at its deadline
+(``request.timeout``, else ``timeout_seconds``) even against a server that trickles its reply, and
+a reply larger than ``max_reply_mb`` fails while it is read. Errors leave with no exception chain:
+the SDK's exceptions hold the request, and a server may echo the API key back in its body.
 
 ``max_tokens`` is sent as ``max_completion_tokens`` to OpenAI itself (newer models refuse the old
 name) and as ``max_tokens`` to any other base URL (what OpenAI-compatible servers understand).
@@ -10,10 +17,8 @@ name) and as ``max_tokens`` to any other base URL (what OpenAI-compatible server
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
@@ -22,6 +27,7 @@ import openai
 from openai.types import CompletionUsage, ImagesResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from questfoundry import http, redaction
 from questfoundry.errors import NonRetriableProviderError, ProviderError, RetriableProviderError
 from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRequest, Usage
 from questfoundry_provider_openai.failures import clean, translate
@@ -41,6 +47,8 @@ TEXT_PARAMS = (
 #: image parameters passed to image generation as they are (``size`` and ``quality`` too)
 IMAGE_PARAMS = ("size", "quality", "style", "background", "output_format", "moderation")
 _TRANSPORT_MODULES = ("httpx", "httpcore", "h11", "anyio")
+#: the httpx flavour the SDK is built on (``httpx2`` for openai 3)
+FLAVOUR = http.flavour_of(openai.DefaultHttpxClient)
 
 
 class OpenAIProvider:
@@ -51,10 +59,11 @@ class OpenAIProvider:
 
     def __init__(self, settings: OpenAISettings) -> None:
         self.settings = settings
+        redaction.register_secret(settings.api_key)
         self._lock = threading.Lock()
         self._client: openai.OpenAI | None = None
         self._async_client: openai.AsyncOpenAI | None = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._async_transport: Any = None
 
     def __repr__(self) -> str:
         return f"OpenAIProvider(base_url={self.settings.base_url!r}, model={self.settings.model!r})"
@@ -63,32 +72,40 @@ class OpenAIProvider:
 
     def generate(self, request: ProviderRequest) -> ProviderReply:
         try:
-            if request.kind == "image":
-                images = self._sync().images.generate(**self.image_arguments(request))
-                return _image_reply(request, images)
-            completion = self._sync().chat.completions.create(**self.chat_arguments(request))
-            return _text_reply(request, completion)
+            with http.attempt(self._seconds(request)):
+                if request.kind == "image":
+                    images = self._sync().images.generate(**self.image_arguments(request))
+                    return _image_reply(request, images)
+                completion = self._sync().chat.completions.create(**self.chat_arguments(request))
+                return _text_reply(request, completion)
         except Exception as error:
-            raise self._translate(error) from error
+            failure = self._translate(error)
+        raise failure  # outside the handler: no chain leads back to the SDK's exception
 
     async def agenerate(self, request: ProviderRequest) -> ProviderReply:
         try:
             client = self._async()
-            if request.kind == "image":
-                images = await client.images.generate(**self.image_arguments(request))
-                return _image_reply(request, images)
-            completion = await client.chat.completions.create(**self.chat_arguments(request))
-            return _text_reply(request, completion)
+            with http.attempt(self._seconds(request)):
+                if request.kind == "image":
+                    images = await client.images.generate(**self.image_arguments(request))
+                    return _image_reply(request, images)
+                completion = await client.chat.completions.create(**self.chat_arguments(request))
+                return _text_reply(request, completion)
         except Exception as error:
-            raise self._translate(error) from error
+            failure = self._translate(error)
+        raise failure
 
     def stream(self, request: ProviderRequest) -> Iterator[Chunk]:
-        """Text as it arrives, then one last chunk with the usage (``include_usage``)."""
+        """Text as it arrives, then one last chunk with the usage (``include_usage``).
+
+        The reply must start within the attempt's seconds, and each chunk follow the last as soon.
+        """
         usage = Usage()
         try:
-            events = self._sync().chat.completions.create(
-                **self.chat_arguments(request, stream=True)
-            )
+            with http.attempt(self._seconds(request), stream=True):
+                events = self._sync().chat.completions.create(
+                    **self.chat_arguments(request, stream=True)
+                )
             with events:
                 for event in events:
                     text, event_usage = _event_parts(event)
@@ -96,17 +113,21 @@ class OpenAIProvider:
                         yield Chunk(text=text)
                     usage = event_usage or usage
         except Exception as error:
-            raise self._translate(error) from error
-        yield Chunk(usage=usage)
+            failure = self._translate(error)
+        else:
+            yield Chunk(usage=usage)
+            return
+        raise failure
 
     async def astream(self, request: ProviderRequest) -> AsyncIterator[Chunk]:
         """Async :meth:`stream`."""
         usage = Usage()
         try:
             client = self._async()
-            events = await client.chat.completions.create(
-                **self.chat_arguments(request, stream=True)
-            )
+            with http.attempt(self._seconds(request), stream=True):
+                events = await client.chat.completions.create(
+                    **self.chat_arguments(request, stream=True)
+                )
             async with events:
                 async for event in events:
                     text, event_usage = _event_parts(event)
@@ -114,36 +135,35 @@ class OpenAIProvider:
                         yield Chunk(text=text)
                     usage = event_usage or usage
         except Exception as error:
-            raise self._translate(error) from error
-        yield Chunk(usage=usage)
+            failure = self._translate(error)
+        else:
+            yield Chunk(usage=usage)
+            return
+        raise failure
 
     # ------------------------------------------------------------------ clients
 
     def close(self) -> None:
-        """Release both pooled clients; calling it again does nothing."""
+        """Release the sync client and every event loop's connections, each on its own loop.
+
+        Calling it again does nothing; a later call makes new connections.
+        """
         with self._lock:
             client, self._client = self._client, None
-            async_client, self._async_client = self._async_client, None
-            loop, self._async_loop = self._async_loop, None
+            transport = self._async_transport
         if client is not None:
             client.close()
-        if async_client is not None and loop is not None and not loop.is_closed():
-            if loop.is_running():  # close() called from async code: let that loop close it
-                asyncio.run_coroutine_threadsafe(async_client.close(), loop)
-            else:
-                loop.run_until_complete(async_client.close())
+        if transport is not None:
+            transport.close()
 
     async def aclose(self) -> None:
-        """Release both pooled clients from async code; calling it again does nothing."""
+        """Release both clients, the running loop's connections at once; twice does nothing."""
+        self.close()
         with self._lock:
-            client, self._client = self._client, None
-            async_client, self._async_client = self._async_client, None
-            self._async_loop = None
+            client, self._async_client = self._async_client, None
+            self._async_transport = None
         if client is not None:
-            client.close()
-        if async_client is not None:
-            with contextlib.suppress(RuntimeError):  # made on an event loop that has since closed
-                await async_client.close()
+            await client.close()
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -154,19 +174,34 @@ class OpenAIProvider:
             "max_retries": 0,
         }
 
+    def _seconds(self, request: ProviderRequest) -> float:
+        return request.timeout if request.timeout is not None else self.settings.timeout
+
     def _sync(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
-                self._client = openai.OpenAI(**self._options())
+                transport = http.transport(
+                    FLAVOUR,
+                    timeout=self.settings.timeout,
+                    max_reply_bytes=self.settings.max_reply_bytes,
+                )
+                self._client = openai.OpenAI(
+                    **self._options(), http_client=openai.DefaultHttpxClient(transport=transport)
+                )
             return self._client
 
     def _async(self) -> openai.AsyncOpenAI:
-        """The async client of the running loop: its pooled connections belong to that loop."""
-        loop = asyncio.get_running_loop()
         with self._lock:
-            if self._async_client is None or self._async_loop is not loop:
-                self._async_client = openai.AsyncOpenAI(**self._options())
-                self._async_loop = loop
+            if self._async_client is None:
+                self._async_transport = http.async_transport(
+                    FLAVOUR,
+                    timeout=self.settings.timeout,
+                    max_reply_bytes=self.settings.max_reply_bytes,
+                )
+                self._async_client = openai.AsyncOpenAI(
+                    **self._options(),
+                    http_client=openai.DefaultAsyncHttpxClient(transport=self._async_transport),
+                )
             return self._async_client
 
     # ------------------------------------------------------------------ requests and errors
@@ -211,6 +246,9 @@ class OpenAIProvider:
     def _translate(self, error: Exception) -> ProviderError:
         if isinstance(error, ProviderError):
             return error
+        failure = http.provider_error(error, self.name)
+        if failure is not None:
+            return failure
         secret = self.settings.api_key
         if type(error).__module__.split(".")[0].rstrip("0123456789") in _TRANSPORT_MODULES:
             detail = clean(str(error) or type(error).__name__, secret)

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from questfoundry.errors import ConfigError
+from questfoundry.http import DEFAULT_MAX_REPLY_BYTES, max_reply_bytes
 
 CONFIG_PATH = "providers.text.openai"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -27,6 +28,7 @@ class OpenAISettings:
     timeout: float = DEFAULT_TIMEOUT
     model: str = DEFAULT_MODEL
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
 
     @property
     def official(self) -> bool:
@@ -59,4 +61,5 @@ class OpenAISettings:
             timeout=float(timeout),
             model=str(settings.get("model") or DEFAULT_MODEL),
             defaults=defaults,
+            max_reply_bytes=max_reply_bytes(settings, CONFIG_PATH),
         )

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import io
 import json
 import logging
 import math
 import re
+import select
 import socket
 import threading
 from collections import deque
@@ -51,6 +53,15 @@ class Fault(enum.Enum):
     FORBIDDEN = "forbidden"  #: 403
     NOT_FOUND = "not_found"  #: 404
     BAD_REQUEST = "bad_request"  #: 400
+    #: the normal reply, status line and headers included, one byte every ``trickle_seconds``
+    TRICKLE = "trickle"
+    NEVER_ANSWER = (
+        "never_answer"  #: the request is read, then nothing is sent until the client hangs up
+    )
+    #: a 200 of ``huge_bytes`` (chunked, no length announced), produced as it is sent
+    HUGE_REPLY = "huge_reply"
+    #: 401 whose message echoes the request's credentials, as a careless proxy does
+    ECHO_CREDENTIALS = "echo_credentials"
 
 
 #: status code and message of each fault answered with an HTTP error
@@ -65,6 +76,10 @@ FAULT_STATUS: dict[Fault, tuple[int, str]] = {
 }
 
 MALFORMED_BODY = b'{"id": "truncated", "choices": [{"index": 0, "message": {"content": "'
+#: request headers that carry an API key, echoed back by :attr:`Fault.ECHO_CREDENTIALS`
+CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key", "api-key")
+#: the faults answered by the route's normal reply, only late or slowly
+_LATE_FAULTS = frozenset({Fault.SLOW, Fault.TRICKLE})
 
 
 @dataclass
@@ -107,16 +122,26 @@ class FakeServer:
     """A fake provider API on 127.0.0.1; subclasses implement :meth:`routes` and :meth:`error_body`.
 
     ``latency`` seconds are waited before every reply; ``retry_after`` is the ``Retry-After`` header
-    of an injected 429; ``slow_seconds`` is how long a :attr:`Fault.SLOW` reply is held back.
+    of an injected 429; ``slow_seconds`` is how long a :attr:`Fault.SLOW` reply is held back;
+    ``trickle_seconds`` the pause between the bytes of a :attr:`Fault.TRICKLE` reply;
+    ``huge_bytes`` the size of a :attr:`Fault.HUGE_REPLY` body.
     ``requests`` records every request received, ``served`` counts successful (2xx) replies.
     """
 
     def __init__(
-        self, *, latency: float = 0.0, retry_after: float = 1.0, slow_seconds: float = 2.0
+        self,
+        *,
+        latency: float = 0.0,
+        retry_after: float = 1.0,
+        slow_seconds: float = 2.0,
+        trickle_seconds: float = 1.0,
+        huge_bytes: int = 200 * 1024 * 1024,
     ) -> None:
         self.latency = latency
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
+        self.trickle_seconds = trickle_seconds
+        self.huge_bytes = huge_bytes
         self.requests: list[RecordedRequest] = []
         self.served = 0
         self._faults: deque[Fault] = deque()
@@ -197,6 +222,11 @@ class FakeServer:
             self._faults.extend([fault] * times)
 
     @property
+    def open_connections(self) -> int:
+        """Client connections open now (a closed client's pooled connections leave at once)."""
+        return self._httpd.connection_count() if self._httpd is not None else 0
+
+    @property
     def pending_faults(self) -> int:
         """How many injected faults are still waiting for a request."""
         with self._lock:
@@ -240,17 +270,40 @@ class FakeServer:
         """An HTTP error carrying the provider's error JSON."""
         return Response(status=status, json=self.error_body(status, message), headers=headers or {})
 
-    def _fault_response(self, fault: Fault) -> Response:
+    def _fault_response(self, fault: Fault, request: RecordedRequest) -> Response:
         if fault is Fault.MALFORMED_JSON:
             return Response(body=MALFORMED_BODY)
+        if fault is Fault.HUGE_REPLY:
+            return Response(stream=_filler(self.huge_bytes))
+        if fault is Fault.ECHO_CREDENTIALS:
+            echoed = "; ".join(
+                f"{name}: {request.headers[name]}"
+                for name in CREDENTIAL_HEADERS
+                if name in request.headers
+            )
+            query = "; ".join(f"{k}={v}" for k, v in request.query.items() if k == "key")
+            return self.error_response(
+                401, f"Invalid credentials. Received {echoed} {query}".strip()
+            )
         status, message = FAULT_STATUS[fault]
         headers = {"Retry-After": _format_seconds(self.retry_after)} if status == 429 else {}
         return self.error_response(status, message, headers)
 
-    def _hold(self, seconds: float) -> None:
-        """Wait, but wake up at once when the server stops."""
+    def _hold(self, seconds: float) -> bool:
+        """Wait, but wake up at once when the server stops; False once it is stopping."""
         if seconds > 0:
-            self._stopping.wait(seconds)
+            return not self._stopping.wait(seconds)
+        return not self._stopping.is_set()
+
+
+def _filler(size: int, piece: int = 64 * 1024) -> Iterator[bytes]:
+    """``size`` bytes of JSON-looking filler, produced piece by piece, never held whole."""
+    block = b" " * piece
+    sent = 0
+    while sent < size:
+        chunk = block[: min(piece, size - sent)]
+        sent += len(chunk)
+        yield chunk
 
 
 def _shutdown_now(httpd: ThreadingHTTPServer) -> None:
@@ -288,6 +341,10 @@ class _HTTPServer(ThreadingHTTPServer):
                 self._connections.add(sock)
             else:
                 self._connections.discard(sock)
+
+    def connection_count(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
 
     def close_connections(self) -> None:
         with self._connections_lock:
@@ -347,10 +404,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if fault is Fault.DROP_CONNECTION:
             self.close_connection = True
             return
+        if fault is Fault.NEVER_ANSWER:
+            self._wait_for_hang_up()
+            return
         if fault is Fault.SLOW:
             fake._hold(fake.slow_seconds)
-        if fault is not None and fault is not Fault.SLOW:
-            response = fake._fault_response(fault)
+        if fault is not None and fault not in _LATE_FAULTS:
+            response = fake._fault_response(fault, request)
         else:
             try:
                 response = fake._route(request)
@@ -361,8 +421,42 @@ class _RequestHandler(BaseHTTPRequestHandler):
         success = 200 <= response.status < 300
         if success:
             fake._count_served(1)
-        if not self._write(response) and success:
+        written = self._trickle(response) if fault is Fault.TRICKLE else self._write(response)
+        if not written and success:
             fake._count_served(-1)
+
+    def _wait_for_hang_up(self) -> None:
+        """Send nothing; return when the client closes the connection or the server stops."""
+        self.close_connection = True
+        while not self.server.fake._stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable:
+                try:
+                    if not self.connection.recv(1024, socket.MSG_PEEK):
+                        return
+                except OSError:
+                    return
+                self.server.fake._hold(0.05)  # bytes of a next request: keep waiting
+
+    def _trickle(self, response: Response) -> bool:
+        """Send ``response`` whole, status line included, one byte every ``trickle_seconds``."""
+        real, buffer = self.wfile, io.BytesIO()
+        self.wfile = buffer  # render the reply instead of sending it
+        try:
+            self._write(response)
+        finally:
+            self.wfile = real
+        self.close_connection = True
+        fake = self.server.fake
+        for byte in buffer.getvalue():
+            if not fake._hold(fake.trickle_seconds):
+                return False
+            try:
+                real.write(bytes([byte]))
+                real.flush()
+            except OSError:
+                return False
+        return True
 
     def _read_request(self) -> RecordedRequest:
         parts = urlsplit(self.path)

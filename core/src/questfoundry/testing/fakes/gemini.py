@@ -69,11 +69,9 @@ class FakeGemini(FakeServer):
         api_key: str | None = None,
         cache_min_tokens: int = 1024,
         stream_pieces: int = 4,
-        latency: float = 0.0,
-        retry_after: float = 1.0,
-        slow_seconds: float = 2.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(latency=latency, retry_after=retry_after, slow_seconds=slow_seconds)
+        super().__init__(**kwargs)
         self.api_key = api_key
         self.cache_min_tokens = cache_min_tokens
         self.stream_pieces = stream_pieces

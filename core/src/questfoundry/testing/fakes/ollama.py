@@ -53,11 +53,9 @@ class FakeOllama(FakeServer):
         *,
         models: Sequence[str] | None = None,
         stream_pieces: int = 4,
-        latency: float = 0.0,
-        retry_after: float = 1.0,
-        slow_seconds: float = 2.0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(latency=latency, retry_after=retry_after, slow_seconds=slow_seconds)
+        super().__init__(**kwargs)
         self.models = None if models is None else [_full_name(m) for m in models]
         self.stream_pieces = stream_pieces
 
