@@ -688,7 +688,7 @@ def _flush_loop(ref: weakref.ref[Ledger], stop: threading.Event, interval: float
             failing = False
         except LedgerError as exc:
             if not failing:
-                logger.warning("cache hits not written to the ledger yet: %s", exc)
+                logger.warning("cache hits or spooled calls not written to the ledger yet: %s", exc)
             failing = True
         del ledger
 

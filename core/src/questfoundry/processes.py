@@ -55,14 +55,19 @@ def _started(pid: int) -> str | None:
     return f"{_boot_id()}:{fields[19]}"
 
 
+def process_named(pid: int) -> ProcessName:
+    """Process ``pid`` of this host as it runs now."""
+    return ProcessName(_host(), pid, _started(pid) or "")
+
+
 def this_process() -> ProcessName:
-    """The calling process (recomputed after ``fork``, which gives the child a new pid)."""
-    return _named(os.getpid())
+    """The calling process (named afresh after ``fork``, which gives the child a new pid)."""
+    return _this(os.getpid())
 
 
 @cache
-def _named(pid: int) -> ProcessName:
-    return ProcessName(_host(), pid, _started(pid) or "")
+def _this(pid: int) -> ProcessName:
+    return process_named(pid)
 
 
 def is_gone(process: ProcessName) -> bool | None:

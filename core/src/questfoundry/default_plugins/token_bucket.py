@@ -2,7 +2,8 @@
 
 Each :class:`~questfoundry.interfaces.Rate` is a bucket holding up to ``limit`` units that refills
 continuously at ``limit / period`` units per second. Acquiring several buckets is all-or-nothing.
-Across processes use a shared strategy (``redis``); this one counts one process only.
+It counts this process only: the default ``sqlite`` strategy shares its buckets with every
+process on the machine, and ``redis`` across machines.
 """
 
 from __future__ import annotations
