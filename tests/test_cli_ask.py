@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -241,3 +242,65 @@ def test_cache_stats_counts_the_stored_reply(asked_twice: AskedTwice) -> None:
     stats = json.loads(run.stdout)
     assert (stats["backend"], stats["entries"]) == ("file", 1)
     assert stats["bytes"] > 0
+
+
+# ---------------------------------------------------------------------- shared by every process
+
+
+def test_ask_twice_with_the_default_cache_hits_the_second_time(tmp_path: Path) -> None:
+    with FakeOpenAI() as server:
+        project = make_project(tmp_path, server)
+        text = project.config.read_text().replace(
+            f"caching:\n  backend: {'file' if FILE_CACHE else 'memory'}\n", ""
+        )
+        project.config.write_text(text)
+        assert "caching" not in text
+        first = project.run("ask", PROMPT)
+        second = project.run("ask", PROMPT)
+    assert first.status["status"] == "not cached"
+    assert second.status["status"] == ("cached" if FILE_CACHE else "not cached")
+    assert len(server.requests) == (1 if FILE_CACHE else 2)
+
+
+#: one worker process that runs ``questfoundry ask`` five times, as five commands would
+ASK_FIVE_TIMES = """
+import sys
+from questfoundry.cli import main
+for n in range(5):
+    try:
+        main(["--config", sys.argv[1], "ask", f"question {sys.argv[2]}.{n}"])
+    except SystemExit as exit:
+        print("exit", exit.code, file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_four_processes_asking_five_times_share_one_limit_of_ten_a_minute(
+    tmp_path: Path,
+) -> None:
+    with FakeOpenAI() as server:
+        project = make_project(tmp_path, server)
+        with project.config.open("a", encoding="utf-8") as config:
+            config.write("rate_limiting:\n  max_wait_seconds: 1\n")
+            config.write("  global:\n    requests_per_minute: 10\n")
+        env = {**os.environ, KEY_VAR: SECRET_KEY}
+        started = time.monotonic()
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", ASK_FIVE_TIMES, str(project.config), str(worker)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for worker in range(4)
+        ]
+        errors = "".join(worker.communicate(timeout=120)[1] for worker in workers)
+        elapsed = time.monotonic() - started
+        sent = len(server.requests)
+    # ten at once, then one more every six seconds the run lasted (20 if each process had its own)
+    allowed = 10 + int(elapsed / 6)
+    assert sent <= allowed, f"the provider saw {sent} requests in {elapsed:.1f}s; {allowed} allowed"
+    assert errors.count("exit 0") == sent >= 10
+    assert errors.count("rate limit reached") == 20 - sent
+    assert "Traceback" not in errors

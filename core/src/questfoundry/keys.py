@@ -41,13 +41,16 @@ NON_SEMANTIC = frozenset(
 )
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
 def _normalise(value: Any) -> Any:
     if isinstance(value, float):
         return int(value) if value.is_integer() else value
     if isinstance(value, Mapping):
-        return {str(k): _normalise(v) for k, v in value.items()}
+        return {str(k): v if type(v) in _SCALARS else _normalise(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_normalise(v) for v in value]
+        return [v if type(v) in _SCALARS else _normalise(v) for v in value]
     return value
 
 
@@ -68,7 +71,9 @@ def canonical_fields(
     """The fields that make a request's key, normalised."""
     fields: dict[str, Any] = {"provider": provider, "model": model, "kind": kind}
     if messages:
-        fields["messages"] = [_message(m) for m in messages]
+        fields["messages"] = [
+            [m["role"], m["content"]] if type(m) is dict else _message(m) for m in messages
+        ]
     if prompt is not None:
         fields["prompt"] = prompt
     if params:

@@ -153,7 +153,8 @@ class Pipeline:
 
     def _lookup(self, plan: Plan, started: float) -> Steps[Reply | None]:
         """A cache hit, recorded and observed as one; None on a miss or a broken cache."""
-        cache = yield from self._backend("cache")
+        built = vars(self.runtime)  # the backends already built (cached properties)
+        cache = built["cache"] if "cache" in built else (yield from self._backend("cache"))
         try:
             raw = yield blocking(cache, cache.get, plan.key)
         except Exception as exc:
@@ -167,7 +168,10 @@ class Pipeline:
             return None
         reply.role, reply.key, reply.run_id = plan.role, plan.key, self.runtime.run_id
         reply.latency = perf_counter() - started
-        yield from self._record_saved(plan, reply, Outcome.HIT)
+        if "ledger" not in built:
+            yield from self._backend("ledger")
+        self._recorded_hit(reply)
+        self._notify(plan, reply, None, Outcome.HIT)
         return reply
 
     def _store(self, plan: Plan, reply: Reply) -> Steps[None]:
@@ -191,11 +195,6 @@ class Pipeline:
         self._recorded_hit(reply)
         self._notify(plan, reply, None, Outcome.COALESCED)
         return reply
-
-    def _record_saved(self, plan: Plan, reply: Reply, outcome: Outcome) -> Steps[None]:
-        yield from self._backend("ledger")
-        self._recorded_hit(reply)
-        self._notify(plan, reply, None, outcome)
 
     def _recorded_hit(self, reply: Reply) -> None:
         """Queue a hit in the ledger (no I/O here; a background writer flushes it)."""
