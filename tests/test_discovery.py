@@ -26,10 +26,16 @@ from click.testing import CliRunner, Result
 from questfoundry import hookimpl
 from questfoundry.cli import cli
 from questfoundry.config import load_config
-from questfoundry.errors import DuplicatePluginError, PluginError, PluginNotFoundError
+from questfoundry.errors import PluginNotFoundError
 from questfoundry.gateway import Gateway
 from questfoundry.interfaces import RoleProvider
-from questfoundry.plugins import ENTRY_POINT_GROUP, PluginLoadWarning, get_plugin_manager
+from questfoundry.plugins import (
+    ENTRY_POINT_GROUP,
+    PluginLoadWarning,
+    get_plugin_manager,
+    known_plugins,
+)
+from questfoundry.testing.plugin_suite import PluginSuite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,6 +156,56 @@ EVERY_HOOK = """
     @hookimpl
     def call_completed(event):
         SEEN.append(event)
+"""
+
+# One good hook and one misspelt: the plugin is disabled, yet what it offered is known.
+HALF_MISSPELT = """
+    from questfoundry import hookimpl
+
+
+    @hookimpl
+    def cache_backends():
+        return {"halfcache": dict}
+
+
+    @hookimpl
+    def state_store():
+        return {}
+"""
+
+# A provider that answers every prompt with "echo: <prompt>", for the CLI's ask.
+ECHO_PROVIDER = """
+    from questfoundry import hookimpl
+    from questfoundry.interfaces import ProviderReply, Usage
+
+
+    class Echo:
+        name = "everyprovider"
+        capabilities = frozenset()
+
+        def generate(self, request):
+            text = request.prompt or request.messages[-1].content
+            return ProviderReply(request.model, text="echo: " + text, usage=Usage(1, 1))
+
+        async def agenerate(self, request):
+            return self.generate(request)
+
+        def stream(self, request):
+            raise NotImplementedError
+
+        def astream(self, request):
+            raise NotImplementedError
+
+        def close(self):
+            pass
+
+        async def aclose(self):
+            pass
+
+
+    @hookimpl
+    def providers():
+        return {"everyprovider": lambda settings, context: Echo()}
 """
 
 MISSPELT_HOOK = """
@@ -299,6 +355,7 @@ def test_questfoundry_plugins_json_lists_the_third_party_plugin(site: Site) -> N
         "distribution": "questfoundry-cache-tmp",
         "version": "1.2.3",
         "registers": {"cache backend": ["tmpcache"]},
+        "error": None,
     }
     assert listed["builtin:memory_cache"]["registers"] == {"cache backend": ["memory"]}
 
@@ -320,7 +377,7 @@ def test_the_plugins_backend_is_selectable_by_name_from_config(site: Site, tmp_p
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("OK:")
 
-    gateway = Gateway(load_config(path, env={}), get_plugin_manager(env={}))
+    gateway = Gateway.from_config(load_config(path, env={}), get_plugin_manager(env={}))
     try:
         assert isinstance(gateway.cache, site.module("qf_tmpcache").TmpCache)
         assert gateway.cache.settings["ttl_seconds"] == 60
@@ -343,7 +400,11 @@ def test_an_external_plugin_contributes_to_every_hook(site: Site) -> None:
         "provider": ["everyprovider"],
         "role": ["cartographer"],
         "loop": ["mapping_pass"],
-        "hook": ["resolve_role_provider", "state_migrations", "call_completed"],
+        "hook": [
+            "resolve_role_provider",
+            "state_migrations (not used yet: nothing runs migrations)",
+            "call_completed",
+        ],
     }
     migrations = [m for batch in manager.hook.state_migrations() for m in batch]
     assert [(m.from_version, m.to_version) for m in migrations] == [(1, 2)]
@@ -367,18 +428,26 @@ def test_an_external_role_resolver_runs_before_the_built_in_one(site: Site) -> N
 # ----------------------------------------------------------------------------- clear errors
 
 
-def test_a_name_registered_by_two_plugins_is_refused_naming_both(site: Site) -> None:
+def install_duplicate(site: Site) -> None:
     site.install_tmpcache()
     site.install(
         "questfoundry-cache-other", "0.9", {"cache-other": "qf_other"}, {"qf_other": OTHER_TMPCACHE}
     )
-    manager = get_plugin_manager(env=only("cache-tmp", "cache-other"))
-    with pytest.raises(DuplicatePluginError) as caught:
-        manager.get("cache backend", "tmpcache")
-    message = str(caught.value)
+
+
+def test_a_name_registered_by_two_plugins_disables_the_second_naming_both(site: Site) -> None:
+    install_duplicate(site)
+    with pytest.warns(PluginLoadWarning) as caught:
+        manager = get_plugin_manager(env=only("cache-tmp", "cache-other"))
+    ours = [w for w in caught if issubclass(w.category, PluginLoadWarning)]
+    assert len(ours) == 1
+    message = str(ours[0].message)
     assert "cache backend 'tmpcache' is registered twice" in message
     for name in ("cache-tmp", "questfoundry-cache-tmp", "cache-other", "questfoundry-cache-other"):
         assert name in message
+    assert "QUESTFOUNDRY_DISABLE_PLUGINS=questfoundry-cache-other" in message
+    assert manager.get("cache backend", "tmpcache").plugin == "cache-tmp"
+    assert [f.distribution for f in manager.failures] == ["questfoundry-cache-other"]
 
 
 def test_a_plugin_cannot_take_over_a_built_in_name(site: Site) -> None:
@@ -388,11 +457,11 @@ def test_a_plugin_cannot_take_over_a_built_in_name(site: Site) -> None:
         {"cache-fake": "qf_fake"},
         {"qf_fake": TMPCACHE.replace('"tmpcache"', '"memory"')},
     )
-    manager = get_plugin_manager(env=only("cache-fake"))
-    with pytest.raises(
-        DuplicatePluginError, match=r"builtin:memory_cache \(questfoundry\).*cache-fake"
+    with pytest.warns(
+        PluginLoadWarning, match=r"builtin:memory_cache \(questfoundry\).*cache-fake"
     ):
-        manager.get("cache backend", "memory")
+        manager = get_plugin_manager(env=only("cache-fake"))
+    assert manager.get("cache backend", "memory").plugin == "builtin:memory_cache"
 
 
 def test_the_same_name_for_two_kinds_of_backend_is_no_duplicate(site: Site) -> None:
@@ -406,17 +475,59 @@ def test_the_same_name_for_two_kinds_of_backend_is_no_duplicate(site: Site) -> N
     assert manager.get("state store", "tmpcache").plugin == "store-tmp"
 
 
-def test_questfoundry_plugins_reports_a_duplicate_as_one_error_line(site: Site) -> None:
-    site.install_tmpcache()
-    site.install(
-        "questfoundry-cache-other", "0.9", {"cache-other": "qf_other"}, {"qf_other": OTHER_TMPCACHE}
-    )
+def test_questfoundry_plugins_lists_a_duplicate_as_disabled_and_still_works(site: Site) -> None:
+    install_duplicate(site)
     result = run_cli("plugins", env=only("cache-tmp", "cache-other"))
-    assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
-        "Error: cache backend 'tmpcache' is registered twice: by cache-tmp "
-        "(questfoundry-cache-tmp) and by cache-other (questfoundry-cache-other)"
-    ]
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "questfoundry-cache-other" in line)
+    assert "disabled: cache backend 'tmpcache' is registered twice" in row
+    assert "questfoundry-cache-tmp" in result.stdout
+
+
+def test_a_duplicate_plugin_leaves_ask_working(site: Site, tmp_path: Path) -> None:
+    install_duplicate(site)
+    path = write_config(
+        tmp_path / "project",
+        """
+        providers:
+          text:
+            default: everyprovider
+            everyprovider:
+              model: m-1
+        caching:
+          backend: tmpcache
+        """,
+    )
+    site.install("questfoundry-echo", "0.1", {"echo": "qf_echo"}, {"qf_echo": ECHO_PROVIDER})
+    result = run_cli_process(
+        site,
+        "--config",
+        str(path),
+        "ask",
+        "hello",
+        QUESTFOUNDRY_LOAD_PLUGINS="cache-tmp,cache-other,echo",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "echo: hello"
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "questfoundry-cache-other" in warnings[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_backend_only_a_disabled_plugin_provides_says_so(site: Site) -> None:
+    site.install(
+        "questfoundry-cache-typo", "0.1", {"cache-typo": "qf_typo"}, {"qf_typo": HALF_MISSPELT}
+    )
+    with pytest.warns(PluginLoadWarning):
+        manager = get_plugin_manager(env=only("cache-typo"))
+    with pytest.raises(PluginNotFoundError) as caught:
+        manager.get("cache backend", "halfcache")
+    assert str(caught.value).startswith(
+        "cache backend 'halfcache' is provided by questfoundry-cache-typo (implements unknown "
+        "hooks: 'state_store' (did you mean 'state_stores'?)), which is disabled"
+    )
 
 
 def test_a_plugin_that_fails_to_import_warns_once_and_the_rest_still_load(site: Site) -> None:
@@ -424,14 +535,18 @@ def test_a_plugin_that_fails_to_import_warns_once_and_the_rest_still_load(site: 
     site.install("questfoundry-broken", "0.1", {"broken": "qf_broken"}, {"qf_broken": BROKEN})
     with pytest.warns(PluginLoadWarning) as caught:
         manager = get_plugin_manager(env=only("cache-tmp", "broken"))
-    assert len(caught) == 1
-    assert "questfoundry-broken" in str(caught[0].message)
-    assert "RuntimeError: boom at import" in str(caught[0].message)
+    ours = [w for w in caught if issubclass(w.category, PluginLoadWarning)]
+    assert len(ours) == 1
+    assert "questfoundry-broken" in str(ours[0].message)
+    assert "RuntimeError: boom at import" in str(ours[0].message)
+    assert "QUESTFOUNDRY_DISABLE_PLUGINS=questfoundry-broken" in str(ours[0].message)
     assert [(f.distribution, f.entry_point) for f in manager.failures] == [
         ("questfoundry-broken", "broken")
     ]
     assert manager.get("cache backend", "tmpcache").distribution == "questfoundry-cache-tmp"
-    assert "broken" not in {info.name for info in manager.plugins()}
+    listed = {info.name: info for info in manager.plugins()}
+    assert listed["broken"].error == "failed to load: RuntimeError: boom at import"
+    assert listed["cache-tmp"].error is None
 
 
 def test_a_plugin_whose_library_is_missing_names_the_missing_module(site: Site) -> None:
@@ -474,14 +589,29 @@ def test_an_unknown_backend_says_what_is_installed_and_what_to_install(site: Sit
     site.install_tmpcache()
     manager = get_plugin_manager(env=only("cache-tmp"))
     with pytest.raises(PluginNotFoundError) as caught:
-        manager.get("cache backend", "redis")
+        manager.get("cache backend", "file")
     assert str(caught.value) == (
-        "cache backend 'redis' is not installed (installed: memory, tmpcache); "
-        "pip install questfoundry-cache-redis"
+        "cache backend 'file' is not installed (installed: memory, tmpcache); "
+        "pip install questfoundry-cache-file"
     )
-    assert (caught.value.kind, caught.value.name) == ("cache backend", "redis")
+    assert (caught.value.kind, caught.value.name) == ("cache backend", "file")
     assert sorted(caught.value.installed) == ["memory", "tmpcache"]
-    assert caught.value.distribution == "questfoundry-cache-redis"
+    assert caught.value.distribution == "questfoundry-cache-file"
+
+
+def test_no_distribution_that_does_not_exist_is_ever_suggested() -> None:
+    repository = set(repo_plugin_distributions())
+    assert set(known_plugins()) <= repository
+    for path in [REPO / "docs", REPO / "plugins", REPO / "core" / "src", REPO / "schemas"]:
+        for file in path.rglob("*"):
+            if file.suffix in {".md", ".py", ".json", ".txt"} and file.is_file():
+                text = file.read_text(encoding="utf-8")
+                for name in (
+                    "questfoundry-cache-redis",
+                    "questfoundry-store-redis",
+                    "limiter-redis",
+                ):
+                    assert name not in text, f"{file} names {name}"
 
 
 def test_a_misspelt_backend_name_suggests_the_close_one(site: Site) -> None:
@@ -505,14 +635,14 @@ def test_an_unknown_name_nobody_publishes_gives_no_install_hint(site: Site) -> N
 def test_config_validate_names_an_unknown_backend_in_one_error_line(
     site: Site, tmp_path: Path
 ) -> None:
-    path = write_config(tmp_path / "project", "caching:\n  backend: redis\n")
+    path = write_config(tmp_path / "project", "caching:\n  backend: file\n")
     result = run_cli("config", "validate", str(path), env=only())
     assert result.exit_code == 1
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: caching.backend: cache backend 'redis' is not installed")
-    assert "pip install questfoundry-cache-redis" in lines[0]
+    assert lines[0].startswith("Error: caching.backend: cache backend 'file' is not installed")
+    assert "pip install questfoundry-cache-file" in lines[0]
     assert "Traceback" not in result.output
 
 
@@ -528,27 +658,22 @@ def test_a_fresh_process_reports_an_unknown_backend_without_a_traceback(
     ]
 
 
-def test_a_misspelt_hook_name_is_refused(site: Site) -> None:
+def test_a_misspelt_hook_name_disables_the_plugin_naming_the_hook(site: Site) -> None:
     site.install(
         "questfoundry-cache-typo", "0.1", {"cache-typo": "qf_typo"}, {"qf_typo": MISSPELT_HOOK}
     )
-    with pytest.raises(PluginError, match="cache_backend"):
-        get_plugin_manager(env=only("cache-typo"))
+    with pytest.warns(PluginLoadWarning) as caught:
+        manager = get_plugin_manager(env=only("cache-typo"))
+    ours = [str(w.message) for w in caught if issubclass(w.category, PluginLoadWarning)]
+    assert ours == [
+        "plugin questfoundry-cache-typo (cache-typo) is disabled: implements unknown hooks: "
+        "'cache_backend' (did you mean 'cache_backends'?); the rest of QuestFoundry works "
+        "without it (set QUESTFOUNDRY_DISABLE_PLUGINS=questfoundry-cache-typo to stop loading it)"
+    ]
+    assert "cache-typo" not in {name for name, _ in manager.pm.list_name_plugin()}
 
 
-def test_a_misspelt_hook_name_is_refused_naming_the_plugin(site: Site) -> None:
-    site.install(
-        "questfoundry-cache-typo", "0.1", {"cache-typo": "qf_typo"}, {"qf_typo": MISSPELT_HOOK}
-    )
-    with pytest.raises(PluginError) as caught:
-        get_plugin_manager(env=only("cache-typo"))
-    assert str(caught.value) == (
-        "plugin cache-typo (questfoundry-cache-typo) implements unknown hooks: "
-        "'cache_backend' (did you mean 'cache_backends'?)"
-    )
-
-
-def test_check_refuses_a_misspelt_hook_registered_by_hand() -> None:
+def test_check_disables_a_misspelt_hook_registered_by_hand() -> None:
     class Typo:
         @hookimpl
         def providres(self) -> dict[str, Any]:
@@ -556,8 +681,20 @@ def test_check_refuses_a_misspelt_hook_registered_by_hand() -> None:
 
     manager = get_plugin_manager(entry_points=False)
     manager.register(Typo(), "typo")
-    with pytest.raises(PluginError, match="providres"):
+    with pytest.warns(PluginLoadWarning, match="providres"):
         manager.check()
+    assert [f.entry_point for f in manager.failures] == ["typo"]
+
+
+def test_questfoundry_plugins_lists_a_misspelt_plugin_as_disabled(site: Site) -> None:
+    site.install(
+        "questfoundry-cache-typo", "0.1", {"cache-typo": "qf_typo"}, {"qf_typo": MISSPELT_HOOK}
+    )
+    result = run_cli("plugins", "--json", env=only("cache-typo"))
+    assert result.exit_code == 0, result.output
+    listed = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    assert "unknown hooks: 'cache_backend'" in listed["cache-typo"]["error"]
+    assert listed["builtin:memory_cache"]["error"] is None
 
 
 # ----------------------------------------------------------------------------- selection
@@ -662,16 +799,58 @@ def test_the_ollama_cost_model_is_found_through_its_installed_entry_point() -> N
     assert info.version == metadata.version("questfoundry-pricing-ollama")
 
 
-@pytest.mark.parametrize("distribution", repo_plugin_distributions())
-def test_each_installed_repository_plugin_is_discovered(distribution: str) -> None:
-    try:
-        dist = metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        pytest.skip(f"{distribution} is not installed")
-    names = {ep.name for ep in dist.entry_points.select(group=ENTRY_POINT_GROUP)}
-    assert names, f"{distribution} publishes no entry point in the group {ENTRY_POINT_GROUP!r}"
-    manager = get_plugin_manager(env=only(distribution))
-    assert manager.failures == []
-    listed = {info.name: info for info in manager.plugins() if info.distribution == distribution}
-    assert set(listed) == names
-    assert all(info.registers for info in listed.values()), listed
+def test_every_repository_plugin_runs_the_standard_plugin_suite() -> None:
+    suites = {cls.distribution for cls in InstalledRepositoryPlugin.__subclasses__()}
+    assert suites == set(repo_plugin_distributions())
+
+
+class InstalledRepositoryPlugin(PluginSuite):
+    """Skips, rather than fails, where the distribution is not installed."""
+
+    @pytest.fixture(autouse=True)
+    def _installed(self) -> None:
+        try:
+            metadata.distribution(self.distribution)
+        except metadata.PackageNotFoundError:
+            pytest.skip(f"{self.distribution} is not installed")
+
+
+class TestCacheFilePlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-cache-file"
+    registers = {"cache backend": ["file"]}
+    lazy_modules = ("diskcache", "questfoundry_cache_file.cache")
+
+
+class TestPricingGeminiPlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-pricing-gemini"
+    registers = {"cost model": ["gemini"]}
+    lazy_modules = ("genai_prices",)
+
+
+class TestPricingOllamaPlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-pricing-ollama"
+    registers = {"cost model": ["ollama"]}
+
+
+class TestPricingOpenAIPlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-pricing-openai"
+    registers = {"cost model": ["openai"]}
+    lazy_modules = ("genai_prices",)
+
+
+class TestProviderGeminiPlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-provider-gemini"
+    registers = {"provider": ["gemini"]}
+    lazy_modules = ("google.genai", "questfoundry_provider_gemini.provider")
+
+
+class TestProviderOllamaPlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-provider-ollama"
+    registers = {"provider": ["ollama"]}
+    lazy_modules = ("ollama", "questfoundry_provider_ollama.provider")
+
+
+class TestProviderOpenAIPlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-provider-openai"
+    registers = {"provider": ["openai"]}
+    lazy_modules = ("openai", "questfoundry_provider_openai.provider")

@@ -250,4 +250,4 @@ def test_the_guides_worked_example_passes_its_own_tests(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert re.search(r"\b2\d passed\b", result.stdout), result.stdout[-2000:]
+    assert re.search(r"\b[3-9]\d passed\b", result.stdout), result.stdout[-2000:]

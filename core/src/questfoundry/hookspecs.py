@@ -13,16 +13,22 @@ hooks below, published under the entry-point group ``questfoundry``::
 
     @hookimpl
     def cache_backends():
-        return {"sqlite": make_sqlite_cache}
+        return {"sqlite": Backend(make_sqlite_cache, settings=SETTINGS, description="...")}
 
 The core's own built-ins (``questfoundry.default_plugins``) register through these same hooks.
 
-Backend hooks return ``{name: factory}``. Every factory is called as ``factory(settings, context)``
-with ``settings`` the plain mapping from config.yml for that backend and ``context`` a
+Backend hooks return ``{name: registration}``: a :class:`~questfoundry.plugins.Backend` (factory,
+JSON Schema fragment of its settings, capabilities, one-line description) or, for the simplest
+plugins, the bare factory. Every factory is called as ``factory(settings, context)`` with
+``settings`` the plain mapping from config.yml for that backend, already validated against the
+schema the core composes from every registered fragment, and ``context`` a
 :class:`~questfoundry.interfaces.BackendContext`; it returns an object satisfying the matching
 protocol in :mod:`questfoundry.interfaces`. Import your backend's third-party library inside the
 factory, not at module level: plugins are loaded to list them, and listing must stay fast.
-A name registered by two plugins is refused with an error naming both.
+
+A plugin that breaks a rule — a name another plugin registered first, a hook name not below, a
+duplicate role, a loop over unknown roles, a hook that raises — is disabled with one warning
+naming it; the rest of QuestFoundry keeps working.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import pluggy
 if TYPE_CHECKING:
     from questfoundry.calls import CallEvent
     from questfoundry.interfaces import Factory, LoopSpec, Migration, RoleProvider, RoleSpec
+    from questfoundry.plugins import Backend
 
 PROJECT_NAME = "questfoundry"
 
@@ -43,55 +50,59 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def cache_backends() -> Mapping[str, Factory]:
+def cache_backends() -> Mapping[str, Backend | Factory]:
     """Register response-cache backends, selected by ``caching.backend``.
 
-    :returns: ``{name: factory}``; each factory returns a
+    :returns: ``{name: Backend or factory}``; each factory returns a
         :class:`~questfoundry.interfaces.CacheBackend`. Its settings are the whole ``caching``
-        section (``cache_dir``, ``ttl_seconds``, ``max_cache_size_mb``, ``redis_url``, …).
+        section: the core's keys (``enabled``, ``backend``, ``ttl_seconds``, ``per_provider``)
+        and the backend's own, declared in its fragment and written beside them.
     """
 
 
 @hookspec
-def limiter_strategies() -> Mapping[str, Factory]:
+def limiter_strategies() -> Mapping[str, Backend | Factory]:
     """Register rate-limiter strategies, selected by ``rate_limiting.backend``.
 
-    :returns: ``{name: factory}``; each factory returns a
+    :returns: ``{name: Backend or factory}``; each factory returns a
         :class:`~questfoundry.interfaces.Limiter`. Its settings are the ``rate_limiting`` section
-        plus ``rates``: the list of :class:`~questfoundry.interfaces.Rate` the limiter enforces.
+        (its fragment's keys included) plus ``rates``: the list of
+        :class:`~questfoundry.interfaces.Rate` the limiter enforces.
     """
 
 
 @hookspec
-def cost_models() -> Mapping[str, Factory]:
+def cost_models() -> Mapping[str, Backend | Factory]:
     """Register cost models, selected per provider by ``pricing.providers.<provider>.cost_model``
     (default: the cost model named like the provider).
 
-    :returns: ``{name: factory}``; each factory returns a
+    :returns: ``{name: Backend or factory}``; each factory returns a
         :class:`~questfoundry.interfaces.CostModel`. Its settings are
-        ``pricing.providers.<provider>``.
+        ``pricing.providers.<provider>``, where its fragment's keys are written.
         A cost model must not fetch prices over the network at run time.
     """
 
 
 @hookspec
-def state_stores() -> Mapping[str, Factory]:
+def state_stores() -> Mapping[str, Backend | Factory]:
     """Register project-state stores, selected by ``state.backend``.
 
-    :returns: ``{name: factory}``; each factory returns a
-        :class:`~questfoundry.interfaces.StateStore`. Its settings are the ``state`` section.
+    :returns: ``{name: Backend or factory}``; each factory returns a
+        :class:`~questfoundry.interfaces.StateStore`. Its settings are the ``state`` section, its
+        fragment's keys written beside ``backend``.
     """
 
 
 @hookspec
-def providers() -> Mapping[str, Factory]:
+def providers() -> Mapping[str, Backend | Factory]:
     """Register LLM providers, referred to by name in ``providers`` and ``roles``.
 
-    :returns: ``{name: factory}``; each factory returns a
+    :returns: ``{name: Backend or factory}``; each factory returns a
         :class:`~questfoundry.interfaces.Provider`. Its settings are ``providers.text.<name>``,
         with ``providers.image.<name>`` laid over it for image roles, plus ``kind`` (``"text"``
-        or ``"image"``). A missing API key must raise :class:`~questfoundry.errors.ConfigError`
-        from the factory, naming the config path.
+        or ``"image"``); the core owns ``model`` and the generation defaults there, the fragment
+        declares the rest (``api_key``, ``base_url``, …). A missing API key must raise
+        :class:`~questfoundry.errors.ConfigError` from the factory, naming the config path.
     """
 
 
@@ -102,11 +113,14 @@ def resolve_role_provider(
     """Decide which provider, model and parameters ``role`` uses.
 
     :param role: the role's name, e.g. ``"scene_smith"``.
-    :param config: the whole validated configuration as a plain mapping.
+    :param config: the whole validated configuration as a plain mapping (a value whose
+        environment variable is unset is a :class:`~questfoundry.config.Unresolved`).
     :param override: runtime overrides (``provider``, ``model``, parameters) or None.
     :returns: a :class:`~questfoundry.interfaces.RoleProvider`, or None to let the next
-        implementation decide. The first non-None answer wins; the built-in one (runtime override >
-        role config > provider default) runs last.
+        implementation decide. Its ``kind`` routes the call (None: the catalogue's kind), its
+        ``sources`` name the layer that set each field. The first non-None answer wins; the
+        built-in one (runtime override > ``roles.<role>`` > ``providers.<kind>.default`` and that
+        provider's settings) runs last.
     """
 
 
@@ -114,8 +128,10 @@ def resolve_role_provider(
 def roles() -> Sequence[RoleSpec]:
     """Contribute roles to the studio's catalogue.
 
-    :returns: a list of :class:`~questfoundry.interfaces.RoleSpec`; names must be unique across
-        plugins. The core contributes QuestFoundry's own roles.
+    :returns: a list of :class:`~questfoundry.interfaces.RoleSpec`. The catalogue is built from
+        this hook alone; a spec's ``kind`` routes the role (``roles.<name>.kind`` overrides it).
+        Names must be unique across plugins: a later duplicate disables its plugin. The core
+        contributes QuestFoundry's own roles.
     """
 
 
@@ -123,7 +139,8 @@ def roles() -> Sequence[RoleSpec]:
 def loops() -> Sequence[LoopSpec]:
     """Contribute loops: named sequences of roles the Showrunner runs together.
 
-    :returns: a list of :class:`~questfoundry.interfaces.LoopSpec` naming only known roles.
+    :returns: a list of :class:`~questfoundry.interfaces.LoopSpec` naming only roles of the
+        catalogue; a loop naming another disables its plugin.
     """
 
 
@@ -132,7 +149,8 @@ def state_migrations() -> Sequence[Migration]:
     """Contribute migrations of project-state documents between schema versions.
 
     :returns: a list of :class:`~questfoundry.interfaces.Migration`; each must be a pure function
-        of the document and must not skip versions (``to_version == from_version + 1``).
+        of the document and must not skip versions (``to_version == from_version + 1``). Nothing
+        runs them yet; ``questfoundry plugins`` says so.
     """
 
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext, Factory
+from questfoundry.interfaces import BackendContext
+from questfoundry.plugins import Backend
 
 if TYPE_CHECKING:
     from questfoundry_pricing_gemini.prices import GeminiPrices
@@ -21,5 +22,10 @@ def make_gemini_prices(settings: Mapping[str, Any], context: BackendContext) -> 
 
 
 @hookimpl
-def cost_models() -> Mapping[str, Factory]:
-    return {"gemini": make_gemini_prices}
+def cost_models() -> Mapping[str, Backend]:
+    return {
+        "gemini": Backend(
+            make_gemini_prices,
+            description="Gemini prices, long-context tiers included, from genai-prices data",
+        )
+    }

@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext, Factory, Usage
+from questfoundry.interfaces import BackendContext, Usage
+from questfoundry.plugins import Backend
 
 ZERO = Decimal(0)
 
@@ -31,5 +32,9 @@ def make_free_cost_model(settings: Mapping[str, Any], context: BackendContext) -
 
 
 @hookimpl
-def cost_models() -> Mapping[str, Factory]:
-    return {"ollama": make_free_cost_model}
+def cost_models() -> Mapping[str, Backend]:
+    return {
+        "ollama": Backend(
+            make_free_cost_model, description="every call to a local Ollama model costs nothing"
+        )
+    }

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext, Factory
+from questfoundry.interfaces import BackendContext
+from questfoundry.plugins import Backend
 
 if TYPE_CHECKING:
     from questfoundry_pricing_openai.prices import OpenAIPrices
@@ -21,5 +22,10 @@ def make_openai_prices(settings: Mapping[str, Any], context: BackendContext) -> 
 
 
 @hookimpl
-def cost_models() -> Mapping[str, Factory]:
-    return {"openai": make_openai_prices}
+def cost_models() -> Mapping[str, Backend]:
+    return {
+        "openai": Backend(
+            make_openai_prices,
+            description="OpenAI prices from the genai-prices data shipped in its wheel",
+        )
+    }
