@@ -26,7 +26,7 @@ def cache_stats(app: App, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    print_table("Cache", ("backend", "entries", "bytes", "hits", "misses"), [list(data.values())])
+    print_table("Cache", tuple(data), [list(data.values())])  # a column per CacheStats field
 
 
 @cache.command("clear")

@@ -345,7 +345,8 @@ def _open(directory: Path, size_limit: int, lock_timeout: float) -> diskcache.Ca
         )
     except (diskcache.Timeout, sqlite3.Error, OSError, TypeError, ValueError, KeyError) as exc:
         # TypeError/KeyError: a Settings table naming a setting diskcache or SafeDisk lacks.
-        reason = _reason(exc, lock_timeout)
+        not_a_folder = directory.exists() and not directory.is_dir()
+        reason = "it is a file, not a folder" if not_a_folder else _reason(exc, lock_timeout)
         raise BackendUnavailableError(
             f"file cache {directory} cannot be opened: {reason}"
         ) from None
