@@ -158,7 +158,10 @@ def state_migrations() -> Sequence[Migration]:
 def call_completed(event: CallEvent) -> None:
     """Observe every gateway call once it ends: cache hit or miss, tokens, cost, latency, waits.
 
-    :param event: a :class:`~questfoundry.calls.CallEvent`; ``event.reply`` is None and
-        ``event.error`` set when the call failed. Called on the caller's thread; keep it quick, and
-        do not raise: an observer's exception is logged and ignored.
+    :param event: a :class:`~questfoundry.calls.CallEvent`. ``event.outcome`` says how the call
+        ended (:class:`~questfoundry.calls.Outcome`: ``hit``, ``miss``, ``coalesced``, ``error``,
+        ``stream_finished``, ``stream_failed``, ``stream_abandoned``); ``event.reply`` is None and
+        ``event.error`` set when it failed. Called exactly once per call, sync or async, on the
+        caller's thread (for asyncio, in the caller's task); keep it quick and free of blocking
+        I/O, and do not raise: an observer's exception is logged and ignored.
     """
