@@ -39,8 +39,35 @@ def test_docs_have_a_table_for_every_section_and_a_row_for_every_key() -> None:
 
 def test_generator_check_mode_fails_when_the_docs_are_stale(tmp_path: Path) -> None:
     module = generator()
-    module.OUTPUT = tmp_path / "configuration.md"
-    module.OUTPUT.write_text("stale\n")
+    target = tmp_path / "configuration.md"
+    expected = module.render()
+    module.outputs = lambda: {target: expected}  # write nothing inside the repository
+    target.write_text("stale\n")
     assert module.main(["--check"]) == 1
     assert module.main([]) == 0
     assert module.main(["--check"]) == 0
+    assert target.read_text(encoding="utf-8") == expected
+
+
+def test_generated_readmes_and_known_plugins_are_up_to_date() -> None:
+    stale = [
+        str(path.relative_to(REPO))
+        for path, text in generator().outputs().items()
+        if path.read_text(encoding="utf-8") != text
+    ]
+    assert stale == [], "out of date: run `python tools/gen_config_docs.py`"
+
+
+def test_each_plugin_readme_lists_every_setting_of_its_fragment() -> None:
+    from questfoundry.plugins import BACKEND_HOOKS, get_plugin_manager
+
+    manager = get_plugin_manager(env={})
+    for kind in BACKEND_HOOKS:
+        for reg in manager.backends(kind).values():
+            readme = REPO / "plugins" / reg.distribution / "README.md"
+            if not readme.is_file() or set(reg.settings) == {"$ref"}:
+                continue
+            text = readme.read_text(encoding="utf-8")
+            for key in reg.settings.get("properties", {}):
+                assert f"| `{key}` |" in text, f"{reg.distribution} README lacks {key}"
+                assert f"| `{key}` |" in DOCS.read_text(encoding="utf-8")

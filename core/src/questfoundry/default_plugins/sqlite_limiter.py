@@ -238,4 +238,12 @@ def make_sqlite_limiter(settings: Mapping[str, Any], context: BackendContext) ->
 
 @hookimpl
 def limiter_strategies() -> dict[str, Any]:
-    return {"sqlite": make_sqlite_limiter}
+    from questfoundry.plugins import Backend
+
+    return {
+        "sqlite": Backend(
+            make_sqlite_limiter,
+            settings={"$ref": "#/$defs/sqlite_limiter"},  # the core schema holds built-ins' settings
+            description="token buckets shared by every process on this machine, in one SQLite file",
+        )
+    }
