@@ -738,7 +738,9 @@ print(json.dumps({
 
 def _unprivileged(command: list[str]) -> list[str]:
     """``command`` run so that file permissions apply to it, even when the tests run as root."""
-    if os.name != "posix" or os.geteuid() != 0:
+    if os.name != "posix":
+        pytest.skip("folder permissions are POSIX modes here")
+    if os.geteuid() != 0:
         return command
     capsh = shutil.which("capsh")
     if capsh is None:
