@@ -16,7 +16,7 @@ import pytest
 from questfoundry.budgets import SQLiteBudgetKeeper, open_budgets
 from questfoundry.calls import Reply
 from questfoundry.config import Config
-from questfoundry.errors import CostLimitExceededError
+from questfoundry.errors import BackendUnavailableError, CostLimitExceededError
 from questfoundry.interfaces import BackendContext, BudgetLevel, Hold
 from questfoundry.ledger import Ledger
 from questfoundry.limits import Budget
@@ -201,3 +201,18 @@ def test_a_process_killed_but_not_yet_reaped_is_gone(sleeper: subprocess.Popen[b
 
     sleeper.kill()  # a zombie until waited for: its pid still answers signals
     assert poll_until(lambda: is_gone(name) is True)
+
+
+def test_a_keeper_outside_the_ledger_that_cannot_settle_never_fails_the_paid_call(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Unreachable(Outside):
+        def settle(self, hold: Hold, cost: Decimal | None) -> None:
+            raise BackendUnavailableError("redis://budgets: connection refused")
+
+    hold = Unreachable().reserve("openai", Decimal(1))
+
+    ledger.record(Reply("openai", "m", cost=Decimal("0.3")), hold)
+
+    assert [row.cost for row in ledger.report()] == [Decimal("0.3")]
+    assert "budget hold outside-1 not settled: redis://budgets: connection refused" in caplog.text

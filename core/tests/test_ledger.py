@@ -681,3 +681,16 @@ def test_a_database_locked_beyond_the_timeout_is_a_ledger_error(path: Path) -> N
 def test_an_unknown_time_zone_is_a_config_error(path: Path) -> None:
     with pytest.raises(ConfigError, match=r"rate_limiting\.timezone"):
         Ledger(path, timezone="Mars/Olympus_Mons")
+
+
+def test_a_paid_call_recorded_after_closing_is_kept_for_the_next_open(
+    path: Path, fake_clock: FakeClock
+) -> None:
+    ledger = Ledger(path, clock=fake_clock)
+    ledger.close()
+
+    ledger.record(reply(cost="0.5"))
+
+    assert ledger._flusher is None  # nothing left retrying on a closed ledger
+    with Ledger(path, clock=fake_clock) as reopened:
+        assert [row.cost for row in reopened.report()] == [Decimal("0.5")]

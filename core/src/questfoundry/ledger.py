@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from questfoundry import spool
 from questfoundry.budgets import SQLiteBudgetKeeper, drop_hold
-from questfoundry.errors import ConfigError, LedgerError
+from questfoundry.errors import ConfigError, LedgerError, QuestFoundryError
 from questfoundry.interfaces import BackendContext, Clock, Hold
 from questfoundry.limits import Period
 from questfoundry.money import from_pico, optional_pico, to_pico
@@ -318,7 +318,10 @@ class Ledger:
         except LedgerError as exc:
             self._keep(row, hold.id if here and hold is not None else None, exc)
         if hold is not None and not here:
-            hold.keeper.settle(hold, reply.cost)
+            try:
+                hold.keeper.settle(hold, reply.cost)
+            except QuestFoundryError as exc:  # the call is paid: its reply must still be returned
+                logger.warning("budget hold %s not settled: %s", hold.id, exc)
 
     def record_hit(self, reply: Reply) -> None:
         """Queue a cache hit (or a coalesced reply) for the background writer: no I/O here.
@@ -614,7 +617,7 @@ class Ledger:
         if not self._spooling:
             logger.warning("%s; paid calls are kept in %s until it can be written", error, where)
             self._spooling = True
-        if self._flusher is None:
+        if self._flusher is None and not self._closed:
             self._start_flusher()
 
     def _drain(self, path: Path) -> None:
