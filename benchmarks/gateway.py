@@ -1,22 +1,26 @@
 """Gateway benchmark: each path beside the raw library doing the same work, in one run.
 
-    python benchmarks/gateway.py [--quick]      (or: tox -e bench)
+    python benchmarks/gateway.py [--quick] [--dir /tmp/qf-bench]     (or: tox -e bench)
 
-Rows (median and p99 per operation, in microseconds):
+Rows (median and p99 per operation, in microseconds unless the row says otherwise):
 
-- a cache hit through the whole gateway with the ``memory`` and the ``file`` backend, beside the
-  floor of the same work done by hand: SHA-256 of the canonical request + ``diskcache.Cache.get``
-  + ``json.loads`` of the same ~1 KB value;
-- a limiter acquire over four buckets (requests and tokens, global and per provider), beside a
-  bare ten-line token bucket;
+- a cache hit through the whole gateway with the ``memory`` backend beside its floor (the key:
+  SHA-256 of the canonical request, and a dict lookup), and with the ``file`` backend beside its
+  floor (the key + ``diskcache.Cache.get`` + ``json.loads`` of the same ~1 KB value);
+- the file hit again in caches of 1,000 and 1,000,000 entries, each beside the floor on the same
+  cache (built once in ``--dir`` and reused: a million entries take a few minutes to write);
+- a budget check and ``cost report`` at 1,000 and 1,000,000 ledger rows (from ledger_scale.py);
+- a limiter acquire over four buckets: ``token_bucket`` beside a bare ten-line bucket, and the
+  shared ``sqlite`` strategy beside ``token_bucket``;
 - a cache miss through the gateway to the fake OpenAI server (zero latency), beside the raw
   ``openai`` SDK call to the same server.
+
+``--quick`` is a smoke test: fewer runs, and 1,000 and 10,000 entries and rows instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import sys
@@ -27,22 +31,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from questfoundry.calls import CacheMode, Request
+from questfoundry.cached import encode
+from questfoundry.calls import CacheMode, Reply, Request
 from questfoundry.config import Config
 from questfoundry.default_plugins.token_bucket import TokenBucketLimiter
 from questfoundry.gateway import Gateway
-from questfoundry.interfaces import Rate
+from questfoundry.interfaces import Rate, Usage
+from questfoundry.keys import canonical_fields, key_of
 from questfoundry.limits import admission
 from questfoundry.plugins import get_plugin_manager
 
+sys.path.insert(0, str(Path(__file__).parent))
+import cache_scale
+import ledger_scale
+
 PROMPT = "Describe the lighthouse keeper's lantern room at dusk, in the voice of the book. " * 3
-FILE_HIT = "hit via gateway, file cache"
-FLOOR = "floor: sha256 + diskcache get + json.loads"
-LIMITER = "limiter acquire, 4 buckets (token_bucket)"
-BARE = "bare 10-line token bucket, 1 bucket"
-MISS = "miss via gateway to fake OpenAI (refresh)"
-SDK = "raw openai SDK call to the same server"
 REPLY_TEXT = "The lantern room smelt of brass polish and old rain. " * 16  # ~1 KB cached value
+PARAMS = {"temperature": 0.7, "max_tokens": 300}
+NAMESPACE = "bench"
+MANAGER = get_plugin_manager()
+
+Row = tuple[str, float, float]
 
 
 def measure(operation: Callable[[], Any], runs: int) -> tuple[float, float]:
@@ -61,6 +70,7 @@ def measure(operation: Callable[[], Any], runs: int) -> tuple[float, float]:
 
 def config(tmp: Path, caching: dict[str, Any], **extra: Any) -> Config:
     data = {
+        "project": {"name": NAMESPACE},
         "providers": {"text": {"default": "openai", "openai": {"model": "gpt-4o"}}},
         "caching": caching,
         **extra,
@@ -69,50 +79,81 @@ def config(tmp: Path, caching: dict[str, Any], **extra: Any) -> Config:
 
 
 def request(cache: CacheMode = CacheMode.DEFAULT) -> Request:
-    return Request(
-        messages=[{"role": "user", "content": PROMPT}],
-        params={"temperature": 0.7, "max_tokens": 300},
-        cache=cache,
-    )
+    return Request(messages=[{"role": "user", "content": PROMPT}], params=PARAMS, cache=cache)
 
 
-def seeded_hit(gateway: Gateway) -> Callable[[], Any]:
+def cached_value() -> bytes:
+    return encode(Reply("openai", "gpt-4o", REPLY_TEXT, usage=Usage(60, 250)))
+
+
+def gateway_hit(gateway: Gateway) -> Callable[[], Any]:
     """Seed the cache with a ~1 KB reply for the benchmark request; return the hit call."""
-    from questfoundry.cached import encode
-    from questfoundry.calls import Reply
-    from questfoundry.interfaces import Usage
-
     plan = gateway.plan(request())
     assert gateway.cache is not None
-    gateway.cache.set(plan.key, encode(Reply("openai", "gpt-4o", REPLY_TEXT, usage=Usage(60, 250))))
+    gateway.cache.set(plan.key, cached_value())
 
     def hit() -> None:
-        reply = gateway.generate(request())
-        assert reply.cache_hit
+        if not gateway.generate(request()).cache_hit:
+            raise AssertionError("the benchmark request should be a hit")
 
     return hit
 
 
-def raw_file_floor(tmp: Path) -> Callable[[], Any]:
+def key() -> str:
+    """The floor's key: the same canonical request, hashed by hand."""
+    messages = [{"role": "user", "content": PROMPT}]
+    return key_of(NAMESPACE, canonical_fields("openai", "gpt-4o", "text", messages, None, PARAMS))
+
+
+def floors(directory: Path) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The memory floor (key + dict lookup) and the file floor (key + diskcache get + loads)."""
     import diskcache
 
-    cache = diskcache.Cache(str(tmp / "raw"))
-    fields = {  # the same canonical request the gateway hashes
-        "provider": "openai",
-        "model": "gpt-4o",
-        "kind": "text",
-        "messages": [["user", PROMPT]],
-        "params": {"temperature": 0.7, "max_tokens": 300},
-    }
-    value = json.dumps({"model": "gpt-4o", "text": REPLY_TEXT, "usage": [60, 250, 0]}).encode()
-    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-    cache.set(key, value)
+    raw = diskcache.Cache(str(directory))
+    name = key()
+    raw.set(name, cached_value())
+    table = {name: cached_value()}
 
-    def floor() -> None:
-        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-        json.loads(cache.get(digest))
+    def memory_floor() -> None:
+        table[key()]
 
-    return floor
+    def file_floor() -> None:
+        json.loads(raw.get(key()))
+
+    return memory_floor, file_floor
+
+
+def hit_rows(tmp: Path, runs: int) -> list[Row]:
+    memory = Gateway.from_config(config(tmp, {"backend": "memory"}), MANAGER)
+    folder = tmp / "cache"
+    file = Gateway.from_config(config(tmp, {"backend": "file", "cache_dir": str(folder)}), MANAGER)
+    memory_floor, file_floor = floors(folder)
+    rows = [
+        ("hit via gateway, memory cache", *measure(gateway_hit(memory), runs)),
+        ("  floor: key + dict lookup", *measure(memory_floor, runs)),
+        ("hit via gateway, file cache", *measure(gateway_hit(file), runs)),
+        ("  floor: key + diskcache get + json.loads", *measure(file_floor, runs)),
+    ]
+    memory.close()
+    file.close()
+    return rows
+
+
+def scale_rows(root: Path, sizes: list[int], runs: int) -> list[Row]:
+    """The file hit and its floor in caches of each size (built once under ``root``)."""
+    rows = []
+    for entries in sizes:
+        folder = root / f"file-cache-{entries}"
+        cache_scale.build(folder, entries).close()
+        settings = {"backend": "file", "cache_dir": str(folder), "max_cache_size_mb": 2**20}
+        with tempfile.TemporaryDirectory() as name:
+            gateway = Gateway.from_config(config(Path(name), settings), MANAGER)
+            hit = gateway_hit(gateway)
+            _, floor = floors(folder)
+            rows.append((f"hit via gateway, file cache of {entries:,}", *measure(hit, runs)))
+            rows.append((f"  floor at {entries:,} entries", *measure(floor, runs)))
+            gateway.close()
+    return rows
 
 
 class BareBucket:
@@ -134,7 +175,7 @@ class BareBucket:
             return False
 
 
-def limiter_rows(runs: int) -> list[tuple[str, float, float]]:
+def limiter_rows(tmp: Path, runs: int) -> list[Row]:
     big = 1e15  # never runs dry during the benchmark
     limiter = TokenBucketLimiter(
         [
@@ -146,16 +187,31 @@ def limiter_rows(runs: int) -> list[tuple[str, float, float]]:
     )
     amounts = admission("openai", 400)
     bare = BareBucket(big / 60, big)
+    shared, local = ledger_scale.limiter_rows(tmp, runs)
     return [
         (
             "limiter acquire, 4 buckets (token_bucket)",
             *measure(lambda: limiter.acquire(amounts), runs),
         ),
-        ("  " + BARE, *measure(bare.acquire, runs)),
+        ("  bare 10-line token bucket, 1 bucket", *measure(bare.acquire, runs)),
+        ("limiter acquire, 4 buckets, sqlite (shared)", *shared[1:]),
+        ("  the same, token_bucket (in-process)", *local[1:]),
     ]
 
 
-def miss_rows(tmp: Path, runs: int) -> list[tuple[str, float, float]]:
+def ledger_rows(tmp: Path, sizes: list[int], runs: int) -> list[Row]:
+    """Budget check and cost report at each ledger size (µs and ms as labelled)."""
+    rows = []
+    for size in sizes:
+        for label, median, p99 in ledger_scale.ledger_rows(tmp, size, runs):
+            if label.startswith(
+                ("budget check", "cost report --by provider", "cost report --by day")
+            ):
+                rows.append((label, median, p99))
+    return rows
+
+
+def miss_rows(tmp: Path, runs: int) -> list[Row]:
     try:
         import openai
 
@@ -165,96 +221,112 @@ def miss_rows(tmp: Path, runs: int) -> list[tuple[str, float, float]]:
         return []
     with FakeOpenAI() as server:
         url = f"{server.url}/v1"
-        cfg = config(tmp, {"enabled": True, "backend": "memory"})
-        data = dict(cfg.data)
-        data["providers"] = {
-            "text": {
-                "default": "openai",
-                "openai": {
-                    "model": "gpt-4o",
-                    "api_key": "sk-bench",
-                    "base_url": url,
-                },
-            }
-        }
-        gateway = Gateway.from_config(
-            Config(data, None, cfg.project_dir, frozenset()), get_plugin_manager()
-        )
-        raw = openai.OpenAI(api_key="sk-bench", base_url=f"{server.url}/v1", max_retries=0)
+        settings = {"model": "gpt-4o", "api_key": "sk-bench", "base_url": url}
+        cfg = config(tmp, {"backend": "memory"})
+        data = {**cfg.data, "providers": {"text": {"default": "openai", "openai": settings}}}
+        gateway = Gateway.from_config(Config(data, None, cfg.project_dir, frozenset()), MANAGER)
+        raw = openai.OpenAI(api_key="sk-bench", base_url=url, max_retries=0)
         messages = [{"role": "user", "content": PROMPT}]
 
         def sdk() -> None:
-            raw.chat.completions.create(
-                model="gpt-4o",
-                messages=messages,
-                temperature=0.7,
-                max_tokens=300,  # type: ignore[arg-type]
-            )
+            raw.chat.completions.create(model="gpt-4o", messages=messages, **PARAMS)  # type: ignore[call-overload]
 
         def through_gateway() -> None:
             gateway.generate(request(CacheMode.REFRESH))
 
         rows = [
-            (MISS, *measure(through_gateway, runs)),
-            ("  " + SDK, *measure(sdk, runs)),
+            ("miss via gateway to fake OpenAI (refresh)", *measure(through_gateway, runs)),
+            ("  raw openai SDK call to the same server", *measure(sdk, runs)),
         ]
         raw.close()
         gateway.close()
     return rows
 
 
+#: (name, top row, bottom row): the ratios the issues set targets for
+RATIOS = [
+    (
+        "memory hit / floor (target <= 2)",
+        "hit via gateway, memory cache",
+        "floor: key + dict lookup",
+    ),
+    (
+        "file hit / floor (target <= 1.3)",
+        "hit via gateway, file cache",
+        "floor: key + diskcache get + json.loads",
+    ),
+    (
+        "limiter / bare bucket",
+        "limiter acquire, 4 buckets (token_bucket)",
+        "bare 10-line token bucket, 1 bucket",
+    ),
+    (
+        "sqlite limiter / token_bucket",
+        "limiter acquire, 4 buckets, sqlite (shared)",
+        "the same, token_bucket (in-process)",
+    ),
+    (
+        "gateway miss / raw SDK (target <= 1.05)",
+        "miss via gateway to fake OpenAI (refresh)",
+        "raw openai SDK call to the same server",
+    ),
+]
+
+
+def ratio_lines(rows: list[Row], sizes: list[int], ledger_sizes: list[int]) -> list[str]:
+    by_label = {label.strip(): median for label, median, _ in rows}
+    pairs = list(RATIOS)
+    for entries in sizes:
+        pairs.append(
+            (
+                f"file hit / floor at {entries:,} entries (target <= 1.3)",
+                f"hit via gateway, file cache of {entries:,}",
+                f"floor at {entries:,} entries",
+            )
+        )
+    small, large = ledger_sizes[0], ledger_sizes[-1]
+    pairs.append(
+        (
+            f"budget check at {large:,} / at {small:,} rows (target <= 2)",
+            f"budget check (reserve+release) at {large:,} rows, µs",
+            f"budget check (reserve+release) at {small:,} rows, µs",
+        )
+    )
+    lines = []
+    for name, top, bottom in pairs:
+        if top in by_label and bottom in by_label:
+            lines.append(f"{name}: {by_label[top] / by_label[bottom]:.2f}x")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer runs (a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="fewer runs, smaller sizes")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "qf-bench",
+        help="where the large file caches are built once and kept",
+    )
     args = parser.parse_args()
     runs = 2_000 if args.quick else 20_000
     miss_runs = 200 if args.quick else 2_000
-    manager = get_plugin_manager()
-    rows: list[tuple[str, float, float]] = []
+    sizes = [1_000, 10_000] if args.quick else [1_000, 1_000_000]
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        memory = Gateway.from_config(config(tmp, {"backend": "memory"}), manager)
-        rows.append(("hit via gateway, memory cache", *measure(seeded_hit(memory), runs)))
-        memory.close()
-        if "file" in manager.backends("cache backend"):
-            cache_dir = str(tmp / "cache")
-            file = Gateway.from_config(
-                config(tmp, {"backend": "file", "cache_dir": cache_dir}), manager
-            )
-            rows.append((FILE_HIT, *measure(seeded_hit(file), runs)))
-            file.close()
-        rows.append(
-            ("  floor: sha256 + diskcache get + json.loads", *measure(raw_file_floor(tmp), runs))
-        )
-        rows += limiter_rows(runs)
+        rows += hit_rows(tmp, runs)
+        rows += scale_rows(args.dir, sizes, runs)
+        rows += ledger_rows(tmp, sizes, max(200, runs // 10))
+        rows += limiter_rows(tmp, runs)
         rows += miss_rows(tmp, miss_runs)
     width = max(len(row[0]) for row in rows)
-    print(f"{'operation':<{width}}  {'median µs':>10}  {'p99 µs':>10}")
+    print(f"{'operation':<{width}}  {'median':>10}  {'p99':>10}")
     for label, median, p99 in rows:
         print(f"{label:<{width}}  {median:>10.2f}  {p99:>10.2f}")
-    by_label = {label.strip(): median for label, median, _ in rows}
-    ratios = [
-        (
-            "file hit / floor",
-            "hit via gateway, file cache",
-            "floor: sha256 + diskcache get + json.loads",
-        ),
-        (
-            "limiter / bare bucket",
-            "limiter acquire, 4 buckets (token_bucket)",
-            "bare 10-line token bucket, 1 bucket",
-        ),
-        (
-            "gateway miss / raw SDK",
-            "miss via gateway to fake OpenAI (refresh)",
-            "raw openai SDK call to the same server",
-        ),
-    ]
     print()
-    for name, top, bottom in ratios:
-        if top in by_label and bottom in by_label:
-            extra = by_label[top] - by_label[bottom]
-            print(f"{name}: {by_label[top] / by_label[bottom]:.2f}x  (+{extra:.1f} µs)")
+    for line in ratio_lines(rows, sizes, sizes):
+        print(line)
     return 0
 
 

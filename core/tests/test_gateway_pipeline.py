@@ -1,4 +1,4 @@
-"""What the pipeline promises through both faces: observers, threads, loops, bounds, paid replies."""
+"""What the pipeline promises in both faces: observers, threads, loops, bounds, paid replies."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import CacheStats, Chunk, ProviderRequest
 from questfoundry.plugins import get_plugin_manager
 from questfoundry.testing.clock import FakeClock
-from questfoundry.testing.faces import ASYNC, Face
+from questfoundry.testing.faces import ASYNC, SYNC, Face
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
@@ -417,3 +417,25 @@ def test_a_paid_reply_is_returned_and_cached_when_the_ledger_cannot_be_written(
     assert second.cache_hit and provider.calls == 1
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("not recorded in the cost ledger" in m for m in warnings) == 1
+
+
+def test_a_hot_cache_value_is_parsed_once_yet_every_hit_is_its_own_reply(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import questfoundry.cached
+
+    parsed: list[bytes] = []
+    original = questfoundry.cached.decode
+
+    def counting(raw: bytes, provider: str) -> Any:
+        parsed.append(raw)
+        return original(raw, provider)
+
+    monkeypatch.setattr(questfoundry.cached, "decode", counting)
+    gateway = make_gateway()
+    SYNC.generate(gateway, ask())
+    first = SYNC.generate(gateway, ask(role="scene_smith"))
+    second = SYNC.generate(gateway, ask(role="gatekeeper"))
+    assert len(parsed) == 1
+    assert first is not second and first.text == second.text
+    assert (first.role, second.role) == ("scene_smith", "gatekeeper")

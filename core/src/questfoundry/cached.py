@@ -63,3 +63,40 @@ def decode(raw: bytes, provider: str) -> Reply | None:
         )
     except (ValueError, TypeError, KeyError, AttributeError, InvalidOperation):
         return None
+
+
+class HitDecoder:
+    """:func:`decode` for the hit path, parsing each value once while it stays hot.
+
+    The last ``size`` values decoded are remembered by their bytes (up to ``largest`` bytes each):
+    a memory cache hands back the very object it stored, whose hash Python keeps, so a repeated
+    hit costs a dict lookup instead of a JSON parse. Every call still returns a new :class:`Reply`.
+    """
+
+    def __init__(self, size: int = 512, largest: int = 64 * 1024) -> None:
+        self.size = size
+        self.largest = largest
+        self._seen: dict[bytes, Reply] = {}
+
+    def __call__(self, raw: bytes, provider: str) -> Reply | None:
+        seen = self._seen.get(raw) if len(raw) <= self.largest else None
+        if seen is None:
+            seen = decode(raw, provider)
+            if seen is None:
+                return None
+            if len(raw) <= self.largest:
+                if len(self._seen) >= self.size:
+                    self._seen.clear()
+                self._seen[bytes(raw)] = seen
+        return Reply(
+            provider,
+            seen.model,
+            seen.text,
+            seen.image,
+            seen.usage,
+            ZERO,
+            seen.saved,
+            cache_hit=True,
+            finish_reason=seen.finish_reason,
+            chunks=seen.chunks,
+        )

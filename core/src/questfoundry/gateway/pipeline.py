@@ -25,7 +25,7 @@ from decimal import Decimal
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.cached import decode, encode
+from questfoundry.cached import HitDecoder, encode
 from questfoundry.calls import CallEvent, Outcome, Reply
 from questfoundry.errors import ConfigError, ProviderError, RateLimitError, RetriableProviderError
 from questfoundry.gateway.effects import (
@@ -69,6 +69,7 @@ class Pipeline:
         self.max_wait = float(limits.get("max_wait_seconds", 60))
         self._observed = bool(runtime.manager.hook.call_completed.get_hookimpls())
         self._warned: set[str] = set()
+        self._decode = HitDecoder()
 
     # ------------------------------------------------------------------ calls
 
@@ -162,7 +163,7 @@ class Pipeline:
             return None
         if raw is None:
             return None
-        reply = decode(raw, plan.provider)
+        reply = self._decode(raw, plan.provider)
         if reply is None:
             self._warn_once("cache-corrupt", f"ignoring an unreadable cache entry {plan.key}")
             return None
