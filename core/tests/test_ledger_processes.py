@@ -20,6 +20,7 @@ from questfoundry.budgets import SQLiteBudgetKeeper
 from questfoundry.calls import Reply
 from questfoundry.ledger import Ledger
 from questfoundry.limits import Budget
+from questfoundry.testing.racing import READY, race
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +33,7 @@ from questfoundry.calls import Reply
 from questfoundry.errors import CostLimitExceededError
 from questfoundry.ledger import Ledger
 from questfoundry.limits import Budget
+from questfoundry.testing.racing import READY, race
 """
 
 WRITER = PRELUDE + textwrap.dedent(
@@ -53,7 +55,7 @@ RACER = PRELUDE + textwrap.dedent(
     budgets = [Budget(None, "day", Decimal(sys.argv[2])), Budget("openai", "day", Decimal(100))]
     keeper = SQLiteBudgetKeeper(ledger, budgets)
     estimate = Decimal(sys.argv[3])
-    sys.stdin.readline()  # start together
+    READY
     calls = 0
     while True:
         try:
@@ -65,7 +67,7 @@ RACER = PRELUDE + textwrap.dedent(
     ledger.close()
     print(calls)
     """
-)
+).replace("READY", READY)
 
 EXITS_WITHOUT_CLOSING = PRELUDE + textwrap.dedent(
     """
@@ -130,18 +132,9 @@ def test_a_killed_writer_leaves_every_committed_row(tmp_path: Path) -> None:
 @pytest.mark.parametrize("run", range(3))
 def test_eight_processes_racing_one_budget_never_overspend_it(tmp_path: Path, run: int) -> None:
     path = tmp_path / "ledger.sqlite"
-    limit, estimate = Decimal("0.40"), Decimal("0.01")
+    limit, estimate = Decimal("2.00"), Decimal("0.01")
     Ledger(path).close()
-    racers = [
-        python(RACER, path, limit, estimate, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        for _ in range(8)
-    ]
-    for racer in racers:
-        assert racer.stdin is not None
-        racer.stdin.write("go\n")
-        racer.stdin.flush()
-    calls = [int(racer.communicate(timeout=60)[0]) for racer in racers]
-    assert all(racer.returncode == 0 for racer in racers)
+    calls = [int(line) for line in race(RACER, [str(path), str(limit), str(estimate)], 8)]
 
     with Ledger(path) as ledger:
         levels = SQLiteBudgetKeeper(ledger, [Budget(None, "day", limit)]).levels()

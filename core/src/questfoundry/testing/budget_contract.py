@@ -34,13 +34,10 @@ created: a silently replaced standard test would let a non-conforming backend pa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,6 +49,7 @@ from questfoundry.interfaces import BackendContext, BudgetKeeper, BudgetLevel, C
 from questfoundry.ledger import Ledger
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import StandardSuite
+from questfoundry.testing.racing import READY, race
 
 Opener = Callable[[Config, Ledger, BackendContext], BudgetKeeper | None]
 #: ``open_keeper({"global": {"cost_per_day": 1}}, ...)``: a keeper of those budgets
@@ -59,8 +57,9 @@ OpenKeeper = Callable[..., BudgetKeeper]
 
 PROCESSES = 4
 
-_RACER = textwrap.dedent(
-    """
+_RACER = (
+    textwrap.dedent(
+        """
     import importlib, json, sys
     from decimal import Decimal
     from pathlib import Path
@@ -77,7 +76,7 @@ _RACER = textwrap.dedent(
     ledger = Ledger(Path(spec["ledger"]), clock=context.clock)
     keeper = opener(Config(spec["config"], project_dir=context.project_dir), ledger, context)
     estimate = Decimal(spec["estimate"])
-    sys.stdin.readline()  # start together
+    READY
     calls = 0
     while True:
         try:
@@ -90,7 +89,8 @@ _RACER = textwrap.dedent(
     ledger.close()
     print(calls)
     """
-)
+    )
+).replace("READY", READY)
 
 
 def paid(cost: str | None, provider: str = "openai") -> Reply:
@@ -381,7 +381,7 @@ class BudgetContract(StandardSuite):
         rate_limiting: Mapping[str, Any],
         backend_context: BackendContext,
     ) -> None:
-        limit, estimate = Decimal("0.40"), Decimal("0.01")
+        limit, estimate = Decimal("5.00"), Decimal("0.01")
         limits = {"global": {"cost_per_day": str(limit)}}
         real = BackendContext(backend_context.project_dir, backend_context.namespace, Clock())
         path = real.project_dir / "shared.sqlite"
@@ -396,28 +396,9 @@ class BudgetContract(StandardSuite):
                 "ledger": str(path),
                 "estimate": str(estimate),
             }
-            calls = _race(spec)
+            lines = race(_RACER, [json.dumps(spec)], PROCESSES, cwd=real.project_dir.parent)
+            calls = [int(line) for line in lines]
             (level,) = watcher.levels()
 
         assert level.spent == estimate * sum(calls)  # every call counted once
         assert limit - estimate < level.spent <= limit + estimate
-
-
-def _race(spec: Mapping[str, Any]) -> list[int]:
-    racers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _RACER, json.dumps(spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=Path(spec["project_dir"]).parent,
-        )
-        for _ in range(PROCESSES)
-    ]
-    for racer in racers:
-        assert racer.stdin is not None
-        racer.stdin.write("go\n")
-        racer.stdin.flush()
-    calls = [int(racer.communicate(timeout=60)[0]) for racer in racers]
-    assert all(racer.returncode == 0 for racer in racers)
-    return calls

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +40,7 @@ import pytest
 from questfoundry.interfaces import BackendContext, Capability, Clock, Factory, Limiter, Rate
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import StandardSuite
+from questfoundry.testing.racing import READY, race
 
 MakeLimiter = Callable[..., Limiter]
 
@@ -49,10 +48,11 @@ MakeLimiter = Callable[..., Limiter]
 FOREVER = 1e9
 
 PROCESSES = 4
-ATTEMPTS_PER_PROCESS = 40
+ATTEMPTS_PER_PROCESS = 1000
 
-_TAKER = textwrap.dedent(
-    """
+_TAKER = (
+    textwrap.dedent(
+        """
     import importlib, json, sys
     from pathlib import Path
     from questfoundry.interfaces import BackendContext, Rate
@@ -63,12 +63,13 @@ _TAKER = textwrap.dedent(
     context = BackendContext(Path(spec["project_dir"]), spec["namespace"])
     rates = [Rate(*rate) for rate in spec["rates"]]
     limiter = factory({**spec["settings"], "rates": rates}, context)
-    sys.stdin.readline()  # start together
+    READY
     taken = sum(limiter.acquire({"shared": 1.0}) == 0.0 for _ in range(spec["attempts"]))
     limiter.close()
     print(taken)
     """
-)
+    )
+).replace("READY", READY)
 
 
 class LimiterContract(StandardSuite):
@@ -219,7 +220,7 @@ class LimiterContract(StandardSuite):
         limiter_settings: Mapping[str, Any],
         backend_context: BackendContext,
     ) -> None:
-        limit = 50
+        limit = 2000
         rate = Rate("shared", limit, FOREVER)
         real = BackendContext(backend_context.project_dir, backend_context.namespace, Clock())
         watcher = make_limiter(rate, context=real)
@@ -232,21 +233,7 @@ class LimiterContract(StandardSuite):
             "rates": [[rate.key, rate.limit, rate.period]],
             "attempts": ATTEMPTS_PER_PROCESS,
         }
-        takers = [
-            subprocess.Popen(
-                [sys.executable, "-c", _TAKER, json.dumps(spec)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(PROCESSES)
-        ]
-        for taker in takers:
-            assert taker.stdin is not None
-            taker.stdin.write("go\n")
-            taker.stdin.flush()
-        taken = [int(taker.communicate(timeout=60)[0]) for taker in takers]
-        assert all(taker.returncode == 0 for taker in takers)
+        taken = [int(line) for line in race(_TAKER, [json.dumps(spec)], PROCESSES)]
 
         assert sum(taken) == limit  # no overshoot, and nothing left unused
         assert self.available(watcher)["shared"] == pytest.approx(0, abs=1e-3)
