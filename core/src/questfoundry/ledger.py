@@ -308,16 +308,15 @@ class Ledger:
         Committed before this returns, or else kept in the spool (see the module docstring).
         """
         row = self._row(reply, self.clock.time())
-        here = hold is not None and self._holds_here(hold)
+        local = hold if hold is not None and self._holds_here(hold) else None
         try:
             with self.transaction(self._write_timeout) as conn:
                 self._write(conn, [row])
-                if here:
-                    assert hold is not None
-                    drop_hold(conn, hold.id)
+                if local is not None:
+                    drop_hold(conn, local.id)
         except LedgerError as exc:
-            self._keep(row, hold.id if here and hold is not None else None, exc)
-        if hold is not None and not here:
+            self._keep(row, None if local is None else local.id, exc)
+        if hold is not None and local is None:
             try:
                 hold.keeper.settle(hold, reply.cost)
             except QuestFoundryError as exc:  # the call is paid: its reply must still be returned
