@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -854,3 +856,41 @@ class TestProviderOpenAIPlugin(InstalledRepositoryPlugin):
     distribution = "questfoundry-provider-openai"
     registers = {"provider": ["openai"]}
     lazy_modules = ("openai", "questfoundry_provider_openai.provider")
+
+
+# ------------------------------------------------------------------------ the template
+
+
+def template_recipe() -> str:
+    """The bash block of ``plugins/_template/README.md`` that makes a new plugin."""
+    text = (REPO / "plugins" / "_template" / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Making a new plugin", 1)[1]
+    return section.split("```bash\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_template_recipe_makes_a_clean_plugin(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "plugins" / "_template", tmp_path / "plugins" / "_template")
+    steps = [line for line in template_recipe().splitlines() if "pip install" not in line]
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", "\n".join(steps)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    new = tmp_path / "plugins" / "questfoundry-cache-sqlite"
+    placeholders = re.compile(r"KIND|LABEL|HOOK_NAME|LIBRARY_|SUITE_|\bNAME\b")
+    for path in new.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not placeholders.search(text), f"{path.relative_to(new)}: {text[:200]}"
+            if path.suffix == ".py":
+                compile(text, str(path), "exec")
+    readme = (new / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# questfoundry-cache-sqlite\n\ncache backend `sqlite` for")
+    assert "| placeholder |" not in readme
+    test_module = (new / "tests" / "test_cache_sqlite.py").read_text(encoding="utf-8")
+    assert "yield backend\n        backend.close()" in test_module
+    assert 'registers = {"cache backend": ["sqlite"]}' in test_module

@@ -41,7 +41,7 @@ def test_generator_check_mode_fails_when_the_docs_are_stale(tmp_path: Path) -> N
     module = generator()
     target = tmp_path / "configuration.md"
     expected = module.render()
-    module.outputs = lambda: {target: expected}  # write nothing inside the repository
+    module.outputs = lambda: {target: expected}  # type: ignore[attr-defined] # write nothing in the repo
     target.write_text("stale\n")
     assert module.main(["--check"]) == 1
     assert module.main([]) == 0

@@ -1,7 +1,7 @@
 """The LABEL ``NAME``: implements the matching protocol of :mod:`questfoundry.interfaces`.
 
-Import LIBRARY_DIST at the top of this module. Wrap its exceptions into the core's
-(:mod:`questfoundry.errors`): callers never import LIBRARY_DIST to handle its errors.
+Import LIBRARY_MODULE at the top of this module. Wrap its exceptions into the core's
+(:mod:`questfoundry.errors`): callers never import LIBRARY_MODULE to handle its errors.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from questfoundry.interfaces import BackendContext
 
 
-class Backend:
+class MyBackend:
     """Add the protocol's methods; declare optional features in ``capabilities``.
 
     See :class:`questfoundry.interfaces.Capability` for the feature names the core asks about.

@@ -1,4 +1,4 @@
-"""Registers LABEL ``NAME``.
+"""Registers LABEL ``NAME`` and the settings it takes.
 
 This module is imported whenever plugins are listed, so it imports only the core: the backend and
 its third-party library are imported by the factory, when config selects ``NAME``.
@@ -10,23 +10,44 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext, Factory
+from questfoundry.interfaces import BackendContext
+from questfoundry.plugins import Backend
 
 if TYPE_CHECKING:
-    from .backend import Backend
+    from .backend import MyBackend
+
+#: the backend's own settings: a JSON Schema fragment, validated where the user writes them
+#: (see the hook's docstring for which config section) and listed in the README and the docs
+SETTINGS = {
+    "properties": {
+        "example_setting": {
+            "type": "string",
+            "minLength": 1,
+            "default": "example",
+            "description": "Replace with the backend's real settings, each with a description.",
+        },
+    }
+}
 
 
-def make_backend(settings: Mapping[str, Any], context: BackendContext) -> Backend:
-    """Build the backend from its settings (see the hook's docstring for which config section).
+def make_backend(settings: Mapping[str, Any], context: BackendContext) -> MyBackend:
+    """Build the backend from its settings, already validated against :data:`SETTINGS`.
 
-    Check settings here and raise :class:`questfoundry.errors.ConfigError` with the config path for
-    a bad or missing value, so the user hears about it at start, not on the first call.
+    Check what the schema cannot say here and raise :class:`questfoundry.errors.ConfigError` with
+    the config path, so the user hears about it at start, not on the first call.
     """
-    from .backend import Backend
+    from .backend import MyBackend
 
-    return Backend(settings, context)
+    return MyBackend(settings, context)
 
 
 @hookimpl
-def HOOK_NAME() -> Mapping[str, Factory]:
-    return {"NAME": make_backend}
+def HOOK_NAME() -> Mapping[str, Backend]:
+    return {
+        "NAME": Backend(
+            make_backend,
+            settings=SETTINGS,
+            capabilities=frozenset(),  # what MyBackend.capabilities declares
+            description="one line saying what the backend is",
+        )
+    }
