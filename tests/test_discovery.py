@@ -532,6 +532,23 @@ def test_a_backend_only_a_disabled_plugin_provides_says_so(site: Site) -> None:
     )
 
 
+def test_a_config_naming_a_backend_of_a_plugin_that_failed_to_import_says_so(
+    site: Site, tmp_path: Path
+) -> None:
+    site.install(
+        "questfoundry-cache-file", "9.9", {"cache-file": "qf_broken"}, {"qf_broken": BROKEN}
+    )
+    path = write_config(tmp_path / "project", "caching:\n  backend: file\n")
+    result = run_cli("config", "validate", str(path), env=only("cache-file"))
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        "Error: caching.backend: cache backend 'file' is provided by questfoundry-cache-file "
+        "(failed to load: RuntimeError: boom at import), which is disabled "
+        f"(in {path})"
+    ]
+
+
 def test_a_plugin_that_fails_to_import_warns_once_and_the_rest_still_load(site: Site) -> None:
     site.install_tmpcache()
     site.install("questfoundry-broken", "0.1", {"broken": "qf_broken"}, {"qf_broken": BROKEN})

@@ -56,17 +56,6 @@ LOOPS = (
 #: keys of a role or provider section that are generation parameters
 PARAMETER_KEYS = ("temperature", "max_tokens", "top_p", "stop", "seed", "size", "quality")
 
-_KINDS = {spec.name: spec.kind for spec in ROLES}
-
-
-def role_kind(role: str, config: Mapping[str, Any]) -> Kind:
-    """``roles.<role>.kind`` if set, else the built-in catalogue's kind, else text.
-
-    Superseded by ``RoleProvider.kind``, which also knows the roles plugins contribute.
-    """
-    return _kind(role, config, _KINDS)[0]
-
-
 def _kind(role: str, config: Mapping[str, Any], kinds: Mapping[str, Kind]) -> tuple[Kind, str]:
     section = (config.get("roles") or {}).get(role) or {}
     if section.get("kind") in ("text", "image"):
@@ -80,9 +69,12 @@ def resolve(
     role: str,
     config: Mapping[str, Any],
     override: Mapping[str, Any] | None,
-    kinds: Mapping[str, Kind] = _KINDS,
+    kinds: Mapping[str, Kind],
 ) -> RoleProvider:
-    """Runtime override > role config > provider default, each value labelled with its layer."""
+    """Runtime override > role config > provider default, each value labelled with its layer.
+
+    ``kinds`` is the role catalogue's kind of each role.
+    """
     override = override or {}
     kind, kind_source = _kind(role, config, kinds)
     section = (config.get("roles") or {}).get(role) or {}
