@@ -358,6 +358,10 @@ def test_questfoundry_plugins_json_lists_the_third_party_plugin(site: Site) -> N
         "version": "1.2.3",
         "registers": {"cache backend": ["tmpcache"]},
         "error": None,
+        "descriptions": {},
+    }
+    assert listed["builtin:memory_cache"]["descriptions"] == {
+        "cache backend memory": "least recently used replies in this process's memory"
     }
     assert listed["builtin:memory_cache"]["registers"] == {"cache backend": ["memory"]}
 

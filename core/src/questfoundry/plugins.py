@@ -114,6 +114,8 @@ class PluginInfo:
     version: str
     registers: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    #: ``"<kind> <name>"`` → the registration's one-line description, where it gave one
+    descriptions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,8 @@ class PluginManager:
         for kind, found in catalogue.backends.items():
             for reg in found.values():
                 infos[reg.plugin].registers.setdefault(kind, []).append(reg.name)
+                if reg.description:
+                    infos[reg.plugin].descriptions[f"{kind} {reg.name}"] = reg.description
         for label, entries in (("role", catalogue.roles), ("loop", catalogue.loops)):
             for name, (_, plugin) in entries.items():
                 infos[plugin].registers.setdefault(label, []).append(name)

@@ -23,13 +23,22 @@ def plugins(app: App, as_json: bool) -> None:
             info.distribution,
             info.version,
             info.name,
-            "\n".join(f"{kind}: {', '.join(names)}" for kind, names in info.registers.items()),
+            "\n".join(_registered(info.registers, info.descriptions)),
             f"disabled: {info.error}" if info.error else "ok",
         )
         for info in infos
     ]
     columns = ("distribution", "version", "plugin", "registers", "status")
     print_table("QuestFoundry plugins", columns, rows)
+
+
+def _registered(registers: dict[str, list[str]], descriptions: dict[str, str]) -> list[str]:
+    """One line per kind; a single backend with a description shows it."""
+    lines = []
+    for kind, names in registers.items():
+        about = descriptions.get(f"{kind} {names[0]}") if len(names) == 1 else None
+        lines.append(f"{kind}: {', '.join(names)}" + (f" ({about})" if about else ""))
+    return lines
 
 
 @cli.group()
