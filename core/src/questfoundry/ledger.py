@@ -290,7 +290,7 @@ class Ledger:
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
         self._start_lock = threading.Lock()
-        self._hits: deque[_Row] = deque(maxlen=_MAX_PENDING_HITS)
+        self._hits: deque[tuple[Reply, float]] = deque(maxlen=_MAX_PENDING_HITS)
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._closed = False
@@ -325,31 +325,35 @@ class Ledger:
     def record_hit(self, reply: Reply) -> None:
         """Queue a cache hit (or a coalesced reply) for the background writer: no I/O here.
 
-        It costs nothing; ``reply.saved`` is what it would have cost. A hit that cannot be a row
-        (a saved amount that is not a number) is dropped with a warning, never raised.
+        It costs nothing; ``reply.saved`` is what it would have cost. Its row is made by the
+        writer, off the caller's path; a hit that cannot be a row (a saved amount that is not a
+        number) is dropped then with a warning, never raised.
         """
         if self._closed:
             raise LedgerError(f"cost ledger {self.path} is closed")
-        try:
-            row = self._row(reply, self.clock.time(), hit=True)
-        except (ValueError, ArithmeticError) as exc:
-            logger.warning("cache hit for %s/%s not recorded: %s", reply.provider, reply.model, exc)
-            return
-        self._hits.append(row)
+        self._hits.append((reply, self.clock.time()))
         if self._flusher is None:
             self._start_flusher()
 
     def flush(self) -> None:
         """Write every queued cache hit now."""
         with self._flush_lock:
-            batch: list[_Row] = []
+            batch: list[tuple[Reply, float]] = []
             while self._hits:
                 batch.append(self._hits.popleft())
             if not batch:
                 return
+            rows = []
+            for reply, when in batch:
+                try:
+                    rows.append(self._row(reply, when, hit=True))
+                except (ValueError, ArithmeticError) as exc:
+                    logger.warning(
+                        "cache hit for %s/%s not recorded: %s", reply.provider, reply.model, exc
+                    )
             try:
                 with self.transaction() as conn:
-                    self._write(conn, batch)
+                    self._write(conn, rows)
             except LedgerError:
                 self._hits.extendleft(reversed(batch))
                 raise

@@ -28,7 +28,7 @@ class MemoryCache:
     Expired entries are misses, dropped when read or pruned.
     """
 
-    capabilities = frozenset({Capability.TTL, Capability.SIZE_LIMIT})
+    capabilities = frozenset({Capability.TTL, Capability.SIZE_LIMIT, Capability.NON_BLOCKING})
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from questfoundry.hookspecs import hookimpl
-from questfoundry.interfaces import BackendContext, BucketLevel, Clock, Rate
+from questfoundry.interfaces import BackendContext, BucketLevel, Capability, Clock, Rate
 
 
 class _Bucket:
@@ -36,7 +36,7 @@ class _Bucket:
 class TokenBucketLimiter:
     """Token buckets keyed by :attr:`Rate.key`; keys without a rate are unlimited."""
 
-    capabilities: frozenset[str] = frozenset()
+    capabilities: frozenset[str] = frozenset({Capability.NON_BLOCKING})
 
     def __init__(self, rates: Iterable[Rate], clock: Clock | None = None) -> None:
         self._clock = clock or Clock()
