@@ -253,6 +253,67 @@ def test_slow_fault_answers_after_slow_seconds() -> None:
         patient.close()
 
 
+def raw_exchange(server: FakeServer, timeout: float = 5) -> socket.socket:
+    """A socket that has sent one request to the echo route; the caller reads the reply."""
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    body = b'{"hello": "world"}'
+    sock.sendall(
+        b"POST /v1/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-echoed-0123456789\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    return sock
+
+
+def test_trickle_sends_the_whole_reply_status_line_included_one_byte_at_a_time() -> None:
+    with EchoServer(trickle_seconds=0.002) as server:
+        server.fail_next(Fault.TRICKLE)
+        sock = raw_exchange(server)
+        with sock:
+            reads: list[bytes] = []
+            while chunk := sock.recv(65536):
+                reads.append(chunk)
+        reply = b"".join(reads)
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        assert reply.endswith(b'{"got": {"hello": "world"}, "query": {}}')
+        assert len(reads) > len(reply) // 2, "the bytes came (nearly) one by one"
+        assert server.served == 1
+
+
+def test_never_answer_sends_nothing_and_frees_its_thread_when_the_client_hangs_up() -> None:
+    with EchoServer() as server:
+        server.fail_next(Fault.NEVER_ANSWER)
+        sock = raw_exchange(server, timeout=0.3)
+        with pytest.raises(socket.timeout):
+            sock.recv(1)
+        assert server.open_connections == 1
+        sock.close()
+        deadline = time.monotonic() + 2
+        while server.open_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.open_connections == 0
+        assert len(server.requests) == 1 and server.served == 0
+
+
+def test_huge_reply_streams_its_size_without_a_length(
+    server: EchoServer, conn: http.client.HTTPConnection
+) -> None:
+    server.huge_bytes = 3 * 65536 + 5
+    server.fail_next(Fault.HUGE_REPLY)
+    status, headers, body = call(conn)
+    assert status == 200
+    assert "content-length" not in headers and headers["transfer-encoding"] == "chunked"
+    assert len(body) == server.huge_bytes
+
+
+def test_echo_credentials_answers_401_quoting_the_keys_it_was_sent(server: EchoServer) -> None:
+    server.fail_next(Fault.ECHO_CREDENTIALS)
+    with raw_exchange(server) as sock:
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 401 ")
+    assert b"authorization: Bearer sk-echoed-0123456789" in reply
+
+
 def test_latency_delays_every_reply() -> None:
     with EchoServer(latency=0.05) as lagging:
         host, port = lagging.url.removeprefix("http://").split(":")

@@ -19,7 +19,10 @@ Past the deadline the transport raises :class:`DeadlineExceeded`; past the cap,
 :func:`transport_failure`. Two httpx flavours are in use (``openai`` sits on ``httpx2``, ``ollama``
 on ``httpx``; ``google-genai`` takes either): :func:`transport` and :func:`async_transport` build
 one for the flavour named, on that flavour's ``httpcore`` with a network backend that enforces the
-budget. These transports connect directly: proxy environment variables are not read.
+budget. The async transport keeps one connection pool per running event loop, closed on that
+loop as the loop ends (:class:`questfoundry.aio.PerLoop`), so one SDK client serves successive
+``asyncio.run`` calls and loops on several threads. These transports connect directly: proxy
+environment variables are not read.
 
 Nothing here imports httpx until a transport is built, so ``import questfoundry`` stays light.
 """
@@ -145,6 +148,8 @@ class _Deadline:
         return left if timeout is None else min(timeout, left)
 
 
+#: a timeout that fires this close to the deadline is the deadline's (timers round differently)
+_SLACK = 0.005
 #: the deadline of the request whose socket I/O runs now (set by the transport around it)
 _active: ContextVar[_Deadline | None] = ContextVar("questfoundry_http_deadline", default=None)
 
@@ -158,7 +163,7 @@ def _governed(deadline: _Deadline) -> Iterator[None]:
     except (DeadlineExceeded, ReplyTooLarge):
         raise
     except Exception:
-        if deadline.remaining() <= 0:
+        if deadline.remaining() <= _SLACK:
             raise DeadlineExceeded(deadline.seconds) from None
         raise
     finally:

@@ -80,7 +80,12 @@ class TestGeminiContract(ProviderContract):
     async def provider(
         self, server: FakeGemini, backend_context: BackendContext
     ) -> AsyncIterator[GeminiProvider]:
-        settings = {"api_key": SECRET, "base_url": server.url, "timeout_seconds": self.timeout}
+        settings = {
+            "api_key": SECRET,
+            "base_url": server.url,
+            "timeout_seconds": self.timeout,
+            "max_reply_mb": self.max_reply_mb,
+        }
         provider = make_gemini_provider(settings, backend_context)
         yield provider
         await provider.aclose()

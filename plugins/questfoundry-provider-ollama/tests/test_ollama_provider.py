@@ -68,6 +68,9 @@ def ask(prompt: str = "Describe the lighthouse.", **fields: Any) -> ProviderRequ
 
 
 class TestOllamaContract(ProviderContract):
+    #: sent as a bearer token when set: an Ollama behind an authenticating proxy
+    secret = "ollama-proxy-key-0123456789abcdef"
+
     @pytest.fixture
     def server(self) -> Iterator[FakeOllama]:
         with FakeOllama() as server:
@@ -75,9 +78,14 @@ class TestOllamaContract(ProviderContract):
 
     @pytest.fixture
     async def provider(
-        self, server: FakeOllama, backend_context: BackendContext
+        self, server: FakeOllama, backend_context: BackendContext, monkeypatch: pytest.MonkeyPatch
     ) -> AsyncIterator[OllamaProvider]:
-        settings = {"base_url": server.url, "timeout_seconds": self.timeout}
+        monkeypatch.setenv("OLLAMA_API_KEY", self.secret)
+        settings = {
+            "base_url": server.url,
+            "timeout_seconds": self.timeout,
+            "max_reply_mb": self.max_reply_mb,
+        }
         provider = make_ollama_provider(settings, backend_context)
         yield provider
         await provider.aclose()

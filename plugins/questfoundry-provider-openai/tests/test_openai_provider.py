@@ -47,7 +47,12 @@ class TestOpenAIContract(ProviderContract):
     def provider(
         self, server: FakeOpenAI, backend_context: BackendContext
     ) -> Iterator[OpenAIProvider]:
-        settings = {"api_key": SECRET, "base_url": server.base_url, "timeout_seconds": self.timeout}
+        settings = {
+            "api_key": SECRET,
+            "base_url": server.base_url,
+            "timeout_seconds": self.timeout,
+            "max_reply_mb": self.max_reply_mb,
+        }
         provider = make_openai_provider(settings, backend_context)
         yield provider
         provider.close()

@@ -87,16 +87,30 @@ class QuestFoundryGroup(click.Group):
             warnings.showwarning = _show_warning
             try:
                 return super().invoke(ctx)
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise
             except QuestFoundryError as exc:
                 if _debug(ctx):
-                    raise
+                    _print_traceback(ctx, exc)
                 click.echo(f"Error: {exc}", err=True)
                 ctx.exit(1)
             except (OSError, ValueError) as exc:
                 if _debug(ctx):
-                    raise
+                    _print_traceback(ctx, exc)
                 click.echo(f"Error: {exc} (run with --debug for details)", err=True)
                 ctx.exit(1)
+            except Exception as exc:
+                if _debug(ctx):
+                    _print_traceback(ctx, exc)
+                raise
+
+
+def _print_traceback(ctx: click.Context, exc: BaseException) -> None:
+    """``--debug``: the whole traceback, chain included, API keys masked; then exit status 1."""
+    from questfoundry.redaction import format_exception
+
+    click.echo(format_exception(exc).rstrip(), err=True)
+    ctx.exit(1)
 
 
 def _debug(ctx: click.Context) -> bool:

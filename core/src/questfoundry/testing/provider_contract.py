@@ -17,7 +17,8 @@ A provider's contract file is a few lines — three fixtures, and the standard t
         def provider(self, server, backend_context):
             provider = make_openai_provider(
                 {"api_key": self.secret, "base_url": f"{server.url}/v1",
-                 "timeout_seconds": self.timeout}, backend_context)
+                 "timeout_seconds": self.timeout, "max_reply_mb": self.max_reply_mb},
+                backend_context)
             yield provider
             provider.close()
 
@@ -41,8 +42,15 @@ What the suite holds a provider to:
   own message;
 * the provider never retries by itself: each call reaches the server exactly once (SDKs retry by
   default — turn that off; the gateway retries);
-* the configured timeout (:attr:`ProviderContract.timeout`) is honoured;
-* no error message reveals the API key (:attr:`ProviderContract.secret`);
+* the configured timeout (:attr:`ProviderContract.timeout`) is honoured; ``request.timeout`` is a
+  deadline for the whole attempt on every path (whole, async, streamed), against a server that
+  trickles its reply one byte at a time as against one that never answers;
+* a reply larger than ``max_reply_mb`` (:attr:`ProviderContract.max_reply_mb`) fails, not
+  retriable, without being held in memory whole;
+* no error message reveals the API key (:attr:`ProviderContract.secret`), nor does anything in the
+  error's chain or traceback, even when the server echoes the key back;
+* one provider serves successive event loops (``asyncio.run`` after ``asyncio.run``) and loops on
+  several threads with nothing printed, no warning and no unraisable exception;
 * ``close()`` and ``aclose()`` can be called more than once.
 
 A subclass must not replace a standard test silently: redefining one without
@@ -52,7 +60,17 @@ A subclass must not replace a standard test silently: redefining one without
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+import logging
+import sys
+import threading
 import time
+import traceback
+import tracemalloc
+import warnings
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -95,16 +113,24 @@ NON_RETRIABLE_FAULTS: dict[Fault, int] = {
 #: faults also checked through the async and streaming paths (kept short: SLOW costs a timeout)
 PATH_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.DROP_CONNECTION, Fault.UNAUTHORIZED)
 
+#: the four ways to call a provider; the async ones each run in a fresh event loop
+PATHS = ("generate", "agenerate", "stream", "astream")
+
 
 class ProviderContract(StandardSuite):
     """Standard tests for a :class:`~questfoundry.interfaces.Provider`; see the module docstring.
 
     Subclasses implement the ``server``, ``provider`` and ``model`` fixtures, build the provider
-    with :attr:`timeout` as its timeout and, when it takes an API key, set :attr:`secret` to it.
+    with :attr:`timeout` as its timeout and :attr:`max_reply_mb` as its reply cap and, when it
+    takes an API key, set :attr:`secret` to it.
     """
 
     #: seconds the provider under test must be configured to wait for a reply
     timeout: float = 0.5
+    #: the ``max_reply_mb`` the provider under test must be configured with
+    max_reply_mb: float = 1.0
+    #: the ``request.timeout`` of the deadline tests (shorter than :attr:`timeout`, which it beats)
+    attempt_seconds: float = 0.2
     #: how much longer than :attr:`timeout` a timed-out call may take to fail
     timeout_margin: float = 1.0
     #: the API key the provider was built with; no error message may contain it
@@ -387,3 +413,166 @@ class ProviderContract(StandardSuite):
             _ = [chunk async for chunk in provider.astream(self.make_request(model))]
         self.check_fault(fault, caught.value, provider)
         assert len(fake.requests) == 1
+
+    # ------------------------------------------------------------------ deadlines, size, secrets
+
+    def call(self, provider: Provider, request: ProviderRequest, path: str) -> str:
+        """Call ``provider`` through ``path`` (one of :data:`PATHS`); returns the text."""
+        if path in ("stream", "astream") and Capability.STREAMING not in provider.capabilities:
+            pytest.skip("the provider does not declare streaming")
+        if path == "generate":
+            return provider.generate(request).text or ""
+        if path == "agenerate":
+            return asyncio.run(provider.agenerate(request)).text or ""
+        if path == "stream":
+            return "".join(chunk.text for chunk in provider.stream(request))
+        return asyncio.run(_joined(provider.astream(request)))
+
+    def check_deadline(
+        self, provider: Provider, server: FakeServer | None, model: str, fault: Fault, path: str
+    ) -> None:
+        fake = self.need_server(server)
+        fake.fail_next(fault)
+        request = self.make_request(model, timeout=self.attempt_seconds)
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as caught:
+            self.call(provider, request, path)
+        elapsed = time.monotonic() - started
+        self.check_error(caught.value, provider, RetriableProviderError)
+        assert f"within {self.attempt_seconds:g} s" in str(caught.value), str(caught.value)
+        assert elapsed < self.attempt_seconds + self.timeout_margin, f"took {elapsed:.2f}s"
+        assert len(fake.requests) == 1
+
+    @pytest.mark.parametrize("path", PATHS)
+    def test_trickled_reply_fails_at_the_attempt_deadline(
+        self, provider: Provider, server: FakeServer | None, model: str, path: str
+    ) -> None:
+        if server is not None:  # every read returns at once; the whole reply would take seconds
+            server.trickle_seconds = 0.02
+        self.check_deadline(provider, server, model, Fault.TRICKLE, path)
+
+    @pytest.mark.parametrize("path", PATHS)
+    def test_server_that_never_answers_fails_at_the_attempt_deadline(
+        self, provider: Provider, server: FakeServer | None, model: str, path: str
+    ) -> None:
+        self.check_deadline(provider, server, model, Fault.NEVER_ANSWER, path)
+
+    @pytest.mark.parametrize("path", PATHS)
+    def test_reply_larger_than_max_reply_mb_fails_without_being_held_whole(
+        self, provider: Provider, server: FakeServer | None, model: str, path: str
+    ) -> None:
+        fake = self.need_server(server)
+        fake.huge_bytes = 200 * 1024 * 1024
+        fake.fail_next(Fault.HUGE_REPLY)
+        tracemalloc.start()
+        try:
+            with pytest.raises(ProviderError) as caught:
+                self.call(provider, self.make_request(model), path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        self.check_error(caught.value, provider, NonRetriableProviderError)
+        assert "max_reply_mb" in str(caught.value)
+        limit = 16 * self.max_reply_mb * 1024 * 1024
+        assert peak < limit, f"{peak / 2**20:.1f} MiB held to refuse a {self.max_reply_mb} MiB cap"
+
+    @pytest.mark.parametrize("path", PATHS)
+    def test_a_key_echoed_by_the_server_is_nowhere_in_the_error_or_its_traceback(
+        self, provider: Provider, server: FakeServer | None, model: str, path: str
+    ) -> None:
+        fake = self.need_server(server)
+        if not self.secret:
+            pytest.skip("the provider sends no API key")
+        fake.fail_next(Fault.ECHO_CREDENTIALS)
+        with pytest.raises(ProviderError) as caught:
+            self.call(provider, self.make_request(model), path)
+        sent = " ".join(fake.requests[-1].headers.values()) + repr(fake.requests[-1].query)
+        assert self.secret in sent, "the key went out, so the fake echoed it back"
+        self.check_error(caught.value, provider, NonRetriableProviderError)
+        shown = "".join(traceback.format_exception(caught.value))
+        chain = "".join(repr(vars(error)) + repr(error) for error in _chain(caught.value))
+        assert (shown + chain).count(self.secret) == 0
+
+    def test_successive_event_loops_share_one_provider_quietly(
+        self,
+        provider: Provider,
+        server: FakeServer | None,
+        model: str,
+        capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        fake = self.need_server(server)
+        with _quiet(capfd, caplog) as noise:
+            for _ in range(3):
+                self.check_reply(asyncio.run(provider.agenerate(self.make_request(model))))
+                if Capability.STREAMING in provider.capabilities:
+                    assert asyncio.run(_joined(provider.astream(self.make_request(model))))
+        assert noise == []
+        assert fake.served == (6 if Capability.STREAMING in provider.capabilities else 3)
+
+    def test_event_loops_on_several_threads_share_one_provider_quietly(
+        self,
+        provider: Provider,
+        server: FakeServer | None,
+        model: str,
+        capfd: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        fake = self.need_server(server)
+        failures: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                for _ in range(2):
+                    self.check_reply(asyncio.run(provider.agenerate(self.make_request(model))))
+            except BaseException as error:  # reported by the test thread
+                failures.append(error)
+
+        with _quiet(capfd, caplog) as noise:
+            threads = [threading.Thread(target=worker) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert failures == []
+        assert noise == []
+        assert fake.served == 4
+
+
+async def _joined(chunks: AsyncIterator[Chunk]) -> str:
+    return "".join([chunk.text async for chunk in chunks])
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and every exception its ``__cause__``/``__context__`` lead to."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+@contextlib.contextmanager
+def _quiet(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Iterator[list[str]]:
+    """Collects what a clumsy event-loop shutdown leaves behind: stderr output, asyncio's error
+    logs ("Task exception was never retrieved"), ResourceWarnings and unraisable exceptions (a
+    client finalised against a closed loop). The list is complete once the block has ended."""
+    noise: list[str] = []
+    capfd.readouterr()
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: noise.append(f"unraisable: {unraisable.exc_value!r}")
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("always", ResourceWarning)
+            yield noise
+            gc.collect()  # finalisers of whatever the loops left behind run now
+    finally:
+        sys.unraisablehook = hook
+    noise += [f"warning: {w.message}" for w in recorded if w.category is ResourceWarning]
+    noise += [f"log: {r.getMessage()}" for r in caplog.records if r.name == "asyncio"]
+    err = capfd.readouterr().err
+    if err:
+        noise.append(f"stderr: {err}")

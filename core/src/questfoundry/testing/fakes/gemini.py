@@ -61,6 +61,7 @@ class FakeGemini(FakeServer):
     ``api_key``: when set, the only key accepted (others get Google's 400 "API key not valid").
     ``cache_min_tokens``: the shortest repeated prompt prefix reported as cached input.
     ``stream_pieces``: how many SSE events a streamed reply is cut into.
+    Other keyword arguments (``latency``, ``slow_seconds``, …) are :class:`FakeServer`'s.
     """
 
     def __init__(

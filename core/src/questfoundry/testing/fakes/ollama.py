@@ -46,6 +46,7 @@ class FakeOllama(FakeServer):
     ``models``: the models the server has; a request for another is Ollama's 404 "not found, try
     pulling it first". None (the default) serves any model name.
     ``stream_pieces``: how many NDJSON lines carry a streamed reply's text.
+    Other keyword arguments (``latency``, ``slow_seconds``, …) are :class:`FakeServer`'s.
     """
 
     def __init__(
