@@ -16,6 +16,7 @@ from questfoundry import hookimpl
 from questfoundry.calls import Request
 from questfoundry.cli import cli
 from questfoundry.config import load_config, validate
+from questfoundry.default_plugins.memory_cache import MemoryCache
 from questfoundry.errors import ConfigError
 from questfoundry.gateway import Gateway
 from questfoundry.interfaces import BackendContext, LoopSpec, RoleSpec
@@ -25,15 +26,12 @@ from questfoundry.testing.scripted import ScriptedProvider
 SEED = Path(__file__).parent / "configs" / "seed.yml"
 
 
-class Built:
-    """What a test backend's factory was given."""
+class Built(MemoryCache):
+    """A working cache that keeps what its factory was given."""
 
     def __init__(self, settings: Mapping[str, Any], context: BackendContext) -> None:
+        super().__init__()
         self.settings = dict(settings)
-        self.capabilities: frozenset[str] = frozenset()
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 class JarCache:

@@ -30,13 +30,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import import_module, metadata
-from typing import Any
+from typing import Any, Literal, overload
 
 import pluggy
 
 from questfoundry import hookspecs
-from questfoundry.errors import PluginNotFoundError
-from questfoundry.interfaces import BackendContext, Factory, LoopSpec, RoleProvider, RoleSpec
+from questfoundry.errors import PluginError, PluginNotFoundError
+from questfoundry.interfaces import (
+    BackendContext,
+    CacheBackend,
+    CostModel,
+    Factory,
+    Limiter,
+    LoopSpec,
+    Provider,
+    RoleProvider,
+    RoleSpec,
+    StateStore,
+)
 
 ENTRY_POINT_GROUP = "questfoundry"
 CORE_DISTRIBUTION = "questfoundry"
@@ -52,6 +63,15 @@ BACKEND_HOOKS: dict[str, str] = {
     "cost model": "cost_models",
     "state store": "state_stores",
     "provider": "providers",
+}
+
+#: the protocol each kind's factories return
+PROTOCOLS: dict[str, type] = {
+    "cache backend": CacheBackend,
+    "limiter strategy": Limiter,
+    "cost model": CostModel,
+    "state store": StateStore,
+    "provider": Provider,
 }
 
 #: hooks listed by ``questfoundry plugins`` besides registrations, with how they are shown
@@ -238,11 +258,68 @@ class PluginManager:
             disabled=f"{failed.distribution} ({failed.error})" if failed else None,
         )
 
+    @overload
+    def create(
+        self,
+        kind: Literal["cache backend"],
+        name: str,
+        settings: Mapping[str, Any],
+        context: BackendContext,
+    ) -> CacheBackend: ...
+
+    @overload
+    def create(
+        self,
+        kind: Literal["limiter strategy"],
+        name: str,
+        settings: Mapping[str, Any],
+        context: BackendContext,
+    ) -> Limiter: ...
+
+    @overload
+    def create(
+        self,
+        kind: Literal["cost model"],
+        name: str,
+        settings: Mapping[str, Any],
+        context: BackendContext,
+    ) -> CostModel: ...
+
+    @overload
+    def create(
+        self,
+        kind: Literal["state store"],
+        name: str,
+        settings: Mapping[str, Any],
+        context: BackendContext,
+    ) -> StateStore: ...
+
+    @overload
+    def create(
+        self,
+        kind: Literal["provider"],
+        name: str,
+        settings: Mapping[str, Any],
+        context: BackendContext,
+    ) -> Provider: ...
+
     def create(
         self, kind: str, name: str, settings: Mapping[str, Any], context: BackendContext
-    ) -> Any:
-        """Build the backend ``name`` of ``kind`` from its settings."""
-        return self.get(kind, name).factory(settings, context)
+    ) -> object:
+        """Build the backend ``name`` of ``kind`` from its settings, typed as its protocol.
+
+        A factory that returns something that is not that protocol is a :class:`PluginError`
+        naming the plugin, here rather than at the first call that would trip over it.
+        """
+        registration = self.get(kind, name)
+        backend = registration.factory(settings, context)
+        protocol = PROTOCOLS[kind]
+        if not isinstance(backend, protocol):
+            raise PluginError(
+                f"{kind} {name!r} of {registration.plugin} ({registration.distribution}) built "
+                f"a {type(backend).__name__}, which is not a {protocol.__name__}"
+            )
+        return backend
 
     def failure_providing(self, kind: str, name: str) -> LoadFailure | None:
         """The disabled plugin that would have registered ``name``, if one is known."""
