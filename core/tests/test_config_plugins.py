@@ -17,7 +17,7 @@ from questfoundry.calls import Request
 from questfoundry.cli import cli
 from questfoundry.config import load_config, validate
 from questfoundry.default_plugins.memory_cache import MemoryCache
-from questfoundry.errors import ConfigError
+from questfoundry.errors import ConfigError, PluginError
 from questfoundry.gateway import Gateway
 from questfoundry.interfaces import BackendContext, LoopSpec, RoleSpec
 from questfoundry.plugins import Backend, PluginLoadWarning, PluginManager, get_plugin_manager
@@ -251,3 +251,17 @@ def test_building_the_provider_that_needs_the_unset_key_fails_in_one_line(
         "Error: providers.text.openai.api_key: environment variable OPENAI_API_KEY is not set "
         f"(in {path})"
     ]
+
+
+class NotACache:
+    @hookimpl
+    def cache_backends(self) -> dict[str, Any]:
+        return {"jug": lambda settings, context: object()}
+
+
+def test_a_factory_that_builds_something_else_is_refused_naming_its_plugin(tmp_path: Path) -> None:
+    manager = get_plugin_manager(entry_points=False, plugins=[("jug-plugin", NotACache())])
+    with pytest.raises(
+        PluginError, match=r"'jug' of jug-plugin .* built a object, which is not a CacheBackend"
+    ):
+        manager.create("cache backend", "jug", {}, BackendContext(tmp_path))
