@@ -95,13 +95,21 @@ class CostLimitExceededError(QuestFoundryError):
 
 
 class ProviderError(QuestFoundryError):
-    """The provider failed the call."""
+    """The provider failed the call; ``request_id`` is the service's id of the failed request."""
 
     retriable: bool = False
 
-    def __init__(self, message: str, *, provider: str = "", status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status_code: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
         self.provider = provider
         self.status_code = status_code
+        self.request_id = request_id
         prefix = f"{provider}: " if provider else ""
         status = f" (HTTP {status_code})" if status_code else ""
         super().__init__(f"{prefix}{message}{status}")
@@ -123,9 +131,10 @@ class ProviderRateLimitError(RetriableProviderError):
         provider: str = "",
         status_code: int | None = 429,
         retry_after: float | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(message, provider=provider, status_code=status_code)
+        super().__init__(message, provider=provider, status_code=status_code, request_id=request_id)
 
 
 class NonRetriableProviderError(ProviderError):

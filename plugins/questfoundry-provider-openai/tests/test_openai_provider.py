@@ -398,9 +398,20 @@ def test_html_gateway_error_is_retriable_with_a_one_line_message(
 def test_retry_after_prefers_milliseconds_then_seconds_then_a_date() -> None:
     assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     assert retry_after({"retry-after": "9"}) == 9.0
-    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None  # past: back off
     assert retry_after({"retry-after": "soon"}) is None
     assert retry_after({}) is None
+
+
+def test_a_failed_call_keeps_the_status_and_request_id_but_no_exception_chain(
+    provider: OpenAIProvider, server: FakeOpenAI
+) -> None:
+    server.fail_next(Fault.UNAUTHORIZED)
+    with pytest.raises(NonRetriableProviderError) as caught:
+        provider.generate(ask("with a bad key"))
+    assert caught.value.status_code == 401
+    assert caught.value.request_id is not None and caught.value.request_id.startswith("req_")
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
 
 
 def test_clean_masks_the_key_and_keys_echoed_by_openai() -> None:

@@ -42,6 +42,7 @@ def translate(error: BaseException, provider: str, secret: str, timeout: float) 
             provider=provider,
             status_code=error.status_code,
             retry_after=retry_after(error.response.headers),
+            request_id=error.request_id,
         )
     if isinstance(error, openai.APITimeoutError):
         return RetriableProviderError(f"no reply within {timeout:g}s", provider=provider)
@@ -56,7 +57,8 @@ def translate(error: BaseException, provider: str, secret: str, timeout: float) 
             if status >= 500 or status in RETRIABLE_STATUSES
             else NonRetriableProviderError
         )
-        return kind(_status_message(error, secret), provider=provider, status_code=status)
+        message = _status_message(error, secret)
+        return kind(message, provider=provider, status_code=status, request_id=error.request_id)
     if isinstance(error, (json.JSONDecodeError, openai.APIResponseValidationError)):
         return RetriableProviderError("the reply was not valid JSON", provider=provider)
     if isinstance(error, openai.APIError):  # e.g. an error event in the middle of a stream

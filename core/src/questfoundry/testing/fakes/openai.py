@@ -94,6 +94,14 @@ class FakeOpenAI(FakeServer):
         kind, code = _ERROR_TYPES.get(status, ("server_error", None))
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
+    def error_response(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        """OpenAI's error, with the ``x-request-id`` it sends on every response."""
+        response = super().error_response(status, message, headers)
+        response.headers.setdefault("x-request-id", f"req_{self._next_id('error')}")
+        return response
+
     # ------------------------------------------------------------------ routes
 
     def chat_completions(self, request: RecordedRequest) -> Response:
