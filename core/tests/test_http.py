@@ -157,3 +157,44 @@ def test_importing_questfoundry_and_its_helpers_imports_no_httpx() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_requests_go_through_the_proxy_the_environment_names(
+    server: Pieces, flavour: str, no_proxies: pytest.MonkeyPatch
+) -> None:
+    no_proxies.setenv("HTTP_PROXY", server.url)  # the fake serves absolute-form requests too
+    with client(flavour, timeout=5) as session:
+        reply = session.get("http://provider.invalid/big")
+    assert len(reply.content) == 2 * MiB
+    assert server.requests[-1].headers["host"] == "provider.invalid"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_async_requests_go_through_the_proxy_too(
+    server: Pieces, flavour: str, no_proxies: pytest.MonkeyPatch
+) -> None:
+    no_proxies.setenv("HTTP_PROXY", server.url)
+    session = FLAVOURS[flavour].AsyncClient(transport=http.async_transport(flavour, timeout=5))
+
+    async def fetch() -> int:
+        return len((await session.get("http://provider.invalid/big")).content)
+
+    assert asyncio.run(fetch()) == 2 * MiB
+
+
+def test_no_proxy_exempts_its_hosts_and_domains(
+    server: Pieces, no_proxies: pytest.MonkeyPatch
+) -> None:
+    no_proxies.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    no_proxies.setenv("NO_PROXY", "localhost, .example.com,127.0.0.1")
+    with client("httpx", timeout=5) as session:
+        assert len(session.get(f"{server.url}/big").content) == 2 * MiB

@@ -21,8 +21,9 @@ on ``httpx``; ``google-genai`` takes either): :func:`transport` and :func:`async
 one for the flavour named, on that flavour's ``httpcore`` with a network backend that enforces the
 budget. The async transport keeps one connection pool per running event loop, closed on that
 loop as the loop ends (:class:`questfoundry.aio.PerLoop`), so one SDK client serves successive
-``asyncio.run`` calls and loops on several threads. These transports connect directly: proxy
-environment variables are not read.
+``asyncio.run`` calls and loops on several threads. Proxies come from the environment as httpx's
+own transport takes them (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``; http and
+https proxies only).
 
 Nothing here imports httpx until a transport is built, so ``import questfoundry`` stays light.
 """
@@ -32,7 +33,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -64,7 +67,7 @@ __all__ = [
 DEFAULT_MAX_REPLY_BYTES = 32 * 1024 * 1024
 _CORE_OF = {"httpx": "httpcore", "httpx2": "httpcore2"}
 #: the connection pool httpx itself gives a client
-POOL_LIMITS: dict[str, Any] = {
+_POOL_LIMITS: dict[str, Any] = {
     "max_connections": 100,
     "max_keepalive_connections": 20,
     "keepalive_expiry": 5.0,
@@ -301,6 +304,23 @@ class _Flavour:
         """httpx's default TLS context, made once per flavour: making one reads every CA file."""
         return _ssl_context(self.httpx.__name__)
 
+    def pool(self, proxy: str | None, *, sync: bool) -> Any:
+        """An httpcore pool whose network backend obeys the deadlines; through ``proxy`` if set."""
+        core = self.httpcore
+        backend = _Backend(core.SyncBackend()) if sync else _AsyncBackend(core.AnyIOBackend())
+        options = {"ssl_context": self.ssl_context(), "network_backend": backend, **_POOL_LIMITS}
+        if proxy is None:
+            return (core.ConnectionPool if sync else core.AsyncConnectionPool)(**options)
+        url = self.httpx.URL(proxy)
+        if url.scheme not in ("http", "https"):
+            raise ConfigError(f"proxy {proxy!r}: only http:// and https:// proxies are supported")
+        target = core.URL(
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+        )
+        auth = (url.username, url.password) if url.username else None
+        kind = core.HTTPProxy if sync else core.AsyncHTTPProxy
+        return kind(proxy_url=target, proxy_auth=auth, **options)
+
     def core_request(self, request: Any, deadline: _Deadline) -> Any:
         """The httpcore request for httpx's ``request``, every timeout shrunk to the deadline."""
         extensions = dict(request.extensions)
@@ -341,6 +361,11 @@ class _Flavour:
             if isinstance(target, type) and issubclass(target, self.httpx.TransportError):
                 return target(str(error))  # type: ignore[no-any-return]
         return self.httpx.TransportError(str(error))  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _flavour(name: str) -> _Flavour:
+    return _Flavour(name)
 
 
 @functools.cache
@@ -434,16 +459,13 @@ class _Transport:
 
     def __init__(self, flavour: _Flavour, policy: _Policy) -> None:
         self._flavour, self._policy = flavour, policy
-        self._pool = flavour.httpcore.ConnectionPool(
-            ssl_context=flavour.ssl_context(),
-            network_backend=_Backend(flavour.httpcore.SyncBackend()),
-            **POOL_LIMITS,
-        )
+        self._routes = _Routes(flavour, sync=True)
 
     def handle_request(self, request: Any) -> Any:
         deadline, stream = self._policy.deadline()
+        pool = self._routes.pool_for(request.url)
         with _governed(deadline), self._flavour.mapped():
-            core = self._pool.handle_request(self._flavour.core_request(request, deadline))
+            core = pool.handle_request(self._flavour.core_request(request, deadline))
         try:
             self._policy.check_length(core.headers)
         except ReplyTooLarge:
@@ -455,7 +477,8 @@ class _Transport:
         return self._flavour.response(core, body)
 
     def close(self) -> None:
-        self._pool.close()
+        for pool in self._routes.take_all():
+            pool.close()
 
     def __enter__(self) -> _Transport:
         return self
@@ -474,18 +497,11 @@ class _AsyncTransport:
 
     def __init__(self, flavour: _Flavour, policy: _Policy) -> None:
         self._flavour, self._policy = flavour, policy
-        self._pools: PerLoop[Any] = PerLoop(self._new_pool, _close_pool)
-
-    def _new_pool(self) -> Any:
-        return self._flavour.httpcore.AsyncConnectionPool(
-            ssl_context=self._flavour.ssl_context(),
-            network_backend=_AsyncBackend(self._flavour.httpcore.AnyIOBackend()),
-            **POOL_LIMITS,
-        )
+        self._pools: PerLoop[_Routes] = PerLoop(lambda: _Routes(flavour, sync=False), _close_routes)
 
     async def handle_async_request(self, request: Any) -> Any:
         deadline, stream = self._policy.deadline()
-        pool = await self._pools.get()
+        pool = (await self._pools.get()).pool_for(request.url)
         with _governed(deadline), self._flavour.mapped():
             core = await pool.handle_async_request(self._flavour.core_request(request, deadline))
         try:
@@ -512,8 +528,44 @@ class _AsyncTransport:
         await self.aclose()
 
 
-async def _close_pool(pool: Any) -> None:
-    await pool.aclose()
+async def _close_routes(routes: _Routes) -> None:
+    for pool in routes.take_all():
+        await pool.aclose()
+
+
+class _Routes:
+    """The connection pools of one transport (of one event loop, for the async one): a direct
+    pool, and one through each proxy that ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` name for
+    hosts ``NO_PROXY`` does not exempt, read when the transport is made, as httpx does."""
+
+    def __init__(self, flavour: _Flavour, *, sync: bool) -> None:
+        self._flavour, self._sync = flavour, sync
+        self._proxies = urllib.request.getproxies_environment()
+        self._pools: dict[str | None, Any] = {}
+        self._lock = threading.Lock()
+
+    def pool_for(self, url: Any) -> Any:
+        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        if proxy and _exempt(url.host, self._proxies.get("no", "")):
+            proxy = None
+        with self._lock:
+            if proxy not in self._pools:
+                self._pools[proxy] = self._flavour.pool(proxy, sync=self._sync)
+            return self._pools[proxy]
+
+    def take_all(self) -> list[Any]:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        return pools
+
+
+def _exempt(host: str, no_proxy: str) -> bool:
+    """``NO_PROXY``: ``*``, or a host or domain (``example.com`` covers ``api.example.com``)."""
+    host = host.lower()
+    for entry in (part.strip().lower().lstrip(".") for part in no_proxy.split(",")):
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return True
+    return False
 
 
 def transport(
@@ -523,7 +575,7 @@ def transport(
 
     ``timeout`` seconds is the budget of a request sent outside any :func:`attempt` block.
     """
-    kind = _Flavour(flavour)
+    kind = _flavour(flavour)
     return kind.transport(kind, _Policy(timeout, max_reply_bytes))
 
 
@@ -531,7 +583,7 @@ def async_transport(
     flavour: str, *, timeout: float, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
 ) -> Any:
     """The async twin of :func:`transport`, for an ``AsyncClient``; serves any event loop."""
-    kind = _Flavour(flavour)
+    kind = _flavour(flavour)
     return kind.async_transport(kind, _Policy(timeout, max_reply_bytes))
 
 
