@@ -8,6 +8,7 @@ key zero times, while the traceback itself is really printed.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -16,7 +17,10 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
+from questfoundry_provider_openai.plugin import make_openai_provider
 
+from questfoundry.interfaces import BackendContext, Message, ProviderRequest
+from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.fakes import FakeGemini, FakeOpenAI, FakeServer, Fault
 
 KEY_VAR = "QF_ECHO_TEST_KEY"
@@ -94,3 +98,26 @@ def test_debug_traceback_and_logs_of_an_echoed_key_never_show_it(
     assert "Traceback (most recent call last)" in done.stderr, done.stderr[-2000:]
     assert "401" in done.stderr
     assert (done.stdout + done.stderr).count(secret) == 0
+
+
+def test_log_records_of_a_failed_call_never_show_an_echoed_key(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Every record logged at DEBUG during the call (the SDK's and httpx's included), and a
+    package logger's ``exception`` record of the error, as the gateway would log it."""
+    secret = SECRET["openai"]
+    context = BackendContext(project_dir=tmp_path, namespace="t", clock=FakeClock())
+    caplog.set_level(logging.DEBUG)
+    with FakeOpenAI() as server:
+        provider = make_openai_provider({"api_key": secret, "base_url": server.base_url}, context)
+        server.fail_next(Fault.ECHO_CREDENTIALS)
+        try:
+            provider.generate(ProviderRequest("gpt-4o-mini", (Message("user", "Who is it?"),)))
+        except Exception as error:
+            logging.getLogger("questfoundry.gateway").exception("the call failed: %s", error)
+        provider.close()
+    assert any(r.name == "questfoundry.gateway" for r in caplog.records)
+    shown = caplog.text + "".join(
+        f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records
+    )
+    assert shown.count(secret) == 0
