@@ -216,9 +216,13 @@ def test_followers_of_a_flight_are_observed_as_coalesced(
 
 def test_a_miss_reads_the_cache_once(gateway_face: Face, make_gateway: MakeGateway) -> None:
     gateway = make_gateway()
-    gateway_face.generate(gateway, ask())
+    gateway_face.generate(gateway, ask())  # backends not built yet: read as a step
     assert gateway.cache is not None
     assert gateway.cache.stats() == CacheStats(1, gateway.cache.stats().bytes, 0, 1)
+    gateway_face.generate(gateway, ask("another"))  # built: read in place by the face
+    gateway_face.generate(gateway, ask("another"))
+    stats = gateway.cache.stats()
+    assert (stats.entries, stats.hits, stats.misses) == (2, 1, 2)
 
 
 def test_blocking_cache_io_runs_off_the_event_loop(

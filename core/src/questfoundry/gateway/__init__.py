@@ -65,12 +65,28 @@ class Gateway:
     def generate(self, request: Request) -> Reply:
         """Answer ``request`` from the cache, or from its provider through limits and retries."""
         started = perf_counter()
-        return drive(self._pipeline.call(self._planner.plan(request), started))
+        plan = self._planner.plan(request)
+        pipeline = self._pipeline
+        if plan.read and pipeline.can_look_now(asynchronous=False):  # a hit needs no effects
+            landings = pipeline.flights.landings
+            hit = pipeline.lookup_now(plan, started)
+            if hit is not None:
+                return hit
+            return drive(pipeline.call(plan, started, landings))
+        return drive(pipeline.call(plan, started))
 
     async def agenerate(self, request: Request) -> Reply:
         """:meth:`generate` for asyncio: waits with ``asyncio.sleep``, blocking I/O on threads."""
         started = perf_counter()
-        return await adrive(self._pipeline.call(self._planner.plan(request), started))
+        plan = self._planner.plan(request)
+        pipeline = self._pipeline
+        if plan.read and pipeline.can_look_now(asynchronous=True):
+            landings = pipeline.flights.landings
+            hit = pipeline.lookup_now(plan, started)
+            if hit is not None:
+                return hit
+            return await adrive(pipeline.call(plan, started, landings))
+        return await adrive(pipeline.call(plan, started))
 
     def stream(self, request: Request) -> Stream:
         """Text chunks as they arrive (replayed on a hit); ``.reply`` once the stream is done."""

@@ -42,7 +42,7 @@ from questfoundry.gateway.effects import (
 )
 from questfoundry.gateway.flights import Flights
 from questfoundry.gateway.plan import Plan, Planner
-from questfoundry.interfaces import Chunk, Provider, ProviderReply, Usage
+from questfoundry.interfaces import Capability, Chunk, Provider, ProviderReply, Usage
 from questfoundry.limits import admission
 
 if TYPE_CHECKING:
@@ -73,11 +73,16 @@ class Pipeline:
 
     # ------------------------------------------------------------------ calls
 
-    def call(self, plan: Plan, started: float) -> Steps[Reply]:
-        """A whole call: the cache, the flight, then the provider."""
-        landings = self.flights.landings
-        if plan.read and (hit := (yield from self._lookup(plan, started))):
-            return hit
+    def call(self, plan: Plan, started: float, landings: int | None = None) -> Steps[Reply]:
+        """A whole call: the cache, the flight, then the provider.
+
+        ``landings`` is given when the caller has already looked in the cache (with
+        :meth:`lookup_now`, when ``flights.landings`` was that value); the cache is read once.
+        """
+        if landings is None:
+            landings = self.flights.landings
+            if plan.read and (hit := (yield from self._lookup(plan, started))):
+                return hit
         if not plan.key:
             return (yield from self._miss(plan, started))
         flight, leader = self.flights.join(plan.key)
@@ -152,15 +157,35 @@ class Pipeline:
 
     # ------------------------------------------------------------------ cache
 
-    def _lookup(self, plan: Plan, started: float) -> Steps[Reply | None]:
-        """A cache hit, recorded and observed as one; None on a miss or a broken cache."""
+    def can_look_now(self, asynchronous: bool) -> bool:
+        """Whether a face may call :meth:`lookup_now` itself instead of yielding an effect:
+        the cache and ledger are built, and (under asyncio) the cache never blocks."""
         built = vars(self.runtime)  # the backends already built (cached properties)
-        cache = built["cache"] if "cache" in built else (yield from self._backend("cache"))
+        if "cache" not in built or "ledger" not in built:
+            return False
+        return not asynchronous or Capability.NON_BLOCKING in built["cache"].capabilities
+
+    def lookup_now(self, plan: Plan, started: float) -> Reply | None:
+        """The cache hit for ``plan``, read in place (see :meth:`can_look_now`)."""
+        return self._hit(plan, self._read(plan), started)
+
+    def _lookup(self, plan: Plan, started: float) -> Steps[Reply | None]:
+        """:meth:`lookup_now` as steps: the read is an effect, built backends first."""
+        cache = yield from self._backend("cache")
+        raw = yield blocking(cache, self._read, plan)
+        yield from self._backend("ledger")
+        return self._hit(plan, raw, started)
+
+    def _read(self, plan: Plan) -> bytes | None:
+        """The cached bytes; None on a miss, or when the cache fails (warned once)."""
         try:
-            raw = yield blocking(cache, cache.get, plan.key)
+            return self.runtime.cache.get(plan.key)  # type: ignore[union-attr]
         except Exception as exc:
             self._warn_once("cache-read", f"cache read failed, calling the provider: {exc}")
             return None
+
+    def _hit(self, plan: Plan, raw: bytes | None, started: float) -> Reply | None:
+        """The hit in ``raw``, recorded and observed as one; None for nothing or a broken entry."""
         if raw is None:
             return None
         reply = self._decode(raw, plan.provider)
@@ -169,8 +194,6 @@ class Pipeline:
             return None
         reply.role, reply.key, reply.run_id = plan.role, plan.key, self.runtime.run_id
         reply.latency = perf_counter() - started
-        if "ledger" not in built:
-            yield from self._backend("ledger")
         self._recorded_hit(reply)
         self._notify(plan, reply, None, Outcome.HIT)
         return reply
@@ -351,10 +374,10 @@ class Pipeline:
 
     def _backend(self, name: str) -> Steps[Any]:
         """The runtime's backend ``name``, built off the event loop the first time."""
-        runtime = self.runtime
-        if name in vars(runtime):  # already built (a cached_property)
-            return getattr(runtime, name)
-        return (yield Blocking(getattr, (runtime, name)))
+        built = vars(self.runtime)  # the backends already built (cached properties)
+        if name in built:
+            return built[name]
+        return (yield Blocking(getattr, (self.runtime, name)))
 
     def _price(self, provider: str, model: str, usage: Usage) -> Decimal | None:
         cost_model = self.runtime.cost_model(provider)

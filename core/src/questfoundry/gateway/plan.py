@@ -64,49 +64,85 @@ class Plan:
         return self._estimate
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a role (with its runtime overrides) resolves to, remembered per planner."""
+
+    provider: str
+    model: str
+    kind: Kind
+    params: Mapping[str, Any]  #: the role's parameters, with the output cap when one applies
+    own: Mapping[str, Any]  #: the role's parameters as resolved
+    cap: int | None
+    cached: bool
+    ttl: float | None
+
+
 class Planner:
-    """Turns requests into plans for one runtime; remembers per-provider decisions."""
+    """Turns requests into plans for one runtime; remembers each route's decisions."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._caching = runtime.config.section("caching")
+        self._routes: dict[tuple[str | None, str | None, str | None], Route] = {}
         self._policies: dict[str, tuple[bool, float | None]] = {}
         self._caps: dict[str, int | None] = {}
         self._timeouts: dict[tuple[str, Kind], float | None] = {}
 
     def plan(self, request: Request) -> Plan:
         """Resolve the role, decide how the cache is used and compute the key."""
-        routed = self.runtime.resolve(request.role, request.provider, request.model)
-        params = {**routed.params, **request.params} if request.params else routed.params
-        kind: Kind = request.kind or getattr(routed, "kind", None) or "text"
-        mode = _MODES.get(request.cache)
-        if mode is None:
-            choices = ", ".join(_MODES)
-            raise ValueError(f"cache mode {request.cache!r} is not one of {choices}")
-        cap = self.output_cap(routed.provider)
-        if cap is not None and not params.get("max_tokens") and kind == "text":
-            params = {**params, "max_tokens": cap}
-        enabled, ttl = self.cache_policy(routed.provider)
+        route = self._routes.get((request.role, request.provider, request.model))
+        if route is None:
+            route = self.route(request.role, request.provider, request.model)
+        kind = route.kind
+        params = route.params
+        if request.params or (request.kind and request.kind != kind):
+            kind = request.kind or kind
+            params = {**route.own, **request.params}
+            if route.cap is not None and kind == "text" and not params.get("max_tokens"):
+                params["max_tokens"] = route.cap
+        if request.cache is CacheMode.DEFAULT:
+            read = write = route.cached
+        else:
+            mode = _MODES.get(request.cache)
+            if mode is None:
+                choices = ", ".join(_MODES)
+                raise ValueError(f"cache mode {request.cache!r} is not one of {choices}")
+            read = route.cached and mode in (CacheMode.DEFAULT, CacheMode.NO_STORE)
+            write = route.cached and mode in (CacheMode.DEFAULT, CacheMode.REFRESH)
         key = ""
-        if enabled:
+        if route.cached:
             fields = canonical_fields(
-                routed.provider, routed.model, kind, request.messages, request.prompt, params
+                route.provider, route.model, kind, request.messages, request.prompt, params
             )
             key = key_of(self.runtime.context.namespace, fields)
         return Plan(
-            provider=routed.provider,
-            model=routed.model,
-            kind=kind,
-            messages=request.messages,
-            prompt=request.prompt,
-            params=params,
-            timeout=request.timeout,
-            role=request.role,
-            key=key,
-            read=enabled and mode in (CacheMode.DEFAULT, CacheMode.NO_STORE),
-            write=enabled and mode in (CacheMode.DEFAULT, CacheMode.REFRESH),
-            ttl=request.cache_ttl if request.cache_ttl is not None else ttl,
+            route.provider,
+            route.model,
+            kind,
+            request.messages,
+            request.prompt,
+            params,
+            request.timeout,
+            request.role,
+            key,
+            read,
+            write,
+            route.ttl if request.cache_ttl is None else request.cache_ttl,
         )
+
+    def route(self, role: str | None, provider: str | None, model: str | None) -> Route:
+        """Resolve ``role`` with its overrides once; later plans reuse the answer."""
+        routed = self.runtime.resolve(role, provider, model)
+        kind: Kind = getattr(routed, "kind", None) or "text"
+        cap = self.output_cap(routed.provider)
+        params: Mapping[str, Any] = routed.params
+        if cap is not None and kind == "text" and not params.get("max_tokens"):
+            params = {**params, "max_tokens": cap}
+        cached, ttl = self.cache_policy(routed.provider)
+        route = Route(routed.provider, routed.model, kind, params, routed.params, cap, cached, ttl)
+        self._routes[(role, provider, model)] = route
+        return route
 
     def cache_policy(self, provider: str) -> tuple[bool, float | None]:
         """Whether ``provider``'s replies are cached, and for how long."""
