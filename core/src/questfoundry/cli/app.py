@@ -1,8 +1,8 @@
 """What every ``questfoundry`` command shares: the top-level group, the app object, output helpers.
 
 Every QuestFoundryError becomes one line on stderr and exit status 1; ``--debug`` shows the
-traceback instead. Heavy imports (rich, yaml, jsonschema, plugins) happen inside the commands, so
-``questfoundry --help`` stays fast.
+traceback instead, API keys masked. Heavy imports (rich, yaml, jsonschema, plugins) happen inside
+the commands, so ``questfoundry --help`` stays fast.
 """
 
 from __future__ import annotations

@@ -429,18 +429,27 @@ class ProviderContract(StandardSuite):
         return asyncio.run(_joined(provider.astream(request)))
 
     def check_deadline(
-        self, provider: Provider, server: FakeServer | None, model: str, fault: Fault, path: str
+        self,
+        provider: Provider,
+        server: FakeServer | None,
+        model: str,
+        fault: Fault,
+        path: str,
+        seconds: float | None = None,
     ) -> None:
+        """A call meeting ``fault`` fails at its deadline: ``request.timeout`` of ``seconds``,
+        or the configured :attr:`timeout` when ``seconds`` is None."""
         fake = self.need_server(server)
         fake.fail_next(fault)
-        request = self.make_request(model, timeout=self.attempt_seconds)
+        request = self.make_request(model, timeout=seconds)
+        deadline = self.timeout if seconds is None else seconds
         started = time.monotonic()
         with pytest.raises(ProviderError) as caught:
             self.call(provider, request, path)
         elapsed = time.monotonic() - started
         self.check_error(caught.value, provider, RetriableProviderError)
-        assert f"within {self.attempt_seconds:g} s" in str(caught.value), str(caught.value)
-        assert elapsed < self.attempt_seconds + self.timeout_margin, f"took {elapsed:.2f}s"
+        assert f"within {deadline:g} s" in str(caught.value), str(caught.value)
+        assert elapsed < deadline + self.timeout_margin, f"took {elapsed:.2f}s"
         assert len(fake.requests) == 1
 
     @pytest.mark.parametrize("path", PATHS)
@@ -449,13 +458,20 @@ class ProviderContract(StandardSuite):
     ) -> None:
         if server is not None:  # every read returns at once; the whole reply would take seconds
             server.trickle_seconds = 0.02
-        self.check_deadline(provider, server, model, Fault.TRICKLE, path)
+        self.check_deadline(provider, server, model, Fault.TRICKLE, path, self.attempt_seconds)
+
+    def test_configured_timeout_is_the_deadline_of_a_request_without_one(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        if server is not None:
+            server.trickle_seconds = 0.02
+        self.check_deadline(provider, server, model, Fault.TRICKLE, "generate")
 
     @pytest.mark.parametrize("path", PATHS)
     def test_server_that_never_answers_fails_at_the_attempt_deadline(
         self, provider: Provider, server: FakeServer | None, model: str, path: str
     ) -> None:
-        self.check_deadline(provider, server, model, Fault.NEVER_ANSWER, path)
+        self.check_deadline(provider, server, model, Fault.NEVER_ANSWER, path, self.attempt_seconds)
 
     @pytest.mark.parametrize("path", PATHS)
     def test_reply_larger_than_max_reply_mb_fails_without_being_held_whole(

@@ -2,7 +2,8 @@
 
 The SDK raises ``errors.ClientError`` (4xx) and ``errors.ServerError`` (5xx), both
 ``errors.APIError`` carrying Google's ``{"error": {"code", "message", "status", "details"}}``;
-the transport (httpx2, httpx, or aiohttp when installed) raises its own network and timeout errors;
+the transport (QuestFoundry's, on httpx: the provider hands the SDK its clients) raises httpx's
+network and timeout errors, and :mod:`questfoundry.http`'s deadline and size errors;
 a body that is not JSON surfaces as a ``ValueError``. The gateway decides on retries from the class
 of error this module returns, so the mapping is the whole retry policy of this provider:
 
