@@ -17,8 +17,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from questfoundry.config import Config
 from questfoundry.interfaces import (
@@ -44,6 +43,33 @@ if TYPE_CHECKING:
 log = logging.getLogger("questfoundry.runtime")
 
 T = TypeVar("T")
+
+
+class once(Generic[T]):
+    """A cached property built at most once even when threads race for it (the runtime's lock).
+
+    Once built the value sits in the instance's ``__dict__``, so reading it costs a dict lookup.
+    """
+
+    def __init__(self, build: Callable[[Runtime], T]) -> None:
+        self.build = build
+        self.name = build.__name__
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, runtime: None, owner: type[Runtime]) -> once[T]: ...
+
+    @overload
+    def __get__(self, runtime: Runtime, owner: type[Runtime]) -> T: ...
+
+    def __get__(self, runtime: Runtime | None, owner: type[Runtime]) -> once[T] | T:
+        if runtime is None:
+            return self
+        built = vars(runtime)
+        with runtime._lock:
+            if self.name not in built:
+                built[self.name] = self.build(runtime)
+        return built[self.name]  # type: ignore[no-any-return]
 
 DEFAULT_ROLE = "default"
 #: the cache used when ``caching.backend`` names none: the first of these that is installed
@@ -85,7 +111,7 @@ class Runtime:
         self._built.append((name, close))
         return backend
 
-    @cached_property
+    @once
     def cache(self) -> CacheBackend | None:
         """The response cache, or None when ``caching.enabled`` is false."""
         settings = self.config.section("caching")
@@ -95,7 +121,7 @@ class Runtime:
         cache: CacheBackend = self.manager.create("cache backend", name, settings, self.context)
         return self._own("cache", cache, cache.close)
 
-    @cached_property
+    @once
     def cache_backend_name(self) -> str:
         """``caching.backend``, else ``file`` where questfoundry-cache-file is installed (so
         answers outlive the process), else the built-in ``memory``."""
@@ -105,7 +131,7 @@ class Runtime:
         installed = self.manager.backends("cache backend")
         return next(n for n in DEFAULT_CACHES if n in installed or n == DEFAULT_CACHES[-1])
 
-    @cached_property
+    @once
     def limiter(self) -> Limiter | None:
         """The rate limiter, or None when no rate is configured (or limits are off)."""
         settings = self.config.section("rate_limiting")
@@ -118,7 +144,7 @@ class Runtime:
         )
         return self._own("limiter", limiter, limiter.close)
 
-    @cached_property
+    @once
     def ledger(self) -> Ledger:
         """The cost ledger (SQLite in ``.questfoundry/`` by default)."""
         from questfoundry.ledger import open_ledger
@@ -126,7 +152,7 @@ class Runtime:
         ledger = open_ledger(self.config, self.context)
         return self._own("ledger", ledger, ledger.close)
 
-    @cached_property
+    @once
     def budgets(self) -> BudgetKeeper | None:
         """The keeper of cost budgets, or None when no budget is configured."""
         from questfoundry.budgets import open_budgets
@@ -201,7 +227,7 @@ class Runtime:
             self._routes[handle] = found
         return found
 
-    @cached_property
+    @once
     def gateway(self) -> Gateway:
         """The gateway over this runtime's backends."""
         from questfoundry.gateway import Gateway

@@ -10,6 +10,7 @@ Without a script it echoes the last message, so identical requests get identical
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
@@ -74,6 +75,7 @@ class ScriptedProvider:
         return self._next(request)
 
     async def agenerate(self, request: ProviderRequest) -> ProviderReply:
+        await asyncio.sleep(0)  # a real provider waits on the network: let other tasks run
         return self._next(request)
 
     def stream(self, request: ProviderRequest) -> Iterator[Chunk]:
@@ -85,6 +87,7 @@ class ScriptedProvider:
 
     async def astream(self, request: ProviderRequest) -> AsyncIterator[Chunk]:
         for chunk in self.stream(request):
+            await asyncio.sleep(0)
             yield chunk
 
     def close(self) -> None:
