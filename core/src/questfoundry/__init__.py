@@ -25,6 +25,7 @@ _EXPORTS = {
     "Config": "questfoundry.config",
     "load_config": "questfoundry.config",
     "get_plugin_manager": "questfoundry.plugins",
+    "Runtime": "questfoundry.runtime",
     "Request": "questfoundry.calls",
     "Reply": "questfoundry.calls",
     "CacheMode": "questfoundry.calls",
@@ -46,6 +47,7 @@ __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
     "Config",
     "load_config",
     "get_plugin_manager",
+    "Runtime",
     "Request",
     "Reply",
     "CacheMode",
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     )
     from questfoundry.interfaces import Message, Usage
     from questfoundry.plugins import get_plugin_manager
+    from questfoundry.runtime import Runtime
 
 
 def __getattr__(name: str) -> Any:
