@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from questfoundry.calls import CacheMode, Request
-from questfoundry.config import Config
 from questfoundry.errors import (
     CostLimitExceededError,
     NonRetriableProviderError,
@@ -24,60 +22,11 @@ from questfoundry.errors import (
 from questfoundry.gateway import Gateway
 from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import ProviderReply, Usage
-from questfoundry.plugins import get_plugin_manager
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import ASYNC, SYNC, Face
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
-PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
-BASE: dict[str, Any] = {
-    "providers": {"text": {"default": "scripted", "scripted": {"model": "m1"}}},
-    "rate_limiting": {"providers": {"scripted": dict(PRICED)}},
-}
-
 MakeGateway = Callable[..., Gateway]
-
-
-def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge(out[key], value) if isinstance(value, dict) and key in out else value
-    return out
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def provider() -> ScriptedProvider:
-    return ScriptedProvider()
-
-
-@pytest.fixture
-def make_gateway(
-    tmp_path: Path, clock: FakeClock, provider: ScriptedProvider
-) -> Iterator[MakeGateway]:
-    made: list[Gateway] = []
-
-    def make(extra: dict[str, Any] | None = None, *plugins: tuple[str, object]) -> Gateway:
-        config = Config(
-            data=merge(BASE, extra or {}),
-            path=None,
-            project_dir=tmp_path / ".questfoundry",
-            secret_paths=frozenset(),
-        )
-        manager = get_plugin_manager(
-            entry_points=False, plugins=[scripted_plugin(provider), *plugins]
-        )
-        gateway = Gateway.from_config(config, manager, clock=clock)
-        made.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in made:
-        gateway.close()
 
 
 def ask(text: str = "hello", **kwargs: Any) -> Request:

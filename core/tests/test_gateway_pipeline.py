@@ -30,7 +30,7 @@ from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import ASYNC, SYNC, Face
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
-PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
+MakeGateway = Callable[..., Gateway]  #: see conftest.make_gateway
 
 
 class Observer:
@@ -76,16 +76,6 @@ class Plugins:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def provider() -> ScriptedProvider:
-    return ScriptedProvider()
-
-
-@pytest.fixture
 def observer() -> Observer:
     return Observer()
 
@@ -95,39 +85,14 @@ def plugins() -> Plugins:
     return Plugins()
 
 
-MakeGateway = Callable[..., Gateway]
-
-
 @pytest.fixture
-def make_gateway(
-    tmp_path: Path,
-    clock: FakeClock,
-    provider: ScriptedProvider,
-    observer: Observer,
-    plugins: Plugins,
-) -> Iterator[MakeGateway]:
-    made: list[Gateway] = []
+def make(make_gateway: MakeGateway, observer: Observer, plugins: Plugins) -> MakeGateway:
+    """A gateway observed by ``observer``, with cache ``threads`` available; sections merged."""
 
-    def make(**sections: Any) -> Gateway:
-        data: dict[str, Any] = {
-            "providers": {"text": {"default": "scripted", "scripted": {"model": "m1"}}},
-            "rate_limiting": {"providers": {"scripted": dict(PRICED)}},
-            "caching": {"backend": "memory"},
-        }
-        for name, section in sections.items():
-            data[name] = {**data.get(name, {}), **section}
-        config = Config(data, None, tmp_path / ".questfoundry", frozenset())
-        manager = get_plugin_manager(
-            entry_points=False,
-            plugins=[scripted_plugin(provider), ("observer", observer), ("threads", plugins)],
-        )
-        gateway = Gateway.from_config(config, manager, clock=clock)
-        made.append(gateway)
-        return gateway
+    def build(**sections: Any) -> Gateway:
+        return make_gateway(sections, ("observer", observer), ("threads", plugins))
 
-    yield make
-    for gateway in made:
-        gateway.close()
+    return build
 
 
 def ask(text: str = "hello", **kwargs: Any) -> Request:
@@ -138,9 +103,9 @@ def ask(text: str = "hello", **kwargs: Any) -> Request:
 
 
 def test_observers_see_a_miss_a_hit_and_an_error_once_each_on_the_callers_thread(
-    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider, observer: Observer
+    gateway_face: Face, make: MakeGateway, provider: ScriptedProvider, observer: Observer
 ) -> None:
-    gateway = make_gateway()
+    gateway = make()
     gateway_face.generate(gateway, ask())
     gateway_face.generate(gateway, ask())
     provider.script.append(NonRetriableProviderError("no"))
@@ -151,9 +116,9 @@ def test_observers_see_a_miss_a_hit_and_an_error_once_each_on_the_callers_thread
 
 
 def test_observers_see_every_ending_of_a_stream(
-    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider, observer: Observer
+    gateway_face: Face, make: MakeGateway, provider: ScriptedProvider, observer: Observer
 ) -> None:
-    gateway = make_gateway()
+    gateway = make()
     gateway_face.stream(gateway, ask("finished"))
     gateway_face.stream(gateway, ask("finished"))
     gateway_face.stream(gateway, ask("abandoned story"), stop_after=1)
@@ -200,9 +165,9 @@ def test_a_stream_that_breaks_after_its_first_chunk_is_observed_as_failed_and_no
 
 
 def test_followers_of_a_flight_are_observed_as_coalesced(
-    make_gateway: MakeGateway, observer: Observer
+    make: MakeGateway, observer: Observer
 ) -> None:
-    gateway = make_gateway()
+    gateway = make()
     SYNC.generate(gateway, ask("warm-up"))  # backends built, so no task waits on a thread
 
     async def many() -> None:
@@ -215,8 +180,8 @@ def test_followers_of_a_flight_are_observed_as_coalesced(
 # ------------------------------------------------------------------ the cache
 
 
-def test_a_miss_reads_the_cache_once(gateway_face: Face, make_gateway: MakeGateway) -> None:
-    gateway = make_gateway()
+def test_a_miss_reads_the_cache_once(gateway_face: Face, make: MakeGateway) -> None:
+    gateway = make()
     gateway_face.generate(gateway, ask())  # backends not built yet: read as a step
     assert gateway.cache is not None
     assert gateway.cache.stats() == CacheStats(1, gateway.cache.stats().bytes, 0, 1)
@@ -226,10 +191,8 @@ def test_a_miss_reads_the_cache_once(gateway_face: Face, make_gateway: MakeGatew
     assert (stats.entries, stats.hits, stats.misses) == (2, 1, 2)
 
 
-def test_blocking_cache_io_runs_off_the_event_loop(
-    make_gateway: MakeGateway, plugins: Plugins
-) -> None:
-    gateway = make_gateway(caching={"backend": "threads"})
+def test_blocking_cache_io_runs_off_the_event_loop(make: MakeGateway, plugins: Plugins) -> None:
+    gateway = make(caching={"backend": "threads"})
     loop_threads: list[int] = []
 
     async def twice() -> None:
@@ -243,10 +206,10 @@ def test_blocking_cache_io_runs_off_the_event_loop(
 
 
 def test_a_non_blocking_cache_is_read_on_the_loop_without_a_thread(
-    make_gateway: MakeGateway, plugins: Plugins
+    make: MakeGateway, plugins: Plugins
 ) -> None:
     plugins.cache.capabilities = frozenset({"non_blocking"})
-    gateway = make_gateway(caching={"backend": "threads"})
+    gateway = make(caching={"backend": "threads"})
 
     async def once() -> int:
         await gateway.agenerate(ask())
@@ -257,9 +220,9 @@ def test_a_non_blocking_cache_is_read_on_the_loop_without_a_thread(
 
 
 def test_one_gateway_serves_successive_event_loops_and_threads(
-    make_gateway: MakeGateway, provider: ScriptedProvider, capfd: pytest.CaptureFixture[str]
+    make: MakeGateway, provider: ScriptedProvider, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    gateway = make_gateway()
+    gateway = make()
     for text in ("a", "b", "c"):
         ASYNC.generate(gateway, ask(text))
     workers = [threading.Thread(target=ASYNC.generate, args=(gateway, ask(t))) for t in "de"]
@@ -276,20 +239,20 @@ def test_one_gateway_serves_successive_event_loops_and_threads(
 
 
 def test_a_retry_after_beyond_the_retry_budget_raises_at_once(
-    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+    gateway_face: Face, make: MakeGateway, provider: ScriptedProvider, clock: FakeClock
 ) -> None:
     provider.script.append(ProviderRateLimitError("slow down", retry_after=86_400))
     with pytest.raises(RateLimitError) as caught:
-        gateway_face.generate(make_gateway(), ask())
+        gateway_face.generate(make(), ask())
     assert caught.value.retry_after == 86_400
     assert clock.slept == [] and provider.calls == 1
 
 
 def test_a_zero_retry_after_falls_back_to_backoff(
-    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider, clock: FakeClock
+    gateway_face: Face, make: MakeGateway, provider: ScriptedProvider, clock: FakeClock
 ) -> None:
     provider.script.append(ProviderRateLimitError("slow down", retry_after=0))
-    reply = gateway_face.generate(make_gateway(), ask())
+    reply = gateway_face.generate(make(), ask())
     assert reply.retries == 1
     assert len(clock.slept) == 1 and 0 <= clock.slept[0] <= 0.5
 
@@ -336,9 +299,9 @@ def test_the_call_deadline_bounds_every_attempt_and_the_retries(
 
 
 def test_a_provider_timeout_setting_is_each_attempts_deadline(
-    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make: MakeGateway, provider: ScriptedProvider
 ) -> None:
-    gateway = make_gateway(
+    gateway = make(
         providers={
             "text": {"default": "scripted", "scripted": {"model": "m1", "timeout_seconds": 3}}
         }
@@ -348,9 +311,9 @@ def test_a_provider_timeout_setting_is_each_attempts_deadline(
 
 
 def test_a_limit_wait_past_the_deadline_raises_rate_limit_error(
-    gateway_face: Face, make_gateway: MakeGateway, clock: FakeClock
+    gateway_face: Face, make: MakeGateway, clock: FakeClock
 ) -> None:
-    gateway = make_gateway(
+    gateway = make(
         rate_limiting={"global": {"requests_per_minute": 1}, "max_wait_seconds": 600},
         retry={"deadline_seconds": 30},
     )
@@ -364,9 +327,11 @@ def test_a_limit_wait_past_the_deadline_raises_rate_limit_error(
 
 
 def test_an_unpriced_model_under_a_budget_is_refused_before_sending(
-    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make: MakeGateway, provider: ScriptedProvider
 ) -> None:
-    gateway = make_gateway(rate_limiting={"global": {"cost_per_day": 0.001}, "providers": {}})
+    gateway = make(
+        rate_limiting={"global": {"cost_per_day": 0.001}, "providers": {"scripted": None}}
+    )
     with pytest.raises(ConfigError, match="no known price") as caught:
         gateway_face.generate(gateway, ask())
     assert caught.value.path == "rate_limiting.providers.scripted"
@@ -374,17 +339,17 @@ def test_an_unpriced_model_under_a_budget_is_refused_before_sending(
 
 
 def test_a_budgeted_request_without_max_tokens_is_capped_and_reserved_for_the_cap(
-    gateway_face: Face, make_gateway: MakeGateway, provider: ScriptedProvider
+    gateway_face: Face, make: MakeGateway, provider: ScriptedProvider
 ) -> None:
-    gateway = make_gateway(
+    gateway = make(
         rate_limiting={
             "max_output_tokens": 200,
-            "providers": {"scripted": {**PRICED, "cost_per_day": 1}},
+            "providers": {"scripted": {"cost_per_day": 1}},
         }
     )
     gateway_face.generate(gateway, ask())
     assert provider.requests[0].params["max_tokens"] == 200
-    unbudgeted = make_gateway(rate_limiting={"providers": {"scripted": dict(PRICED)}})
+    unbudgeted = make()
     gateway_face.generate(unbudgeted, ask("free"))
     assert "max_tokens" not in provider.requests[1].params
 
@@ -409,11 +374,11 @@ class BrokenLedger:
 
 def test_a_paid_reply_is_returned_and_cached_when_the_ledger_cannot_be_written(
     gateway_face: Face,
-    make_gateway: MakeGateway,
+    make: MakeGateway,
     provider: ScriptedProvider,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gateway = make_gateway()
+    gateway = make()
     vars(gateway.runtime)["ledger"] = BrokenLedger()
     with caplog.at_level(logging.WARNING, "questfoundry.gateway"):
         first = gateway_face.generate(gateway, ask())
@@ -425,7 +390,7 @@ def test_a_paid_reply_is_returned_and_cached_when_the_ledger_cannot_be_written(
 
 
 def test_a_hot_cache_value_is_parsed_once_yet_every_hit_is_its_own_reply(
-    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+    make: MakeGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import questfoundry.cached
 
@@ -437,7 +402,7 @@ def test_a_hot_cache_value_is_parsed_once_yet_every_hit_is_its_own_reply(
         return original(raw, provider)
 
     monkeypatch.setattr(questfoundry.cached, "decode", counting)
-    gateway = make_gateway()
+    gateway = make()
     SYNC.generate(gateway, ask())
     first = SYNC.generate(gateway, ask(role="scene_smith"))
     second = SYNC.generate(gateway, ask(role="gatekeeper"))

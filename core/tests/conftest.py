@@ -1,0 +1,64 @@
+"""Fixtures the core's gateway tests share: a fake clock, a scripted provider, gateways on both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from questfoundry.config import Config
+from questfoundry.gateway import Gateway
+from questfoundry.plugins import get_plugin_manager
+from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
+
+PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
+BASE: dict[str, Any] = {
+    "providers": {"text": {"default": "scripted", "scripted": {"model": "m1"}}},
+    "rate_limiting": {"providers": {"scripted": dict(PRICED)}},
+}
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def provider() -> ScriptedProvider:
+    return ScriptedProvider()
+
+
+@pytest.fixture
+def make_gateway(
+    tmp_path: Path, clock: FakeClock, provider: ScriptedProvider
+) -> Iterator[Callable[..., Gateway]]:
+    """``make_gateway(extra, *plugins)``: a gateway on ``BASE`` deep-merged with ``extra``."""
+    made: list[Gateway] = []
+
+    def make(extra: dict[str, Any] | None = None, *plugins: tuple[str, object]) -> Gateway:
+        config = Config(
+            data=merge(BASE, extra or {}),
+            path=None,
+            project_dir=tmp_path / ".questfoundry",
+            secret_paths=frozenset(),
+        )
+        manager = get_plugin_manager(
+            entry_points=False, plugins=[scripted_plugin(provider), *plugins]
+        )
+        gateway = Gateway.from_config(config, manager, clock=clock)
+        made.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in made:
+        gateway.close()
