@@ -35,7 +35,6 @@ import functools
 import importlib
 import threading
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ __all__ = [
     "flavour_of",
     "max_reply_bytes",
     "provider_error",
+    "settings_schema",
     "transport",
     "transport_failure",
 ]
@@ -540,6 +540,8 @@ class _Routes:
 
     def __init__(self, flavour: _Flavour, *, sync: bool) -> None:
         self._flavour, self._sync = flavour, sync
+        import urllib.request  # only when a transport is built: it pulls in http.client and ssl
+
         self._proxies = urllib.request.getproxies_environment()
         self._pools: dict[str | None, Any] = {}
         self._lock = threading.Lock()
@@ -608,6 +610,43 @@ def provider_error(error: BaseException, provider: str) -> ProviderError | None:
     if isinstance(failure, ReplyTooLarge):
         return NonRetriableProviderError(str(failure), provider=provider)
     return None
+
+
+def settings_schema(
+    *, timeout_default: float, url_example: str, url_default: str | None = None
+) -> dict[str, Any]:
+    """The settings every HTTP provider takes, as JSON Schema properties for its fragment:
+    ``base_url``, ``timeout_seconds`` (the attempt deadline above) and ``max_reply_mb``."""
+    base_url: dict[str, Any] = {
+        "type": "string",
+        "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://\\S+$",
+        "examples": [url_example],
+        "description": "Endpoint to call instead of the service's default.",
+    }
+    if url_default is not None:
+        base_url["default"] = url_default
+    return {
+        "base_url": base_url,
+        "timeout_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": timeout_default,
+            "description": (
+                "Deadline of one attempt, in seconds: a whole reply must have arrived by then, "
+                "and a streamed one must have started, each later chunk following the last "
+                "within as long (not a per-read timeout). Past it the attempt fails as retriable."
+            ),
+        },
+        "max_reply_mb": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": DEFAULT_MAX_REPLY_BYTES // (1024 * 1024),
+            "description": (
+                "Largest reply body accepted, in MiB; a larger one fails the call instead of "
+                "filling memory."
+            ),
+        },
+    }
 
 
 def max_reply_bytes(settings: Mapping[str, Any], path: str) -> int:

@@ -56,6 +56,7 @@ LOOPS = (
 #: keys of a role or provider section that are generation parameters
 PARAMETER_KEYS = ("temperature", "max_tokens", "top_p", "stop", "seed", "size", "quality")
 
+
 def _kind(role: str, config: Mapping[str, Any], kinds: Mapping[str, Kind]) -> tuple[Kind, str]:
     section = (config.get("roles") or {}).get(role) or {}
     if section.get("kind") in ("text", "image"):

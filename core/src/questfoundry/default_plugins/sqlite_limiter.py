@@ -241,9 +241,9 @@ def limiter_strategies() -> dict[str, Any]:
     from questfoundry.plugins import Backend
 
     return {
-        "sqlite": Backend(
+        "sqlite": Backend(  # the core schema holds the built-ins' settings
             make_sqlite_limiter,
-            settings={"$ref": "#/$defs/sqlite_limiter"},  # the core schema holds built-ins' settings
+            settings={"$ref": "#/$defs/sqlite_limiter"},
             description="token buckets shared by every process on this machine, in one SQLite file",
         )
     }

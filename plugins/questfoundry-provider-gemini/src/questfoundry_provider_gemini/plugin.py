@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from questfoundry import hookimpl
+from questfoundry.http import settings_schema
 from questfoundry.interfaces import BackendContext, Capability
 from questfoundry.plugins import Backend
 from questfoundry_provider_gemini.settings import GeminiSettings
@@ -29,37 +30,15 @@ SETTINGS = {
                 "variable, then GOOGLE_API_KEY). Never logged, cached or exported."
             ),
         },
-        "base_url": {
-            "type": "string",
-            "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://\\S+$",
-            "examples": ["https://generativelanguage.googleapis.com"],
-            "description": "Endpoint to call instead of the service's default.",
-        },
         "api_version": {
             "type": "string",
             "minLength": 1,
             "default": "v1beta",
             "description": "API version of the Gemini endpoint.",
         },
-        "timeout_seconds": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 120,
-            "description": (
-                "Seconds one attempt may take from sending the request to the last byte of the "
-                "reply (a deadline, not a per-read timeout); past it the attempt fails as "
-                "retriable."
-            ),
-        },
-        "max_reply_mb": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 32,
-            "description": (
-                "Largest reply body accepted, in MiB; a larger one fails the call instead of "
-                "filling memory."
-            ),
-        },
+        **settings_schema(
+            timeout_default=120, url_example="https://generativelanguage.googleapis.com"
+        ),
     }
 }
 

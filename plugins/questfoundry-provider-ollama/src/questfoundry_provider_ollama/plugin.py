@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from questfoundry import hookimpl
+from questfoundry.http import settings_schema
 from questfoundry.interfaces import BackendContext, Capability
 from questfoundry.plugins import Backend
 from questfoundry_provider_ollama.settings import OllamaSettings
@@ -21,32 +22,11 @@ if TYPE_CHECKING:
 #: the settings of ``providers.<kind>.ollama``, validated where the user writes them
 SETTINGS = {
     "properties": {
-        "base_url": {
-            "type": "string",
-            "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://\\S+$",
-            "examples": ["http://localhost:11434"],
-            "default": "http://localhost:11434",
-            "description": "Endpoint to call instead of the service's default.",
-        },
-        "timeout_seconds": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 300,
-            "description": (
-                "Seconds one attempt may take from sending the request to the last byte of the "
-                "reply (a deadline, not a per-read timeout); past it the attempt fails as "
-                "retriable."
-            ),
-        },
-        "max_reply_mb": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 32,
-            "description": (
-                "Largest reply body accepted, in MiB; a larger one fails the call instead of "
-                "filling memory."
-            ),
-        },
+        **settings_schema(
+            timeout_default=300,
+            url_example="http://localhost:11434",
+            url_default="http://localhost:11434",
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from questfoundry import hookimpl
+from questfoundry.http import settings_schema
 from questfoundry.interfaces import BackendContext, Capability
 from questfoundry.plugins import Backend
 from questfoundry_provider_openai.settings import OpenAISettings
@@ -25,35 +26,11 @@ SETTINGS = {
                 "variable). Never logged, cached or exported."
             ),
         },
-        "base_url": {
-            "type": "string",
-            "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://\\S+$",
-            "examples": ["http://localhost:8000/v1"],
-            "description": "Endpoint to call instead of the service's default.",
-        },
         "organization": {
             "type": "string",
             "description": "Organization id sent with each request.",
         },
-        "timeout_seconds": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 60,
-            "description": (
-                "Seconds one attempt may take from sending the request to the last byte of the "
-                "reply (a deadline, not a per-read timeout); past it the attempt fails as "
-                "retriable."
-            ),
-        },
-        "max_reply_mb": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 32,
-            "description": (
-                "Largest reply body accepted, in MiB; a larger one fails the call instead of "
-                "filling memory."
-            ),
-        },
+        **settings_schema(timeout_default=60, url_example="http://localhost:8000/v1"),
     }
 }
 
