@@ -103,4 +103,3 @@ class RetryPolicy:
         if wait >= remaining:
             raise error
         return wait
-

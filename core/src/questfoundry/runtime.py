@@ -71,6 +71,7 @@ class once(Generic[T]):
                 built[self.name] = self.build(runtime)
         return built[self.name]  # type: ignore[no-any-return]
 
+
 DEFAULT_ROLE = "default"
 #: the cache used when ``caching.backend`` names none: the first of these that is installed
 DEFAULT_CACHES = ("file", "memory")
