@@ -79,7 +79,7 @@ class DeadlineExceeded(Exception):
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        super().__init__(f"no complete reply within {seconds:g} s")
+        super().__init__(f"no complete reply within {seconds:.3g} s")
 
 
 class ReplyTooLarge(Exception):

@@ -122,7 +122,7 @@ class FakeServer:
     """A fake provider API on 127.0.0.1; subclasses implement :meth:`routes` and :meth:`error_body`.
 
     ``latency`` seconds are waited before every reply; ``retry_after`` is the ``Retry-After`` header
-    of an injected 429; ``slow_seconds`` is how long a :attr:`Fault.SLOW` reply is held back;
+    of an injected 429 (seconds, or a string sent as it is); ``slow_seconds`` is how long a :attr:`Fault.SLOW` reply is held back;
     ``trickle_seconds`` the pause between the bytes of a :attr:`Fault.TRICKLE` reply;
     ``huge_bytes`` the size of a :attr:`Fault.HUGE_REPLY` body.
     ``requests`` records every request received, ``served`` counts successful (2xx) replies.
@@ -132,7 +132,7 @@ class FakeServer:
         self,
         *,
         latency: float = 0.0,
-        retry_after: float = 1.0,
+        retry_after: float | str = 1.0,
         slow_seconds: float = 2.0,
         trickle_seconds: float = 1.0,
         huge_bytes: int = 200 * 1024 * 1024,
@@ -317,7 +317,11 @@ def _shutdown_now(httpd: ThreadingHTTPServer) -> None:
         stopper.join(0.01)
 
 
-def _format_seconds(seconds: float) -> str:
+def _format_seconds(seconds: float | str) -> str:
+    """A ``Retry-After`` value: seconds as the server would write them, or a string as given
+    (an HTTP date, or garbage a test wants sent)."""
+    if isinstance(seconds, str):
+        return seconds
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 

@@ -63,12 +63,17 @@ class FakeOpenAI(FakeServer):
     """OpenAI's ``/v1/chat/completions``, ``/v1/images/generations`` and ``/v1/models``.
 
     ``api_key``, when set, is the only key accepted; any bearer token is accepted otherwise, and a
-    request without one is refused with 401, as the real API does.
+    request without one is refused with 401, as the real API does. ``reply_tokens``, when set,
+    pads every reply to about that many tokens (before ``max_tokens`` cuts it): a long-winded
+    model.
     """
 
-    def __init__(self, *, api_key: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, api_key: str | None = None, reply_tokens: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
+        self.reply_tokens = reply_tokens
         self._seen_prompts: set[str] = set()
         self._seen_lock = threading.Lock()
         self._ids = 0
@@ -204,6 +209,8 @@ class FakeOpenAI(FakeServer):
         contents = [_content_text(m.get("content")) for m in messages]
         users = [c for m, c in zip(messages, contents, strict=True) if m.get("role") == "user"]
         text = reply_text(users[-1] if users else "", str(body["model"]))
+        if self.reply_tokens:
+            text = (text + " and so on,") * (self.reply_tokens * 4 // (len(text) + 11) + 1)
         text, finish = _apply_limits(text, body)
         prompt_tokens = TOKENS_PER_REPLY + sum(
             TOKENS_PER_MESSAGE + estimate_tokens(c) for c in contents
