@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from questfoundry.calls import Request
-from questfoundry.config import Config
+from questfoundry.config import Config, load_config
 from questfoundry.default_plugins.memory_cache import MemoryCache
 from questfoundry.hookspecs import hookimpl
 from questfoundry.plugins import get_plugin_manager
@@ -114,3 +114,18 @@ def test_the_default_cache_is_the_file_cache_where_it_is_installed(
         pytest.skip("questfoundry-cache-file is not installed")
     with Runtime(config, manager) as runtime:
         assert runtime.cache_backend_name == backend
+
+
+def test_a_cache_section_naming_no_backend_takes_the_default_backends_settings(
+    tmp_path: Path,
+) -> None:
+    manager = get_plugin_manager(env={})
+    if "file" not in manager.backends("cache backend"):
+        pytest.skip("questfoundry-cache-file is not installed")
+    path = tmp_path / ".questfoundry" / "config.yml"
+    path.parent.mkdir()
+    path.write_text("caching:\n  cache_dir: .questfoundry/answers\n", encoding="utf-8")
+    with Runtime(load_config(path, manager=manager, env={}), manager) as runtime:
+        assert runtime.cache_backend_name == "file"
+        assert runtime.cache is not None
+    assert (tmp_path / ".questfoundry" / "answers").is_dir()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from questfoundry.config import Config
+from questfoundry.config.schema import default_backend
 from questfoundry.interfaces import (
     BackendContext,
     CacheBackend,
@@ -73,9 +74,6 @@ class once(Generic[T]):
 
 
 DEFAULT_ROLE = "default"
-#: the cache used when ``caching.backend`` names none: the first of these that is installed
-DEFAULT_CACHES = ("file", "memory")
-DEFAULT_LIMITER = "sqlite"
 
 
 class Runtime:
@@ -124,13 +122,9 @@ class Runtime:
 
     @once
     def cache_backend_name(self) -> str:
-        """``caching.backend``, else ``file`` where questfoundry-cache-file is installed (so
-        answers outlive the process), else the built-in ``memory``."""
+        """``caching.backend``, else the default (``file`` where installed, else ``memory``)."""
         name: str | None = self.config.get("caching.backend")
-        if name:
-            return name
-        installed = self.manager.backends("cache backend")
-        return next(n for n in DEFAULT_CACHES if n in installed or n == DEFAULT_CACHES[-1])
+        return name or default_backend("caching", self.manager)
 
     @once
     def limiter(self) -> Limiter | None:
@@ -139,7 +133,7 @@ class Runtime:
         rates = rates_from(settings)
         if not settings.get("enabled", True) or not rates:
             return None
-        name = settings.get("backend", DEFAULT_LIMITER)
+        name = settings.get("backend") or default_backend("rate_limiting", self.manager)
         limiter: Limiter = self.manager.create(
             "limiter strategy", name, {**settings, "rates": rates}, self.context
         )

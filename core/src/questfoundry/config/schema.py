@@ -47,8 +47,21 @@ def core_schema() -> dict[str, Any]:
     return copy.deepcopy(_core())
 
 
-def default_backend(section: str) -> str:
-    """The backend a section uses when it names none, as the schema documents it."""
+#: a section's backend when it names none: the first of these installed (else the schema's)
+PREFERRED = {"caching": ("file",)}
+
+
+def default_backend(section: str, manager: PluginManager | None = None) -> str:
+    """The backend ``section`` uses when it names none.
+
+    The cache is ``file`` where questfoundry-cache-file is installed, so answers outlive the
+    process; otherwise, and for the other sections, the core schema's documented default.
+    """
+    if manager is not None:
+        installed = manager.backends(SECTIONS[section])
+        for name in PREFERRED.get(section, ()):
+            if name in installed:
+                return name
     default: str = _core()["properties"][section]["properties"]["backend"]["default"]
     return default
 
@@ -67,7 +80,9 @@ def compose(manager: PluginManager | None) -> dict[str, Any]:
     for section, kind in SECTIONS.items():
         node = schema["properties"][section]
         names = sorted(manager.backends(kind))
-        node["allOf"] = _branches("backend", names, default_backend(section), fragments, kind)
+        default = default_backend(section, manager)
+        node["properties"]["backend"]["default"] = default
+        node["allOf"] = _branches("backend", names, default, fragments, kind)
         node["unevaluatedProperties"] = False
     for kind in ("text", "image"):
         node = schema["properties"]["providers"]["properties"][kind]

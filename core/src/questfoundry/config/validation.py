@@ -124,7 +124,7 @@ class Validation:
             return ""
         section = str(path[0])
         kind = schemas.SECTIONS[section]
-        selected = instance.get("backend", schemas.default_backend(section))
+        selected = instance.get("backend", schemas.default_backend(section, self.manager))
         here = f"unknown key for {kind} {selected!r}"
         for name, reg in sorted(self.manager.backends(kind).items()):
             fragment = schemas.deref(self.schema, dict(reg.settings)) if reg.settings else {}
