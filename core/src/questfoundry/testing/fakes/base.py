@@ -122,8 +122,9 @@ class FakeServer:
     """A fake provider API on 127.0.0.1; subclasses implement :meth:`routes` and :meth:`error_body`.
 
     ``latency`` seconds are waited before every reply; ``retry_after`` is the ``Retry-After`` header
-    of an injected 429 (seconds, or a string sent as it is); ``slow_seconds`` is how long a :attr:`Fault.SLOW` reply is held back;
-    ``trickle_seconds`` the pause between the bytes of a :attr:`Fault.TRICKLE` reply;
+    of an injected 429 (seconds, or a string sent as it is); ``slow_seconds`` is how long a
+    :attr:`Fault.SLOW` reply is held back; ``trickle_seconds`` the pause between the bytes of a
+    :attr:`Fault.TRICKLE` reply;
     ``huge_bytes`` the size of a :attr:`Fault.HUGE_REPLY` body.
     ``requests`` records every request received, ``served`` counts successful (2xx) replies.
     """
