@@ -409,3 +409,17 @@ def test_a_hot_cache_value_is_parsed_once_yet_every_hit_is_its_own_reply(
     assert len(parsed) == 1
     assert first is not second and first.text == second.text
     assert (first.role, second.role) == ("scene_smith", "gatekeeper")
+
+
+def test_identical_requests_racing_a_cold_start_still_make_one_provider_call(
+    make: MakeGateway, provider: ScriptedProvider, observer: Observer
+) -> None:
+    gateway = make()  # nothing built yet: every task first waits on a thread for the backends
+
+    async def many() -> None:
+        await asyncio.gather(*(gateway.agenerate(ask()) for _ in range(32)))
+
+    asyncio.run(many())
+    assert provider.calls == 1
+    assert observer.outcomes.count(Outcome.MISS) == 1
+    assert set(observer.outcomes) <= {Outcome.MISS, Outcome.COALESCED, Outcome.HIT}
