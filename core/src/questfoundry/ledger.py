@@ -46,7 +46,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from questfoundry import spool
+from questfoundry import spool, sqlite
 from questfoundry.budgets import SQLiteBudgetKeeper, drop_hold
 from questfoundry.errors import ConfigError, LedgerError, QuestFoundryError
 from questfoundry.interfaces import BackendContext, Clock, Hold
@@ -475,26 +475,8 @@ class Ledger:
             self._timeout = seconds
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"cost ledger {self.path}: cannot create its folder: {exc}") from exc
         with _sqlite_errors(self.path):
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                self._migrate(conn)
-            except BaseException:
-                conn.close()
-                raise
-        return conn
+            return sqlite.connect(self.path, self._busy_timeout, self._migrate)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Bring the file to this schema and time zone; only then take the write lock, so
@@ -732,14 +714,8 @@ def _zone(name: str) -> ZoneInfo:
         raise ConfigError(f"unknown time zone {name!r}", path="rate_limiting.timezone") from exc
 
 
-@contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
-    """Turn any sqlite3 failure into a one-line :class:`LedgerError` naming the file."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise LedgerError(f"cost ledger {path}: {reason}") from exc
+def _sqlite_errors(path: Path) -> AbstractContextManager[None]:
+    return sqlite.errors("cost ledger", path, LedgerError)
 
 
 _open_ledgers: weakref.WeakSet[Ledger] = weakref.WeakSet()

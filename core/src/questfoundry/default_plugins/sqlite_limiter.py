@@ -24,10 +24,11 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from questfoundry import sqlite
 from questfoundry.errors import BackendUnavailableError
 from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import BackendContext, BucketLevel, Capability, Clock, Rate
@@ -173,25 +174,7 @@ class SQLiteLimiter:
 
     def _connect(self) -> sqlite3.Connection:
         with _sqlite_errors(self.path):
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise sqlite3.OperationalError(f"cannot create its folder: {exc}") from exc
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute(_SCHEMA)
-            except BaseException:
-                conn.close()
-                raise
-        return conn
+            return sqlite.connect(self.path, self._busy_timeout, lambda c: c.execute(_SCHEMA))
 
     @contextmanager
     def _using(self) -> Iterator[sqlite3.Connection]:
@@ -217,14 +200,8 @@ class SQLiteLimiter:
                 raise
 
 
-@contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
-    """Turn any sqlite3 failure into a one-line :class:`BackendUnavailableError` naming the file."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BackendUnavailableError(f"rate limiter {path}: {reason}") from exc
+def _sqlite_errors(path: Path) -> AbstractContextManager[None]:
+    return sqlite.errors("rate limiter", path, BackendUnavailableError)
 
 
 def make_sqlite_limiter(settings: Mapping[str, Any], context: BackendContext) -> SQLiteLimiter:

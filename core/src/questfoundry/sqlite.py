@@ -1,0 +1,51 @@
+"""What the core's SQLite files (the ledger, the shared limiter) have in common.
+
+Both are opened the same way — parent folder created, WAL journal, ``synchronous=NORMAL`` (a
+committed transaction survives the process being killed; a power loss may roll back the last few
+commits, never corrupt the file) — and both turn every sqlite3 failure into one line naming the
+file, as the error class their callers expect.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from questfoundry.errors import QuestFoundryError
+
+
+def connect(
+    path: Path, busy_timeout: float, prepare: Callable[[sqlite3.Connection], object]
+) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode for several threads, then ``prepare`` it (its schema).
+
+    Raises :class:`sqlite3.Error` (wrap the call in :func:`errors`); nothing is left open then.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise sqlite3.OperationalError(f"cannot create its folder: {exc}") from exc
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        prepare(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def errors(what: str, path: Path, error: type[QuestFoundryError]) -> Iterator[None]:
+    """Turn any sqlite3 failure inside into ``error("<what> <path>: <first line>")``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise error(f"{what} {path}: {reason}") from exc
