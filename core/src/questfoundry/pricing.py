@@ -72,12 +72,16 @@ class FixedPrices:
 
     @classmethod
     def per_million(
-        cls, input_mtok: Decimal, output_mtok: Decimal, cached_input_mtok: Decimal | None = None
-    ) -> FixedPrices:
-        """Prices given per million tokens, as price lists state them."""
-        million = Decimal(1_000_000)
-        cached = None if cached_input_mtok is None else cached_input_mtok / million
-        return cls(input_mtok / million, output_mtok / million, cached)
+        cls, input_mtok: object, output_mtok: object, cached_input_mtok: object = None
+    ) -> FixedPrices | None:
+        """Prices stated per million tokens, as price lists give them (a missing input or output
+        price is 0); None when one is not a plain number (a tiered price, say)."""
+        rates = (input_mtok, output_mtok, cached_input_mtok)
+        if not all(rate is None or isinstance(rate, Decimal) for rate in rates):
+            return None
+        per_token = [rate / 1_000_000 if isinstance(rate, Decimal) else None for rate in rates]
+        zero = Decimal(0)
+        return cls(per_token[0] or zero, per_token[1] or zero, per_token[2])
 
     def price(self, model: str, usage: Usage) -> Decimal:
         """The cost of ``usage``; the model does not matter, so the price is never unknown."""

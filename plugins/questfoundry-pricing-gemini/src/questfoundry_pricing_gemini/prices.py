@@ -19,7 +19,7 @@ from decimal import Decimal
 from genai_prices import Usage as GenaiUsage
 from genai_prices.data import providers as bundled_providers
 from genai_prices.data_snapshot import DataSnapshot
-from genai_prices.types import ModelPrice, TieredPrices
+from genai_prices.types import ModelPrice
 
 from questfoundry.interfaces import Usage
 from questfoundry.pricing import FixedPrices
@@ -56,16 +56,10 @@ class GeminiPrices:
         except LookupError:
             return None
         prices = info.get_prices(now)
-        return linear(prices) or prices
-
-
-def linear(prices: ModelPrice) -> FixedPrices | None:
-    """The same prices as plain per-token rates, or None when one of them is tiered."""
-    rates = (prices.input_mtok, prices.output_mtok, prices.cache_read_mtok)
-    if any(isinstance(rate, TieredPrices) for rate in rates):
-        return None
-    zero = Decimal(0)
-    return FixedPrices.per_million(rates[0] or zero, rates[1] or zero, rates[2])  # type: ignore[arg-type]
+        plain = FixedPrices.per_million(
+            prices.input_mtok, prices.output_mtok, prices.cache_read_mtok
+        )
+        return plain or prices
 
 
 def to_genai_usage(usage: Usage) -> GenaiUsage:
