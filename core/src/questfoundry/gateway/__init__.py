@@ -16,7 +16,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from questfoundry.calls import Reply, Request
-from questfoundry.gateway.effects import adrive, drive
+from questfoundry.gateway.effects import Steps, adrive, drive
 from questfoundry.gateway.pipeline import Pipeline
 from questfoundry.gateway.plan import Plan, Planner
 from questfoundry.gateway.streams import AsyncStream, Stream
@@ -64,29 +64,25 @@ class Gateway:
 
     def generate(self, request: Request) -> Reply:
         """Answer ``request`` from the cache, or from its provider through limits and retries."""
-        started = perf_counter()
-        plan = self._planner.plan(request)
-        pipeline = self._pipeline
-        if plan.read and pipeline.can_look_now(asynchronous=False):  # a hit needs no effects
-            landings = pipeline.flights.landings
-            hit = pipeline.lookup_now(plan, started)
-            if hit is not None:
-                return hit
-            return drive(pipeline.call(plan, started, landings))
-        return drive(pipeline.call(plan, started))
+        answer = self._start(request, asynchronous=False)
+        return answer if isinstance(answer, Reply) else drive(answer)
 
     async def agenerate(self, request: Request) -> Reply:
         """:meth:`generate` for asyncio: waits with ``asyncio.sleep``, blocking I/O on threads."""
+        answer = self._start(request, asynchronous=True)
+        return answer if isinstance(answer, Reply) else await adrive(answer)
+
+    def _start(self, request: Request, *, asynchronous: bool) -> Reply | Steps[Reply]:
+        """A hit read in place when this face may read the cache itself (a built cache that
+        never blocks, or any built cache for the sync face); else the call's steps to drive."""
         started = perf_counter()
         plan = self._planner.plan(request)
         pipeline = self._pipeline
-        if plan.read and pipeline.can_look_now(asynchronous=True):
+        if plan.read and pipeline.can_look_now(asynchronous):
             landings = pipeline.flights.landings
             hit = pipeline.lookup_now(plan, started)
-            if hit is not None:
-                return hit
-            return await adrive(pipeline.call(plan, started, landings))
-        return await adrive(pipeline.call(plan, started))
+            return hit if hit is not None else pipeline.call(plan, started, landings)
+        return pipeline.call(plan, started)
 
     def stream(self, request: Request) -> Stream:
         """Text chunks as they arrive (replayed on a hit); ``.reply`` once the stream is done."""
