@@ -423,3 +423,11 @@ def test_identical_requests_racing_a_cold_start_still_make_one_provider_call(
     assert provider.calls == 1
     assert observer.outcomes.count(Outcome.MISS) == 1
     assert set(observer.outcomes) <= {Outcome.MISS, Outcome.COALESCED, Outcome.HIT}
+
+
+def test_a_stream_read_twice_says_so_and_keeps_its_reply(make: MakeGateway) -> None:
+    stream = make().stream(ask("once"))
+    assert "".join(stream) == "echo: once"
+    with pytest.raises(RuntimeError, match="read already"):
+        list(stream)
+    assert stream.reply is not None and stream.reply.text == "echo: once"

@@ -17,15 +17,27 @@ from questfoundry.gateway.effects import Emit, Steps, adrive, drive
 from questfoundry.gateway.pipeline import Abandoned
 
 
-class Stream:
-    """A streamed call: iterate for text; ``reply`` is set once the stream has ended."""
+class _Once:
+    """A stream's steps, handed out once: a stream is read once."""
 
     def __init__(self, steps: Steps[Reply]) -> None:
-        self._steps = steps
+        self._steps: Steps[Reply] | None = steps
         self.reply: Reply | None = None
 
+    def _take(self) -> Steps[Reply]:
+        steps, self._steps = self._steps, None
+        if steps is None:
+            raise RuntimeError("this stream has been read already; ask the gateway again")
+        return steps
+
+
+class Stream(_Once):
+    """A streamed call: iterate for text; ``reply`` is set once the stream has ended."""
+
     def __iter__(self) -> Iterator[str]:
-        steps, value, error = self._steps, None, None
+        steps = self._take()
+        value: Any = None
+        error: BaseException | None = None
         while True:
             try:
                 effect = steps.throw(error) if error is not None else steps.send(value)
@@ -46,15 +58,11 @@ class Stream:
                 error = exc
 
 
-class AsyncStream:
+class AsyncStream(_Once):
     """The asyncio face of :class:`Stream`: ``async for text in gateway.astream(request)``."""
 
-    def __init__(self, steps: Steps[Reply]) -> None:
-        self._steps = steps
-        self.reply: Reply | None = None
-
     async def __aiter__(self) -> AsyncIterator[str]:
-        steps: Steps[Reply] = self._steps
+        steps = self._take()
         value: Any = None
         error: BaseException | None = None
         while True:
