@@ -694,3 +694,27 @@ def test_a_paid_call_recorded_after_closing_is_kept_for_the_next_open(
     assert ledger._flusher is None  # nothing left retrying on a closed ledger
     with Ledger(path, clock=fake_clock) as reopened:
         assert [row.cost for row in reopened.report()] == [Decimal("0.5")]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham"])
+def test_the_local_day_turns_at_local_midnight_to_the_second(path: Path, zone: str) -> None:
+    midnight = datetime(2026, 3, 14, tzinfo=ZoneInfo(zone)).timestamp()
+    with Ledger(path, timezone=zone) as ledger:
+        days = [ledger.local_day(midnight + offset) for offset in (-61, -1, 0, 59, 60)]
+    assert days == ["2026-03-13", "2026-03-13", "2026-03-14", "2026-03-14", "2026-03-14"]
+
+
+def test_a_batch_of_hits_of_one_request_adds_up_in_the_report(path: Path) -> None:
+    hit = Reply("openai", "gpt-4o", usage=Usage(10, 5), saved=Decimal("0.002"), cache_hit=True)
+    with Ledger(path) as ledger:
+        for _ in range(250):
+            ledger.record_hit(hit)
+        ledger.record(Reply("openai", "gpt-4o", usage=Usage(10, 5), cost=Decimal("0.002")))
+        (row,) = ledger.report("provider")
+    assert (row.calls, row.hits, row.input_tokens, row.cost, row.saved) == (
+        251,
+        250,
+        10,
+        Decimal("0.002"),
+        Decimal("0.5"),
+    )

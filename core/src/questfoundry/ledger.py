@@ -156,9 +156,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _ROLLUP = """
-INSERT INTO rollup VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+INSERT INTO rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (day, provider, model, role) DO UPDATE SET
-    calls = calls + 1, hits = hits + excluded.hits,
+    calls = calls + excluded.calls, hits = hits + excluded.hits,
     input_tokens = input_tokens + excluded.input_tokens,
     output_tokens = output_tokens + excluded.output_tokens,
     cost = cost + excluded.cost, saved = saved + excluded.saved,
@@ -210,13 +210,11 @@ class _Row(NamedTuple):
     waited: float
     status: str
 
-    def rollup(self) -> tuple[object, ...]:
+    def rollup(self) -> tuple[tuple[str, str, str, str], tuple[int, ...]]:
+        """The rollup key of this row and what it adds there (calls, hits, tokens, money)."""
         spent = self.status == "spent"
-        return (
-            self.day,
-            self.provider,
-            self.model,
-            self.role or "",
+        return (self.day, self.provider, self.model, self.role or ""), (
+            1,
             int(not spent),
             self.input_tokens if spent else 0,
             self.output_tokens if spent else 0,
@@ -282,6 +280,7 @@ class Ledger:
         self.stale_after = stale_after
         self._timezone = timezone
         self._zone = _zone(timezone)
+        self._day_of: tuple[int, str] = (-1, "")
         self._flush_interval = flush_interval
         self._busy_timeout = busy_timeout
         self._write_timeout = write_timeout
@@ -411,7 +410,15 @@ class Ledger:
             conn.executemany(_ADD_TOTAL, [(scope, span, cost) for scope, span in spans])
 
     def local_day(self, when: float) -> str:
-        return datetime.fromtimestamp(when, self._zone).date().isoformat()
+        """The ISO date of ``when`` in the ledger's zone (remembered for the minute: zones
+        change their offset on whole minutes)."""
+        minute = int(when // 60)
+        known_minute, known_day = self._day_of  # one read: threads may replace it meanwhile
+        if minute == known_minute:
+            return known_day
+        day = datetime.fromtimestamp(minute * 60, self._zone).date().isoformat()
+        self._day_of = (minute, day)
+        return day
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -545,7 +552,16 @@ class Ledger:
 
     def _write(self, conn: sqlite3.Connection, rows: list[_Row]) -> None:
         conn.executemany(_INSERT, rows)
-        conn.executemany(_ROLLUP, [row.rollup() for row in rows])
+        sums: dict[tuple[str, str, str, str], list[int]] = {}
+        for row in rows:  # a batch of hits of the same request is one rollup update
+            key, adds = row.rollup()
+            total = sums.get(key)
+            if total is None:
+                sums[key] = list(adds)
+            else:
+                for index, amount in enumerate(adds):
+                    total[index] += amount
+        conn.executemany(_ROLLUP, [(*key, *total) for key, total in sums.items()])
         for row in rows:
             if row.status == "spent" and row.cost:
                 self.add_spent(conn, row.provider, row.cost, row.day)
