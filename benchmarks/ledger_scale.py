@@ -38,22 +38,8 @@ from questfoundry.default_plugins.token_bucket import TokenBucketLimiter
 from questfoundry.interfaces import Rate, Usage
 from questfoundry.ledger import Ledger
 from questfoundry.limits import Budget, admission
+from questfoundry.testing.ledgers import SCHEMA_1
 
-SCHEMA_1 = """
-CREATE TABLE calls (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, day TEXT NOT NULL,
-    run_id TEXT NOT NULL DEFAULT '', role TEXT, provider TEXT NOT NULL, model TEXT NOT NULL,
-    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
-    cached_input_tokens INTEGER NOT NULL DEFAULT 0, cost INTEGER,
-    cache_hit INTEGER NOT NULL DEFAULT 0, saved INTEGER, latency REAL NOT NULL DEFAULT 0,
-    retries INTEGER NOT NULL DEFAULT 0, waited REAL NOT NULL DEFAULT 0,
-    status TEXT NOT NULL CHECK (status IN ('reserved', 'spent', 'hit'))
-);
-CREATE INDEX calls_day ON calls (day);
-CREATE INDEX calls_spend ON calls (status, time, cost);
-CREATE INDEX calls_provider_spend ON calls (provider, status, time, cost);
-PRAGMA user_version = 1;
-"""
 PROVIDERS = ("openai", "gemini", "ollama")
 MODELS = ("gpt-4o", "gpt-4o-mini", "gemini-2.5-flash", "llama3")
 ROLES = tuple(f"role-{number}" for number in range(15))

@@ -24,6 +24,7 @@ from questfoundry.interfaces import Usage
 from questfoundry.ledger import Ledger, ReportRow, from_pico
 from questfoundry.limits import Budget
 from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.ledgers import SCHEMA_1
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -318,22 +319,6 @@ def test_opening_with_another_time_zone_recomputes_the_totals_from_the_rows(
 
 
 # ----------------------------------------------------------------------------- migration
-
-SCHEMA_1 = """
-CREATE TABLE calls (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, day TEXT NOT NULL,
-    run_id TEXT NOT NULL DEFAULT '', role TEXT, provider TEXT NOT NULL, model TEXT NOT NULL,
-    input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,
-    cached_input_tokens INTEGER NOT NULL DEFAULT 0, cost INTEGER,
-    cache_hit INTEGER NOT NULL DEFAULT 0, saved INTEGER, latency REAL NOT NULL DEFAULT 0,
-    retries INTEGER NOT NULL DEFAULT 0, waited REAL NOT NULL DEFAULT 0,
-    status TEXT NOT NULL CHECK (status IN ('reserved', 'spent', 'hit'))
-);
-CREATE INDEX calls_day ON calls (day);
-CREATE INDEX calls_spend ON calls (status, time, cost);
-CREATE INDEX calls_provider_spend ON calls (provider, status, time, cost);
-PRAGMA user_version = 1;
-"""
 
 
 def schema_1_ledger(path: Path, now: float) -> None:
