@@ -85,7 +85,11 @@ def test_limits_show_buckets_and_todays_spend(project: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = {row["limit"]: row for row in json.loads(result.output)}
     assert rows["global/requests per minute"]["of"] == 100
-    assert rows["global cost per day ($)"]["used"] == "0.1440"
+    assert rows["global/requests per minute"]["unit"] == "requests"
+    budget = rows["global cost per day"]
+    assert (budget["used"], budget["of"], budget["unit"]) == ("0.144", "5", "usd")
+    table = run("limits")
+    assert "$0.144" in table.output and "$5.00" in table.output
 
 
 def test_limits_without_any_configured_says_so(project: Path) -> None:

@@ -8,6 +8,7 @@ the commands, so ``questfoundry --help`` stays fast.
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -74,7 +75,8 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console().print(table)
+    # piped or redirected: never cut a cell to fit a terminal that is not there
+    Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
 class QuestFoundryGroup(click.Group):

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
+from questfoundry.money import usd
 
 
 @cli.group()
@@ -61,30 +62,42 @@ def limits(app: App, as_json: bool) -> None:
     if runtime.limiter is not None:
         for level in runtime.limiter.levels():
             per = "minute" if level.period == 60 else "hour"
+            used = round(level.limit - level.available, 2)
             rows.append(
                 {
                     "limit": f"{level.key} per {per}",
-                    "used": level.limit - level.available,
+                    "used": used,
                     "of": level.limit,
-                    "available": level.available,
+                    "available": round(level.available, 2),
+                    "unit": level.key.rsplit("/", 1)[-1],
                 }
             )
     if runtime.budgets is not None:
         for budget in runtime.budgets.levels():
             rows.append(
                 {
-                    "limit": f"{budget.scope or 'global'} cost per {budget.period} ($)",
-                    "used": f"{budget.spent:.4f}",
-                    "of": f"{budget.limit:.2f}",
-                    "available": f"{budget.limit - budget.spent:.4f}",
+                    "limit": f"{budget.scope or 'global'} cost per {budget.period}",
+                    "used": budget.spent,
+                    "of": budget.limit,
+                    "available": budget.available,
+                    "unit": "usd",
                 }
             )
-    if as_json:
+    if as_json:  # counts as numbers, money as decimal strings
         print_json(rows)
     elif not rows:
         click.echo("No rate limits or budgets are configured (see rate_limiting in config.yml).")
     else:
-        table = [list(row.values()) for row in rows]
+        table = [
+            [
+                row["limit"],
+                *(
+                    usd(row[k]) if row["unit"] == "usd" else row[k]
+                    for k in ("used", "of", "available")
+                ),
+            ]
+            for row in rows
+        ]
         print_table("Limits", ("limit", "used", "of", "available"), table)
 
 
