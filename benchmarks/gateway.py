@@ -12,8 +12,8 @@ Rows (median and p99 per operation, in microseconds unless the row says otherwis
 - a budget check and ``cost report`` at 1,000 and 1,000,000 ledger rows (from ledger_scale.py);
 - a limiter acquire over four buckets: ``token_bucket`` beside a bare ten-line bucket, and the
   shared ``sqlite`` strategy beside ``token_bucket``;
-- a cache miss through the gateway to the fake OpenAI server (zero latency), beside the raw
-  ``openai`` SDK call to the same server.
+- a cache miss through the gateway to the fake OpenAI server (zero latency, in a process of its
+  own), beside the raw ``openai`` SDK call to the same server.
 
 ``--quick`` is a smoke test: fewer runs, and 1,000 and 10,000 entries and rows instead.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -222,16 +223,24 @@ def ledger_rows(tmp: Path, sizes: list[int], runs: int) -> list[Row]:
     return rows
 
 
+#: the fake OpenAI server in a process of its own, as a real provider is: its threads must not
+#: compete for this process's interpreter with the code being measured
+SERVER = (
+    "import sys, time; from questfoundry.testing.fakes.openai import FakeOpenAI; "
+    "server = FakeOpenAI().start(); print(server.base_url, flush=True); sys.stdin.read()"
+)
+
+
 def miss_rows(tmp: Path, runs: int) -> list[Row]:
     try:
         import openai
-
-        from questfoundry.testing.fakes.openai import FakeOpenAI
     except ImportError as exc:  # pragma: no cover - the provider plugin is not installed
         print(f"skipping the provider rows: {exc}", file=sys.stderr)
         return []
-    with FakeOpenAI() as server:
-        url = f"{server.url}/v1"
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
+    with subprocess.Popen([sys.executable, "-c", SERVER], text=True, **pipes) as server:
+        assert server.stdout is not None and server.stdin is not None
+        url = server.stdout.readline().strip()
         settings = {"model": "gpt-4o", "api_key": "sk-bench", "base_url": url}
         cfg = config(tmp, {"backend": "memory"})
         data = {**cfg.data, "providers": {"text": {"default": "openai", "openai": settings}}}
@@ -246,11 +255,12 @@ def miss_rows(tmp: Path, runs: int) -> list[Row]:
             gateway.generate(request(CacheMode.REFRESH))
 
         rows = [
-            ("miss via gateway to fake OpenAI (refresh)", *measure(through_gateway, runs)),
             ("  raw openai SDK call to the same server", *measure(sdk, runs)),
+            ("miss via gateway to fake OpenAI (refresh)", *measure(through_gateway, runs)),
         ]
         raw.close()
         gateway.close()
+        server.stdin.close()
     return rows
 
 
