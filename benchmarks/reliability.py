@@ -10,7 +10,9 @@ config points at a fake OpenAI server on 127.0.0.1:
 - a server that trickles its reply one byte a second, and one that never answers, with
   ``timeout_seconds: 3`` (every attempt, then with ``retry.deadline_seconds: 5``);
 - ``--processes`` processes asking ``--asks`` long-winded questions each (replies of 8,000 tokens
-  when nothing caps them) under a daily budget of $0.50 on gpt-4o: what the ledger recorded.
+  when nothing caps them) under a daily budget of $0.50 on gpt-4o: what the ledger recorded;
+- four processes asking five times each under ``requests_per_minute: 10`` with the default limiter
+  (``sqlite``, shared by the processes): how many requests the provider saw.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def waits(root: Path) -> list[tuple[str, float, int, str]]:
     return rows
 
 
+#: one worker process: ``questfoundry ask`` run ``argv[3]`` times, as that many commands would
 WORKER = """
 import sys
 from questfoundry.cli import main
@@ -115,23 +118,37 @@ for n in range(int(sys.argv[3])):
 """
 
 
+def run_workers(config: Path, processes: int, asks: int) -> float:
+    """Start the workers at once and wait for them all; the seconds it took."""
+    started = time.monotonic()
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(config), str(n), str(asks)],
+            env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(processes)
+    ]
+    for worker in workers:
+        worker.wait(timeout=900)
+    return time.monotonic() - started
+
+
+def shared_limit(root: Path) -> tuple[int, float]:
+    """Requests the provider saw from 4 processes x 5 asks under 10 a minute, and the seconds."""
+    limits = "rate_limiting:\n  max_wait_seconds: 1\n  global:\n    requests_per_minute: 10\n"
+    with server() as fake:
+        seconds = run_workers(project(root / "shared", fake, limits), 4, 5)
+        return len(fake.requests), seconds
+
+
 def budget(root: Path, processes: int, asks: int) -> tuple[int, float, float]:
     """Calls paid, dollars recorded, and the most one call could cost, under $0.50 a day."""
+    limits = "rate_limiting:\n  global:\n    cost_per_day: 0.5\n"
     with server(reply_tokens=8_000) as fake:
-        config = project(
-            root / "budget", fake, "rate_limiting:\n  global:\n    cost_per_day: 0.5\n"
-        )
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(config), str(n), str(asks)],
-                env=environment(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for n in range(processes)
-        ]
-        for worker in workers:
-            worker.wait(timeout=900)
+        config = project(root / "budget", fake, limits)
+        run_workers(config, processes, asks)
     ledger = config.parent / "ledger.sqlite"
     with sqlite3.connect(ledger) as conn:
         calls, pico = conn.execute(
@@ -160,6 +177,11 @@ def main() -> int:
             f"{args.processes} processes x {args.asks} asks, replies of 8,000 tokens uncapped, "
             f"under $0.50/day: {calls} calls paid, ${spent:.4f} recorded "
             f"(limit + one call's most = ${0.5 + most:.4f})"
+        )
+        sent, seconds = shared_limit(root)
+        print(
+            f"4 processes x 5 asks under requests_per_minute: 10 (default limiter): the provider "
+            f"saw {sent} requests in {seconds:.1f} s"
         )
     return 0
 
