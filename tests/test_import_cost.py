@@ -22,7 +22,7 @@ from questfoundry.plugins import ENTRY_POINT_GROUP
 BACKEND_LIBRARIES = ("openai", "redis", "diskcache", "google", "ollama", "genai_prices")
 
 #: the core's own heavier dependencies: only the commands that use them may import them
-CORE_HELPERS = ("jsonschema", "yaml", "rich", "tenacity")
+CORE_HELPERS = ("jsonschema", "yaml", "rich")
 
 # Runs the given code, then writes the interpreter's module names to the file named by argv[1].
 PROBE = """
