@@ -129,3 +129,15 @@ def test_a_cache_section_naming_no_backend_takes_the_default_backends_settings(
         assert runtime.cache_backend_name == "file"
         assert runtime.cache is not None
     assert (tmp_path / ".questfoundry" / "answers").is_dir()
+
+
+def test_a_closed_runtime_builds_nothing_more(tmp_path: Path) -> None:
+    data = {"providers": {"text": {"default": "scripted", "scripted": {"model": "m1"}}}}
+    runtime = runtime_of(tmp_path, data, scripted_plugin(ScriptedProvider()))
+    cache = runtime.cache
+    runtime.close()
+    assert runtime.cache is cache  # what was built stays readable
+    with pytest.raises(RuntimeError, match="closed"):
+        _ = runtime.ledger
+    with pytest.raises(RuntimeError, match="closed"):
+        runtime.provider("scripted")

@@ -69,6 +69,8 @@ class once(Generic[T]):
         built = vars(runtime)
         with runtime._lock:
             if self.name not in built:
+                if runtime._closed:
+                    raise RuntimeError(f"this runtime is closed: it builds no {self.name} now")
                 built[self.name] = self.build(runtime)
         return built[self.name]  # type: ignore[no-any-return]
 
@@ -202,6 +204,8 @@ class Runtime:
             with self._lock:
                 found = self._providers.get(handle)
                 if found is None:
+                    if self._closed:
+                        raise RuntimeError("this runtime is closed: it builds no provider now")
                     settings = self.provider_settings(name, kind)
                     found = self.manager.create("provider", name, settings, self.context)
                     self._providers[handle] = found
