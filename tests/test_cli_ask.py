@@ -304,3 +304,19 @@ def test_four_processes_asking_five_times_share_one_limit_of_ten_a_minute(
     assert errors.count("exit 0") == sent >= 10
     assert errors.count("rate limit reached") == 20 - sent
     assert "Traceback" not in errors
+
+
+def test_a_broken_file_cache_costs_one_warning_line_and_the_ask_still_answers(
+    project: Project,
+) -> None:
+    if not FILE_CACHE:
+        pytest.skip("questfoundry-cache-file not installed")
+    (project.root / "not-a-folder").write_text("", encoding="utf-8")
+    text = project.config.read_text(encoding="utf-8")
+    text = text.replace("backend: file\n", "backend: file\n  cache_dir: not-a-folder\n")
+    project.config.write_text(text, encoding="utf-8")
+    run = project.run("ask", PROMPT)
+    assert run.returncode == 0 and run.stdout == reply_text(PROMPT, MODEL) + "\n"
+    warning, status = run.stderr.splitlines()
+    assert warning.startswith("Warning: file cache ") and "not a folder" in warning
+    assert STATUS.fullmatch(status)

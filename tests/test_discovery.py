@@ -517,8 +517,11 @@ def test_a_duplicate_plugin_leaves_ask_working(site: Site, tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "echo: hello"
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
-    assert len(warnings) == 1 and "questfoundry-cache-other" in warnings[0], result.stderr
+    lines = result.stderr.splitlines()
+    disabled = [line for line in lines if line.startswith("Warning: plugin ")]
+    assert len(disabled) == 1 and "questfoundry-cache-other" in disabled[0], result.stderr
+    assert any(line.startswith("Warning: no price known for everyprovider") for line in lines)
+    assert len([line for line in lines if line.startswith("Warning:")]) == 2
     assert "Traceback" not in result.stderr
 
 

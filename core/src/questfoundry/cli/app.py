@@ -8,9 +8,11 @@ the commands, so ``questfoundry --help`` stays fast.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,7 +87,7 @@ class QuestFoundryGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from questfoundry.errors import QuestFoundryError
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _log_lines():
             warnings.showwarning = _show_warning
             try:
                 return super().invoke(ctx)
@@ -121,6 +123,31 @@ def _debug(ctx: click.Context) -> bool:
 
 def _show_warning(message: Any, category: Any, *_args: Any, **_kwargs: Any) -> None:
     click.echo(f"Warning: {message}", err=True)
+
+
+class _LogLine(logging.Formatter):
+    """The package's warnings and errors as the CLI writes its own: ``Warning: …``, one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.capitalize()}: {record.getMessage()}"
+
+
+@contextmanager
+def _log_lines() -> Iterator[None]:
+    """While a command runs, the ``questfoundry`` loggers' warnings go to stderr as one line each
+    (unless the embedding program configured logging itself)."""
+    logger = logging.getLogger("questfoundry")
+    if logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_LogLine())
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 @click.group(cls=QuestFoundryGroup, context_settings={"help_option_names": ["-h", "--help"]})
