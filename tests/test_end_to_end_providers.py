@@ -37,6 +37,7 @@ from questfoundry.keys import request_fields
 from questfoundry.ledger import from_pico
 from questfoundry.plugins import PluginManager, get_plugin_manager
 from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.faces import Face
 from questfoundry.testing.fakes import FakeGemini, FakeOllama, FakeOpenAI, FakeServer, Fault
 
 #: a fake key nobody could mistake for anything else, searched for wherever a key must not be
@@ -222,12 +223,12 @@ def assert_recorded_as_the_server_reported(
 
 @every_provider
 def test_second_identical_call_is_a_cache_hit_and_never_reaches_the_server(
-    case: Case, server: FakeServer, gateway: Gateway
+    gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway
 ) -> None:
-    first = gateway.generate(ask("Name the lighthouse keeper."))
+    first = gateway_face.generate(gateway, ask("Name the lighthouse keeper."))
     served, received = server.served, len(server.requests)
 
-    second = gateway.generate(ask("Name the lighthouse keeper."))
+    second = gateway_face.generate(gateway, ask("Name the lighthouse keeper."))
 
     assert (served, received) == (1, 1)
     assert (server.served, len(server.requests)) == (served, received)
@@ -240,16 +241,21 @@ def test_second_identical_call_is_a_cache_hit_and_never_reaches_the_server(
 
 @every_provider
 def test_file_cache_answers_a_later_gateway_without_a_request(
-    case: Case, server: FakeServer, tmp_path: Path, manager: PluginManager, clock: FakeClock
+    gateway_face: Face,
+    case: Case,
+    server: FakeServer,
+    tmp_path: Path,
+    manager: PluginManager,
+    clock: FakeClock,
 ) -> None:
     if "file" not in manager.backends("cache backend"):
         pytest.skip("questfoundry-cache-file is not installed")
     config = make_config(case, server, tmp_path, cache="file")
     with Gateway.from_config(config, manager, clock=clock) as first_run:
-        first = first_run.generate(ask("Which door is locked?"))
+        first = gateway_face.generate(first_run, ask("Which door is locked?"))
 
     with Gateway.from_config(config, manager, clock=clock) as second_run:
-        second = second_run.generate(ask("Which door is locked?"))
+        second = gateway_face.generate(second_run, ask("Which door is locked?"))
         stats = second_run.cache.stats() if second_run.cache else None
 
     assert (server.served, len(server.requests)) == (1, 1)
@@ -263,17 +269,19 @@ def test_file_cache_answers_a_later_gateway_without_a_request(
 
 @priced_providers
 def test_ledger_cost_is_genai_prices_price_for_the_usage_the_server_reported(
-    case: Case, server: FakeServer, gateway: Gateway
+    gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway
 ) -> None:
-    reply = gateway.generate(ask("How much does a dragon's hoard weigh, roughly?"))
+    reply = gateway_face.generate(gateway, ask("How much does a dragon's hoard weigh, roughly?"))
 
     assert reply.cost is not None and reply.cost > 0
     assert_recorded_as_the_server_reported(case, server, gateway, reply)
 
 
 @pytest.mark.parametrize("case", [OLLAMA], ids=str)
-def test_ollama_calls_cost_exactly_zero(case: Case, server: FakeServer, gateway: Gateway) -> None:
-    reply = gateway.generate(ask("Describe the cellar."))
+def test_ollama_calls_cost_exactly_zero(
+    gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway
+) -> None:
+    reply = gateway_face.generate(gateway, ask("Describe the cellar."))
 
     assert reply.usage.total_tokens > 0
     assert reply.cost == Decimal(0)
@@ -287,11 +295,11 @@ def test_ollama_calls_cost_exactly_zero(case: Case, server: FakeServer, gateway:
 
 @every_provider
 def test_rate_limit_burst_is_retried_after_retry_after_and_succeeds(
-    case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
+    gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
 ) -> None:
     server.fail_next(Fault.RATE_LIMIT, times=2)
 
-    reply = gateway.generate(ask("Roll for initiative."))
+    reply = gateway_face.generate(gateway, ask("Roll for initiative."))
 
     assert clock.slept == [RETRY_AFTER, RETRY_AFTER]
     assert reply.retries == 2
@@ -303,18 +311,18 @@ def test_rate_limit_burst_is_retried_after_retry_after_and_succeeds(
 
 @every_provider
 def test_unauthorized_fails_at_once_with_one_request_and_nothing_recorded(
-    case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
+    gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
 ) -> None:
     server.fail_next(Fault.UNAUTHORIZED)
 
     with pytest.raises(NonRetriableProviderError) as failure:
-        gateway.generate(ask("Open the vault."))
+        gateway_face.generate(gateway, ask("Open the vault."))
 
     assert len(server.requests) == 1 and server.served == 0
     assert clock.slept == []
     assert SECRET_KEY not in str(failure.value)
     assert ledger_rows(gateway) == []
-    gateway.generate(ask("Open the vault."))  # the failure was not cached
+    gateway_face.generate(gateway, ask("Open the vault."))  # the failure was not cached
     assert len(server.requests) == 2
 
 
@@ -323,14 +331,14 @@ def test_unauthorized_fails_at_once_with_one_request_and_nothing_recorded(
 
 @every_provider
 def test_streamed_call_is_priced_then_replayed_from_the_cache(
-    case: Case, server: FakeServer, gateway: Gateway
+    gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway
 ) -> None:
-    first = gateway.stream(ask("Tell the tale of the drowned bell."))
-    chunks = list(first)
+    first = gateway_face.stream(gateway, ask("Tell the tale of the drowned bell."))
+    chunks = first.pieces
     served, received = server.served, len(server.requests)
 
-    second = gateway.stream(ask("Tell the tale of the drowned bell."))
-    replayed = list(second)
+    second = gateway_face.stream(gateway, ask("Tell the tale of the drowned bell."))
+    replayed = second.pieces
 
     assert len(chunks) > 1
     assert first.reply is not None and not first.reply.cache_hit
@@ -343,12 +351,12 @@ def test_streamed_call_is_priced_then_replayed_from_the_cache(
 
 @every_provider
 def test_rate_limited_stream_is_retried_before_its_first_chunk(
-    case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
+    gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
 ) -> None:
     server.fail_next(Fault.RATE_LIMIT)
 
-    stream = gateway.stream(ask("Sing the ballad."))
-    text = "".join(stream)
+    stream = gateway_face.stream(gateway, ask("Sing the ballad."))
+    text = "".join(stream.pieces)
 
     assert "Sing the ballad" in text
     assert clock.slept == [RETRY_AFTER]
@@ -383,6 +391,7 @@ async def test_agenerate_answers_then_serves_the_repeat_from_the_cache(
 
 @keyed_providers
 def test_api_key_never_reaches_ledger_cache_or_logs(
+    gateway_face: Face,
     case: Case,
     server: FakeServer,
     tmp_path: Path,
@@ -393,14 +402,13 @@ def test_api_key_never_reaches_ledger_cache_or_logs(
     caplog.set_level(logging.DEBUG)
     secret = SECRET_KEY.encode()
     with Gateway.from_config(make_config(case, server, tmp_path), manager, clock=clock) as gateway:
-        replies = [gateway.generate(ask("Whisper the password.")) for _ in range(2)]
-        stream = gateway.stream(ask("Whisper it again."))
-        list(stream)
+        replies = [gateway_face.generate(gateway, ask("Whisper the password.")) for _ in range(2)]
+        stream = gateway_face.stream(gateway, ask("Whisper it again."))
         server.fail_next(Fault.RATE_LIMIT)
-        replies.append(gateway.generate(ask("Once more, after a wait.")))
+        replies.append(gateway_face.generate(gateway, ask("Once more, after a wait.")))
         server.fail_next(Fault.UNAUTHORIZED)
         with pytest.raises(NonRetriableProviderError):
-            gateway.generate(ask("Now with a bad key."))
+            gateway_face.generate(gateway, ask("Now with a bad key."))
         assert stream.reply is not None
         keys = {reply.key for reply in [*replies, stream.reply]}
         assert gateway.cache is not None
