@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -112,6 +113,42 @@ class FixedPrices:
 
     def _prices(self) -> tuple[Decimal, Decimal, Decimal | None]:
         return (self.input_per_token, self.output_per_token, self.cached_input_per_token)
+
+
+class DailyPrices:
+    """A cost model over a dated price list: each model's price is found once a UTC day.
+
+    Subclasses implement :meth:`lookup` (the model's price on that date: :class:`FixedPrices` for
+    plain per-token rates, anything else for prices :meth:`priced` must work out per call, None
+    when the model is unknown) and, for the latter, :meth:`priced`. Prices that change on a date
+    apply from that day on.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, date], object] = {}
+
+    def name_of(self, model: str) -> str:
+        """The name the price list knows ``model`` by (as given, unless overridden)."""
+        return model
+
+    def lookup(self, name: str, now: datetime) -> object:
+        raise NotImplementedError
+
+    def priced(self, found: object, usage: Usage) -> Decimal:
+        raise NotImplementedError(f"{type(self).__name__} found a price it cannot apply")
+
+    def price(self, model: str, usage: Usage) -> Decimal | None:
+        """The cost in US dollars, or None when the price list does not know ``model``."""
+        now = datetime.now(timezone.utc)
+        handle = (self.name_of(model), now.date())
+        found = self._found.get(handle)
+        if found is None and handle not in self._found:
+            found = self._found[handle] = self.lookup(handle[0], now)
+        if found is None:
+            return None
+        if isinstance(found, FixedPrices):
+            return found.price(model, usage)
+        return self.priced(found, usage)
 
 
 def fixed_prices_from(settings: Mapping[str, Any], *, path: str = "") -> FixedPrices | None:

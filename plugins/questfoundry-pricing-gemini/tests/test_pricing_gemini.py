@@ -152,13 +152,13 @@ def test_a_model_is_matched_once_a_day(
     prices: GeminiPrices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups: list[str] = []
-    original = prices._lookup
+    original = prices.lookup
 
     def counting(model: str, now: Any) -> Any:
         lookups.append(model)
         return original(model, now)
 
-    monkeypatch.setattr(prices, "_lookup", counting)
+    monkeypatch.setattr(prices, "lookup", counting)
     for tokens in range(1, 20):
         prices.price("gemini-2.5-flash", Usage(tokens * 100, tokens))
     assert len(lookups) == 1

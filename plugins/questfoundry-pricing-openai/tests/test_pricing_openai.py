@@ -135,13 +135,13 @@ def test_a_model_is_matched_once_a_day(
     prices: OpenAIPrices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups: list[str] = []
-    original = prices._lookup
+    original = prices.lookup
 
     def counting(model: str, now: Any) -> Any:
         lookups.append(model)
         return original(model, now)
 
-    monkeypatch.setattr(prices, "_lookup", counting)
+    monkeypatch.setattr(prices, "lookup", counting)
     for tokens in range(1, 20):
         prices.price("gpt-4o", Usage(tokens * 100, tokens))
     assert len(lookups) == 1

@@ -13,7 +13,7 @@ context) still go through genai-prices for every call.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
 from genai_prices import Usage as GenaiUsage
@@ -22,7 +22,7 @@ from genai_prices.data_snapshot import DataSnapshot
 from genai_prices.types import ModelPrice
 
 from questfoundry.interfaces import Usage
-from questfoundry.pricing import FixedPrices
+from questfoundry.pricing import DailyPrices, FixedPrices
 
 #: genai-prices' id for Google (Gemini API and Vertex AI)
 PROVIDER_ID = "google"
@@ -30,29 +30,19 @@ PROVIDER_ID = "google"
 API_PREFIX = "models/"
 
 
-class GeminiPrices:
+class GeminiPrices(DailyPrices):
     """Prices input, output and cached-input tokens of Gemini models, long-context tiers too."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._snapshot = DataSnapshot(providers=bundled_providers, from_auto_update=False)
-        self._found: dict[tuple[str, date], FixedPrices | ModelPrice | None] = {}
 
-    def price(self, model: str, usage: Usage) -> Decimal | None:
-        """The cost in US dollars, or None when genai-prices does not know ``model``."""
-        now = datetime.now(timezone.utc)
-        handle = (model.removeprefix(API_PREFIX), now.date())
-        found = self._found.get(handle)
-        if found is None and handle not in self._found:
-            found = self._found[handle] = self._lookup(handle[0], now)
-        if found is None:
-            return None
-        if isinstance(found, FixedPrices):
-            return found.price(model, usage)
-        return found.calc_price(to_genai_usage(usage))["total_price"]
+    def name_of(self, model: str) -> str:
+        return model.removeprefix(API_PREFIX)
 
-    def _lookup(self, model: str, now: datetime) -> FixedPrices | ModelPrice | None:
+    def lookup(self, name: str, now: datetime) -> FixedPrices | ModelPrice | None:
         try:
-            _, info = self._snapshot.find_provider_model(model, None, PROVIDER_ID, None)
+            _, info = self._snapshot.find_provider_model(name, None, PROVIDER_ID, None)
         except LookupError:
             return None
         prices = info.get_prices(now)
@@ -60,6 +50,10 @@ class GeminiPrices:
             prices.input_mtok, prices.output_mtok, prices.cache_read_mtok
         )
         return plain or prices
+
+    def priced(self, found: object, usage: Usage) -> Decimal:
+        assert isinstance(found, ModelPrice)
+        return found.calc_price(to_genai_usage(usage))["total_price"]
 
 
 def to_genai_usage(usage: Usage) -> GenaiUsage:
