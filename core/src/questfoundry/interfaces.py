@@ -20,6 +20,12 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 Kind = Literal["text", "image"]
 
+#: the generation parameter asking for structured output: ``{"name": str, "schema": JSON Schema}``.
+#: A provider maps it onto its API (OpenAI ``response_format`` json_schema, Ollama ``format``,
+#: Gemini ``response_schema``) and replies with JSON text of an instance of that schema. Being a
+#: parameter, it is part of the cache key.
+RESPONSE_SCHEMA = "response_schema"
+
 
 class Capability:
     """Names of optional features a backend may declare in its ``capabilities``."""
@@ -64,7 +70,8 @@ class ProviderRequest:
     """What the gateway asks a provider for, after role resolution.
 
     ``params`` holds generation parameters (temperature, max_tokens, top_p, stop, seed, size, …);
-    ``timeout`` is seconds for the whole HTTP call, or None for the provider's default.
+    ``params["response_schema"]`` (see :data:`RESPONSE_SCHEMA`), when present, asks for structured
+    output. ``timeout`` is seconds for the whole HTTP call, or None for the provider's default.
     """
 
     model: str

@@ -1,10 +1,10 @@
 """The runtime: one object that owns every backend a project uses.
 
 Built once from a :class:`~questfoundry.config.Config` and a plugin manager, it builds each backend
-the first time something asks for it — cache, limiter, budget keeper, ledger, cost models, the
-provider pool — and closes each exactly once. The gateway, every CLI command and the Showrunner go
-through it, so nothing builds a second copy of a backend, and a command that never calls a
-provider never builds one (nor needs its API key).
+the first time something asks for it — cache, limiter, budget keeper, ledger, state store, cost
+models, the provider pool — and closes each exactly once. The gateway, every CLI command and the
+Showrunner go through it, so nothing builds a second copy of a backend, and a command that never
+calls a provider never builds one (nor needs its API key).
 
 The provider pool holds one instance per distinct resolved provider settings: roles whose settings
 are equal share one instance and so one connection pool.
@@ -30,6 +30,7 @@ from questfoundry.interfaces import (
     Limiter,
     Provider,
     RoleProvider,
+    StateStore,
 )
 from questfoundry.limits import rates_from
 from questfoundry.plugins import PluginManager
@@ -148,6 +149,14 @@ class Runtime:
 
         ledger = open_ledger(self.config, self.context)
         return self._own("ledger", ledger, ledger.close)
+
+    @once
+    def state(self) -> StateStore:
+        """The project's state store (``state.backend``, default ``file``)."""
+        settings = self.config.section("state")
+        name = settings.get("backend") or default_backend("state", self.manager)
+        store: StateStore = self.manager.create("state store", name, settings, self.context)
+        return self._own("state", store, store.close)
 
     @once
     def budgets(self) -> BudgetKeeper | None:

@@ -31,3 +31,16 @@ def gateway_face(request: pytest.FixtureRequest) -> Face:
     """Each test using it runs twice: through the sync and through the async gateway."""
     face: Face = request.param
     return face
+
+
+# Redis fixtures (redis_url, redis_prefix, redis_server): see questfoundry.testing.redis
+from questfoundry.testing.redis import redis_prefix, redis_server, redis_url  # noqa: E402
+
+__all__ = [
+    "backend_context",
+    "fake_clock",
+    "gateway_face",
+    "redis_prefix",
+    "redis_server",
+    "redis_url",
+]
