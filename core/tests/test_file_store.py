@@ -27,15 +27,15 @@ def test_the_factory_resolves_the_path_against_the_project(tmp_path: Path) -> No
 
 def test_a_crash_mid_write_leaves_the_previous_version(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
-    store.put("doc", {"v": 1})
+    store.set("doc", {"v": 1})
     (tmp_path / "%tmp-half-written.json").write_bytes(b'{"v": 2, "trunc')  # what a crash leaves
     assert store.get("doc") == {"v": 1}
-    assert store.keys() == ["doc"]
+    assert store.list_keys() == ["doc"]
 
 
 def test_a_corrupt_document_is_a_clear_state_error(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
-    store.put("doc", {"v": 1})
+    store.set("doc", {"v": 1})
     (tmp_path / "doc.json").write_bytes(b"{not json")
     with pytest.raises(StateError, match="cannot be read"):
         store.get("doc")
@@ -53,8 +53,8 @@ def test_an_unwritable_folder_is_a_state_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("in the way")
     with pytest.raises(StateError, match="cannot be written"):
-        FileStore(blocker / "state").put("doc", {"v": 1})
+        FileStore(blocker / "state").set("doc", {"v": 1})
 
 
 def test_a_store_in_a_folder_not_yet_made_lists_nothing(tmp_path: Path) -> None:
-    assert FileStore(tmp_path / "absent").keys() == []
+    assert FileStore(tmp_path / "absent").list_keys() == []

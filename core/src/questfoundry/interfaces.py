@@ -319,12 +319,13 @@ class StateStore(Protocol):
 
     def get(self, key: str) -> dict[str, Any] | None: ...
 
-    def put(self, key: str, document: Mapping[str, Any]) -> None:
+    def set(self, key: str, document: Mapping[str, Any]) -> None:
         """Store ``document`` whole; a crash mid-write leaves the previous version intact."""
 
     def delete(self, key: str) -> bool: ...
 
-    def keys(self, prefix: str = "") -> list[str]: ...
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Every key starting with ``prefix``, sorted."""
 
     def close(self) -> None: ...
 

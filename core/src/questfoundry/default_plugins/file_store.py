@@ -50,7 +50,7 @@ class FileStore:
             raise StateError(f"state {key!r} in {path} is not a JSON object")
         return document
 
-    def put(self, key: str, document: Mapping[str, Any]) -> None:
+    def set(self, key: str, document: Mapping[str, Any]) -> None:
         path = self._path(key)
         try:
             data = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
@@ -78,7 +78,7 @@ class FileStore:
             return False
         return True
 
-    def keys(self, prefix: str = "") -> list[str]:
+    def list_keys(self, prefix: str = "") -> list[str]:
         if not self.root.is_dir():
             return []
         names = (p.name for p in self.root.glob("*" + SUFFIX))
