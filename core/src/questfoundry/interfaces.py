@@ -12,7 +12,7 @@ Conformance suites for each protocol live in :mod:`questfoundry.testing`.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -370,12 +370,41 @@ class RoleSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a loop: ``role`` does ``run`` once what it ``reads`` is ready.
+
+    ``reads`` and ``writes`` name artifacts (``"topology"``, ``"sections"``, …). A step waits for
+    the steps of its loop that write what it reads; a read no step of the loop writes comes from
+    the project state an earlier loop left. ``instructions`` are added to the role's own for every
+    call the step makes. ``run`` is an async function given a
+    :class:`questfoundry.studio.StepContext`: it asks roles through it and saves what it makes.
+    """
+
+    name: str
+    role: str
+    instructions: str
+    run: Callable[[Any], Awaitable[None]] = field(compare=False, repr=False)
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LoopSpec:
-    """A loop: a named sequence of roles the Showrunner runs together."""
+    """A loop: a named set of roles the Showrunner runs together, and the steps they take.
+
+    A loop without ``steps`` is named in the catalogue but cannot run yet. Every step's role must
+    be one of ``roles``.
+    """
 
     name: str
     roles: tuple[str, ...]
     description: str = ""
+    steps: tuple[Step, ...] = ()
+
+    def __post_init__(self) -> None:
+        strangers = sorted({step.role for step in self.steps} - set(self.roles))
+        if strangers:
+            raise ValueError(f"loop {self.name!r}: steps name roles it lacks: {strangers}")
 
 
 @dataclass(frozen=True, slots=True)
