@@ -72,6 +72,20 @@ def limiter_strategies() -> Mapping[str, Backend | Factory]:
 
 
 @hookspec
+def budget_keepers() -> Mapping[str, Backend | Factory]:
+    """Register cost-budget keepers, selected by ``rate_limiting.backend`` like the limiter.
+
+    :returns: ``{name: Backend or factory}``; each factory returns a
+        :class:`~questfoundry.interfaces.BudgetKeeper`. Its settings are the ``rate_limiting``
+        section plus ``budgets``: the list of :class:`~questfoundry.limits.Budget` it enforces
+        (never empty). Its keys are declared by the limiter strategy of the same name, which
+        shares the section. Where no keeper has the backend's name, budgets are kept in the
+        SQLite ledger. The ledger records every paid call either way and then hands the call's
+        hold to the keeper's ``settle``.
+    """
+
+
+@hookspec
 def cost_models() -> Mapping[str, Backend | Factory]:
     """Register cost models, selected per provider by ``pricing.providers.<provider>.cost_model``
     (default: the cost model named like the provider).
@@ -137,10 +151,14 @@ def roles() -> Sequence[RoleSpec]:
 
 @hookspec
 def loops() -> Sequence[LoopSpec]:
-    """Contribute loops: named sequences of roles the Showrunner runs together.
+    """Contribute loops: named sets of roles and the steps the Showrunner runs with them.
 
     :returns: a list of :class:`~questfoundry.interfaces.LoopSpec` naming only roles of the
-        catalogue; a loop naming another disables its plugin.
+        catalogue; a loop naming another disables its plugin. Its ``steps``
+        (:class:`~questfoundry.interfaces.Step`) each name a role of the loop, its instructions,
+        the artifacts it reads and writes, and an async ``run(context)`` given a
+        :class:`questfoundry.studio.StepContext`; steps whose reads are ready run concurrently.
+        A loop without steps is listed but cannot run. See docs/studio.md.
     """
 
 
