@@ -36,6 +36,7 @@ END = "<!-- end of settings -->"
 WHERE = {
     "cache backend": "flat in `caching`, beside `backend: {name}`",
     "limiter strategy": "flat in `rate_limiting`, beside `backend: {name}`",
+    "budget keeper": "flat in `rate_limiting`, beside `backend: {name}`",
     "state store": "flat in `state`, beside `backend: {name}`",
     "provider": "in `providers.text.{name}` (and `providers.image.{name}`)",
     "cost model": "in `pricing.providers.<provider>` of each provider it prices",

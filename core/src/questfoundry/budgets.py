@@ -33,23 +33,50 @@ if TYPE_CHECKING:
 
     from questfoundry.config import Config
     from questfoundry.ledger import Ledger
+    from questfoundry.plugins import PluginManager
 
-__all__ = ["BudgetKeeper", "SQLiteBudgetKeeper", "drop_hold", "open_budgets"]
+__all__ = ["BudgetKeeper", "SQLiteBudgetKeeper", "drop_hold", "open_budgets", "refusal"]
 
 _HOLD = "INSERT INTO holds (provider, amount, time, host, pid, started) VALUES (?, ?, ?, ?, ?, ?)"
 
 
-def open_budgets(config: Config, ledger: Ledger, context: BackendContext) -> BudgetKeeper | None:
+def open_budgets(
+    config: Config,
+    ledger: Ledger,
+    context: BackendContext,
+    manager: PluginManager | None = None,
+) -> BudgetKeeper | None:
     """The keeper of the budgets ``rate_limiting`` configures, or None when there are none.
 
-    ``context`` is what a keeper kept outside the ledger would be built with; the SQLite one
-    uses the ledger's file and clock.
+    A budget keeper a plugin registers under the name ``rate_limiting.backend`` names (the
+    ``budget_keepers`` hook; ``manager`` holds the plugins, default: the installed ones) is built
+    with ``context``; without one, the budgets are kept in the ledger's SQLite file. A backend
+    no plugin registers at all raises :class:`~questfoundry.errors.PluginNotFoundError`.
     """
     settings = config.section("rate_limiting")
     if not settings.get("enabled", True):
         return None
     budgets = budgets_from(settings)
-    return SQLiteBudgetKeeper(ledger, budgets) if budgets else None
+    if not budgets:
+        return None
+    name = settings.get("backend")
+    if name:
+        if manager is None:
+            from questfoundry.plugins import get_plugin_manager
+
+            manager = get_plugin_manager()
+        if name in manager.backends("budget keeper"):
+            return manager.create("budget keeper", name, {**settings, "budgets": budgets}, context)
+        manager.get("limiter strategy", name)  # a backend nothing registers is an error here too
+    return SQLiteBudgetKeeper(ledger, budgets)
+
+
+def refusal(budget: Budget, used: int, estimate: Decimal) -> CostLimitExceededError:
+    """The error refusing a call of ``estimate`` dollars when ``used`` pico-dollars are taken."""
+    return CostLimitExceededError(
+        f"{budget.describe()}: ${from_pico(used):.4f} spent of "
+        f"{usd(budget.limit)}; this call may cost {usd(estimate)}"
+    )
 
 
 def drop_hold(conn: sqlite3.Connection, hold_id: str) -> None:
@@ -80,10 +107,7 @@ class SQLiteBudgetKeeper:
             for budget in applying:
                 used = self._used(conn, budget, held, now)
                 if used + amount > to_pico(budget.limit):
-                    raise CostLimitExceededError(
-                        f"{budget.describe()}: ${from_pico(used):.4f} spent of "
-                        f"{usd(budget.limit)}; this call may cost {usd(estimate)}"
-                    )
+                    raise refusal(budget, used, estimate)
             cursor = conn.execute(_HOLD, (provider, amount, now, me.host, me.pid, me.started))
         return Hold(str(cursor.lastrowid), provider, from_pico(amount), self)
 

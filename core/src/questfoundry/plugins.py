@@ -38,6 +38,7 @@ from questfoundry import hookspecs
 from questfoundry.errors import PluginError, PluginNotFoundError
 from questfoundry.interfaces import (
     BackendContext,
+    BudgetKeeper,
     CacheBackend,
     CostModel,
     Factory,
@@ -60,6 +61,7 @@ PLUGIN_RESOLVER = "a plugin's resolve_role_provider"
 BACKEND_HOOKS: dict[str, str] = {
     "cache backend": "cache_backends",
     "limiter strategy": "limiter_strategies",
+    "budget keeper": "budget_keepers",
     "cost model": "cost_models",
     "state store": "state_stores",
     "provider": "providers",
@@ -69,6 +71,7 @@ BACKEND_HOOKS: dict[str, str] = {
 PROTOCOLS: dict[str, type] = {
     "cache backend": CacheBackend,
     "limiter strategy": Limiter,
+    "budget keeper": BudgetKeeper,
     "cost model": CostModel,
     "state store": StateStore,
     "provider": Provider,
@@ -275,6 +278,15 @@ class PluginManager:
         settings: Mapping[str, Any],
         context: BackendContext,
     ) -> Limiter: ...
+
+    @overload
+    def create(
+        self,
+        kind: Literal["budget keeper"],
+        name: str,
+        settings: Mapping[str, Any],
+        context: BackendContext,
+    ) -> BudgetKeeper: ...
 
     @overload
     def create(

@@ -163,7 +163,7 @@ class Runtime:
         """The keeper of cost budgets, or None when no budget is configured."""
         from questfoundry.budgets import open_budgets
 
-        keeper = open_budgets(self.config, self.ledger, self.context)
+        keeper = open_budgets(self.config, self.ledger, self.context, self.manager)
         return None if keeper is None else self._own("budgets", keeper, keeper.close)
 
     def cost_model(self, provider: str) -> CostModel | None:
