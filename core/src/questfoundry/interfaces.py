@@ -39,6 +39,9 @@ class Capability:
     IMAGES = "images"  #: a provider that can generate images
     #: every method returns at once without I/O, so the async gateway calls it on the event loop
     NON_BLOCKING = "non_blocking"
+    #: a cache offering flight locks (:class:`FlightLocking`), so identical calls in several
+    #: processes make one provider call
+    LOCKS = "locks"
 
 
 # ----------------------------------------------------------------------------- values
@@ -245,6 +248,22 @@ class CacheBackend(Protocol):
     def stats(self) -> CacheStats: ...
 
     def close(self) -> None: ...
+
+
+class FlightLocking(Protocol):
+    """What a cache declaring ``Capability.LOCKS`` adds: one lock per key across processes.
+
+    The gateway takes a key's lock before calling the provider on a miss; the other processes
+    asking the same thing wait for the answer to appear in the cache.
+    """
+
+    def lock(self, key: str, ttl: float) -> str | None:
+        """Take ``key``'s lock for ``ttl`` seconds. Returns a token when taken, None when another
+        caller holds it, and ``""`` when locks cannot be used now (go ahead without one).
+        Never raises."""
+
+    def unlock(self, key: str, token: str) -> None:
+        """Release ``key``'s lock if ``token`` still holds it (never another's). Never raises."""
 
 
 @runtime_checkable

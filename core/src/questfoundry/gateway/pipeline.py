@@ -4,6 +4,8 @@
 
     plan → cache get ── hit ─────────────────────────────────────────→ ledger(hit, saved $) → reply
          → single flight: an identical request in flight? wait for its answer
+         → shared flight (a cache with locks): another process calling for it? wait for its
+           answer to reach the cache (``caching.coalesce_seconds`` at most), else take the lock
          → budget: reserve the estimate (refused before anything is sent)
          → limiter: requests and estimated tokens (wait or raise), again before every attempt
          → provider attempt, retried on 429/5xx/network with backoff + jitter, within a deadline
@@ -42,7 +44,14 @@ from questfoundry.gateway.effects import (
 )
 from questfoundry.gateway.flights import Flights
 from questfoundry.gateway.plan import Plan, Planner
-from questfoundry.interfaces import Capability, Chunk, Provider, ProviderReply, Usage
+from questfoundry.interfaces import (
+    Capability,
+    Chunk,
+    FlightLocking,
+    Provider,
+    ProviderReply,
+    Usage,
+)
 from questfoundry.limits import admission
 
 if TYPE_CHECKING:
@@ -51,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("questfoundry.gateway")
 
 ZERO = Decimal(0)
+#: seconds between two looks in the cache while another process calls for the same key
+POLL_SECONDS = 0.02
 
 
 class Abandoned(Exception):
@@ -67,6 +78,7 @@ class Pipeline:
         limits = runtime.config.section("rate_limiting")
         self.on_limit = limits.get("on_limit", "wait")
         self.max_wait = float(limits.get("max_wait_seconds", 60))
+        self.coalesce = float(runtime.config.section("caching").get("coalesce_seconds", 30))
         self._observed = bool(runtime.manager.hook.call_completed.get_hookimpls())
         self._warned: set[str] = set()
         self._decode = HitDecoder()
@@ -99,12 +111,55 @@ class Pipeline:
             if plan.read and self.flights.landings != landings:  # it may be cached by now
                 reply = yield from self._lookup(plan, started)
             if reply is None:
-                reply = yield from self._miss(plan, started)
+                reply = yield from self._shared_flight(plan, started)
         except BaseException as exc:
             error = exc
             raise
         finally:
             self.flights.land(plan.key, flight, reply, error)
+        return reply
+
+    def _shared_flight(self, plan: Plan, started: float) -> Steps[Reply]:
+        """The miss, led or followed across processes when the cache has flight locks.
+
+        Until this caller takes the key's lock it polls the cache: another process calling for
+        the same key stores its answer there (a hit here). The lock's holder re-reads once after
+        taking it (the answer may have landed just before), calls, stores, then releases it. After
+        ``coalesce_seconds`` without the lock the caller calls anyway; a holder killed mid-call
+        frees the lock when it expires.
+        """
+        cache = self.runtime.cache
+        if (
+            cache is None
+            or not (plan.read and plan.write and self.coalesce > 0)
+            or Capability.LOCKS not in cache.capabilities
+        ):
+            return (yield from self._miss(plan, started))
+        locks: FlightLocking = cache  # type: ignore[assignment]
+        clock = self.runtime.clock
+        give_up = clock.monotonic() + self.coalesce
+        while (token := (yield blocking(cache, locks.lock, plan.key, self.coalesce))) is None:
+            if clock.monotonic() >= give_up:
+                token = ""
+                break
+            yield Sleep(POLL_SECONDS, clock)
+        if token:
+            hit = self._hit(plan, (yield blocking(cache, self._read, plan)), started)
+            if hit is not None:
+                yield blocking(cache, locks.unlock, plan.key, token)
+                return hit
+        try:
+            reply = yield from self._miss(plan, started)
+        except GeneratorExit:
+            if token:
+                locks.unlock(plan.key, token)
+            raise
+        except BaseException:
+            if token:
+                yield blocking(cache, locks.unlock, plan.key, token)
+            raise
+        if token:
+            yield blocking(cache, locks.unlock, plan.key, token)
         return reply
 
     def stream(self, plan: Plan, started: float) -> Steps[Reply]:

@@ -15,7 +15,9 @@ transaction. What this module adds:
 - hits and misses are kept in the database, so ``stats`` counts every process since the cache was
   created, without a write on the hit path: counts are added to diskcache's own ``hits`` and
   ``misses`` settings when this process stores an entry, asks for stats or closes the cache;
-- ``prune`` also sweeps value files no row refers to, which a crash mid-write can leave behind.
+- ``prune`` also sweeps value files no row refers to, which a crash mid-write can leave behind;
+- ``lock``/``unlock`` (:class:`~questfoundry_cache_file.locks.FlightLocks`) let identical calls in
+  several processes on this machine make one provider call (the gateway's cross-process flights).
 
 Eviction is ``least-recently-stored``: unlike ``least-recently-used`` it never writes on a read, so
 a hit is a single SELECT. For the same reason diskcache's own statistics switch stays off (it
@@ -38,6 +40,7 @@ import diskcache
 from questfoundry.errors import BackendUnavailableError
 from questfoundry.interfaces import CacheStats, Capability, Clock
 from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry, remove_value_file, value_path
+from questfoundry_cache_file.locks import FlightLocks
 from questfoundry_cache_file.rows import CacheRows
 
 log = logging.getLogger("questfoundry.cache.file")
@@ -60,7 +63,13 @@ class FileCache:
     """Reply bytes by key in a diskcache directory, shared by every process that opens it."""
 
     capabilities = frozenset(
-        {Capability.TTL, Capability.SIZE_LIMIT, Capability.PERSISTENT, Capability.SHARED}
+        {
+            Capability.TTL,
+            Capability.SIZE_LIMIT,
+            Capability.PERSISTENT,
+            Capability.SHARED,
+            Capability.LOCKS,
+        }
     )
 
     def __init__(
@@ -82,6 +91,7 @@ class FileCache:
         self._clock = clock or Clock()
         self._lock = threading.Lock()  # guards the counts
         self._opening = threading.Lock()
+        self._flights = FlightLocks(self.directory, lock_timeout)
         self._hits = self._misses = 0  # not yet added to the database's counts
         self._reported: set[str] = set()
         self._failing: dict[str, str] = {}  # "read"/"write" → the problem already warned about
@@ -186,8 +196,18 @@ class FileCache:
             hits, misses = hits + self._hits, misses + self._misses
         return CacheStats(entries, volume, hits, misses, persistent_counts=True)
 
+    def lock(self, key: str, ttl: float) -> str | None:
+        """Take ``key``'s flight lock for ``ttl`` seconds: a token, None (held elsewhere) or
+        ``""`` (locks unusable: go ahead without one)."""
+        return self._flights.lock(key, ttl)
+
+    def unlock(self, key: str, token: str) -> None:
+        """Release ``key``'s flight lock if ``token`` holds it."""
+        self._flights.unlock(key, token)
+
     def close(self) -> None:
         """Save this process's counts and close its connections; the cache reopens if used."""
+        self._flights.close()
         if self._cache is not None:
             self._flush_counts(self._cache)
             self._cache.close()
