@@ -198,7 +198,11 @@ class FileCache:
 
     def lock(self, key: str, ttl: float) -> str | None:
         """Take ``key``'s flight lock for ``ttl`` seconds: a token, None (held elsewhere) or
-        ``""`` (locks unusable: go ahead without one)."""
+        ``""`` (locks unusable: go ahead without one, as when the cache itself is bypassed)."""
+        try:
+            self._writer()
+        except BackendUnavailableError:
+            return ""  # already warned about: the cache is bypassed
         return self._flights.lock(key, ttl)
 
     def unlock(self, key: str, token: str) -> None:
