@@ -5,7 +5,9 @@ Register it like any plugin::
     provider = ScriptedProvider([ProviderReply("m", text="hi"), RetriableProviderError("boom")])
     manager = get_plugin_manager(entry_points=False, plugins=[scripted_plugin(provider)])
 
-Without a script it echoes the last message, so identical requests get identical answers.
+Without a script it echoes the last message, so identical requests get identical answers; a
+structured-output request (``params["response_schema"]``) gets JSON text of an arbitrary valid
+instance of its schema instead, chosen by the request, as the fake servers answer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import (
+    RESPONSE_SCHEMA,
     BackendContext,
     Capability,
     Chunk,
@@ -25,6 +28,7 @@ from questfoundry.interfaces import (
     ProviderRequest,
     Usage,
 )
+from questfoundry.testing.schema_instance import instance_text
 
 Step = ProviderReply | BaseException
 
@@ -68,6 +72,11 @@ class ScriptedProvider:
             return step
         if request.kind == "image":
             return ProviderReply(request.model, image=b"\x89PNG scripted", usage=self.usage)
+        asked = request.params.get(RESPONSE_SCHEMA)
+        if isinstance(asked, Mapping):
+            messages = [(m.role, m.content) for m in request.messages]
+            text = instance_text(asked["schema"], request.model, messages, request.prompt)
+            return ProviderReply(request.model, text=text, usage=self.usage)
         last = request.messages[-1].content if request.messages else request.prompt or ""
         return ProviderReply(request.model, text=f"echo: {last}", usage=self.usage)
 

@@ -3,7 +3,7 @@
 A fake server is a real HTTP/1.1 server on 127.0.0.1 (a free port), so tests drive the real SDKs
 over real sockets and nothing patches an SDK. Connections are kept alive, so a pooled SDK client
 pays for one TCP handshake, not one per call. Standard library only: the demo serves the OpenAI
-fake at run time when no API key is set.
+fake at run time.
 
 A provider's fake subclasses :class:`FakeServer` and supplies :meth:`FakeServer.routes` (what it
 answers) and :meth:`FakeServer.error_body` (its documented error JSON). Everything else — faults,
@@ -87,6 +87,9 @@ class RecordedRequest:
     """One request the server received. ``body`` is the parsed JSON, or None when it was not JSON.
 
     ``params`` holds the named groups of the route's path pattern (e.g. a model name in the path).
+    ``model``, ``temperature`` and ``response_schema`` (the JSON Schema of a structured-output
+    request) are what the request asked for, read from the provider's wire format by
+    :meth:`FakeServer.describe`; None when the request did not say.
     """
 
     method: str
@@ -96,6 +99,9 @@ class RecordedRequest:
     body: Any = None
     raw: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
+    model: str | None = None
+    temperature: float | None = None
+    response_schema: Any = None
 
 
 @dataclass
@@ -161,6 +167,9 @@ class FakeServer:
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         """The provider's documented error JSON for ``status``; override with the real shape."""
         return {"error": {"code": status, "message": message}}
+
+    def describe(self, request: RecordedRequest) -> None:
+        """Fill ``request.model``, ``temperature`` and ``response_schema`` from its body."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -243,6 +252,10 @@ class FakeServer:
     # ------------------------------------------------------------------ dispatch
 
     def _record(self, request: RecordedRequest) -> Fault | None:
+        try:
+            self.describe(request)
+        except (AttributeError, KeyError, TypeError, ValueError):  # a malformed body: nothing said
+            log.debug("fake server could not describe a request to %s", request.path)
         with self._lock:
             self.requests.append(request)
             return self._faults.popleft() if self._faults else None
@@ -578,6 +591,13 @@ def reply_text(prompt: str, model: str = "") -> str:
         words = words[:200].rstrip() + "…"
     by = f" ({model})" if model else ""
     return f"Echo{by}: {words}" if words else f"Echo{by}: (empty prompt)"
+
+
+def number_or_none(value: Any) -> float | None:
+    """A request's numeric parameter (temperature, …) as a float, or None when it is not one."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def split_text(text: str, pieces: int = 4) -> list[str]:

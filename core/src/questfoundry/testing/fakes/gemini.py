@@ -12,6 +12,10 @@ implicit caching, ``cachedContentTokenCount`` when a prompt repeats a prefix of 
 ``cache_min_tokens`` tokens that an earlier request of the same model sent. Errors use Google's
 shape ``{"error": {"code", "message", "status"}}``; a 429 also carries a ``RetryInfo`` detail.
 
+Structured output: a ``generationConfig`` with ``responseMimeType: "application/json"`` and a
+``responseJsonSchema`` (JSON Schema) or ``responseSchema`` (Gemini's OpenAPI-style ``Schema``) is
+answered with JSON text of an arbitrary valid instance of the schema, chosen by the request.
+
 The server checks the API key the way Google does: no key is 403, a key other than ``api_key``
 (when one is set) is 400 "API key not valid".
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -31,10 +36,12 @@ from questfoundry.testing.fakes.base import (
     Response,
     estimate_tokens,
     limit_reply,
+    number_or_none,
     reply_text,
     split_text,
     sse_event,
 )
+from questfoundry.testing.schema_instance import instance_text
 
 #: Google's canonical status names for the HTTP codes the fake answers with
 GOOGLE_STATUS = {
@@ -53,6 +60,10 @@ GOOGLE_STATUS = {
 
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _MODEL_PATH = r"/(?P<version>v1|v1beta|v1alpha)/models/(?P<model>[^/:]+)"
+_MODEL_IN_PATH = re.compile(r"/(?:v1|v1beta|v1alpha)/models/([^/:]+)")
+#: ``Schema`` fields whose int64 values the JSON mapping may send as strings
+_COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+_JSON = "application/json"
 
 
 class FakeGemini(FakeServer):
@@ -95,6 +106,17 @@ class FakeGemini(FakeServer):
             error["details"] = [{"@type": _RETRY_INFO, "retryDelay": f"{self.retry_after:g}s"}]
         return {"error": error}
 
+    def describe(self, request: RecordedRequest) -> None:
+        found = _MODEL_IN_PATH.match(request.path)
+        request.model = found.group(1) if found else None
+        body = request.body
+        config = body.get("generationConfig") if isinstance(body, dict) else None
+        if isinstance(config, dict):
+            request.temperature = number_or_none(config.get("temperature"))
+            request.response_schema = config.get("responseJsonSchema") or config.get(
+                "responseSchema"
+            )
+
     def reset(self) -> None:
         """Forget requests, counts, pending faults and the prompts remembered for caching."""
         super().reset()
@@ -104,16 +126,15 @@ class FakeGemini(FakeServer):
     # ------------------------------------------------------------------ routes
 
     def _generate(self, request: RecordedRequest) -> Response:
-        rejected = self._check(request)
-        if rejected is not None:
-            return rejected
-        return Response(json=self._answer(request).whole())
+        answer = self._checked_answer(request)
+        if isinstance(answer, Response):
+            return answer
+        return Response(json=answer.whole())
 
     def _stream(self, request: RecordedRequest) -> Response:
-        rejected = self._check(request)
-        if rejected is not None:
-            return rejected
-        answer = self._answer(request)
+        answer = self._checked_answer(request)
+        if isinstance(answer, Response):
+            return answer
         events = answer.events(self.stream_pieces)
         if request.query.get("alt") != "sse":  # without alt=sse Google streams one JSON array
             return Response(json=events)
@@ -138,13 +159,30 @@ class FakeGemini(FakeServer):
             )
         return None
 
-    def _answer(self, request: RecordedRequest) -> _Answer:
+    def _checked_answer(self, request: RecordedRequest) -> _Answer | Response:
+        """The answer to ``request``, or Google's refusal of it."""
+        rejected = self._check(request)
+        if rejected is not None:
+            return rejected
+        config = request.body.get("generationConfig") or {}
+        try:
+            schema = _requested_schema(config)
+            return self._answer(request, config, schema)
+        except ValueError as error:  # an unsatisfiable schema, or a config Google refuses
+            return self.error_response(400, str(error))
+
+    def _answer(
+        self, request: RecordedRequest, config: dict[str, Any], schema: dict[str, Any] | None
+    ) -> _Answer:
         body: dict[str, Any] = request.body
         model = request.params["model"]
         system = _text_of(body.get("systemInstruction"))
         turns = [_text_of(content) for content in body["contents"]]
-        config = body.get("generationConfig") or {}
-        text, finish = _shape(reply_text("\n".join(turns), model), config)
+        if schema is not None:
+            reply = instance_text(schema, model, system, turns)
+        else:
+            reply = reply_text("\n".join(turns), model)
+        text, finish = _shape(reply, config)
         prompt = "\n".join([system, *turns]) if system else "\n".join(turns)
         return _Answer(
             model=model,
@@ -223,6 +261,56 @@ class _Answer:
             usage["cachedContentTokenCount"] = self.cached_tokens
             usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": self.cached_tokens}]
         return usage
+
+
+class _InvalidConfig(ValueError):
+    """A ``generationConfig`` Google refuses with 400 INVALID_ARGUMENT."""
+
+
+def _requested_schema(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema ``config`` asks the reply to follow; None for free text."""
+    json_schema, schema = config.get("responseJsonSchema"), config.get("responseSchema")
+    mime = config.get("responseMimeType")
+    if json_schema is not None and schema is not None:
+        raise _InvalidConfig(
+            "* GenerateContentRequest.generation_config: response_schema and "
+            "response_json_schema cannot both be set"
+        )
+    if json_schema is None and schema is None:
+        return {"type": "object"} if mime == _JSON else None
+    if mime != _JSON:
+        raise _InvalidConfig(
+            "* GenerateContentRequest.generation_config.response_mime_type: a response schema "
+            f"needs response_mime_type {_JSON!r}, got {mime!r}"
+        )
+    if json_schema is not None:
+        if not isinstance(json_schema, dict):
+            raise _InvalidConfig("* generation_config.response_json_schema: must be an object")
+        return json_schema
+    return _from_gemini_schema(schema)
+
+
+def _from_gemini_schema(schema: Any) -> dict[str, Any]:
+    """Gemini's OpenAPI-style ``Schema`` (``type: "OBJECT"``, ``nullable``, …) as JSON Schema."""
+    if not isinstance(schema, dict):
+        raise _InvalidConfig("* generation_config.response_schema: must be an object")
+    result: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "type" and isinstance(value, str):
+            result["type"] = value.lower()
+        elif key == "properties" and isinstance(value, dict):
+            result[key] = {name: _from_gemini_schema(sub) for name, sub in value.items()}
+        elif key == "items":
+            result[key] = _from_gemini_schema(value)
+        elif key == "anyOf" and isinstance(value, list):
+            result[key] = [_from_gemini_schema(sub) for sub in value]
+        elif key in _COUNTS:
+            result[key] = int(value)
+        elif key in ("required", "enum", "format", "minimum", "maximum"):
+            result[key] = value
+    if schema.get("nullable") and "type" in result:
+        result["type"] = [result["type"], "null"]
+    return result
 
 
 def _text_of(content: Any) -> str:

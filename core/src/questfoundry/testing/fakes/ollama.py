@@ -9,7 +9,9 @@ each ``{"message": {"role": "assistant", "content": piece}, "done": false}``, th
 ``"done": true``, ``done_reason`` and the statistics (``prompt_eval_count``, ``eval_count``,
 ``total_duration``, … in nanoseconds). Replies are deterministic: the same messages always get the
 same text. ``options.num_predict`` cuts the reply (``done_reason: "length"``) and ``options.stop``
-ends it early, as a model would. Errors use Ollama's shape, ``{"error": "message"}``.
+ends it early, as a model would. A ``format`` (a JSON Schema, or ``"json"``) asks for structured
+output: the reply is JSON text of an arbitrary valid instance of the schema, chosen by the request.
+Errors use Ollama's shape, ``{"error": "message"}``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from questfoundry.testing.fakes.base import (
     estimate_tokens,
     limit_reply,
     ndjson_line,
+    number_or_none,
     reply_text,
     split_text,
 )
+from questfoundry.testing.schema_instance import SchemaInstanceError, instance_text
 
 #: tokens a chat template adds around each message (role markers, separators)
 TEMPLATE_TOKENS_PER_MESSAGE = 4
@@ -70,6 +74,18 @@ class FakeOllama(FakeServer):
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return {"error": message}
 
+    def describe(self, request: RecordedRequest) -> None:
+        body = request.body
+        if not isinstance(body, dict):
+            return
+        model = body.get("model")
+        request.model = model if isinstance(model, str) else None
+        options = body.get("options")
+        if isinstance(options, dict):
+            request.temperature = number_or_none(options.get("temperature"))
+        if isinstance(body.get("format"), dict):
+            request.response_schema = body["format"]
+
     # ------------------------------------------------------------------ routes
 
     def _root(self, request: RecordedRequest) -> Response:
@@ -93,7 +109,13 @@ class FakeOllama(FakeServer):
         options = body.get("options") or {}
         if not isinstance(options, dict):
             return self.error_response(400, "invalid request: options must be an object")
-        answer = _answer(model, messages, options)
+        schema = _requested_schema(body.get("format"))
+        if isinstance(schema, str):
+            return self.error_response(400, schema)
+        try:
+            answer = _answer(model, messages, options, schema)
+        except SchemaInstanceError as error:
+            return self.error_response(400, f"invalid JSON schema in format: {error}")
         if body.get("stream", True):
             return Response(stream=answer.lines(self.stream_pieces), content_type=NDJSON)
         return Response(json=answer.whole())
@@ -138,10 +160,30 @@ class _Answer:
         }
 
 
-def _answer(model: str, messages: list[dict[str, Any]], options: dict[str, Any]) -> _Answer:
+def _requested_schema(fmt: Any) -> dict[str, Any] | str | None:
+    """The JSON Schema ``format`` asks for (None for free text), or Ollama's complaint (a str)."""
+    if fmt in (None, ""):
+        return None
+    if fmt == "json":
+        return {"type": "object"}
+    if isinstance(fmt, dict):
+        return fmt
+    return f'invalid format: {fmt!r}; expected "json" or a JSON schema'
+
+
+def _answer(
+    model: str,
+    messages: list[dict[str, Any]],
+    options: dict[str, Any],
+    schema: dict[str, Any] | None,
+) -> _Answer:
     contents = [str(m.get("content") or "") for m in messages]
     turns = [c for m, c in zip(messages, contents, strict=True) if m.get("role") != "system"]
-    text, done_reason = _shape(reply_text("\n".join(turns), model), options)
+    if schema is not None:
+        reply = instance_text(schema, model, contents)
+    else:
+        reply = reply_text("\n".join(turns), model)
+    text, done_reason = _shape(reply, options)
     prompt_tokens = sum(estimate_tokens(c) + TEMPLATE_TOKENS_PER_MESSAGE for c in contents)
     return _Answer(model, text, done_reason, max(1, prompt_tokens))
 

@@ -4,7 +4,10 @@ It follows the documented wire format the official SDK parses (``ChatCompletion`
 ``ChatCompletionChunk``, ``ImagesResponse``, the ``{"error": {...}}`` envelope), so the real
 ``openai`` client talks to it unchanged: point ``base_url`` at :attr:`FakeOpenAI.base_url`.
 
-Replies are deterministic — an echo of the last user message — and usage is realistic: about four
+Replies are deterministic — an echo of the last user message, or for a ``response_format`` of type
+``json_schema`` an arbitrary valid instance of the schema as JSON text (with ``strict``, the schema
+must follow OpenAI's strict rules: every object ``additionalProperties: false`` and every property
+required) — and usage is realistic: about four
 characters a token, OpenAI's per-message overhead, ``max_tokens`` and ``stop`` honoured, and
 prompt caching as OpenAI does it (a prompt of 1024 tokens or more seen before reports its
 leading 128-token blocks as ``cached_tokens``). The demo serves it when no API key is set.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import struct
 import threading
 import time
@@ -29,10 +33,12 @@ from questfoundry.testing.fakes.base import (
     Response,
     estimate_tokens,
     limit_reply,
+    number_or_none,
     reply_text,
     split_text,
     sse_event,
 )
+from questfoundry.testing.schema_instance import SchemaInstanceError, instance_text
 
 #: tokens OpenAI adds for each message's framing, and once to prime the reply
 TOKENS_PER_MESSAGE = 3
@@ -50,6 +56,8 @@ _ERROR_TYPES: dict[int, tuple[str, str | None]] = {
 }
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "dall-e-3", "gpt-image-1")
+#: what OpenAI accepts as a ``json_schema`` response format's name
+_SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,17 @@ class FakeOpenAI(FakeServer):
         kind, code = _ERROR_TYPES.get(status, ("server_error", None))
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
+    def describe(self, request: RecordedRequest) -> None:
+        body = request.body
+        if not isinstance(body, dict):
+            return
+        model = body.get("model")
+        request.model = model if isinstance(model, str) else None
+        request.temperature = number_or_none(body.get("temperature"))
+        fmt = body.get("response_format")
+        if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
+            request.response_schema = fmt["json_schema"].get("schema")
+
     def error_response(
         self, status: int, message: str, headers: dict[str, str] | None = None
     ) -> Response:
@@ -114,7 +133,10 @@ class FakeOpenAI(FakeServer):
         problem = _missing(body, "model", "messages")
         if problem:
             return self.error_response(400, problem)
-        answer = self._answer(body)
+        try:
+            answer = self._answer(body, _requested_schema(body.get("response_format")))
+        except _InvalidFormat as error:
+            return self.error_response(400, str(error))
         ident = self._next_id("chatcmpl")
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -204,13 +226,20 @@ class FakeOpenAI(FakeServer):
             self._ids += 1
             return f"{prefix}-fake{self._ids:06d}"
 
-    def _answer(self, body: dict[str, Any]) -> _Answer:
+    def _answer(self, body: dict[str, Any], schema: Any) -> _Answer:
+        """The reply: an echo, or JSON text of an instance of ``schema`` when one is asked for."""
         messages = [m for m in body["messages"] if isinstance(m, dict)]
         contents = [_content_text(m.get("content")) for m in messages]
         users = [c for m, c in zip(messages, contents, strict=True) if m.get("role") == "user"]
-        text = reply_text(users[-1] if users else "", str(body["model"]))
-        if self.reply_tokens:
-            text = (text + " and so on,") * (self.reply_tokens * 4 // (len(text) + 11) + 1)
+        if schema is not None:
+            try:
+                text = instance_text(schema, body["model"], contents)
+            except SchemaInstanceError as error:
+                raise _InvalidFormat(f"Invalid schema for response_format: {error}") from None
+        else:
+            text = reply_text(users[-1] if users else "", str(body["model"]))
+            if self.reply_tokens:
+                text = (text + " and so on,") * (self.reply_tokens * 4 // (len(text) + 11) + 1)
         text, finish = _apply_limits(text, body)
         prompt_tokens = TOKENS_PER_REPLY + sum(
             TOKENS_PER_MESSAGE + estimate_tokens(c) for c in contents
@@ -269,6 +298,83 @@ class FakeOpenAI(FakeServer):
         if include_usage:
             yield chunk([], answer.usage)
         yield sse_event("[DONE]")
+
+
+class _InvalidFormat(ValueError):
+    """A ``response_format`` OpenAI would refuse with 400; the message is OpenAI's wording."""
+
+
+def _requested_schema(response_format: Any) -> Any:
+    """The JSON Schema ``response_format`` asks the reply to follow, None for plain text."""
+    if response_format is None:
+        return None
+    if not isinstance(response_format, dict):
+        raise _InvalidFormat("Invalid type for 'response_format': expected an object.")
+    kind = response_format.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind != "json_schema":
+        raise _InvalidFormat(
+            f"Invalid value: {kind!r}. Supported values are: 'json_object', 'json_schema', "
+            "and 'text'."
+        )
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise _InvalidFormat("Missing required parameter: 'response_format.json_schema.name'.")
+    name = spec["name"]
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
+        raise _InvalidFormat(
+            f"Invalid 'response_format.json_schema.name': string does not match pattern. "
+            f"Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$' (got {name!r})."
+        )
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise _InvalidFormat("Invalid type for 'response_format.json_schema.schema'.")
+    if spec.get("strict"):
+        problem = _strict_problem(schema, ())
+        if problem:
+            raise _InvalidFormat(f"Invalid schema for response_format {name!r}: {problem}")
+    return schema
+
+
+def _strict_problem(schema: Any, context: tuple[str, ...]) -> str | None:
+    """What breaks OpenAI's strict-mode rules in ``schema`` (the first thing found), or None.
+
+    Strict mode wants the root to be an object, and every object to forbid additional properties
+    and to list every property as required (an optional one is a union with ``null``).
+    """
+    if not isinstance(schema, dict):
+        return None
+    where = f"In context={context!r}, "
+    if not context and schema.get("type") != "object":
+        kind = schema.get("type")
+        return f"{where}schema must be a JSON Schema of 'type: \"object\"', got {kind!r}."
+    is_object = schema.get("type") == "object" or (
+        isinstance(schema.get("type"), list) and "object" in schema["type"]
+    )
+    if is_object or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            return f"{where}'additionalProperties' is required to be supplied and to be false."
+        properties = schema.get("properties") or {}
+        missing = [name for name in properties if name not in (schema.get("required") or ())]
+        if missing:
+            return (
+                f"{where}'required' is required to be supplied and to be an array including "
+                f"every key in properties. Missing {missing[0]!r}."
+            )
+    for key in ("properties", "$defs", "definitions"):
+        for name, sub in (schema.get(key) or {}).items():
+            problem = _strict_problem(sub, (*context, key, name))
+            if problem:
+                return problem
+    for key in ("anyOf", "prefixItems"):
+        for index, sub in enumerate(schema.get(key) or ()):
+            problem = _strict_problem(sub, (*context, key, str(index)))
+            if problem:
+                return problem
+    return _strict_problem(schema.get("items"), (*context, "items"))
 
 
 def _missing(body: Any, *names: str) -> str | None:
