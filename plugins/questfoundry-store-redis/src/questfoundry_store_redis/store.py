@@ -1,0 +1,224 @@
+"""The ``redis`` state store: one JSON string per document, every key under the project's prefix.
+
+A document ``key`` lives at ``<key_prefix><namespace>:state:<key>``. ``update`` is optimistic:
+read the key, let ``change`` compute the new document, then write it with a Lua script that
+writes only if the key still holds what was read (compared by SHA-1); when another writer got in
+first the store reads again, a bounded number of times. Every write is one command, so it lands
+whole or not at all. (Not WATCH/MULTI: redis-py turns a timeout while watching into a
+``WatchError``, indistinguishable from a conflict, and retrying then could apply a change twice.)
+
+Short timeouts and no client-side retries: when Redis is down or frozen a call fails within its
+timeouts with a :class:`~questfoundry.errors.StateError` naming ``host:port/db`` (never the
+password) instead of hanging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from questfoundry.errors import StateError
+from questfoundry.interfaces import Clock
+from questfoundry_store_redis.settings import CAPABILITIES, RedisSettings
+
+#: keys the core keeps for itself (``_qf/schema_version``); never listed
+INTERNAL_PREFIX = "_qf/"
+#: conflicting writers an ``update`` survives before it gives up
+MAX_CONFLICTS = 64
+#: the longest pause, in seconds, between two tries of a conflicting ``update``
+MAX_BACKOFF = 0.01
+#: seconds a call waits for a free connection when all ``pool_size`` are busy
+POOL_WAIT = 0.5
+SCAN_COUNT = 1000
+
+#: ``update``'s write: KEYS[1] becomes ARGV[2] (deleted when empty; PX ARGV[3] unless 0) only
+#: if it still holds what was read (ARGV[1]: its SHA-1, empty when it was missing). Returns 1 when
+#: written, 0 when another writer got in first. One script, so it applies whole or not at all.
+SWAP = """
+local current = redis.call('GET', KEYS[1])
+local seen = current and redis.sha1hex(current) or ''
+if seen ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1])
+elseif ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
+else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1
+"""
+
+Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
+
+
+class RedisStore:
+    """State documents in Redis; safe for any number of processes and machines at once."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, settings: RedisSettings, namespace: str, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.location = f"redis {settings.address}"
+        self.prefix = f"{settings.key_prefix}{namespace}:state:"
+        self.clock = clock or Clock()
+        self._closed = threading.Event()
+        try:
+            pool = redis.BlockingConnectionPool.from_url(
+                settings.url,
+                max_connections=settings.pool_size,
+                timeout=POOL_WAIT,
+                socket_timeout=settings.socket_timeout,
+                socket_connect_timeout=settings.connect_timeout,
+                retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
+            )
+        except ValueError as exc:
+            raise StateError(f"{self.location}: {self._clean(exc)}") from None
+        self._redis = redis.Redis(connection_pool=pool)
+        self._swap = self._redis.register_script(SWAP)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.settings.address!r}, prefix={self.prefix!r})"
+
+    # ------------------------------------------------------------------ documents
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._failing(f"state {key!r} in {self.location} cannot be read"):
+            raw = self._redis.get(self._key(key))
+        return None if raw is None else self._decode(key, raw)
+
+    def set(self, key: str, document: Mapping[str, Any], ttl: float | None = None) -> None:
+        name, data, px = self._key(key), self._encode(key, document), _milliseconds(ttl)
+        with self._failing(f"state {key!r} cannot be written to {self.location}"):
+            self._redis.set(name, data, px=px)
+
+    def delete(self, key: str) -> bool:
+        with self._failing(f"state {key!r} in {self.location} cannot be deleted"):
+            removed: int = self._redis.delete(self._key(key))
+        return removed > 0
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        start = len(self.prefix)
+        pattern = _glob_escape(self.prefix + prefix) + "*"
+        with self._failing(f"state keys under {prefix!r} in {self.location} cannot be listed"):
+            names = list(self._redis.scan_iter(match=pattern, count=SCAN_COUNT))
+        keys = {raw.decode("utf-8", "surrogateescape")[start:] for raw in names}
+        return sorted(k for k in keys if k and not k.startswith(INTERNAL_PREFIX))
+
+    def update(self, key: str, change: Change, ttl: float | None = None) -> dict[str, Any] | None:
+        name, px = self._key(key), _milliseconds(ttl)
+        failure = f"state {key!r} in {self.location} cannot be updated"
+        for attempt in range(MAX_CONFLICTS):
+            with self._failing(failure):
+                raw = self._redis.get(name)
+            document = change(None if raw is None else self._decode(key, raw))
+            if document is None and raw is None:
+                return None
+            data = b"" if document is None else self._encode(key, _mapping(key, document))
+            with self._failing(failure):
+                swapped = self._swap(keys=[name], args=[_digest(raw), data, px or 0])
+            if swapped:
+                written: dict[str, Any] | None = json.loads(data) if data else None
+                return written
+            self.clock.sleep(_pause(attempt))
+        raise StateError(f"{failure}: other writers changed it {MAX_CONFLICTS} times meanwhile")
+
+    def close(self) -> None:
+        """Close every connection; the store refuses calls from now on."""
+        self._closed.set()
+        self._redis.close()
+        self._redis.connection_pool.disconnect()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _key(self, key: str) -> str:
+        if self._closed.is_set():
+            raise StateError(f"the state store {self.location} is closed")
+        if not isinstance(key, str) or not key:
+            raise StateError("a state key must be a non-empty string")
+        return self.prefix + key
+
+    def _encode(self, key: str, document: Mapping[str, Any]) -> bytes:
+        try:
+            return json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+        except (TypeError, ValueError) as exc:
+            raise StateError(f"state {key!r} is not JSON-serialisable: {exc}") from None
+
+    def _decode(self, key: str, raw: bytes | str) -> dict[str, Any]:
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise StateError(f"state {key!r} in {self.location} is not JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise StateError(f"state {key!r} in {self.location} is not a JSON object")
+        return document
+
+    @contextmanager
+    def _failing(self, what: str) -> Iterator[None]:
+        """redis-py's errors inside the block become one-line StateErrors starting with ``what``,
+        raised ``from None``: the original, which might say more than it should, is not chained.
+        ``WatchError`` (a conflict ``update`` handles) passes through."""
+        try:
+            yield
+        except redis.WatchError:
+            raise
+        except redis.RedisError as exc:
+            raise StateError(f"{what}: {self._reason(exc)}") from None
+
+    def _reason(self, exc: redis.RedisError) -> str:
+        settings = self.settings
+        if isinstance(exc, redis.TimeoutError):
+            return (
+                f"Redis did not answer in time (socket_timeout {settings.socket_timeout:g} s, "
+                f"connect_timeout {settings.connect_timeout:g} s): is it frozen or overloaded?"
+            )
+        if isinstance(exc, redis.AuthenticationError):
+            return f"Redis refused the credentials of state.redis_url ({self._clean(exc)})"
+        if isinstance(exc, redis.ConnectionError):
+            return f"cannot reach Redis ({self._clean(exc)})"
+        return self._clean(exc)
+
+    def _clean(self, exc: BaseException) -> str:
+        """redis-py's message on one line, the password masked should it ever appear."""
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        password = self.settings.password
+        return text.replace(password, "***") if password else text
+
+
+def _milliseconds(ttl: float | None) -> int | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not (0 < ttl < math.inf):
+        raise StateError(f"a state TTL must be a positive number of seconds, not {ttl!r}")
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _digest(raw: bytes | str | None) -> str:
+    """What SWAP compares: the SHA-1 of the value read, empty for a missing key."""
+    if raw is None:
+        return ""
+    return hashlib.sha1(raw if isinstance(raw, bytes) else raw.encode()).hexdigest()
+
+
+def _pause(attempt: int) -> float:
+    """A random pause after the ``attempt``-th conflict, growing to at most MAX_BACKOFF."""
+    return random.uniform(0, MAX_BACKOFF * min(1.0, (attempt + 1) / 8))
+
+
+def _mapping(key: str, document: object) -> Mapping[str, Any]:
+    if not isinstance(document, Mapping):
+        raise StateError(
+            f"the change to state {key!r} returned {type(document).__name__}, not a mapping or None"
+        )
+    return document
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by SCAN's MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
