@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from questfoundry.cli import ask, cache, costs, plugins_config
+from questfoundry.cli import ask, cache, costs, plugins_config, roles
 from questfoundry.cli.app import cli
 
 __all__ = ["cli", "main"]
 
-_COMMANDS = (ask, cache, costs, plugins_config)
+_COMMANDS = (ask, cache, costs, plugins_config, roles)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -29,9 +29,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 class App:
     """What the commands share: the options of the top-level command, loaded on first use."""
 
-    def __init__(self, config_path: str | None, debug: bool) -> None:
+    def __init__(self, config_path: str | None, debug: bool, sets: Sequence[str] = ()) -> None:
         self.config_path = config_path
         self.debug = debug
+        self.sets = tuple(sets)
+
+    @cached_property
+    def overrides(self) -> dict[str, Any]:
+        """``--set KEY=VALUE`` options as dotted keys and their YAML values, later ones winning."""
+        from questfoundry.config.overrides import parse_assignments
+
+        return parse_assignments(self.sets, "--set")
 
     @cached_property
     def manager(self) -> PluginManager:
@@ -43,7 +51,7 @@ class App:
     def config(self) -> Config:
         from questfoundry.config import load_config
 
-        return load_config(self.config_path, manager=self.manager)
+        return load_config(self.config_path, manager=self.manager, overrides=self.overrides)
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -65,7 +73,16 @@ def json_option(func: F) -> F:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    """``data`` as indented JSON; money (a Decimal) as a plain decimal string, never ``1E-7``."""
+    click.echo(json.dumps(data, indent=2, default=_json_value, ensure_ascii=False))
+
+
+def _json_value(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -81,8 +98,42 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     Console(width=None if sys.stdout.isatty() else 10_000).print(table)
 
 
+#: top-level options also accepted after a subcommand: flags, and options taking a value
+GLOBAL_FLAGS = ("--debug",)
+GLOBAL_OPTIONS = ("--set",)
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """``args`` with every :data:`GLOBAL_FLAGS` and :data:`GLOBAL_OPTIONS` (and its value) moved
+    to the front, in their order, so ``questfoundry ask --debug …`` means ``questfoundry --debug
+    ask …``. Nothing after ``--`` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg in GLOBAL_FLAGS or arg.startswith(tuple(f"{o}=" for o in GLOBAL_OPTIONS)):
+            front.append(arg)
+        elif arg in GLOBAL_OPTIONS and index + 1 < len(args):
+            front.extend(args[index : index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 class QuestFoundryGroup(click.Group):
-    """Turns QuestFoundry's errors into one line unless ``--debug`` is given."""
+    """Turns QuestFoundry's errors into one line unless ``--debug`` is given; takes ``--debug``
+    and ``--set`` after a subcommand too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = hoist_global_options(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         from questfoundry.errors import QuestFoundryError
@@ -158,12 +209,22 @@ def _log_lines() -> Iterator[None]:
     envvar="QUESTFOUNDRY_CONFIG",
     help="config.yml to use (default: .questfoundry/config.yml here or in a parent folder).",
 )
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config.yml value for this run, e.g. roles.gatekeeper.model=gpt-4o-mini "
+    "(VALUE is YAML; repeatable).",
+)
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.version_option(package_name="questfoundry")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
-    """QuestFoundry: caching, rate limits, budgets and a cost ledger between AI roles and LLMs.
+def cli(ctx: click.Context, config_path: str | None, sets: tuple[str, ...], debug: bool) -> None:
+    """QuestFoundry: a studio of AI roles writing a gamebook, over caching, rate limits, budgets
+    and a cost ledger.
 
-    Configuration lives in .questfoundry/config.yml; see `questfoundry config --help`.
+    Configuration lives in .questfoundry/config.yml (`questfoundry init` writes one; see
+    `questfoundry config --help`). --debug and --set may also follow the subcommand.
     """
-    ctx.obj = App(config_path, debug)
+    ctx.obj = App(config_path, debug, sets)

@@ -98,16 +98,14 @@ def _request(
     provider: str | None,
     model: str | None,
     params: Sequence[str] = (),
+    system: str | None = None,
 ) -> Any:
-    import yaml
-
+    """The request ``ask`` and ``cache explain`` make: PROMPT, optional system text, parameters
+    given as ``KEY=VALUE`` (each VALUE read as YAML)."""
     from questfoundry.calls import Request
+    from questfoundry.config.overrides import parse_assignments
 
-    values: dict[str, Any] = {}
-    for item in params:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
-        values[key] = yaml.safe_load(value)
-    messages = [{"role": "user", "content": prompt}]
+    values = parse_assignments(params, "--param")
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
     return Request(messages=messages, role=role, provider=provider, model=model, params=values)

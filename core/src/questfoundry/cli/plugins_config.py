@@ -56,7 +56,7 @@ def config_validate(app: App, path: str | None) -> None:
     """
     from questfoundry.config import check_backends, load_config
 
-    loaded = load_config(path or app.config_path, manager=app.manager)
+    loaded = load_config(path or app.config_path, manager=app.manager, overrides=app.overrides)
     loaded.require_variables()
     check_backends(loaded, app.manager)
     where = loaded.path or "no config file; defaults apply"

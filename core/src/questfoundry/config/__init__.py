@@ -26,6 +26,9 @@ filled from environment variables named like a secret (``*KEY*``, ``*TOKEN*``, `
 
 ``yaml`` and ``jsonschema`` are imported only when a file is read or validated, so importing
 QuestFoundry stays cheap.
+
+``overrides`` (the CLI's ``--set KEY=VALUE``) are merged into the file's data before it is
+interpolated and validated; a problem they alone cause says ``(in --set)``.
 """
 
 from __future__ import annotations
@@ -61,32 +64,44 @@ def load_config(
     env: Mapping[str, str] = os.environ,
     start: Path | None = None,
     manager: PluginManager | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Config:
     """Find, read, interpolate and validate the configuration; see the module docstring.
 
     ``manager`` supplies the backends whose settings are validated; by default the plugins
-    ``env`` selects.
+    ``env`` selects. ``overrides`` (dotted key → value, the CLI's ``--set``) are laid over the
+    file's data before anything is checked (:mod:`questfoundry.config.overrides`).
     """
     from questfoundry.config import files
 
     file = files.existing(path) if path is not None else find_config(start, env)
-    if file is None:
-        return Config({}, None, (start or Path.cwd()).absolute() / PROJECT_DIR_NAME)
+    project_dir = file.parent if file else (start or Path.cwd()).absolute() / PROJECT_DIR_NAME
+    if file is None and not overrides:
+        return Config({}, None, project_dir)
     from questfoundry.config.interpolate import Interpolator
     from questfoundry.config.model import named_secrets, without_unresolved
+    from questfoundry.config.overrides import SET, apply_overrides, overridden
     from questfoundry.config.validation import Validation, error
 
-    source = str(file)
-    raw = files.read(file)
+    source = str(file) if file else None
+    raw = files.read(file) if file else {}
+    if overrides:
+        raw = apply_overrides(raw, overrides)
     validation = Validation(_manager(manager, env))
     interpolator = Interpolator(env, validation.accepts_string)
     data = interpolator.walk(raw, ())
-    if interpolator.problems:
-        raise error(interpolator.problems, source)
+    problems = interpolator.problems
     secrets = interpolator.secrets | named_secrets(data)
-    validation.check(without_unresolved(data), source, secrets)
+    if not problems:
+        problems = validation.problems(without_unresolved(data), frozenset(secrets))
+    if problems:
+        keys = set(overrides or ())
+        ours = all(overridden(".".join(map(str, where)), keys) for where, _ in problems)
+        raise error(problems, SET if ours else source)
     variables = {path: tuple(names) for path, names in interpolator.sources.items()}
-    return Config(data, file, file.parent, frozenset(secrets), variables)
+    return Config(
+        data, file, project_dir, frozenset(secrets), variables, frozenset(overrides or ())
+    )
 
 
 def validate(

@@ -2,18 +2,21 @@
 
 Each value is labelled with where it came from: ``config.yml``, ``${VAR}`` (an environment
 variable), ``built-in default`` (the core schema's) or ``<distribution> default`` (a backend's
-fragment). Each role of the catalogue is shown as it resolves, with the layers
-``resolve_role_provider`` reports.
+fragment) or ``--set`` (a runtime override). Each role of the catalogue is shown as it resolves,
+with the layers ``resolve_role_provider`` reports (``--set`` where an override gave the value).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from questfoundry.config import schema as schemas
 from questfoundry.config.model import Config, KeyPath, Unresolved, dotted
+from questfoundry.config.overrides import SET, overridden
 from questfoundry.errors import ConfigError
+from questfoundry.interfaces import RoleProvider
 
 if TYPE_CHECKING:
     from questfoundry.plugins import PluginManager
@@ -31,11 +34,12 @@ def effective(config: Config, manager: PluginManager) -> tuple[dict[str, Any], d
     sources: dict[str, str] = {}
     values = _fill(schema, validator, schema, dict(config.data), (), sources)
     _label_variables(config, sources)
+    for path in sources:
+        if overridden(path, config.overridden):
+            sources[path] = SET
     roles: dict[str, Any] = dict(values.get("roles", {}))
-    for role in manager.roles():
-        try:
-            routed = manager.resolve_role(role, config.data)
-        except ConfigError:
+    for role, routed in resolved_roles(config, manager).items():
+        if isinstance(routed, ConfigError):
             continue  # no provider configured for it: nothing is in effect
         entry = {"provider": routed.provider, "model": routed.model, "kind": routed.kind}
         entry.update(routed.params)
@@ -45,6 +49,26 @@ def effective(config: Config, manager: PluginManager) -> tuple[dict[str, Any], d
     if roles:
         values["roles"] = roles
     return values, sources
+
+
+def resolved_roles(config: Config, manager: PluginManager) -> dict[str, RoleProvider | ConfigError]:
+    """Each role of the catalogue as it resolves (or why it cannot); a value ``--set`` gave is
+    labelled ``--set <key>``."""
+    from questfoundry.default_plugins.roles import config_key
+
+    found: dict[str, RoleProvider | ConfigError] = {}
+    for role in manager.roles():
+        try:
+            routed = manager.resolve_role(role, config.data)
+        except ConfigError as exc:
+            found[role] = exc
+            continue
+        labels = {}
+        for name, layer in routed.sources.items():
+            key = config_key(name, layer)
+            labels[name] = f"{SET} {key}" if key and overridden(key, config.overridden) else layer
+        found[role] = replace(routed, sources=labels)
+    return found
 
 
 def _fill(

@@ -56,6 +56,8 @@ class Config:
     secret_paths: frozenset[str] = frozenset()
     #: dotted path → the environment variables its value was filled from
     variables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the dotted keys ``--set`` overrides gave (their values are in ``data``)
+    overridden: frozenset[str] = frozenset()
 
     def section(self, name: str) -> dict[str, Any]:
         """A copy of the top-level section ``name``; ``{}`` when the file has none.

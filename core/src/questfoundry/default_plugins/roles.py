@@ -116,6 +116,19 @@ def resolve(
     return RoleProvider(role, provider, model, params, kind, sources)
 
 
+def config_key(name: str, layer: str) -> str | None:
+    """The dotted key of config.yml that gave field ``name`` its value, labelled ``layer``.
+
+    ``("model", "roles.gatekeeper")`` → ``roles.gatekeeper.model``; ``("provider",
+    "providers.text.default")`` → that key; None for a layer that is not in config.yml.
+    """
+    if layer.startswith("providers.") and layer.endswith(".default"):
+        return layer
+    if layer.startswith(("roles.", "providers.")):
+        return f"{layer}.{name}"
+    return None
+
+
 def _first(*candidates: tuple[Any, str]) -> tuple[Any, str]:
     for value, source in candidates:
         if value:

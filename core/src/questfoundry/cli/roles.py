@@ -1,0 +1,63 @@
+"""``questfoundry roles``: every role of the catalogue, its settings, and where each came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
+
+#: the parameters shown in their own column (every parameter is in the JSON)
+SHOWN = ("temperature", "max_tokens")
+
+
+@cli.command()
+@json_option
+@pass_app
+def roles(app: App, as_json: bool) -> None:
+    """Each role: kind, provider, model, temperature, max_tokens, and the source of each value
+    (--set, roles.<role>, providers.<kind>.<provider>, providers.<kind>.default, role catalogue).
+
+    A role that cannot resolve (no provider configured) is listed with the reason.
+    """
+    rows = role_rows(app)
+    if as_json:
+        print_json(rows)
+        return
+    columns = ("role", "kind", "provider", "model", *SHOWN, "from")
+    table = [
+        (
+            row["role"],
+            row["kind"],
+            row["provider"] or "—",
+            row["model"] or "—",
+            *("—" if row[name] is None else row[name] for name in SHOWN),
+            row["error"] or "\n".join(f"{k}: {v}" for k, v in row["sources"].items()),
+        )
+        for row in rows
+    ]
+    print_table("Roles", columns, table)
+
+
+def role_rows(app: App) -> list[dict[str, Any]]:
+    """One record per role of the catalogue, in catalogue order."""
+    from questfoundry.config.effective import resolved_roles
+    from questfoundry.errors import ConfigError
+
+    catalogue = app.manager.roles()
+    rows: list[dict[str, Any]] = []
+    for name, routed in resolved_roles(app.config, app.manager).items():
+        spec = catalogue[name]
+        if isinstance(routed, ConfigError):
+            section = app.config.data.get("roles") or {}
+            kind = (section.get(name) or {}).get("kind") or spec.kind
+            row: dict[str, Any] = {"role": name, "kind": kind, "provider": None, "model": None}
+            row.update(dict.fromkeys(SHOWN))
+            row.update(params={}, sources={}, error=str(routed))
+        else:
+            row = {"role": name, "kind": routed.kind, "provider": routed.provider}
+            row["model"] = routed.model
+            row.update({key: routed.params.get(key) for key in SHOWN})
+            row.update(params=dict(routed.params), sources=dict(routed.sources), error=None)
+        row["description"] = spec.description
+        rows.append(row)
+    return rows
