@@ -152,7 +152,7 @@ EVERY_HOOK = """
 
     @hookimpl
     def state_migrations():
-        return [Migration(1, 2, lambda document: {**document, "version": 2})]
+        return [Migration(1, dict, dict, "copies the state", scope="questfoundry-everything")]
 
 
     @hookimpl
@@ -413,7 +413,7 @@ def test_an_external_plugin_contributes_to_every_hook(site: Site) -> None:
         ],
     }
     migrations = [m for batch in manager.hook.state_migrations() for m in batch]
-    assert [(m.from_version, m.to_version) for m in migrations] == [(1, 2)]
+    assert [(m.scope, m.version) for m in migrations] == [("questfoundry-everything", 1)]
 
 
 def test_an_external_role_resolver_runs_before_the_built_in_one(site: Site) -> None:

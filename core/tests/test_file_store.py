@@ -9,13 +9,19 @@ import pytest
 from questfoundry.default_plugins.file_store import FileStore, make_file_store
 from questfoundry.errors import StateError
 from questfoundry.interfaces import BackendContext
-from questfoundry.testing.state_contract import StateStoreContract
+from questfoundry.testing.state_contract import StateStoreContract, StoreOpener
 
 
 class TestFileStore(StateStoreContract):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> FileStore:
-        return FileStore(tmp_path / "state")
+    def store_opener(self, tmp_path: Path) -> StoreOpener:
+        return StoreOpener(FileStore, (tmp_path / "state",))
+
+    @pytest.fixture
+    def store(self, store_opener: StoreOpener) -> FileStore:
+        store = store_opener()
+        assert isinstance(store, FileStore)
+        return store
 
 
 def test_the_factory_resolves_the_path_against_the_project(tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ class Capability:
     SIZE_LIMIT = "size_limit"  #: the backend evicts to stay under a configured size
     PERSISTENT = "persistent"  #: survives the process
     SHARED = "shared"  #: several processes (or machines) see the same data
-    ATOMIC = "atomic"  #: multi-key updates are all-or-nothing
+    #: multi-key updates are all-or-nothing; a state store: ``update`` is atomic across processes
+    ATOMIC = "atomic"
     STREAMING = "streaming"  #: a provider that can stream text chunks
     IMAGES = "images"  #: a provider that can generate images
     #: every method returns at once without I/O, so the async gateway calls it on the event loop
@@ -330,23 +331,64 @@ class CostModel(Protocol):
         """The cost of ``usage`` on ``model``, or None when this model's price is unknown."""
 
 
+#: keys of a state store's own records (``_qf/schema_version``, the migration journal): only the
+#: core's state package writes them, through ``get``/``set``; ``list_keys`` never returns them
+INTERNAL_KEY_PREFIX = "_qf/"
+
+#: a whole state as migrations see it: every document by key (internal keys left out)
+Snapshot = dict[str, dict[str, Any]]
+
+
 @runtime_checkable
 class StateStore(Protocol):
-    """Keeps the project's state documents (JSON-able dicts) by key."""
+    """Keeps the project's state documents (JSON objects) by key.
+
+    Keys are non-empty strings of ``/``-separated parts; a key that could name something outside
+    the store (``..`` or empty parts, a leading ``/``, ``\\``, NUL or other control characters) is
+    refused with :class:`~questfoundry.errors.StateError` by every method
+    (:func:`questfoundry.state.keys.check_key` does the check). Every failure is a ``StateError``
+    whose one-line message names the key and where the store is (never a password).
+
+    ``capabilities``: ``Capability.TTL`` (``ttl`` is honoured), ``ATOMIC`` (``update`` is atomic
+    across processes), ``SHARED`` (several processes — machines, for a network store — may use
+    it at once), ``PERSISTENT`` (it outlives the process).
+    """
 
     capabilities: frozenset[str]
 
-    def get(self, key: str) -> dict[str, Any] | None: ...
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The document at ``key``, or None when there is none (or it expired)."""
 
-    def set(self, key: str, document: Mapping[str, Any]) -> None:
-        """Store ``document`` whole; a crash mid-write leaves the previous version intact."""
+    def set(self, key: str, document: Mapping[str, Any], ttl: float | None = None) -> None:
+        """Store ``document`` whole; a crash mid-write leaves the previous version intact.
 
-    def delete(self, key: str) -> bool: ...
+        ``ttl``: seconds until the document expires, None for never. A store without
+        ``Capability.TTL`` raises ``StateError`` for any ``ttl`` (saying it keeps no expiry).
+        """
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True when there was a document to remove."""
 
     def list_keys(self, prefix: str = "") -> list[str]:
-        """Every key starting with ``prefix``, sorted."""
+        """Every key starting with ``prefix``, sorted; never an internal key (``_qf/…``)."""
 
-    def close(self) -> None: ...
+    def update(
+        self,
+        key: str,
+        change: Callable[[dict[str, Any] | None], Mapping[str, Any] | None],
+        ttl: float | None = None,
+    ) -> dict[str, Any] | None:
+        """Read-modify-write one key, atomically (across processes under ``ATOMIC``).
+
+        ``change`` receives the current document (None when missing) and returns the new one, or
+        None to delete the key. It may be called again when another writer got in first (the
+        store re-reads); after a bounded number of such conflicts the store raises
+        ``StateError``. An exception from ``change`` propagates and nothing is written. Returns
+        the document written (None when the key was deleted). ``ttl`` as for :meth:`set`.
+        """
+
+    def close(self) -> None:
+        """Release connections and locks; the store is not used afterwards."""
 
 
 @runtime_checkable
@@ -446,9 +488,19 @@ class RoleProvider:
 
 @dataclass(frozen=True, slots=True)
 class Migration:
-    """Turns a state document of ``from_version`` into one of ``to_version``."""
+    """One numbered step of a state schema: ``upgrade`` from ``version - 1`` to ``version``.
 
-    from_version: int
-    to_version: int
-    apply: Callable[[dict[str, Any]], dict[str, Any]]
+    Both functions take a whole :data:`Snapshot` (every document by key) and return the new one;
+    they must be pure (no I/O, no clock, the input left untouched) and exact inverses:
+    ``downgrade(upgrade(s)) == s`` for every state ``s`` of ``version - 1``. Either may raise
+    :class:`~questfoundry.errors.MigrationError` for a state it cannot convert; then nothing is
+    written. ``scope`` names whose schema this is: ``questfoundry`` for the core's documents, a
+    plugin's distribution name for the documents that plugin keeps; each scope has its own
+    chain ``1, 2, 3…`` and its own recorded version.
+    """
+
+    version: int
+    upgrade: Callable[[Snapshot], Snapshot]
+    downgrade: Callable[[Snapshot], Snapshot]
     description: str = ""
+    scope: str = "questfoundry"

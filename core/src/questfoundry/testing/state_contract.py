@@ -1,19 +1,93 @@
 """Conformance suite for state stores: subclass :class:`StateStoreContract` in your tests.
 
-Provide a ``store`` fixture returning an empty store; every standard test then runs against it.
+Two fixtures say how to reach your store:
+
+``store``
+    An empty store, ready to use (closed by your fixture when the test ends, if it needs closing).
+
+``store_opener``
+    A :class:`StoreOpener`: how *another process* opens that very same store (same folder, same
+    Redis database and prefix…). It holds an importable, picklable callable — a class or a
+    module-level function, never a lambda or a local function — and picklable arguments; the
+    suite sends it to child processes and calls it there, and calls it in this process for a
+    second handle on the store. Stores declaring ``SHARED``, ``ATOMIC`` or ``PERSISTENT`` must
+    define it; the default (None) makes the tests needing it fail for them and skip for the rest.
+
+A file store's conformance file is therefore a few lines::
+
+    class TestFileStore(StateStoreContract):
+        @pytest.fixture
+        def store_opener(self, tmp_path):
+            return StoreOpener(FileStore, (tmp_path / "state",))
+
+        @pytest.fixture
+        def store(self, store_opener):
+            return store_opener()
+
+Optional features are tested by capability and skipped (``pytest.skip``) when the store does not
+declare them: ``TTL`` (expiry, and refusing a ttl otherwise), ``ATOMIC`` (8 processes x 200
+``update`` increments of one counter end at exactly 1600), ``SHARED`` (a second handle sees the
+first one's writes), ``PERSISTENT`` (a reopened store keeps its documents).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from questfoundry.errors import StateError
-from questfoundry.interfaces import StateStore
+from questfoundry.interfaces import Capability, StateStore
 from questfoundry.testing.contract import StandardSuite
 
+__all__ = ["StateStoreContract", "StoreOpener"]
+
 DOCUMENT = {"version": 2, "title": "The Lighthouse", "sections": [{"id": 1, "text": "Storm."}]}
+PROCESSES = 8
+INCREMENTS = 200
+#: how long a ttl of TTL_SECONDS may take to expire (servers expire lazily or by sampling)
+TTL_SECONDS = 0.2
+TTL_PATIENCE = 5.0
+BAD_KEYS = ("", "../escape", "a/../../b", "/etc/passwd", "a//b", "trailing/", "nul\0key", "a\\b")
+
+
+@dataclass(frozen=True)
+class StoreOpener:
+    """How any process opens one store: ``factory(*args, **kwargs)``; picklable."""
+
+    factory: Callable[..., StateStore]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self) -> StateStore:
+        return self.factory(*self.args, **self.kwargs)
+
+
+def _increment(opener: StoreOpener, key: str, times: int) -> None:
+    """A child process: ``times`` atomic increments of ``key``'s counter."""
+    store = opener()
+    try:
+        for _ in range(times):
+            store.update(key, lambda doc: {"n": (doc or {"n": 0})["n"] + 1})
+    finally:
+        store.close()
+
+
+def _context(opener: StoreOpener) -> Any:
+    """Forkserver where there is one, else spawn: never a fork of a threaded parent.
+
+    The forkserver imports the suite and the store's module once, so each child is a cheap fork.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, opener.factory.__module__])
+    return context
 
 
 class StateStoreContract(StandardSuite):
@@ -24,8 +98,30 @@ class StateStoreContract(StandardSuite):
         """Override: return an empty store."""
         raise NotImplementedError(f"{type(self).__qualname__} must define a `store` fixture")
 
+    @pytest.fixture
+    def store_opener(self) -> StoreOpener | None:
+        """Override: how another process opens the same store as ``store`` (see the module)."""
+        return None
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _requires(store: StateStore, capability: str) -> None:
+        if capability not in store.capabilities:
+            pytest.skip(f"the store does not declare {capability!r}")
+
+    @staticmethod
+    def _opener(store: StateStore, opener: StoreOpener | None, capability: str) -> StoreOpener:
+        StateStoreContract._requires(store, capability)
+        if opener is None:
+            pytest.fail(f"the store declares {capability!r}: define a `store_opener` fixture")
+        return opener
+
+    # ------------------------------------------------------------------ basics
+
     def test_store_satisfies_the_protocol(self, store: StateStore) -> None:
         assert isinstance(store, StateStore)
+        assert isinstance(store.capabilities, frozenset)
 
     def test_a_missing_key_reads_as_none(self, store: StateStore) -> None:
         assert store.get("nothing-here") is None
@@ -46,17 +142,39 @@ class StateStoreContract(StandardSuite):
         assert store.get("doc") is None
 
     def test_keys_are_listed_by_prefix(self, store: StateStore) -> None:
-        for key in ("hooks/1", "hooks/2", "canon/1", "odd key: ü/ß", ".tmp-looking"):
+        for key in ("hooks/1", "hooks/2", "canon/1", "odd key: ü/ß", ".tmp-looking", "%25"):
             store.set(key, {"key": key})
         assert store.list_keys("hooks/") == ["hooks/1", "hooks/2"]
-        assert sorted(store.list_keys()) == sorted(
-            ["canon/1", "hooks/1", "hooks/2", "odd key: ü/ß", ".tmp-looking"]
+        assert store.list_keys() == sorted(
+            ["canon/1", "hooks/1", "hooks/2", "odd key: ü/ß", ".tmp-looking", "%25"]
         )
+        assert store.list_keys("nothing/") == []
+
+    def test_internal_keys_are_readable_but_never_listed(self, store: StateStore) -> None:
+        store.set("_qf/schema_version", {"versions": {"questfoundry": 1}})
+        store.set("book/1", {"n": 1})
+        assert store.get("_qf/schema_version") == {"versions": {"questfoundry": 1}}
+        assert store.list_keys() == ["book/1"]
+        assert store.list_keys("_qf/") == []
 
     def test_a_document_that_is_not_json_is_refused(self, store: StateStore) -> None:
         with pytest.raises(StateError):
             store.set("doc", {"when": object()})
         assert store.get("doc") is None
+
+    @pytest.mark.parametrize("key", BAD_KEYS)
+    def test_a_key_that_could_escape_the_store_is_refused(
+        self, store: StateStore, key: str
+    ) -> None:
+        for attempt in (
+            lambda: store.set(key, {"a": 1}),
+            lambda: store.get(key),
+            lambda: store.delete(key),
+            lambda: store.update(key, lambda doc: {"a": 1}),
+        ):
+            with pytest.raises(StateError):
+                attempt()
+        assert store.list_keys() == []
 
     def test_concurrent_writers_never_leave_a_torn_document(self, store: StateStore) -> None:
         def write(n: int) -> None:
@@ -70,3 +188,124 @@ class StateStoreContract(StandardSuite):
             thread.join()
         document = store.get("shared")
         assert document is not None and document["pad"] == "x" * 2000
+
+    # ------------------------------------------------------------------ update
+
+    def test_update_creates_a_missing_document(self, store: StateStore) -> None:
+        seen: list[Any] = []
+
+        def change(doc: dict[str, Any] | None) -> dict[str, Any]:
+            seen.append(doc)
+            return {"n": 1}
+
+        assert store.update("counter", change) == {"n": 1}
+        assert seen[-1] is None
+        assert store.get("counter") == {"n": 1}
+
+    def test_update_changes_the_current_document_and_returns_it(self, store: StateStore) -> None:
+        store.set("doc", {"n": 1, "keep": "me"})
+        written = store.update("doc", lambda doc: {**(doc or {}), "n": (doc or {})["n"] + 1})
+        assert written == {"n": 2, "keep": "me"}
+        assert store.get("doc") == {"n": 2, "keep": "me"}
+
+    def test_update_returning_none_deletes_the_key(self, store: StateStore) -> None:
+        store.set("doc", {"n": 1})
+        assert store.update("doc", lambda doc: None) is None
+        assert store.get("doc") is None
+        assert store.update("never-there", lambda doc: None) is None
+        assert store.list_keys() == []
+
+    def test_a_failing_change_writes_nothing(self, store: StateStore) -> None:
+        store.set("doc", {"n": 1})
+
+        def change(doc: dict[str, Any] | None) -> dict[str, Any]:
+            raise LookupError("the change gives up")
+
+        with pytest.raises(LookupError):
+            store.update("doc", change)
+        assert store.get("doc") == {"n": 1}
+
+    def test_update_to_a_document_that_is_not_json_is_refused(self, store: StateStore) -> None:
+        store.set("doc", {"n": 1})
+        with pytest.raises(StateError):
+            store.update("doc", lambda doc: {"when": object()})
+        assert store.get("doc") == {"n": 1}
+
+    def test_threads_updating_one_key_lose_no_increment(self, store: StateStore) -> None:
+        def work() -> None:
+            for _ in range(50):
+                store.update("counter", lambda doc: {"n": (doc or {"n": 0})["n"] + 1})
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert store.get("counter") == {"n": 200}
+
+    # ------------------------------------------------------------------ capabilities
+
+    def test_without_ttl_a_ttl_is_refused(self, store: StateStore) -> None:
+        if Capability.TTL in store.capabilities:
+            pytest.skip("the store declares 'ttl'")
+        with pytest.raises(StateError, match="ttl"):
+            store.set("doc", {"n": 1}, ttl=60)
+        with pytest.raises(StateError, match="ttl"):
+            store.update("doc", lambda doc: {"n": 1}, ttl=60)
+        assert store.get("doc") is None
+
+    def test_a_document_with_a_ttl_expires(self, store: StateStore) -> None:
+        self._requires(store, Capability.TTL)
+        store.set("lasting", {"n": 0})
+        store.set("brief", {"n": 1}, ttl=TTL_SECONDS)
+        store.update("brief-too", lambda doc: {"n": 2}, ttl=TTL_SECONDS)
+        assert store.get("brief") == {"n": 1}
+        deadline = time.monotonic() + TTL_PATIENCE
+        while store.get("brief") is not None or store.get("brief-too") is not None:
+            assert time.monotonic() < deadline, "a document outlived its ttl by seconds"
+            time.sleep(0.05)  # the server's clock decides; nothing to wait on but time
+        assert store.list_keys() == ["lasting"]
+
+    def test_processes_updating_one_counter_lose_no_increment(
+        self, store: StateStore, store_opener: StoreOpener | None
+    ) -> None:
+        opener = self._opener(store, store_opener, Capability.ATOMIC)
+        self._requires(store, Capability.SHARED)
+        context = _context(opener)
+        children = [
+            context.Process(target=_increment, args=(opener, "counter", INCREMENTS))
+            for _ in range(PROCESSES)
+        ]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(timeout=120)
+        assert [child.exitcode for child in children] == [0] * PROCESSES
+        assert store.get("counter") == {"n": PROCESSES * INCREMENTS}
+
+    def test_a_second_handle_sees_the_first_ones_writes(
+        self, store: StateStore, store_opener: StoreOpener | None
+    ) -> None:
+        other = self._opener(store, store_opener, Capability.SHARED)()
+        try:
+            store.set("doc", {"from": "first"})
+            assert other.get("doc") == {"from": "first"}
+            other.update("doc", lambda doc: {**(doc or {}), "seen": True})
+            assert store.get("doc") == {"from": "first", "seen": True}
+            assert other.delete("doc") is True
+            assert store.get("doc") is None
+        finally:
+            other.close()
+
+    def test_a_reopened_store_keeps_its_documents(
+        self, store: StateStore, store_opener: StoreOpener | None
+    ) -> None:
+        opener = self._opener(store, store_opener, Capability.PERSISTENT)
+        store.set("project/main", DOCUMENT)
+        store.close()
+        reopened = opener()
+        try:
+            assert reopened.get("project/main") == DOCUMENT
+            assert reopened.list_keys() == ["project/main"]
+        finally:
+            reopened.close()
