@@ -51,7 +51,11 @@ What the suite holds a provider to:
   error's chain or traceback, even when the server echoes the key back;
 * one provider serves successive event loops (``asyncio.run`` after ``asyncio.run``) and loops on
   several threads with nothing printed, no warning and no unraisable exception;
-* ``close()`` and ``aclose()`` can be called more than once.
+* ``close()`` and ``aclose()`` can be called more than once;
+* structured output: a request with ``params["response_schema"]`` (:data:`STRUCTURED_SCHEMA`, in the
+  strict form every provider accepts) is answered — whole, async, streamed — with JSON text valid
+  against the schema; the fake saw the schema in the provider's own field, not as a generic
+  ``response_schema``; a malformed ``response_schema`` fails before anything is sent.
 
 A subclass must not replace a standard test silently: redefining one without
 :func:`replaces_standard_test` is a ``TypeError`` when the class is defined (see
@@ -63,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import sys
 import threading
@@ -73,6 +78,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 
 from questfoundry.errors import (
@@ -82,6 +88,7 @@ from questfoundry.errors import (
     RetriableProviderError,
 )
 from questfoundry.interfaces import (
+    RESPONSE_SCHEMA,
     Capability,
     Chunk,
     Message,
@@ -115,6 +122,32 @@ PATH_FAULTS = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.DROP_CONNECTION, Faul
 
 #: the four ways to call a provider; the async ones each run in a fresh event loop
 PATHS = ("generate", "agenerate", "stream", "astream")
+
+#: the schema of the structured-output tests: nested objects, a bounded array, an enum, an integer
+#: range, a nullable field, a non-empty string — closed and fully required (OpenAI's strict form)
+STRUCTURED_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "minLength": 1},
+        "sections": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "number": {"type": "integer", "minimum": 1, "maximum": 3},
+                    "mood": {"type": "string", "enum": ["calm", "stormy"]},
+                    "keeper": {"type": ["string", "null"]},
+                },
+                "required": ["number", "mood", "keeper"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["title", "sections"],
+    "additionalProperties": False,
+}
 
 
 class ProviderContract(StandardSuite):
@@ -169,6 +202,23 @@ class ProviderContract(StandardSuite):
         }
         fields.update(changes)
         return ProviderRequest(**fields)
+
+    def structured_request(self, model: str, prompt: str | None = None) -> ProviderRequest:
+        """The standard request asking for an instance of :data:`STRUCTURED_SCHEMA`."""
+        asked = {"name": "lighthouses", "schema": STRUCTURED_SCHEMA}
+        return self.make_request(
+            model,
+            messages=(Message("user", prompt or f"{self.prompt} Answer as JSON."),),
+            params={"temperature": 0.0, "max_tokens": 1024, RESPONSE_SCHEMA: asked},
+        )
+
+    @staticmethod
+    def check_instance(text: str | None) -> Any:
+        """The JSON instance in ``text``, checked against :data:`STRUCTURED_SCHEMA`."""
+        assert text, "a structured call must return text"
+        instance = json.loads(text)
+        jsonschema.validate(instance, STRUCTURED_SCHEMA)
+        return instance
 
     @staticmethod
     def need_server(server: FakeServer | None) -> FakeServer:
@@ -310,6 +360,50 @@ class ProviderContract(StandardSuite):
         await provider.agenerate(self.make_request(model))
         await provider.aclose()
         await provider.aclose()
+
+    # ------------------------------------------------------------------ structured output
+
+    def test_structured_output_is_json_valid_against_the_schema(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        reply = provider.generate(self.structured_request(model))
+        self.check_instance(reply.text)
+        if server is not None:
+            sent = server.requests[-1]
+            assert sent.response_schema == STRUCTURED_SCHEMA, "the schema reached the server"
+            assert f'"{RESPONSE_SCHEMA}"' not in sent.raw.decode(), "sent in the provider's field"
+            assert sent.temperature == 0.0
+
+    @pytest.mark.parametrize("path", ["agenerate", "stream", "astream"])
+    def test_structured_output_through_every_path(
+        self, provider: Provider, server: FakeServer | None, model: str, path: str
+    ) -> None:
+        text = self.call(provider, self.structured_request(model), path)
+        self.check_instance(text)
+        if server is not None:
+            assert server.requests[-1].response_schema == STRUCTURED_SCHEMA
+            assert text == provider.generate(self.structured_request(model)).text
+
+    def test_structured_output_from_a_fake_depends_on_the_prompt(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        self.need_server(server)
+        texts = [
+            provider.generate(self.structured_request(model, f"Lighthouse {n}")).text
+            for n in range(4)
+        ]
+        assert len(set(texts)) == 4, "different prompts get different instances"
+
+    def test_a_malformed_response_schema_fails_before_anything_is_sent(
+        self, provider: Provider, server: FakeServer | None, model: str
+    ) -> None:
+        fake = self.need_server(server)
+        request = self.make_request(model, params={RESPONSE_SCHEMA: {"name": "x", "schema": "no"}})
+        with pytest.raises(NonRetriableProviderError) as caught:
+            provider.generate(request)
+        self.check_error(caught.value, provider, NonRetriableProviderError)
+        assert RESPONSE_SCHEMA in str(caught.value)
+        assert fake.requests == []
 
     # ------------------------------------------------------------------ faults
 

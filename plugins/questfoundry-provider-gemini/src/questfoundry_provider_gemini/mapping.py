@@ -3,7 +3,9 @@
 Gemini has no "system" or "assistant" roles in ``contents``: system messages become the
 ``system_instruction``, assistant messages are turns of role ``"model"``. Generation parameters
 use the core's names (``max_tokens``, ``stop``) and are renamed to Gemini's; ones Gemini does not
-know are ignored so a role configured for another provider still runs here.
+know are ignored so a role configured for another provider still runs here. ``response_schema``
+(structured output) becomes ``response_json_schema`` — the SDK's field for a raw JSON Schema —
+with ``response_mime_type`` ``application/json``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pydantic
 from google.genai import types
 
 from questfoundry.errors import NonRetriableProviderError
-from questfoundry.interfaces import ProviderRequest, Usage
+from questfoundry.interfaces import RESPONSE_SCHEMA, ProviderRequest, Usage
 
 PROVIDER = "gemini"
 
@@ -70,6 +72,9 @@ def to_config(
             fields[field] = [value]  # Gemini takes a list of stop strings only
         elif field is not None and value is not None:
             fields[field] = value
+    if params.get(RESPONSE_SCHEMA) is not None:
+        fields["response_mime_type"] = "application/json"
+        fields["response_json_schema"] = _json_schema(params[RESPONSE_SCHEMA])
     if system is not None:
         fields["system_instruction"] = system
     if timeout is not None:
@@ -82,6 +87,17 @@ def to_config(
         raise NonRetriableProviderError(
             f"invalid generation parameter {where}: {problem['msg']}", provider=PROVIDER
         ) from None
+
+
+def _json_schema(asked: Any) -> dict[str, Any]:
+    """The JSON Schema of a ``response_schema`` parameter."""
+    schema = asked.get("schema") if isinstance(asked, Mapping) else None
+    if not isinstance(schema, Mapping):
+        raise NonRetriableProviderError(
+            'response_schema must be {"name": <identifier>, "schema": <JSON Schema object>}',
+            provider=PROVIDER,
+        )
+    return dict(schema)
 
 
 def text_of(response: types.GenerateContentResponse) -> str:

@@ -12,6 +12,8 @@ The SDK passes extra keyword arguments to its httpx client, so each client sends
 shows no response headers, so an httpx response hook (a public httpx option) remembers
 ``Retry-After`` for the error translation, through a context variable so that concurrent calls on
 threads or asyncio tasks never see each other's. Errors leave with no exception chain.
+
+``response_schema`` (structured output) is sent as the chat's ``format``: the JSON Schema itself.
 """
 
 from __future__ import annotations
@@ -32,7 +34,14 @@ from questfoundry.errors import (
     ProviderRateLimitError,
     RetriableProviderError,
 )
-from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRequest, Usage
+from questfoundry.interfaces import (
+    RESPONSE_SCHEMA,
+    Capability,
+    Chunk,
+    ProviderReply,
+    ProviderRequest,
+    Usage,
+)
 from questfoundry.redaction import redact
 from questfoundry.retry import parse_retry_after
 from questfoundry_provider_ollama.settings import CONFIG_PATH, OllamaSettings
@@ -185,6 +194,8 @@ class OllamaProvider:
         options = build_options(request.params)
         if options:
             call["options"] = options
+        if request.params.get(RESPONSE_SCHEMA) is not None:
+            call["format"] = response_format(request.params[RESPONSE_SCHEMA])
         return call
 
     def _seconds(self, request: ProviderRequest) -> float:
@@ -251,6 +262,17 @@ def build_options(params: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(options.get("stop"), str):
         options["stop"] = [options["stop"]]
     return options
+
+
+def response_format(asked: Any) -> dict[str, Any]:
+    """The chat's ``format`` for a ``response_schema`` parameter: its JSON Schema."""
+    schema = asked.get("schema") if isinstance(asked, Mapping) else None
+    if not isinstance(schema, Mapping):
+        raise NonRetriableProviderError(
+            'response_schema must be {"name": <identifier>, "schema": <JSON Schema object>}',
+            provider=NAME,
+        )
+    return dict(schema)
 
 
 def _usage(part: ollama.ChatResponse) -> Usage:

@@ -13,6 +13,9 @@ the SDK's exceptions hold the request, and a server may echo the API key back in
 
 ``max_tokens`` is sent as ``max_completion_tokens`` to OpenAI itself (newer models refuse the old
 name) and as ``max_tokens`` to any other base URL (what OpenAI-compatible servers understand).
+``response_schema`` (structured output) becomes ``response_format`` of type ``json_schema`` with
+``strict`` on: the schema must then follow OpenAI's strict rules (every object closed with
+``additionalProperties: false``, every property required).
 """
 
 from __future__ import annotations
@@ -29,7 +32,14 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from questfoundry import http, redaction
 from questfoundry.errors import NonRetriableProviderError, ProviderError, RetriableProviderError
-from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRequest, Usage
+from questfoundry.interfaces import (
+    RESPONSE_SCHEMA,
+    Capability,
+    Chunk,
+    ProviderReply,
+    ProviderRequest,
+    Usage,
+)
 from questfoundry_provider_openai.failures import clean, translate
 from questfoundry_provider_openai.settings import OpenAISettings
 
@@ -220,6 +230,8 @@ class OpenAIProvider:
         if request.params.get("max_tokens") is not None:
             field = "max_completion_tokens" if self.settings.official else "max_tokens"
             args.setdefault(field, request.params["max_tokens"])
+        if request.params.get(RESPONSE_SCHEMA) is not None:
+            args["response_format"] = _response_format(request.params[RESPONSE_SCHEMA])
         if stream:
             args.update(stream=True, stream_options={"include_usage": True})
         if request.timeout is not None:
@@ -254,6 +266,21 @@ class OpenAIProvider:
             detail = clean(str(error) or type(error).__name__, secret)
             return RetriableProviderError(f"connection failed: {detail}", provider=self.name)
         return translate(error, self.name, secret, self.settings.timeout)
+
+
+def _response_format(asked: Any) -> dict[str, Any]:
+    """Chat Completions' ``response_format`` for a ``response_schema`` parameter."""
+    if not (
+        isinstance(asked, Mapping)
+        and isinstance(asked.get("name"), str)
+        and isinstance(asked.get("schema"), Mapping)
+    ):
+        raise NonRetriableProviderError(
+            'response_schema must be {"name": <identifier>, "schema": <JSON Schema object>}',
+            provider=OpenAIProvider.name,
+        )
+    spec = {"name": asked["name"], "schema": dict(asked["schema"]), "strict": True}
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _pick(params: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
