@@ -1,0 +1,351 @@
+"""``RedisCache``: the ``redis`` cache backend, reply bytes shared by every worker on one Redis.
+
+Keys: everything this backend writes starts with ``<key_prefix><namespace>:cache:`` (the
+namespace percent-encoded, so no project's keys can start with another's): entries under ``e:``,
+flight locks under ``lock:``, and the hit/miss counts in the hash ``counts``. Two projects on one
+Redis never read each other's entries, and ``clear`` and ``stats`` walk only this project's keys
+with ``SCAN`` (never ``KEYS`` or ``FLUSHDB``).
+
+Values are the core's bytes, stored as they are (a Redis string): nothing is pickled, so a
+poisoned Redis can serve a wrong answer at worst, never run code. Each entry carries its own TTL
+(``SET … PX``) and Redis drops it when it expires: there is nothing left for ``prune`` to remove.
+
+Fail-open: a hit is one ``GET`` with short socket and connect timeouts, no client-side retries
+(redis-py's default retries three times) and a :class:`~questfoundry_cache_redis.breaker.Breaker`
+that, after a few failures in a row, stops asking Redis for a few seconds. While Redis is down or
+frozen, ``get`` is a miss, ``set`` stores nothing, ``lock`` says "go ahead without one" and one
+warning per cause says why; the first answer from Redis ends the outage (logged at INFO). The
+maintenance calls (``delete``, ``clear``, ``prune``, ``stats``) always try Redis and raise
+:class:`~questfoundry.errors.BackendUnavailableError` with one line when it does not answer.
+
+Hits and misses are counted in the process and added to the ``counts`` hash, in the same round
+trip, when the process stores an entry, asks for stats or closes the cache: a hit stays one
+``GET``, and ``stats`` reports every process since the counts were first written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
+from urllib.parse import quote, urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from questfoundry.errors import BackendUnavailableError, ConfigError
+from questfoundry.interfaces import CacheStats, Clock
+from questfoundry_cache_redis.breaker import Breaker
+from questfoundry_cache_redis.plugin import CAPABILITIES
+
+log = logging.getLogger("questfoundry.cache.redis")
+
+T = TypeVar("T")
+
+#: Redis did not answer: these open the breaker
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: Redis answered with an error (out of memory, a key of another type, an ACL refusal)
+_REFUSED = (redis.RedisError,)
+
+#: keys per SCAN step and per UNLINK
+_BATCH = 500
+
+#: compare-and-delete: the lock goes only if it still holds the caller's token
+_UNLOCK = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+    return redis.call("DEL", KEYS[1])
+end
+return 0
+"""
+
+
+class RedisCache:
+    """Reply bytes by key in Redis, under this project's namespace; see the module."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str,
+        key_prefix: str = "questfoundry:",
+        socket_timeout: float = 0.1,
+        connect_timeout: float = 0.1,
+        breaker_failures: int = 3,
+        breaker_cooldown: float = 5.0,
+        clock: Clock | None = None,
+    ) -> None:
+        """A client for ``url``; nothing is connected until the first call."""
+        self.where = public_url(url)
+        self.namespace = namespace
+        try:
+            self._client = redis.Redis.from_url(
+                url,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=connect_timeout,
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                health_check_interval=0,
+            )
+        except ValueError as exc:
+            raise ConfigError(
+                f"is not a usable Redis URL: {exc}", path="caching.redis_url"
+            ) from None
+        self._breaker = Breaker(breaker_failures, breaker_cooldown, clock or Clock())
+        base = f"{key_prefix}{quote(namespace, safe='')}:cache:"
+        self._entries = base + "e:"
+        self._locks = base + "lock:"
+        self._counts = base + "counts"
+        self._unlock = self._client.register_script(_UNLOCK)
+        self._lock = threading.Lock()  # guards the counts and the warnings
+        self._hits = self._misses = 0  # not yet added to the counts in Redis
+        self._warned: set[str] = set()  # causes warned about since Redis last answered
+
+    def __repr__(self) -> str:
+        return f"RedisCache({self.where!r}, namespace={self.namespace!r})"
+
+    # ------------------------------------------------------------------ the call path
+
+    def get(self, key: str) -> bytes | None:
+        """The value under ``key``; None when missing, expired, or Redis does not answer."""
+        value: bytes | None = None
+        if self._breaker.allow():
+            try:
+                value = cast("bytes | None", self._client.get(self._entries + key))
+            except _UNREACHABLE as exc:
+                self._unreachable("cannot be read", exc)
+            except _REFUSED as exc:
+                self._refused("cannot be read", exc)
+            else:
+                self._answered()
+        with self._lock:
+            if value is None:
+                self._misses += 1
+            else:
+                self._hits += 1
+        return value
+
+    def set(
+        self, key: str, value: bytes | bytearray | memoryview, ttl: float | None = None
+    ) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (None: until deleted or evicted)."""
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"cache values are bytes, not {type(value).__name__}")
+        if not self._breaker.allow():
+            return
+        data = bytes(value)
+        px = None if ttl is None else _milliseconds(ttl)
+        hits, misses = self._take_counts()
+        try:
+            if hits or misses:
+                pipe = self._client.pipeline(transaction=False)
+                pipe.set(self._entries + key, data, px=px)
+                self._add_counts(pipe, hits, misses)
+                pipe.execute()
+            else:
+                self._client.set(self._entries + key, data, px=px)
+        except _UNREACHABLE as exc:
+            self._give_back(hits, misses)
+            self._unreachable("cannot store an entry", exc)
+        except _REFUSED as exc:
+            self._give_back(hits, misses)
+            self._refused("cannot store an entry", exc)
+        else:
+            self._answered()
+
+    def lock(self, key: str, ttl: float) -> str | None:
+        """Take ``key``'s flight lock for ``ttl`` seconds (``SET NX PX`` with a random token).
+
+        The token when taken, None when another caller holds it, ``""`` when Redis does not
+        answer (go ahead without coalescing). Never raises.
+        """
+        if not self._breaker.allow():
+            return ""
+        token = secrets.token_hex(16)
+        try:
+            taken = self._client.set(self._locks + key, token, nx=True, px=_milliseconds(ttl))
+        except _UNREACHABLE as exc:
+            self._unreachable("cannot take a flight lock", exc)
+            return ""
+        except _REFUSED as exc:
+            self._refused("cannot take a flight lock", exc)
+            return ""
+        self._answered()
+        return token if taken else None
+
+    def unlock(self, key: str, token: str) -> None:
+        """Release ``key``'s lock if ``token`` still holds it; never another's. Never raises.
+
+        A lock left behind (Redis down at the time) frees itself when its TTL runs out.
+        """
+        if not token or not self._breaker.allow():
+            return
+        try:
+            self._unlock(keys=[self._locks + key], args=[token])
+        except _UNREACHABLE as exc:
+            self._unreachable("cannot release a flight lock", exc)
+        except _REFUSED as exc:
+            self._refused("cannot release a flight lock", exc)
+        else:
+            self._answered()
+
+    # ------------------------------------------------------------------ maintenance
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True when it was there."""
+        return bool(
+            self._maintain("cannot delete an entry", self._client.delete, self._entries + key)
+        )
+
+    def clear(self) -> int:
+        """Remove every entry of this namespace (nothing else); return how many."""
+
+        def clear_all() -> int:
+            return sum(int(self._client.unlink(*batch)) for batch in self._scan())
+
+        return self._maintain("cannot be cleared", clear_all)
+
+    def prune(self) -> int:
+        """Nothing to remove: Redis drops expired entries itself. Stores this process's counts.
+
+        Raises :class:`BackendUnavailableError` when Redis does not answer, as the others do.
+        """
+        hits, misses = self._take_counts()
+        pipe = self._client.pipeline(transaction=False)
+        self._add_counts(pipe, hits, misses)
+        pipe.ping()
+        try:
+            self._maintain("cannot be pruned", pipe.execute)
+        except BackendUnavailableError:
+            self._give_back(hits, misses)
+            raise
+        return 0
+
+    def stats(self) -> CacheStats:
+        """Entries and bytes of this namespace; hits and misses of every process since creation."""
+        hits, misses = self._take_counts()
+        try:
+            return self._maintain("cannot be read", self._stats, hits, misses)
+        except BackendUnavailableError:
+            self._give_back(hits, misses)
+            raise
+
+    def close(self) -> None:
+        """Store this process's counts (if Redis answers) and close the connections."""
+        hits, misses = self._take_counts()
+        if (hits or misses) and self._breaker.allow():
+            pipe = self._client.pipeline(transaction=False)
+            self._add_counts(pipe, hits, misses)
+            try:
+                pipe.execute()
+            except _REFUSED as exc:  # every redis-py error; the counts are lost, nothing else
+                log.debug("%s: counts not stored on closing: %s", self._label(), _reason(exc))
+        self._client.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _stats(self, hits: int, misses: int) -> CacheStats:
+        seen: set[bytes] = set()  # SCAN may return a key twice
+        volume = 0
+        for batch in self._scan():
+            fresh = [name for name in batch if name not in seen]
+            seen.update(fresh)
+            pipe = self._client.pipeline(transaction=False)
+            for name in fresh:
+                pipe.strlen(name)
+            volume += sum(int(length) for length in pipe.execute())
+        pipe = self._client.pipeline(transaction=False)
+        self._add_counts(pipe, hits, misses)
+        pipe.hmget(self._counts, ["hits", "misses"])
+        stored = pipe.execute()[-1]
+        total_hits, total_misses = (int(count or 0) for count in stored)
+        return CacheStats(len(seen), volume, total_hits, total_misses, persistent_counts=True)
+
+    def _scan(self) -> Iterator[list[bytes]]:
+        """This namespace's entry keys, a batch at a time."""
+        batch: list[bytes] = []
+        for name in self._client.scan_iter(match=_glob_escape(self._entries) + "*", count=_BATCH):
+            batch.append(name)
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _maintain(self, what: str, action: Callable[..., T], *args: Any) -> T:
+        try:
+            return action(*args)
+        except (*_UNREACHABLE, *_REFUSED) as exc:
+            raise BackendUnavailableError(f"{self._label()} {what}: {_reason(exc)}") from None
+
+    def _take_counts(self) -> tuple[int, int]:
+        with self._lock:
+            counts = self._hits, self._misses
+            self._hits = self._misses = 0
+        return counts
+
+    def _give_back(self, hits: int, misses: int) -> None:
+        with self._lock:
+            self._hits += hits
+            self._misses += misses
+
+    def _add_counts(self, pipe: Any, hits: int, misses: int) -> None:
+        if hits:
+            pipe.hincrby(self._counts, "hits", hits)
+        if misses:
+            pipe.hincrby(self._counts, "misses", misses)
+
+    def _answered(self) -> None:
+        self._breaker.succeeded()
+        if self._warned:
+            with self._lock:
+                self._warned.clear()
+            log.info("%s answers again; caching resumes", self._label())
+
+    def _unreachable(self, what: str, exc: BaseException) -> None:
+        opened = self._breaker.failed()
+        after = f"; not asked again for {self._breaker.cooldown:g}s" if opened else ""
+        self._warn(type(exc).__name__, f"{what}: {_reason(exc)}{after}")
+
+    def _refused(self, what: str, exc: BaseException) -> None:
+        self._warn(_reason(exc), f"{what}: {_reason(exc)}")
+
+    def _warn(self, cause: str, problem: str) -> None:
+        with self._lock:
+            first = cause not in self._warned
+            self._warned.add(cause)
+        message = f"{self._label()} {problem}; calls go to the provider"
+        log.log(logging.WARNING if first else logging.DEBUG, "%s", message)
+
+    def _label(self) -> str:
+        return f"redis cache {self.where} (namespace {self.namespace!r})"
+
+
+def public_url(url: str) -> str:
+    """``url`` without its user name and password: what messages may show."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
