@@ -15,6 +15,7 @@ from typing import Any
 from questfoundry.errors import ConfigError
 from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import Kind, LoopSpec, RoleProvider, RoleSpec
+from questfoundry.studio.loops import RUNNABLE
 
 OVERRIDE = "override"
 CATALOGUE = "role catalogue"
@@ -38,18 +39,17 @@ ROLES = (
     RoleSpec("player_narrator", "text", "plays the book through as a reader would, in-world"),
 )
 
+#: loops with steps run (``questfoundry run``); the others are named here and cannot run yet
 LOOPS = (
-    LoopSpec("story_spark", ("plotwright", "scene_smith", "gatekeeper"), "seed new topology"),
+    *RUNNABLE,
     LoopSpec("hook_harvest", ("showrunner", "lore_weaver", "gatekeeper"), "triage new hooks"),
     LoopSpec("lore_deepening", ("lore_weaver", "researcher", "gatekeeper"), "hooks into canon"),
     LoopSpec("codex_expansion", ("codex_curator", "gatekeeper"), "canon into codex entries"),
     LoopSpec("style_tune_up", ("style_lead", "scene_smith", "gatekeeper"), "tighten the voice"),
-    LoopSpec("art_touch_up", ("art_director", "illustrator", "gatekeeper"), "plan and make art"),
     LoopSpec(
         "audio_pass", ("audio_director", "audio_producer", "gatekeeper"), "plan and make cues"
     ),
     LoopSpec("translation_pass", ("translator", "gatekeeper"), "translate the book"),
-    LoopSpec("binding_run", ("book_binder", "gatekeeper"), "export a view of the book"),
     LoopSpec("narration_dry_run", ("player_narrator", "gatekeeper"), "play it as a reader"),
 )
 

@@ -1,0 +1,241 @@
+"""What a step's ``run`` is given: its roles, the project state, fan-out, and asking for answers.
+
+Every call goes through a :class:`~questfoundry.studio.role.Role` (so the gateway's cache, limits
+and ledger apply) and is added to the run's tally. An answer is read in three tries at most:
+
+1. the reply must have the right shape (JSON valid against the schema, for structured output);
+   one that does not is asked again once with the error, then the step fails;
+2. ``fix`` checks its meaning and returns it repaired with notes of what was wrong; answers with
+   notes are asked again once, naming the problems;
+3. what is still wrong after that is repaired, and the notes go to the report's repairs.
+
+A retry's prompt holds the previous answer and the problem and nothing else new, so a run is
+as deterministic as its replies and a second run is answered from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from questfoundry.calls import Reply
+from questfoundry.interfaces import Capability, Step
+from questfoundry.studio.errors import StepError
+from questfoundry.studio.role import Role
+from questfoundry.studio.structured import ShapeError, parse, schema_params
+
+if TYPE_CHECKING:
+    from questfoundry.studio.engine import LoopRun
+
+T = TypeVar("T")
+U = TypeVar("U")
+Fix = Callable[[Any], tuple[T, list[str]]]
+#: how much of a rejected answer a retry prompt quotes
+QUOTED = 4000
+#: the key of the run id stamped on every artifact a run saves
+RUN = "run"
+
+
+def sound(value: T) -> tuple[T, list[str]]:
+    """A ``fix`` that finds nothing wrong."""
+    return value, []
+
+
+class StepContext:
+    """One step of one run: see the module docstring. Made by the engine, one per step."""
+
+    def __init__(self, run: LoopRun, step: Step) -> None:
+        self._run = run
+        self.step = step
+        self.loop = run.loop.name
+        self.run_id = run.run_id
+        #: how many sections the run was asked for
+        self.sections = run.sections
+        self._total = 1
+        self._done = 0
+
+    # ------------------------------------------------------------------ roles and state
+
+    @property
+    def project_root(self) -> Path:
+        """The folder holding the project's ``.questfoundry``: where a loop writes files."""
+        return self._run.showrunner.runtime.config.project_dir.parent
+
+    def role(self, name: str | None = None) -> Role:
+        """The step's role, or another role of the loop by ``name``."""
+        return self._run.showrunner.role(name or self.step.role)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        """The state document at ``key``, whoever made it."""
+        return await self._io(self._run.state.get, key)
+
+    async def made(self, key: str) -> dict[str, Any] | None:
+        """The document at ``key`` if this run saved it (on resume: work not to redo)."""
+        document = await self.get(key)
+        return document if document is not None and document.get(RUN) == self.run_id else None
+
+    async def save(self, key: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        """Store ``document`` at ``key`` now, stamped with the run id; returns what was stored."""
+        stamped = {**document, RUN: self.run_id}
+        await self._io(self._run.state.set, key, stamped)
+        return stamped
+
+    async def keys(self, prefix: str) -> list[str]:
+        return await self._io(self._run.state.list_keys, prefix)
+
+    async def delete(self, key: str) -> None:
+        await self._io(self._run.state.delete, key)
+
+    async def _io(self, function: Callable[..., U], *args: Any) -> U:
+        """Call the state store, on a thread unless it never blocks."""
+        if Capability.NON_BLOCKING in self._run.state.capabilities:
+            return function(*args)
+        return await asyncio.to_thread(function, *args)
+
+    # ------------------------------------------------------------------ report
+
+    def repaired(self, note: str) -> None:
+        """Tell the report something was repaired."""
+        self._run.repairs.append(f"{self.step.name}: {note}")
+
+    def output(self, name: str, path: str) -> None:
+        """Tell the report where a file was written."""
+        self._run.outputs[name] = path
+
+    def fail(self, reason: str, role: str | None = None) -> StepError:
+        """The error failing this step for ``reason`` (raise it)."""
+        return StepError(self.loop, self.step.name, role or self.step.role, reason)
+
+    # ------------------------------------------------------------------ fan-out
+
+    async def each(self, items: Sequence[T], work: Callable[[T], Awaitable[U]]) -> list[U]:
+        """``work`` on every item, concurrently but at most ``concurrency`` at a time.
+
+        After the first failure no new item starts; the ones running finish (saving what they
+        made) and the first failure is raised.
+        """
+        self._total, self._done = max(len(items), 1), 0
+        self._report("running")
+        limit = asyncio.Semaphore(self._run.showrunner.concurrency)
+        failed = asyncio.Event()
+
+        async def one(item: T) -> U | None:
+            async with limit:
+                if failed.is_set():
+                    return None
+                try:
+                    result = await work(item)
+                except BaseException:
+                    failed.set()
+                    raise
+            self._done += 1
+            self._report("running")
+            return result
+
+        results = await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
+
+    def _report(self, status: str) -> None:
+        self._run.progress(self.step, self._done, self._total, status)
+
+    # ------------------------------------------------------------------ asking
+
+    async def text(
+        self,
+        prompt: str,
+        *,
+        role: str | None = None,
+        fix: Fix[str] = sound,
+        instructions: str | None = None,
+    ) -> str:
+        """Prose from the role: plain text, its meaning checked by ``fix``.
+
+        ``instructions`` replace the step's, for a role other than the step's own.
+        """
+        asked = self.role(role)
+        return await self._ask(asked, prompt, {}, lambda text: text or "", fix, instructions)
+
+    async def structured(
+        self,
+        prompt: str,
+        *,
+        name: str,
+        schema: Mapping[str, Any],
+        fix: Fix[T] = sound,
+        role: str | None = None,
+    ) -> T:
+        """An instance of ``schema`` from the role (structured output), checked by ``fix``."""
+        params = schema_params(name, schema)
+        asked = self.role(role)
+        return await self._ask(asked, prompt, params, lambda t: parse(t, schema), fix, None)
+
+    async def image(self, prompt: str, *, role: str | None = None) -> bytes:
+        """Image bytes from an image role."""
+        asked = self.role(role)
+        reply = await self._call(asked, prompt, {})
+        if not reply.image:
+            raise self.fail("the image provider returned no image", asked.name)
+        return reply.image
+
+    async def _call(
+        self,
+        role: Role,
+        prompt: str,
+        params: Mapping[str, Any],
+        instructions: str | None = None,
+    ) -> Reply:
+        if instructions is None:
+            instructions = self.step.instructions
+        reply = await role.agenerate(prompt, instructions=instructions, params=params)
+        self._run.tally.add(role, reply)
+        return reply
+
+    async def _ask(
+        self,
+        role: Role,
+        prompt: str,
+        params: Mapping[str, Any],
+        read: Callable[[str | None], Any],
+        fix: Fix[T],
+        instructions: str | None,
+    ) -> T:
+        asked, shape_retried, candidate = prompt, False, None
+        for _ in range(3):
+            reply = await self._call(role, asked, params, instructions)
+            try:
+                value = read(reply.text)
+            except ShapeError as exc:
+                if candidate is not None:
+                    break
+                if shape_retried:
+                    raise self.fail(f"{exc}, again after one retry", role.name) from None
+                shape_retried = True
+                asked = _retry(prompt, reply.text, str(exc))
+                continue
+            fixed, notes = fix(value)
+            if not notes:
+                return fixed
+            if candidate is not None:
+                candidate = (fixed, notes)
+                break
+            candidate = (fixed, notes)
+            asked = _retry(prompt, reply.text, "; ".join(notes))
+        assert candidate is not None
+        fixed, notes = candidate
+        for note in notes:
+            self.repaired(note)
+        return fixed
+
+
+def _retry(prompt: str, answer: str | None, problem: str) -> str:
+    """The prompt asked again: the first prompt, the rejected answer, what was wrong with it."""
+    quoted = (answer or "")[:QUOTED]
+    return (
+        f"{prompt}\n\nYour previous answer was:\n{quoted}\n\n"
+        f"It cannot be used: {problem}. Answer again, fixing that."
+    )

@@ -1,0 +1,205 @@
+"""Running one loop: steps in dependency order, concurrently when ready, resumable.
+
+A step waits for the steps of its loop that write what it reads; every step whose reads are
+ready runs at once, on one event loop (the gateway keeps calls within the configured limits).
+
+The run record ``runs/<run_id>`` is saved when the run starts and after every step; the pointer
+``loops/<loop>`` names the loop's latest run. A run that did not finish (a failure, a crash, an
+interrupt) is continued by the next run of the same loop with the same number of sections: its
+finished steps are skipped, and within a step the artifacts it already saved (stamped with the
+run id) are not made again. A run that finished is not continued: the next one does everything
+again, which the response cache answers without calling a provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from questfoundry.errors import QuestFoundryError
+from questfoundry.interfaces import LoopSpec, StateStore, Step
+from questfoundry.studio.context import StepContext
+from questfoundry.studio.errors import LoopError, StepError
+from questfoundry.studio.report import RunReport, Tally
+
+if TYPE_CHECKING:
+    from questfoundry.studio.showrunner import Showrunner
+
+RUNNING, DONE, FAILED, SKIPPED = "running", "done", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """How far one step is: ``done`` of ``total`` items; ``status`` running, done, skipped or
+    failed."""
+
+    loop: str
+    step: str
+    role: str
+    done: int
+    total: int
+    status: str
+
+
+Progress = Callable[[StepProgress], None]
+
+
+def dependencies(loop: LoopSpec) -> dict[str, set[str]]:
+    """Each step's name → the names of the steps of ``loop`` it waits for.
+
+    Raises :class:`LoopError` when two steps write one artifact or the steps wait in a circle.
+    """
+    writers: dict[str, str] = {}
+    for step in loop.steps:
+        for artifact in step.writes:
+            if artifact in writers:
+                raise LoopError(
+                    f"loop {loop.name!r}: steps {writers[artifact]} and {step.name} "
+                    f"both write {artifact!r}"
+                )
+            writers[artifact] = step.name
+    waits = {
+        step.name: {writers[a] for a in step.reads if a in writers} - {step.name}
+        for step in loop.steps
+    }
+    ordered: set[str] = set()
+    while len(ordered) < len(waits):
+        ready = {name for name, before in waits.items() if before <= ordered} - ordered
+        if not ready:
+            circle = ", ".join(sorted(set(waits) - ordered))
+            raise LoopError(f"loop {loop.name!r}: steps wait for each other in a circle: {circle}")
+        ordered |= ready
+    return waits
+
+
+class LoopRun:
+    """One run of ``loop``: made by :meth:`Showrunner.arun`, which awaits :meth:`execute`."""
+
+    def __init__(
+        self,
+        showrunner: Showrunner,
+        loop: LoopSpec,
+        sections: int,
+        progress: Progress | None,
+    ) -> None:
+        self.showrunner = showrunner
+        self.loop = loop
+        self.sections = sections
+        self.state: StateStore = showrunner.runtime.state
+        self.tally = Tally()
+        self.repairs: list[str] = []
+        self.outputs: dict[str, str] = {}
+        self._progress = progress
+        self.run_id = ""
+        self.record: dict[str, Any] = {}
+
+    def progress(self, step: Step, done: int, total: int, status: str) -> None:
+        if self._progress is not None:
+            self._progress(StepProgress(self.loop.name, step.name, step.role, done, total, status))
+
+    async def execute(self) -> RunReport:
+        started = time.perf_counter()
+        waits = dependencies(self.loop)
+        resumed = await asyncio.to_thread(self._open)
+        finished = {name for name, status in self.record["steps"].items() if status == DONE}
+        skipped = [step.name for step in self.loop.steps if step.name in finished]
+        for step in self.loop.steps:
+            if step.name in finished:
+                self.progress(step, 1, 1, SKIPPED)
+        failure = await self._steps(waits, finished)
+        self.record["repairs"] = self.repairs
+        self.record["outputs"] = self.outputs
+        if failure is not None:
+            self.record.update(status=FAILED, error=str(failure))
+            await asyncio.to_thread(self._save)
+            raise failure
+        report = RunReport(
+            self.run_id,
+            self.loop.name,
+            self.sections,
+            DONE,
+            resumed,
+            list(self.tally.roles.values()),
+            list(self.repairs),
+            skipped,
+            dict(self.outputs),
+            time.perf_counter() - started,
+        )
+        self.record.update(status=DONE, error=None, report=report.as_json())
+        await asyncio.to_thread(self._save)
+        return report
+
+    async def _steps(self, waits: dict[str, set[str]], finished: set[str]) -> BaseException | None:
+        """Run every unfinished step once its waits are over; the first failure, or None."""
+        pending = [step for step in self.loop.steps if step.name not in finished]
+        running: dict[asyncio.Task[None], Step] = {}
+        failure: BaseException | None = None
+        while pending or running:
+            if failure is None:
+                for step in [s for s in pending if waits[s.name] <= finished]:
+                    pending.remove(step)
+                    running[asyncio.ensure_future(self._step(step))] = step
+            if not running:
+                break
+            ended, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in ended:
+                step = running.pop(task)
+                error = task.exception()
+                if error is None:
+                    finished.add(step.name)
+                    self.record["steps"][step.name] = DONE
+                    await asyncio.to_thread(self._save)
+                elif failure is None:
+                    failure = error
+        return failure
+
+    async def _step(self, step: Step) -> None:
+        context = StepContext(self, step)
+        self.progress(step, 0, 1, RUNNING)
+        try:
+            await step.run(context)
+        except StepError:
+            self.progress(step, 0, 1, FAILED)
+            raise
+        except QuestFoundryError as exc:
+            self.progress(step, 0, 1, FAILED)
+            raise context.fail(str(exc)) from None
+        except Exception:
+            self.progress(step, 0, 1, FAILED)
+            raise
+        self.progress(step, 1, 1, DONE)
+
+    # ------------------------------------------------------------------ the run record
+
+    def _open(self) -> bool:
+        """Continue the loop's unfinished run, or start a new one; True when continuing."""
+        pointer = self.state.get(f"loops/{self.loop.name}") or {}
+        record = self.state.get(f"runs/{pointer['run_id']}") if "run_id" in pointer else None
+        if record and record.get("status") != DONE and record.get("sections") == self.sections:
+            self.run_id, self.record = record["run_id"], record
+            self.record.update(status=RUNNING, attempts=record.get("attempts", 1) + 1)
+            self.repairs[:] = record.get("repairs", [])
+            self.outputs.update(record.get("outputs", {}))
+            self._save()
+            return True
+        self.run_id = uuid.uuid4().hex[:12]
+        self.record = {
+            "run_id": self.run_id,
+            "loop": self.loop.name,
+            "sections": self.sections,
+            "status": RUNNING,
+            "attempts": 1,
+            "steps": {},
+            "started_at": time.time(),
+        }
+        self._save()
+        self.state.set(f"loops/{self.loop.name}", {"run_id": self.run_id})
+        return False
+
+    def _save(self) -> None:
+        self.record["updated_at"] = time.time()
+        self.state.set(f"runs/{self.run_id}", self.record)

@@ -1,0 +1,117 @@
+"""The Showrunner: wakes roles, runs loops, and closes everything once.
+
+Roles are built lazily from the runtime's catalogue and resolution. Roles whose resolved provider
+settings are equal share one provider instance, because they share the runtime's provider pool.
+The Showrunner takes its runtime over: closing it (or leaving its ``with`` block) closes the
+runtime, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Any
+
+from questfoundry.interfaces import LoopSpec
+from questfoundry.studio.engine import LoopRun, Progress
+from questfoundry.studio.errors import LoopError
+from questfoundry.studio.report import RunReport
+from questfoundry.studio.role import Role
+
+if TYPE_CHECKING:
+    from questfoundry.config import Config
+    from questfoundry.plugins import PluginManager
+    from questfoundry.runtime import Runtime
+
+DEFAULT_SECTIONS = 6
+#: how many calls one step's fan-out makes at once (the gateway's limits apply on top)
+DEFAULT_CONCURRENCY = 8
+
+
+class Showrunner:
+    """Runs the studio's loops over one runtime; see the module docstring."""
+
+    def __init__(self, runtime: Runtime, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.runtime = runtime
+        self.concurrency = concurrency
+        self._roles: dict[str, Role] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Config, manager: PluginManager, **options: Any) -> Showrunner:
+        """A Showrunner over a runtime of its own; ``options`` go to the runtime."""
+        from questfoundry.runtime import Runtime
+
+        return cls(Runtime(config, manager, **options))
+
+    # ------------------------------------------------------------------ roles and loops
+
+    def role(self, name: str) -> Role:
+        """The role ``name`` from the catalogue, resolved on first use."""
+        found = self._roles.get(name)
+        if found is None:
+            catalogue = self.runtime.manager.roles()
+            if name not in catalogue:
+                known = ", ".join(sorted(catalogue))
+                raise LoopError(f"unknown role {name!r} (known roles: {known})")
+            with self._lock:
+                found = self._roles.setdefault(name, Role.of(self.runtime, catalogue[name]))
+        return found
+
+    def loop(self, name: str) -> LoopSpec:
+        """The runnable loop ``name``; :class:`LoopError` naming the choices otherwise."""
+        loops = self.runtime.manager.loops()
+        runnable = sorted(n for n, spec in loops.items() if spec.steps)
+        spec = loops.get(name)
+        if spec is None:
+            raise LoopError(f"unknown loop {name!r} (runnable loops: {', '.join(runnable)})")
+        if not spec.steps:
+            raise LoopError(
+                f"loop {name!r} has no steps yet: it is named in the catalogue but cannot run "
+                f"(runnable loops: {', '.join(runnable)})"
+            )
+        return spec
+
+    # ------------------------------------------------------------------ running
+
+    def run(
+        self, loop: str, *, sections: int = DEFAULT_SECTIONS, progress: Progress | None = None
+    ) -> RunReport:
+        """Run ``loop`` to its end (or continue its unfinished run) and report what it cost."""
+        return asyncio.run(self.arun(loop, sections=sections, progress=progress))
+
+    async def arun(
+        self, loop: str, *, sections: int = DEFAULT_SECTIONS, progress: Progress | None = None
+    ) -> RunReport:
+        """:meth:`run` for asyncio."""
+        from questfoundry.studio.book import MAX_SECTIONS
+
+        if not 1 <= sections <= MAX_SECTIONS:
+            raise LoopError(f"sections must be between 1 and {MAX_SECTIONS}, not {sections}")
+        spec = self.loop(loop)
+        for step in spec.steps:
+            self.role(step.role)
+        return await LoopRun(self, spec, sections, progress).execute()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the runtime (its providers and backends), once."""
+        self.runtime.close()
+
+    async def aclose(self) -> None:
+        await self.runtime.aclose()
+
+    def __enter__(self) -> Showrunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Showrunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

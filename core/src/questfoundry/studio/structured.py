@@ -1,0 +1,66 @@
+"""Structured output: a JSON Schema sent with the request, the reply parsed and validated.
+
+The schema travels as ``params["response_schema"] = {"name": ..., "schema": ...}`` (see
+:data:`questfoundry.interfaces.RESPONSE_SCHEMA`); each provider maps it onto its own API. The
+reply's text must be JSON valid against the schema, which :func:`parse` checks with jsonschema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from questfoundry.interfaces import RESPONSE_SCHEMA
+
+
+class ShapeError(ValueError):
+    """A reply that is not JSON, or not valid against its schema; the message says where."""
+
+
+def schema_params(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The generation parameters asking for an instance of ``schema``."""
+    return {RESPONSE_SCHEMA: {"name": name, "schema": dict(schema)}}
+
+
+def parse(text: str | None, schema: Mapping[str, Any]) -> Any:
+    """The instance in ``text``, or :class:`ShapeError` saying why it is not one."""
+    import jsonschema
+
+    if not text or not text.strip():
+        raise ShapeError("the reply is empty, not JSON")
+    try:
+        value = json.loads(_unfenced(text))
+    except ValueError as exc:
+        raise ShapeError(f"the reply is not JSON ({exc})") from None
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(value)
+    )
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+        raise ShapeError(f"the reply does not match the schema at {where}: {error.message}")
+    return value
+
+
+def _unfenced(text: str) -> str:
+    """``text`` without a Markdown code fence around it, as some models add one."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        body = stripped[3:-3]
+        return body.split("\n", 1)[1] if "\n" in body else body
+    return stripped
+
+
+def string(max_length: int | None = None) -> dict[str, Any]:
+    """A string property of a schema."""
+    return {"type": "string"} if max_length is None else {"type": "string", "maxLength": max_length}
+
+
+def obj(**properties: Mapping[str, Any]) -> dict[str, Any]:
+    """An object with every property required and no others (what strict providers accept)."""
+    return {
+        "type": "object",
+        "properties": dict(properties),
+        "required": list(properties),
+        "additionalProperties": False,
+    }
