@@ -73,8 +73,8 @@ class RoleUsage:
             "coalesced": self.coalesced,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
-            "cost": str(self.cost),
-            "saved": str(self.saved),
+            "cost": format(self.cost, "f"),
+            "saved": format(self.saved, "f"),
             "unpriced_calls": self.unpriced,
             "waited_seconds": round(self.waited, 3),
         }
