@@ -10,6 +10,9 @@ import click
 from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
 from questfoundry.money import usd
 
+#: a rate's period in seconds → its name
+_PERIODS: dict[float, str] = {60: "minute", 3600: "hour"}
+
 
 @cli.group()
 def cost() -> None:
@@ -61,29 +64,35 @@ def limits(app: App, as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     if runtime.limiter is not None:
         for level in runtime.limiter.levels():
-            per = "minute" if level.period == 60 else "hour"
+            scope, unit = level.key.rsplit("/", 1)
+            per = _PERIODS.get(level.period, f"{level.period:g} seconds")
             used = round(level.limit - level.available, 2)
             rows.append(
                 {
                     "limit": f"{level.key} per {per}",
+                    "scope": scope,
+                    "period": per,
                     "used": used,
                     "of": level.limit,
                     "available": round(level.available, 2),
-                    "unit": level.key.rsplit("/", 1)[-1],
+                    "unit": unit,
                 }
             )
     if runtime.budgets is not None:
         for budget in runtime.budgets.levels():
+            scope = budget.scope or "global"
             rows.append(
                 {
-                    "limit": f"{budget.scope or 'global'} cost per {budget.period}",
+                    "limit": f"{scope} cost per {budget.period}",
+                    "scope": scope,
+                    "period": budget.period,
                     "used": budget.spent,
                     "of": budget.limit,
                     "available": budget.available,
                     "unit": "usd",
                 }
             )
-    if as_json:  # counts as numbers, money as decimal strings
+    if as_json:  # counts as numbers, money as decimal strings, each limit by scope/period/unit
         print_json(rows)
     elif not rows:
         click.echo("No rate limits or budgets are configured (see rate_limiting in config.yml).")
@@ -99,6 +108,3 @@ def limits(app: App, as_json: bool) -> None:
             for row in rows
         ]
         print_table("Limits", ("limit", "used", "of", "available"), table)
-
-
-# --------------------------------------------------------------------------- ask
