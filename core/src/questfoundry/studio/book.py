@@ -97,14 +97,16 @@ def repair(data: Mapping[str, Any]) -> tuple[Topology, list[str]]:
     raw = list(data["sections"])
     ids, renamed = _ids([str(s["id"]) for s in raw])
     if renamed:
-        notes.append(_note("section ids were empty, repeated or not short slugs", renamed))
+        notes.append(
+            _note("section ids empty, repeated or not short slugs were renumbered", renamed)
+        )
     lookup: dict[str, str] = {}
     for original, new in zip((str(s["id"]) for s in raw), ids, strict=True):
         lookup.setdefault(original, new)
         lookup.setdefault(slug(original), new)
     untitled = [ident for s, ident in zip(raw, ids, strict=True) if not str(s["title"]).strip()]
     if untitled:
-        notes.append(_note("sections had no title", untitled))
+        notes.append(_note("sections without a title were named", untitled))
     sections: list[Section] = []
     dangling: list[str] = []
     for index, (item, ident) in enumerate(zip(raw, ids, strict=True)):
@@ -118,7 +120,7 @@ def repair(data: Mapping[str, Any]) -> tuple[Topology, list[str]]:
                 choices.append(Choice(str(choice["text"]).strip(), target))
         sections.append(Section(ident, title, str(item["summary"]).strip(), tuple(choices)))
     if dangling:
-        notes.append(_note("choices named sections that do not exist (dropped)", dangling))
+        notes.append(_note("choices naming sections that do not exist were dropped", dangling))
     titles = {s.id: s.title for s in sections}
     sections = [_texts_filled(s, titles) for s in sections]
     start = lookup.get(str(data["start"])) or lookup.get(slug(str(data["start"])))
@@ -127,7 +129,7 @@ def repair(data: Mapping[str, Any]) -> tuple[Topology, list[str]]:
         start = ids[0]
     sections, linked = _reach_all(sections, start)
     if linked:
-        notes.append(_note("sections could not be reached from the start (linked in)", linked))
+        notes.append(_note("sections no path from the start reached were linked in", linked))
     title = str(data["title"]).strip()
     if not title:
         notes.append("the book had no title")
@@ -199,4 +201,4 @@ def _reach_all(sections: list[Section], start: str) -> tuple[list[Section], list
 def _note(what: str, examples: Sequence[str]) -> str:
     shown = ", ".join(examples[:EXAMPLES])
     more = f" and {len(examples) - EXAMPLES} more" if len(examples) > EXAMPLES else ""
-    return f"{len(examples)} {what}: {shown}{more}"
+    return f"{what} ({len(examples)}): {shown}{more}"
