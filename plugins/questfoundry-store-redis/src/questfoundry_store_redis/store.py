@@ -29,14 +29,13 @@ from redis.retry import Retry
 
 from questfoundry.errors import StateError
 from questfoundry.interfaces import Clock
+from questfoundry.state.keys import check_key, is_internal, key_problem
 from questfoundry_store_redis.settings import CAPABILITIES, RedisSettings
 
-#: keys the core keeps for itself (``_qf/schema_version``); never listed
-INTERNAL_PREFIX = "_qf/"
 #: conflicting writers an ``update`` survives before it gives up
 MAX_CONFLICTS = 64
 #: the longest pause, in seconds, between two tries of a conflicting ``update``
-MAX_BACKOFF = 0.01
+MAX_BACKOFF = 0.005
 #: seconds a call waits for a free connection when all ``pool_size`` are busy
 POOL_WAIT = 0.5
 SCAN_COUNT = 1000
@@ -108,8 +107,9 @@ class RedisStore:
         pattern = _glob_escape(self.prefix + prefix) + "*"
         with self._failing(f"state keys under {prefix!r} in {self.location} cannot be listed"):
             names = list(self._redis.scan_iter(match=pattern, count=SCAN_COUNT))
-        keys = {raw.decode("utf-8", "surrogateescape")[start:] for raw in names}
-        return sorted(k for k in keys if k and not k.startswith(INTERNAL_PREFIX))
+        keys = {raw.decode("utf-8", "replace")[start:] for raw in names}
+        # not the core's own records, nor what others wrote there under names no key may have
+        return sorted(k for k in keys if not is_internal(k) and key_problem(k) is None)
 
     def update(self, key: str, change: Change, ttl: float | None = None) -> dict[str, Any] | None:
         name, px = self._key(key), _milliseconds(ttl)
@@ -140,9 +140,7 @@ class RedisStore:
     def _key(self, key: str) -> str:
         if self._closed.is_set():
             raise StateError(f"the state store {self.location} is closed")
-        if not isinstance(key, str) or not key:
-            raise StateError("a state key must be a non-empty string")
-        return self.prefix + key
+        return self.prefix + check_key(key)
 
     def _encode(self, key: str, document: Mapping[str, Any]) -> bytes:
         try:
