@@ -845,6 +845,16 @@ class TestCacheFilePlugin(InstalledRepositoryPlugin):
     lazy_modules = ("diskcache", "questfoundry_cache_file.cache")
 
 
+class TestLimiterRedisPlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-limiter-redis"
+    registers = {"limiter strategy": ["redis"], "budget keeper": ["redis"]}
+    lazy_modules = (
+        "redis",
+        "questfoundry_limiter_redis.limiter",
+        "questfoundry_limiter_redis.budgets",
+    )
+
+
 class TestPricingGeminiPlugin(InstalledRepositoryPlugin):
     distribution = "questfoundry-pricing-gemini"
     registers = {"cost model": ["gemini"]}
