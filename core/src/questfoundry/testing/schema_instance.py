@@ -23,9 +23,6 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from jsonschema import exceptions as schema_errors
-from jsonschema import validators
-
 #: placeholder words strings are made of: no sense beyond the schema
 WORDS = (
     "amber", "basalt", "cinder", "dune", "ember", "fable", "glade", "harbor", "iris", "juniper",
@@ -47,6 +44,9 @@ class SchemaInstanceError(ValueError):
 
 def schema_instance(schema: Mapping[str, Any], seed: str = "") -> Any:
     """A deterministic instance of ``schema`` valid against it, chosen by ``seed``."""
+    from jsonschema import exceptions as schema_errors  # on first use: a fake starts faster
+    from jsonschema import validators
+
     validator_class = validators.validator_for(schema)
     try:
         validator_class.check_schema(schema)

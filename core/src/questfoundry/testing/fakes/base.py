@@ -132,6 +132,7 @@ class FakeServer:
     :attr:`Fault.SLOW` reply is held back; ``trickle_seconds`` the pause between the bytes of a
     :attr:`Fault.TRICKLE` reply;
     ``huge_bytes`` the size of a :attr:`Fault.HUGE_REPLY` body.
+    ``host`` and ``port`` are where it listens (port 0: a free one).
     ``requests`` records every request received, ``served`` counts successful (2xx) replies.
     """
 
@@ -143,7 +144,11 @@ class FakeServer:
         slow_seconds: float = 2.0,
         trickle_seconds: float = 1.0,
         huge_bytes: int = 200 * 1024 * 1024,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
+        self.host = host
+        self.port = port
         self.latency = latency
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
@@ -181,6 +186,11 @@ class FakeServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    @property
+    def base_url(self) -> str:
+        """What to give the provider's ``base_url`` setting (the SDK's), once started."""
+        return self.url
+
     def start(self: S) -> S:
         """Bind a free port and serve from a daemon thread; returns ``self``."""
         if self._httpd is not None:
@@ -190,7 +200,7 @@ class FakeServer:
             for (method, pattern), handler in self.routes().items()
         ]
         self._stopping.clear()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _RequestHandler, self)
+        self._httpd = _HTTPServer((self.host, self.port), _RequestHandler, self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.5},

@@ -88,7 +88,7 @@ class FakeOpenAI(FakeServer):
 
     @property
     def base_url(self) -> str:
-        """What to give the SDK as ``base_url``."""
+        """What to give the SDK (and the ``openai`` provider's settings) as ``base_url``."""
         return f"{self.url}/v1"
 
     def reset(self) -> None:
