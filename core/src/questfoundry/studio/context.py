@@ -4,7 +4,8 @@ Every call goes through a :class:`~questfoundry.studio.role.Role` (so the gatewa
 and ledger apply) and is added to the run's tally. An answer is read in three tries at most:
 
 1. the reply must have the right shape (JSON valid against the schema, for structured output);
-   one that does not is asked again once with the error, then the step fails;
+   one that does not is asked again once with the error, then the step fails. A reply of the
+   wrong shape is dropped from the response cache, so running the step again asks afresh;
 2. ``fix`` checks its meaning and returns it repaired with notes of what was wrong; answers with
    notes are asked again once, naming the problems;
 3. what is still wrong after that is repaired, and the notes go to the report's repairs.
@@ -16,11 +17,13 @@ as deterministic as its replies and a second run is answered from the cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from questfoundry.calls import Reply
+from questfoundry.errors import QuestFoundryError
 from questfoundry.interfaces import Capability, Step
 from questfoundry.studio.errors import StepError
 from questfoundry.studio.role import Role
@@ -195,6 +198,13 @@ class StepContext:
         self._run.tally.add(role, reply)
         return reply
 
+    async def _forget(self, reply: Reply) -> None:
+        """Drop an unusable reply from the cache, so running the step again asks afresh."""
+        cache = self._run.showrunner.runtime.cache
+        if cache is not None and reply.key:
+            with contextlib.suppress(QuestFoundryError):
+                await asyncio.to_thread(cache.delete, reply.key)
+
     async def _ask(
         self,
         role: Role,
@@ -210,6 +220,7 @@ class StepContext:
             try:
                 value = read(reply.text)
             except ShapeError as exc:
+                await self._forget(reply)
                 if candidate is not None:
                     break
                 if shape_retried:

@@ -194,12 +194,12 @@ class LoopRun:
             "status": RUNNING,
             "attempts": 1,
             "steps": {},
-            "started_at": time.time(),
+            "started_at": self.showrunner.runtime.clock.time(),
         }
         self._save()
         self.state.set(f"loops/{self.loop.name}", {"run_id": self.run_id})
         return False
 
     def _save(self) -> None:
-        self.record["updated_at"] = time.time()
+        self.record["updated_at"] = self.showrunner.runtime.clock.time()
         self.state.set(f"runs/{self.run_id}", self.record)
