@@ -52,23 +52,25 @@ def effective(config: Config, manager: PluginManager) -> tuple[dict[str, Any], d
 
 
 def resolved_roles(config: Config, manager: PluginManager) -> dict[str, RoleProvider | ConfigError]:
-    """Each role of the catalogue as it resolves (or why it cannot); a value ``--set`` gave is
-    labelled ``--set <key>``."""
-    from questfoundry.default_plugins.roles import config_key
-
+    """Each role of the catalogue as it resolves (or the reason it cannot), see :func:`labelled`."""
     found: dict[str, RoleProvider | ConfigError] = {}
     for role in manager.roles():
         try:
-            routed = manager.resolve_role(role, config.data)
+            found[role] = labelled(manager.resolve_role(role, config.data), config)
         except ConfigError as exc:
             found[role] = exc
-            continue
-        labels = {}
-        for name, layer in routed.sources.items():
-            key = config_key(name, layer)
-            labels[name] = f"{SET} {key}" if key and overridden(key, config.overridden) else layer
-        found[role] = replace(routed, sources=labels)
     return found
+
+
+def labelled(routed: RoleProvider, config: Config) -> RoleProvider:
+    """``routed`` with the source of each value a ``--set`` override gave as ``--set <key>``."""
+    from questfoundry.default_plugins.roles import config_key
+
+    labels = {}
+    for name, layer in routed.sources.items():
+        key = config_key(name, layer)
+        labels[name] = f"{SET} {key}" if key and overridden(key, config.overridden) else layer
+    return replace(routed, sources=labels)
 
 
 def _fill(

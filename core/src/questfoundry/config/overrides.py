@@ -52,7 +52,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 above = ".".join(parts[: depth + 1])
-                raise ConfigError(f"{SET} {key}: {above} holds a value, not a section", path=above)
+                raise ConfigError(
+                    f"holds a value, not a section: {SET} {key} cannot set a key below it",
+                    path=above,
+                )
             node = child
         node[parts[-1]] = copy.deepcopy(value)
     return merged
