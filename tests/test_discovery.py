@@ -408,7 +408,7 @@ def test_an_external_plugin_contributes_to_every_hook(site: Site) -> None:
         "loop": ["mapping_pass"],
         "hook": [
             "resolve_role_provider",
-            "state_migrations (not used yet: nothing runs migrations)",
+            "state_migrations",
             "call_completed",
         ],
     }

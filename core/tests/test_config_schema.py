@@ -239,7 +239,13 @@ def test_a_full_config_touching_every_key_is_valid() -> None:
                 "ledger_path": "/var/lib/qf/ledger.sqlite",
                 "providers": {"openai": {"cost_model": "openai", **prices}},
             },
-            "state": {"backend": "redis", "path": "s", "redis_url": "redis://h", "key_prefix": "x"},
+            "state": {
+                "backend": "redis",
+                "path": "s",
+                "redis_url": "redis://h",
+                "key_prefix": "x",
+                "backups": {"keep": 3, "path": "b"},
+            },
             "retry": {
                 "enabled": True,
                 "max_retries": 0,
@@ -284,7 +290,7 @@ def test_each_unknown_key_gets_its_own_error() -> None:
 
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys() -> None:
     error = message_of({"state": {"colour": "blue"}})
-    assert str(error) == ("state.colour: unknown key (expected one of: backend, path)")
+    assert str(error) == ("state.colour: unknown key (expected one of: backend, backups, path)")
 
 
 def test_invalid_free_name_says_what_kind_of_name() -> None:

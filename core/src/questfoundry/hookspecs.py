@@ -164,11 +164,16 @@ def loops() -> Sequence[LoopSpec]:
 
 @hookspec
 def state_migrations() -> Sequence[Migration]:
-    """Contribute migrations of project-state documents between schema versions.
+    """Contribute the migrations of the state documents your plugin keeps.
 
-    :returns: a list of :class:`~questfoundry.interfaces.Migration`; each must be a pure function
-        of the document and must not skip versions (``to_version == from_version + 1``). Nothing
-        runs them yet; ``questfoundry plugins`` says so.
+    :returns: a list of :class:`~questfoundry.interfaces.Migration`, all with ``scope`` set to
+        your distribution's name (the core's own scope ``questfoundry`` is refused). Each scope's
+        versions number ``1, 2, 3…`` with no gap; version ``n``'s ``upgrade`` takes the whole
+        state (every document by key) from ``n - 1`` to ``n`` and its ``downgrade`` back, as pure
+        functions that are exact inverses; raise :class:`~questfoundry.errors.MigrationError` for
+        a state you cannot convert. The :class:`~questfoundry.state.manager.MigrationManager`
+        runs them (``questfoundry state migrate``) after a backup, all-or-nothing; a store whose
+        recorded version of your scope is newer than your latest migration is refused.
     """
 
 

@@ -80,7 +80,7 @@ PROTOCOLS: dict[str, type] = {
 #: hooks listed by ``questfoundry plugins`` besides registrations, with how they are shown
 HOOK_LABELS = {
     "resolve_role_provider": "resolve_role_provider",
-    "state_migrations": "state_migrations (not used yet: nothing runs migrations)",
+    "state_migrations": "state_migrations",
     "call_completed": "call_completed",
 }
 

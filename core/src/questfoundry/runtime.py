@@ -153,9 +153,12 @@ class Runtime:
     @once
     def state(self) -> StateStore:
         """The project's state store (``state.backend``, default ``file``)."""
+        from questfoundry.state.manager import checked
+
         settings = self.config.section("state")
         name = settings.get("backend") or default_backend("state", self.manager)
         store: StateStore = self.manager.create("state store", name, settings, self.context)
+        store = checked(store, self.manager)  # recovers, refuses a newer schema
         return self._own("state", store, store.close)
 
     @once

@@ -1,0 +1,380 @@
+"""Export and import of a whole state, as JSON or YAML (chosen by the file's extension).
+
+The file, in either format::
+
+    questfoundry_state: 1              # the file format
+    schema_version: {questfoundry: 1}  # the versions the documents are at
+    documents:                         # every document by key, sorted
+      book/topology: {...}
+    migrations: [...]                  # the migration log, with --include-history only
+
+Export writes one document at a time to a temporary file renamed into place at the end, so
+memory stays flat however large the state is (only the key list is held) and a failed export
+leaves no half file. Every string of every document passes :class:`Redactor` first: registered
+secrets, the config's secret values and anything shaped like an API key become ``***``.
+
+Import reads and checks the whole file before writing anything — the format, the versions (never
+newer than the code knows), every key (:func:`~questfoundry.state.keys.key_problem`) and every
+document (a JSON object) — then writes it as one change (:mod:`questfoundry.state.journal`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from questfoundry.errors import MigrationError, StateError
+from questfoundry.interfaces import StateStore
+from questfoundry.redaction import redact
+from questfoundry.state.history import HISTORY_KEY, is_history, log_document, migration_log
+from questfoundry.state.journal import Step, commit
+from questfoundry.state.keys import is_internal, key_problem
+from questfoundry.state.versions import (
+    VERSION_KEY,
+    Versions,
+    describe,
+    record,
+    recorded,
+    refuse_newer,
+)
+
+FORMAT_KEY = "questfoundry_state"
+FORMAT_VERSION = 1
+Format = Literal["json", "yaml"]
+Mode = Literal["empty", "merge", "replace"]
+#: called with the number of documents done so far
+Progress = Callable[[int], None]
+
+
+def file_format(path: Path) -> Format:
+    """``json`` or ``yaml`` from ``path``'s extension."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "json"
+    if suffix in (".yml", ".yaml"):
+        return "yaml"
+    raise StateError(f"{path}: a state file ends in .json, .yaml or .yml, not {suffix!r}")
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+class Redactor:
+    """Masks secrets in every string of a document; counts what it masked."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        self.masked = 0
+
+    def text(self, value: str) -> str:
+        masked = value
+        for secret in self.secrets:
+            masked = masked.replace(secret, "***")
+        masked = redact(masked)
+        if masked != value:
+            self.masked += 1
+        return masked
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(k): self(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        return value
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@dataclass
+class Exported:
+    """What an export wrote."""
+
+    path: Path
+    documents: int
+    masked: int = 0
+
+
+def export_state(
+    store: StateStore,
+    path: Path,
+    *,
+    include_history: bool = False,
+    redactor: Redactor | None = None,
+    progress: Progress | None = None,
+) -> Exported:
+    """Write ``store``'s whole state to ``path`` (see the module); ``redactor`` None: exact."""
+    fmt = file_format(path)
+    keys = [k for k in store.list_keys() if include_history or not is_history(k)]
+    versions = recorded(store) or {}
+    log = migration_log(store) if include_history else None
+    clean: Callable[[Any], Any] = redactor or _same
+    count = 0
+
+    def documents() -> Iterator[tuple[str, Any]]:
+        nonlocal count
+        for key in keys:
+            document = store.get(key)
+            if document is not None:  # deleted since it was listed
+                yield clean(key), clean(document)
+                count += 1
+                if progress is not None:
+                    progress(count)
+
+    _write_atomically(path, lambda handle: _write(handle, fmt, versions, documents(), log))
+    return Exported(path, count, redactor.masked if redactor else 0)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _write_atomically(path: Path, write: Callable[[IO[str]], None]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StateError(f"{path} cannot be written: {exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).chmod(0o600)
+        Path(tmp).replace(path)
+    except OSError as exc:
+        raise StateError(f"{path} cannot be written: {exc}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _write(
+    out: IO[str],
+    fmt: Format,
+    versions: Versions,
+    documents: Iterable[tuple[str, Any]],
+    log: list[dict[str, Any]] | None,
+) -> None:
+    versions = record(versions)["versions"]  # type: ignore[assignment]
+    if fmt == "json":
+        _write_json(out, versions, documents, log)
+    else:
+        _write_yaml(out, versions, documents, log)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def _write_json(
+    out: IO[str],
+    versions: Versions,
+    documents: Iterable[tuple[str, Any]],
+    log: list[dict[str, Any]] | None,
+) -> None:
+    out.write(f'{{\n"{FORMAT_KEY}": {FORMAT_VERSION},\n"schema_version": {_dumps(versions)},\n')
+    out.write('"documents": {')
+    separator = "\n"
+    for key, document in documents:
+        out.write(f"{separator}{_dumps(key)}: {_dumps(document)}")
+        separator = ",\n"
+    out.write("\n}" if separator != "\n" else "}")
+    if log is not None:
+        out.write(',\n"migrations": [')
+        out.write(",".join("\n" + _dumps(entry) for entry in log))
+        out.write("\n]" if log else "]")
+    out.write("\n}\n")
+
+
+def _write_yaml(
+    out: IO[str],
+    versions: Versions,
+    documents: Iterable[tuple[str, Any]],
+    log: list[dict[str, Any]] | None,
+) -> None:
+    import yaml
+
+    def dump(value: Any) -> str:
+        return yaml.dump(
+            value,
+            Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+            sort_keys=True,
+            allow_unicode=True,
+            default_flow_style=False,
+            width=1 << 30,  # never fold a line: the same text whatever its length
+        )
+
+    out.write(dump({FORMAT_KEY: FORMAT_VERSION, "schema_version": versions}))
+    empty = True
+    for key, document in documents:
+        if empty:
+            out.write("documents:\n")
+            empty = False
+        out.write("".join("  " + line for line in dump({key: document}).splitlines(True)))
+    if empty:
+        out.write("documents: {}\n")
+    if log is not None:
+        out.write(dump({"migrations": log}))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass
+class StateFile:
+    """A state file, read and checked whole."""
+
+    path: Path
+    versions: Versions
+    documents: dict[str, dict[str, Any]]
+    migrations: list[dict[str, Any]] | None = field(default=None)
+
+
+def read_state_file(path: Path, known: Mapping[str, int]) -> StateFile:
+    """Parse and check ``path`` whole; one :class:`StateError` line for the first problem."""
+    fmt = file_format(path)
+    try:
+        with path.open("rb") as handle:
+            data = json.load(handle) if fmt == "json" else _load_yaml(handle)
+    except FileNotFoundError:
+        raise StateError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path} is not valid {fmt.upper()}: {_first_line(exc)}") from None
+    except Exception as exc:  # yaml.YAMLError, without importing yaml for JSON files
+        raise StateError(f"{path} is not valid {fmt.upper()}: {_first_line(exc)}") from None
+
+    def bad(message: str) -> StateError:
+        return StateError(f"{path}: {message}")
+
+    if not isinstance(data, dict) or data.get(FORMAT_KEY) != FORMAT_VERSION:
+        raise bad(f"not a QuestFoundry state file ({FORMAT_KEY}: {FORMAT_VERSION} is missing)")
+    unknown = set(data) - {FORMAT_KEY, "schema_version", "documents", "migrations"}
+    if unknown:
+        raise bad(f"unknown top-level keys {sorted(unknown)}")
+    versions = data.get("schema_version", {})
+    if not isinstance(versions, dict) or not all(
+        isinstance(s, str) and type(n) is int and n >= 0 for s, n in versions.items()
+    ):
+        raise bad("schema_version must map scope names to versions (whole numbers >= 0)")
+    refuse_newer(versions, known)
+    documents = data.get("documents")
+    if not isinstance(documents, dict):
+        raise bad("documents must be a mapping of keys to documents")
+    problem = next((p for k, d in documents.items() if (p := entry_problem(k, d))), None)
+    if problem is not None:
+        raise bad(problem)
+    migrations = data.get("migrations")
+    if migrations is not None and (
+        not isinstance(migrations, list)
+        or any(_json_problem(e, "migrations[]", top=True) for e in migrations)
+    ):
+        raise bad("migrations must be a list of JSON objects")
+    return StateFile(path, dict(versions), documents, migrations)
+
+
+def _load_yaml(handle: IO[bytes]) -> Any:
+    import yaml
+
+    return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def _first_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def entry_problem(key: Any, document: Any) -> str | None:
+    """Why ``key: document`` cannot be a state entry (a bad or internal key, not a JSON object)."""
+    problem = key_problem(key)
+    if problem is None and is_internal(key):
+        problem = f"state key {key!r} is reserved for the store's own records"
+    return problem or _json_problem(document, f"document {key!r}", top=True)
+
+
+def _json_problem(value: Any, where: str, top: bool = False) -> str | None:
+    """Why ``value`` is not plain JSON (a JSON object when ``top``), or None."""
+    if top and not isinstance(value, dict):
+        return f"{where} must be a JSON object, not {type(value).__name__}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} has a key {key!r} that is not a string"
+            problem = _json_problem(item, f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, list):
+        return next(
+            (p for i, v in enumerate(value) if (p := _json_problem(v, f"{where}[{i}]"))), None
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} is {value}, which JSON cannot hold"
+    if value is None or isinstance(value, (str, int, float)):
+        return None
+    return f"{where} is a {type(value).__name__}, which JSON cannot hold"
+
+
+# ----------------------------------------------------------------------------- importing
+
+
+@dataclass
+class Imported:
+    """What an import wrote."""
+
+    path: Path
+    written: int
+    deleted: int
+    versions: Versions
+
+
+def import_state(
+    store: StateStore,
+    state: StateFile,
+    mode: Mode = "empty",
+    *,
+    step: Step | None = None,
+) -> Imported:
+    """Write a checked :class:`StateFile` into ``store`` as one all-or-nothing change.
+
+    ``empty``: the store must hold no documents; ``merge``: the file's documents are written over
+    the store's, others kept (both at the same schema versions); ``replace``: the store ends
+    holding exactly the file's documents.
+    """
+    existing = store.list_keys()
+    current = recorded(store) or {}
+    if mode == "empty" and existing:
+        raise StateError(
+            f"the store already holds {len(existing)} documents; import with --merge to add to "
+            "them, or --replace to replace them"
+        )
+    if mode == "merge" and existing and record(current) != record(state.versions):
+        raise MigrationError(
+            f"the file's schema ({_versions(state.versions)}) differs from the store's "
+            f"({_versions(current)}); migrate one of them first"
+        )
+    writes: dict[str, dict[str, Any] | None] = dict(state.documents)
+    deleted = 0
+    if mode == "replace":
+        for key in existing:
+            if key not in writes:
+                writes[key] = None
+                deleted += 1
+    if mode != "merge" or not existing:
+        writes[VERSION_KEY] = record(state.versions)
+    if state.migrations is not None:
+        log = migration_log(store) if mode == "merge" else []
+        log += [entry for entry in state.migrations if entry not in log]
+        writes[HISTORY_KEY] = log_document(log)
+    commit(store, writes, f"the import of {state.path.name}", **({"step": step} if step else {}))
+    return Imported(state.path, len(state.documents), deleted, state.versions)
+
+
+def _versions(versions: Mapping[str, int]) -> str:
+    return describe({s: n for s, n in versions.items() if n})
