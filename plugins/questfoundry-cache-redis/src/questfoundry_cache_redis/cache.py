@@ -29,7 +29,7 @@ import logging
 import math
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableSet
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
@@ -51,8 +51,16 @@ _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: Redis answered with an error (out of memory, a key of another type, an ACL refusal)
 _REFUSED = (redis.RedisError,)
 
+#: distinct causes remembered so each is warned about once; beyond this, warnings repeat
+_CAUSES_LIMIT = 100
 #: keys per SCAN step and per UNLINK
 _BATCH = 500
+
+#: what a failure of each call means for the caller ({} is the reason)
+_READ = "cannot be read: {}; calls go to the provider"
+_STORE = "cannot store an entry: {}; replies are not cached"
+_LOCK = "cannot take a flight lock: {}; identical calls are not coalesced"
+_UNLOCK_FAILED = "cannot release a flight lock: {}; it frees itself when its TTL runs out"
 
 #: compare-and-delete: the lock goes only if it still holds the caller's token
 _UNLOCK = """
@@ -104,7 +112,8 @@ class RedisCache:
         self._unlock = self._client.register_script(_UNLOCK)
         self._lock = threading.Lock()  # guards the counts and the warnings
         self._hits = self._misses = 0  # not yet added to the counts in Redis
-        self._warned: set[str] = set()  # causes warned about since Redis last answered
+        self._outage: set[str] = set()  # why Redis did not answer, warned since it last did
+        self._refusals: set[str] = set()  # errors Redis answered with, each warned once
 
     def __repr__(self) -> str:
         return f"RedisCache({self.where!r}, namespace={self.namespace!r})"
@@ -118,9 +127,9 @@ class RedisCache:
             try:
                 value = cast("bytes | None", self._client.get(self._entries + key))
             except _UNREACHABLE as exc:
-                self._unreachable("cannot be read", exc)
+                self._unreachable(_READ, exc)
             except _REFUSED as exc:
-                self._refused("cannot be read", exc)
+                self._refused(_READ, exc)
             else:
                 self._answered()
         with self._lock:
@@ -151,10 +160,10 @@ class RedisCache:
                 self._client.set(self._entries + key, data, px=px)
         except _UNREACHABLE as exc:
             self._give_back(hits, misses)
-            self._unreachable("cannot store an entry", exc)
+            self._unreachable(_STORE, exc)
         except _REFUSED as exc:
             self._give_back(hits, misses)
-            self._refused("cannot store an entry", exc)
+            self._refused(_STORE, exc)
         else:
             self._answered()
 
@@ -170,10 +179,10 @@ class RedisCache:
         try:
             taken = self._client.set(self._locks + key, token, nx=True, px=_milliseconds(ttl))
         except _UNREACHABLE as exc:
-            self._unreachable("cannot take a flight lock", exc)
+            self._unreachable(_LOCK, exc)
             return ""
         except _REFUSED as exc:
-            self._refused("cannot take a flight lock", exc)
+            self._refused(_LOCK, exc)
             return ""
         self._answered()
         return token if taken else None
@@ -188,9 +197,9 @@ class RedisCache:
         try:
             self._unlock(keys=[self._locks + key], args=[token])
         except _UNREACHABLE as exc:
-            self._unreachable("cannot release a flight lock", exc)
+            self._unreachable(_UNLOCK_FAILED, exc)
         except _REFUSED as exc:
-            self._refused("cannot release a flight lock", exc)
+            self._refused(_UNLOCK_FAILED, exc)
         else:
             self._answered()
 
@@ -302,25 +311,27 @@ class RedisCache:
 
     def _answered(self) -> None:
         self._breaker.succeeded()
-        if self._warned:
+        if self._outage:
             with self._lock:
-                self._warned.clear()
+                self._outage.clear()
             log.info("%s answers again; caching resumes", self._label())
 
     def _unreachable(self, what: str, exc: BaseException) -> None:
+        """Redis did not answer: count it against the breaker; warn once per outage and cause."""
         opened = self._breaker.failed()
-        after = f"; not asked again for {self._breaker.cooldown:g}s" if opened else ""
-        self._warn(type(exc).__name__, f"{what}: {_reason(exc)}{after}")
+        after = f"; Redis is left alone for {self._breaker.cooldown:g}s" if opened else ""
+        self._warn(self._outage, type(exc).__name__, f"{what.format(_reason(exc))}{after}")
 
     def _refused(self, what: str, exc: BaseException) -> None:
-        self._warn(_reason(exc), f"{what}: {_reason(exc)}")
+        """Redis answered with an error: warn once per distinct error; the breaker stays closed."""
+        self._warn(self._refusals, _reason(exc), what.format(_reason(exc)))
 
-    def _warn(self, cause: str, problem: str) -> None:
+    def _warn(self, seen: MutableSet[str], cause: str, problem: str) -> None:
         with self._lock:
-            first = cause not in self._warned
-            self._warned.add(cause)
-        message = f"{self._label()} {problem}; calls go to the provider"
-        log.log(logging.WARNING if first else logging.DEBUG, "%s", message)
+            first = cause not in seen
+            if first and len(seen) < _CAUSES_LIMIT:
+                seen.add(cause)
+        log.log(logging.WARNING if first else logging.DEBUG, "%s %s", self._label(), problem)
 
     def _label(self) -> str:
         return f"redis cache {self.where} (namespace {self.namespace!r})"
