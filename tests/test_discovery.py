@@ -845,6 +845,12 @@ class TestCacheFilePlugin(InstalledRepositoryPlugin):
     lazy_modules = ("diskcache", "questfoundry_cache_file.cache")
 
 
+class TestCacheRedisPlugin(InstalledRepositoryPlugin):
+    distribution = "questfoundry-cache-redis"
+    registers = {"cache backend": ["redis"]}
+    lazy_modules = ("redis", "questfoundry_cache_redis.cache")
+
+
 class TestLimiterRedisPlugin(InstalledRepositoryPlugin):
     distribution = "questfoundry-limiter-redis"
     registers = {"limiter strategy": ["redis"], "budget keeper": ["redis"]}

@@ -32,7 +32,6 @@ from questfoundry.testing.cache_contract import AdvanceTime, CacheBackendContrac
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import replaces_standard_test
 from questfoundry.testing.faces import Face
-from questfoundry.testing.plugin_suite import PluginSuite
 from questfoundry.testing.redis import RedisServer, client, free_port
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
@@ -114,12 +113,6 @@ class TestRedisCache(CacheBackendContract):
         assert cache.get("short") is None
         assert cache.get("long") == b"v"
         assert cache.get("forever") == b"v"
-
-
-class TestPlugin(PluginSuite):
-    distribution = "questfoundry-cache-redis"
-    registers = {"cache backend": ["redis"]}
-    lazy_modules = ("redis", "questfoundry_cache_redis.cache")
 
 
 # ----------------------------------------------------------------------------- settings
