@@ -27,8 +27,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
+from questfoundry.config.model import named_secrets, redact_url
 from questfoundry.errors import MigrationError, StateError
 from questfoundry.interfaces import StateStore
 from questfoundry.redaction import redact
@@ -44,12 +45,15 @@ from questfoundry.state.versions import (
     refuse_newer,
 )
 
+if TYPE_CHECKING:
+    from questfoundry.config import Config
+
 FORMAT_KEY = "questfoundry_state"
 FORMAT_VERSION = 1
 Format = Literal["json", "yaml"]
 Mode = Literal["empty", "merge", "replace"]
-#: called with the number of documents done so far
-Progress = Callable[[int], None]
+#: called with how many documents are done, of how many
+Progress = Callable[[int, int], None]
 
 
 def file_format(path: Path) -> Format:
@@ -66,17 +70,35 @@ def file_format(path: Path) -> Format:
 
 
 class Redactor:
-    """Masks secrets in every string of a document; counts what it masked."""
+    """Masks secrets in every string of a document; counts the strings it masked.
+
+    Masked: ``secrets`` (e.g. :meth:`for_config`), every secret registered with
+    :func:`~questfoundry.redaction.register_secret`, credential-shaped text (``sk-…``, ``AIza…``,
+    ``Authorization: …``) and passwords in URLs.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
         self.masked = 0
 
+    @classmethod
+    def for_config(cls, config: Config) -> Redactor:
+        """A redactor that also masks every secret value of ``config`` (API keys, passwords)."""
+        secrets = config.secret_paths | named_secrets(config.data)
+        values = []
+        for path in secrets:
+            node: Any = config.data
+            for part in path.split("."):
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if isinstance(node, str):
+                values.append(node)
+        return cls(values)
+
     def text(self, value: str) -> str:
         masked = value
         for secret in self.secrets:
             masked = masked.replace(secret, "***")
-        masked = redact(masked)
+        masked = redact_url(redact(masked))
         if masked != value:
             self.masked += 1
         return masked
@@ -127,7 +149,7 @@ def export_state(
                 yield clean(key), clean(document)
                 count += 1
                 if progress is not None:
-                    progress(count)
+                    progress(count, len(keys))
 
     _write_atomically(path, lambda handle: _write(handle, fmt, versions, documents(), log))
     return Exported(path, count, redactor.masked if redactor else 0)

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from questfoundry.plugins import PluginManager
 
 log = logging.getLogger("questfoundry.state")
+schema_log = logging.getLogger("questfoundry.state.schema")
 
 Direction = Literal["upgrade", "downgrade"]
 
@@ -219,7 +220,7 @@ def checked(store: StateStore, manager: PluginManager) -> StateStore:
         raise
     older = {scope: n for scope, n in current.items() if n < migrations.latest.get(scope, 0)}
     if older:
-        log.warning(
+        schema_log.warning(
             "the state's schema is %s, older than this code's %s: run `questfoundry state "
             "migrate` (a backup is written first)",
             describe(older),
