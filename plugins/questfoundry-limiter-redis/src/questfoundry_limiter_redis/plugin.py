@@ -32,10 +32,10 @@ SETTINGS = {
         },
         "key_prefix": {
             "type": "string",
-            "default": "",
             "description": (
-                "Written before every key, e.g. to share one Redis between deployments; the "
-                "project namespace follows it, as a hash tag (`{qf:<namespace>}`)."
+                "Written before every key (none by default), e.g. to keep deployments sharing "
+                "one Redis apart; the project namespace follows it, as a hash tag "
+                "(`{qf:<namespace>}`)."
             ),
         },
         "socket_timeout": {
