@@ -53,6 +53,8 @@ _REFUSED = (redis.RedisError,)
 
 #: distinct causes remembered so each is warned about once; beyond this, warnings repeat
 _CAUSES_LIMIT = 100
+#: what a call-path command answers when the breaker is open or Redis fails
+_FAILED: Any = object()
 #: keys per SCAN step and per UNLINK
 _BATCH = 500
 
@@ -122,50 +124,28 @@ class RedisCache:
 
     def get(self, key: str) -> bytes | None:
         """The value under ``key``; None when missing, expired, or Redis does not answer."""
-        value: bytes | None = None
-        if self._breaker.allow():
-            try:
-                value = cast("bytes | None", self._client.get(self._entries + key))
-            except _UNREACHABLE as exc:
-                self._unreachable(_READ, exc)
-            except _REFUSED as exc:
-                self._refused(_READ, exc)
-            else:
-                self._answered()
+        value = self._ask(_READ, self._client.get, self._entries + key)
         with self._lock:
-            if value is None:
+            if value is None or value is _FAILED:
                 self._misses += 1
-            else:
-                self._hits += 1
-        return value
+                return None
+            self._hits += 1
+        return cast(bytes, value)
 
     def set(
         self, key: str, value: bytes | bytearray | memoryview, ttl: float | None = None
     ) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (None: until deleted or evicted)."""
+        """Store ``value`` under ``key`` for ``ttl`` seconds (None: until deleted or evicted).
+
+        Carries this process's hit and miss counts to Redis in the same round trip.
+        """
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise TypeError(f"cache values are bytes, not {type(value).__name__}")
-        if not self._breaker.allow():
-            return
-        data = bytes(value)
         px = None if ttl is None else _milliseconds(ttl)
         hits, misses = self._take_counts()
-        try:
-            if hits or misses:
-                pipe = self._client.pipeline(transaction=False)
-                pipe.set(self._entries + key, data, px=px)
-                self._add_counts(pipe, hits, misses)
-                pipe.execute()
-            else:
-                self._client.set(self._entries + key, data, px=px)
-        except _UNREACHABLE as exc:
+        stored = self._ask(_STORE, self._store, self._entries + key, bytes(value), px, hits, misses)
+        if stored is _FAILED:
             self._give_back(hits, misses)
-            self._unreachable(_STORE, exc)
-        except _REFUSED as exc:
-            self._give_back(hits, misses)
-            self._refused(_STORE, exc)
-        else:
-            self._answered()
 
     def lock(self, key: str, ttl: float) -> str | None:
         """Take ``key``'s flight lock for ``ttl`` seconds (``SET NX PX`` with a random token).
@@ -173,18 +153,12 @@ class RedisCache:
         The token when taken, None when another caller holds it, ``""`` when Redis does not
         answer (go ahead without coalescing). Never raises.
         """
-        if not self._breaker.allow():
-            return ""
         token = secrets.token_hex(16)
-        try:
-            taken = self._client.set(self._locks + key, token, nx=True, px=_milliseconds(ttl))
-        except _UNREACHABLE as exc:
-            self._unreachable(_LOCK, exc)
+        taken = self._ask(
+            _LOCK, self._client.set, self._locks + key, token, nx=True, px=_milliseconds(ttl)
+        )
+        if taken is _FAILED:
             return ""
-        except _REFUSED as exc:
-            self._refused(_LOCK, exc)
-            return ""
-        self._answered()
         return token if taken else None
 
     def unlock(self, key: str, token: str) -> None:
@@ -192,16 +166,33 @@ class RedisCache:
 
         A lock left behind (Redis down at the time) frees itself when its TTL runs out.
         """
-        if not token or not self._breaker.allow():
-            return
+        if token:
+            self._ask(_UNLOCK_FAILED, self._unlock, keys=[self._locks + key], args=[token])
+
+    def _ask(self, failure: str, command: Callable[..., Any], *args: Any, **options: Any) -> Any:
+        """One command on the call path: its answer, or :data:`_FAILED` when the breaker is
+        open or Redis fails (warned about as ``failure`` says, and counted by the breaker)."""
+        if not self._breaker.allow():
+            return _FAILED
         try:
-            self._unlock(keys=[self._locks + key], args=[token])
+            answer = command(*args, **options)
         except _UNREACHABLE as exc:
-            self._unreachable(_UNLOCK_FAILED, exc)
+            self._unreachable(failure, exc)
+            return _FAILED
         except _REFUSED as exc:
-            self._refused(_UNLOCK_FAILED, exc)
+            self._refused(failure, exc)
+            return _FAILED
+        self._answered()
+        return answer
+
+    def _store(self, name: str, data: bytes, px: int | None, hits: int, misses: int) -> None:
+        if hits or misses:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(name, data, px=px)
+            self._add_counts(pipe, hits, misses)
+            pipe.execute()
         else:
-            self._answered()
+            self._client.set(name, data, px=px)
 
     # ------------------------------------------------------------------ maintenance
 
