@@ -148,3 +148,43 @@ def test_an_unknown_backend_is_one_error_line(project: Path) -> None:
     assert result.exit_code == 1
     assert result.output.count("\n") == 1
     assert "did you mean 'memory'" in result.output and "Traceback" not in result.output
+
+
+def test_every_json_uses_one_set_of_types(project: Path) -> None:
+    """Money as decimal strings, counts as numbers, limits as structured fields, everywhere."""
+    spend(project, "a", "a", "b", role="gatekeeper")
+
+    def data(*args: str) -> Any:
+        result = run(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    (row,) = data("cost", "report", "--by", "role")
+    assert all(isinstance(row[k], int) for k in ("calls", "hits", "input_tokens", "output_tokens"))
+    assert all(isinstance(row[k], str) for k in ("cost", "saved")) and isinstance(
+        row["hit_rate"], float
+    )
+    stats = data("cache", "stats")
+    assert all(isinstance(stats[k], int) for k in ("entries", "bytes", "hits", "misses"))
+    for limit in data("limits"):
+        assert {"scope", "period", "unit"} <= set(limit) and limit["scope"] == "global"
+        money = limit["unit"] == "usd"
+        for key in ("used", "of", "available"):
+            assert isinstance(limit[key], str if money else (int, float)), (limit, key)
+    periods = {limit["unit"]: limit["period"] for limit in data("limits")}
+    assert periods == {"requests": "minute", "usd": "day"}
+    shown = data("config", "show")
+    assert shown["rate_limiting"]["global"]["cost_per_day"] == 5
+    assert shown["caching"]["ttl_seconds"] == 86400  # a default filled in: a number too
+    roles = {r["role"]: r for r in data("roles")}
+    assert roles["gatekeeper"]["model"] == "m2" and roles["gatekeeper"]["temperature"] is None
+    assert all(isinstance(p["registers"], dict) for p in data("plugins"))
+
+
+def test_no_table_is_cut_when_output_is_not_a_terminal(project: Path) -> None:
+    spend(project, "a", role="a_role_name_long_enough_to_need_a_wide_column_" + "x" * 80)
+    result = run("cost", "report", "--by", "role")
+    assert "a_role_name_long_enough_to_need_a_wide_column_" + "x" * 80 in result.stdout
+    assert "…" not in result.stdout
+    for args in (("limits",), ("plugins",), ("cache", "stats"), ("roles",)):
+        assert "…" not in run(*args).stdout, args
