@@ -218,12 +218,61 @@ def test_a_rejected_key_fails_at_once_without_showing_the_key(
     assert len(server.requests) == 1
 
 
-def test_image_requests_are_refused_before_anything_is_sent(
+IMAGE_MODEL = "gemini-2.5-flash-image"
+
+
+def test_an_image_call_returns_png_bytes_from_an_image_model(
     gemini: GeminiProvider, fake: FakeGemini
 ) -> None:
-    with pytest.raises(NonRetriableProviderError, match="image generation is not supported"):
-        gemini.generate(ask("A lighthouse at dusk", kind="image"))
+    params = {"aspect_ratio": "16:9", "temperature": 0.5}
+    reply = gemini.generate(
+        ask("A lighthouse at dusk", kind="image", model=IMAGE_MODEL, params=params)
+    )
+    assert reply.image is not None and reply.image.startswith(b"\x89PNG\r\n\x1a\n")
+    assert reply.text is None and reply.model == IMAGE_MODEL
+    assert reply.usage.output_tokens == 1290 and reply.usage.input_tokens > 0
+    config = fake.requests[-1].body["generationConfig"]
+    assert config["responseModalities"] == ["IMAGE"]
+    assert config["imageConfig"] == {"aspectRatio": "16:9"}
+    assert fake.requests[-1].path.endswith(f"/models/{IMAGE_MODEL}:generateContent")
+
+
+@pytest.mark.asyncio
+async def test_image_bytes_are_deterministic_and_depend_on_the_prompt(
+    gemini: GeminiProvider,
+) -> None:
+    first = gemini.generate(ask("A lighthouse at dusk", kind="image", model=IMAGE_MODEL))
+    again = await gemini.agenerate(ask("A lighthouse at dusk", kind="image", model=IMAGE_MODEL))
+    other = gemini.generate(ask("A harbour at dawn", kind="image", model=IMAGE_MODEL))
+    assert first.image == again.image and first.usage == again.usage
+    assert other.image != first.image
+
+
+def test_streaming_an_image_call_is_refused_before_anything_is_sent(
+    gemini: GeminiProvider, fake: FakeGemini
+) -> None:
+    with pytest.raises(NonRetriableProviderError, match="only text calls can be streamed"):
+        list(gemini.stream(ask("A lighthouse at dusk", kind="image")))
     assert fake.requests == []
+
+
+class TextOnlyGemini(FakeGemini):
+    """A model that answers an image request with words only, as a text model does."""
+
+    def _generate(self, request: RecordedRequest) -> Response:
+        part = {"text": "I cannot draw."}
+        candidate = {"content": {"parts": [part], "role": "model"}, "finishReason": "STOP"}
+        return Response(json={"candidates": [candidate]})
+
+
+def test_a_reply_without_an_image_is_a_clear_error(backend_context: BackendContext) -> None:
+    with TextOnlyGemini() as server:
+        provider = make_gemini_provider(
+            {"api_key": SECRET, "base_url": server.url}, backend_context
+        )
+        with pytest.raises(NonRetriableProviderError, match=r"returned no image \(stop\); is the"):
+            provider.generate(ask("A lighthouse", kind="image"))
+        provider.close()
 
 
 def test_a_request_with_only_a_system_message_is_refused_before_sending(
@@ -493,10 +542,10 @@ def test_bad_settings_name_their_path(settings: dict[str, Any], path: str) -> No
     assert caught.value.path == path
 
 
-def test_the_provider_declares_streaming_but_not_images(gemini: GeminiProvider) -> None:
+def test_the_provider_declares_streaming_and_images(gemini: GeminiProvider) -> None:
     assert gemini.name == "gemini"
     assert Capability.STREAMING in gemini.capabilities
-    assert Capability.IMAGES not in gemini.capabilities
+    assert Capability.IMAGES in gemini.capabilities
 
 
 def test_the_plugin_registers_provider_gemini() -> None:

@@ -296,8 +296,13 @@ def test_image_call_returns_png_bytes_asked_as_base64(
     assert (body["size"], body["quality"], body["style"]) == ("1024x1024", "hd", "vivid")
 
 
-def test_same_image_prompt_gives_the_same_image(provider: OpenAIProvider) -> None:
-    assert provider.generate(image_request()).image == provider.generate(image_request()).image
+def test_same_image_prompt_gives_the_same_image_and_another_prompt_another(
+    provider: OpenAIProvider,
+) -> None:
+    first = provider.generate(image_request()).image
+    assert first == provider.generate(image_request()).image
+    other = ProviderRequest(model="dall-e-3", prompt="a harbour at dawn", kind="image")
+    assert provider.generate(other).image != first
 
 
 def test_image_defaults_come_from_settings(

@@ -5,7 +5,9 @@ Gemini has no "system" or "assistant" roles in ``contents``: system messages bec
 use the core's names (``max_tokens``, ``stop``) and are renamed to Gemini's; ones Gemini does not
 know are ignored so a role configured for another provider still runs here. ``response_schema``
 (structured output) becomes ``response_json_schema`` — the SDK's field for a raw JSON Schema —
-with ``response_mime_type`` ``application/json``.
+with ``response_mime_type`` ``application/json``. An image call asks an image model for
+``response_modalities=["IMAGE"]`` (``aspect_ratio`` and ``image_size`` pass into ``image_config``)
+and takes the bytes of the first ``inline_data`` part of the reply.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ PARAMS = {
     "frequency_penalty": "frequency_penalty",
 }
 
+#: image parameters passed into ``ImageConfig`` as they are
+IMAGE_PARAMS = ("aspect_ratio", "image_size")
+
 #: Gemini's finish reasons under the names the other providers use
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter"}
 
@@ -62,9 +67,12 @@ def to_contents(request: ProviderRequest) -> tuple[list[types.Content], str | No
 
 
 def to_config(
-    params: Mapping[str, Any], system: str | None, timeout: float | None
+    params: Mapping[str, Any], system: str | None, timeout: float | None, *, image: bool = False
 ) -> types.GenerateContentConfig:
-    """Generation config from the core's parameters; ``timeout`` seconds overrides the client's."""
+    """Generation config from the core's parameters; ``timeout`` seconds overrides the client's.
+
+    ``image`` asks for an image instead of text.
+    """
     fields: dict[str, Any] = {}
     for name, value in params.items():
         field = PARAMS.get(name)
@@ -72,7 +80,12 @@ def to_config(
             fields[field] = [value]  # Gemini takes a list of stop strings only
         elif field is not None and value is not None:
             fields[field] = value
-    if params.get(RESPONSE_SCHEMA) is not None:
+    if image:
+        fields["response_modalities"] = ["IMAGE"]
+        picked = {name: params[name] for name in IMAGE_PARAMS if params.get(name) is not None}
+        if picked:
+            fields["image_config"] = picked
+    elif params.get(RESPONSE_SCHEMA) is not None:
         fields["response_mime_type"] = "application/json"
         fields["response_json_schema"] = _json_schema(params[RESPONSE_SCHEMA])
     if system is not None:
@@ -116,6 +129,19 @@ def text_of(response: types.GenerateContentResponse) -> str:
     content = response.candidates[0].content
     parts = content.parts if content is not None and content.parts else []
     return "".join(part.text for part in parts if part.text and not part.thought)
+
+
+def image_of(response: types.GenerateContentResponse) -> bytes:
+    """The bytes of the first image in the reply; a reply without one is not worth retrying."""
+    text_of(response)  # a blocked prompt says so
+    content = response.candidates[0].content if response.candidates else None
+    for part in content.parts or () if content is not None else ():
+        if part.inline_data is not None and part.inline_data.data:
+            return part.inline_data.data
+    reason = finish_reason_of(response) or "no reason given"
+    raise NonRetriableProviderError(
+        f"Gemini returned no image ({reason}); is the model an image model?", provider=PROVIDER
+    )
 
 
 def finish_reason_of(response: types.GenerateContentResponse) -> str | None:

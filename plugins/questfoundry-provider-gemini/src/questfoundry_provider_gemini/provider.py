@@ -1,5 +1,8 @@
 """The ``gemini`` provider: ``models.generateContent`` through the official ``google-genai`` SDK.
 
+Text, streamed or whole, and images from Gemini's image models (``kind="image"``: the same
+``generateContent`` asking for the ``IMAGE`` modality; images are not streamed).
+
 One ``genai.Client`` per provider: its sync side serves :meth:`generate` and :meth:`stream`, its
 ``aio`` side :meth:`agenerate` and :meth:`astream`, from any thread and any event loop. The SDK is
 handed httpx clients that send through :mod:`questfoundry.http`'s transports: an attempt ends at
@@ -25,6 +28,7 @@ from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRe
 from questfoundry_provider_gemini.failures import PROVIDER, translate
 from questfoundry_provider_gemini.mapping import (
     finish_reason_of,
+    image_of,
     text_of,
     to_config,
     to_contents,
@@ -43,13 +47,14 @@ class _Call:
     model: str
     contents: list[types.Content]
     config: types.GenerateContentConfig
+    image: bool = False
 
 
 class GeminiProvider:
-    """Text generation with Gemini models; streams, and maps Google's failures onto the core's."""
+    """Text and images from Gemini models; streams text; maps Google's failures onto the core's."""
 
     name = PROVIDER
-    capabilities = frozenset({Capability.STREAMING})
+    capabilities = frozenset({Capability.STREAMING, Capability.IMAGES})
 
     def __init__(self, settings: GeminiSettings) -> None:
         self.settings = settings
@@ -84,7 +89,7 @@ class GeminiProvider:
                 response = self._client.models.generate_content(
                     model=call.model, contents=call.contents, config=call.config
                 )
-            return self._reply(call.model, response)
+            return self._reply(call, response)
         except Exception as error:
             failure = self._translate(error)
             if failure is None:
@@ -98,7 +103,7 @@ class GeminiProvider:
                 response = await self._client.aio.models.generate_content(
                     model=call.model, contents=call.contents, config=call.config
                 )
-            return self._reply(call.model, response)
+            return self._reply(call, response)
         except Exception as error:
             failure = self._translate(error)
             if failure is None:
@@ -112,7 +117,7 @@ class GeminiProvider:
         """
         usage: Usage | None = None
         try:
-            call = self._prepare(request)
+            call = self._prepare(request, stream=True)
             responses = self._client.models.generate_content_stream(
                 model=call.model, contents=call.contents, config=call.config
             )
@@ -138,7 +143,7 @@ class GeminiProvider:
         """Async :meth:`stream`."""
         usage: Usage | None = None
         try:
-            call = self._prepare(request)
+            call = self._prepare(request, stream=True)
             with http.attempt(self._seconds(request), stream=True):
                 responses = await self._client.aio.models.generate_content_stream(
                     model=call.model, contents=call.contents, config=call.config
@@ -178,24 +183,23 @@ class GeminiProvider:
     def _seconds(self, request: ProviderRequest) -> float:
         return request.timeout if request.timeout is not None else self.settings.timeout_seconds
 
-    def _prepare(self, request: ProviderRequest) -> _Call:
-        if request.kind != "text":
-            raise NonRetriableProviderError(
-                f"{request.kind} generation is not supported by Gemini here; use another provider",
-                provider=PROVIDER,
-            )
+    def _prepare(self, request: ProviderRequest, *, stream: bool = False) -> _Call:
+        image = request.kind == "image"
+        if image and stream:
+            raise NonRetriableProviderError("only text calls can be streamed", provider=PROVIDER)
         contents, system = to_contents(request)
-        config = to_config(request.params, system, request.timeout)
-        return _Call(request.model or self.settings.model, contents, config)
+        config = to_config(request.params, system, request.timeout, image=image)
+        return _Call(request.model or self.settings.model, contents, config, image)
 
     @staticmethod
-    def _reply(model: str, response: types.GenerateContentResponse) -> ProviderReply:
-        return ProviderReply(
-            model=model,
-            text=text_of(response),
-            usage=usage_of(response.usage_metadata) or Usage(),
-            finish_reason=finish_reason_of(response),
-        )
+    def _reply(call: _Call, response: types.GenerateContentResponse) -> ProviderReply:
+        usage = usage_of(response.usage_metadata) or Usage()
+        finish = finish_reason_of(response)
+        if call.image:
+            return ProviderReply(
+                call.model, image=image_of(response), usage=usage, finish_reason=finish
+            )
+        return ProviderReply(call.model, text=text_of(response), usage=usage, finish_reason=finish)
 
     def _translate(self, error: Exception) -> ProviderError | None:
         """The core's error for what the SDK or its transport raised; None for a bug."""

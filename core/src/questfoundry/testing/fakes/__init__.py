@@ -21,6 +21,7 @@ from questfoundry.testing.fakes.base import (
     reply_text,
     split_text,
     sse_event,
+    tiny_png,
 )
 
 _PROVIDER_FAKES = {
@@ -43,6 +44,7 @@ __all__ = [
     "reply_text",
     "split_text",
     "sse_event",
+    "tiny_png",
 ]
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import io
 import json
 import logging
@@ -26,7 +27,9 @@ import math
 import re
 import select
 import socket
+import struct
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -608,6 +611,25 @@ def number_or_none(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def tiny_png(seed: str) -> bytes:
+    """A valid 2x2 PNG whose colour is derived from ``seed``: the same prompt, the same image."""
+    red, green, blue = hashlib.sha256(seed.encode()).digest()[:3]
+    row = b"\x00" + bytes([red, green, blue]) * 2
+    raw = row * 2
+
+    def block(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + block(b"IHDR", header)
+        + block(b"IDAT", zlib.compress(raw))
+        + block(b"IEND", b"")
+    )
 
 
 def split_text(text: str, pieces: int = 4) -> list[str]:

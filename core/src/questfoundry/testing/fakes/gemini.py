@@ -16,12 +16,17 @@ Structured output: a ``generationConfig`` with ``responseMimeType: "application/
 ``responseJsonSchema`` (JSON Schema) or ``responseSchema`` (Gemini's OpenAPI-style ``Schema``) is
 answered with JSON text of an arbitrary valid instance of the schema, chosen by the request.
 
+Images, as Gemini's image models make them: a ``generationConfig`` whose ``responseModalities``
+include ``"IMAGE"`` is answered with one ``inlineData`` part, a tiny PNG chosen by the prompt (the
+same prompt, the same bytes), billed as :data:`IMAGE_TOKENS` output tokens of modality ``IMAGE``.
+
 The server checks the API key the way Google does: no key is 403, a key other than ``api_key``
 (when one is set) is 400 "API key not valid".
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -40,6 +45,7 @@ from questfoundry.testing.fakes.base import (
     reply_text,
     split_text,
     sse_event,
+    tiny_png,
 )
 from questfoundry.testing.schema_instance import instance_text
 
@@ -64,6 +70,8 @@ _MODEL_IN_PATH = re.compile(r"/(?:v1|v1beta|v1alpha)/models/([^/:]+)")
 #: ``Schema`` fields whose int64 values the JSON mapping may send as strings
 _COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
 _JSON = "application/json"
+#: output tokens Gemini bills for one generated image (up to 1024x1024)
+IMAGE_TOKENS = 1290
 
 
 class FakeGemini(FakeServer):
@@ -178,7 +186,10 @@ class FakeGemini(FakeServer):
         model = request.params["model"]
         system = _text_of(body.get("systemInstruction"))
         turns = [_text_of(content) for content in body["contents"]]
-        if schema is not None:
+        image = None
+        if _wants_image(config):
+            reply, image = "", tiny_png("\n".join(turns))
+        elif schema is not None:
             reply = instance_text(schema, model, system, turns)
         else:
             reply = reply_text("\n".join(turns), model)
@@ -187,6 +198,7 @@ class FakeGemini(FakeServer):
         return _Answer(
             model=model,
             text=text,
+            image=image,
             finish_reason=finish,
             prompt_tokens=estimate_tokens(prompt),
             cached_tokens=self._cached_tokens(model, prompt),
@@ -211,6 +223,7 @@ class _Answer:
         *,
         model: str,
         text: str,
+        image: bytes | None = None,
         finish_reason: str,
         prompt_tokens: int,
         cached_tokens: int,
@@ -218,49 +231,65 @@ class _Answer:
     ) -> None:
         self.model = model
         self.text = text
+        self.image = image
         self.finish_reason = finish_reason
         self.prompt_tokens = prompt_tokens
         self.cached_tokens = cached_tokens
         self.response_id = response_id
 
     def whole(self) -> dict[str, Any]:
-        return self._payload(self.text, estimate_tokens(self.text), final=True)
+        if self.image is not None:
+            data = base64.b64encode(self.image).decode()
+            part = {"inlineData": {"mimeType": "image/png", "data": data}}
+            return self._payload(part, IMAGE_TOKENS, final=True, modality="IMAGE")
+        return self._payload({"text": self.text}, estimate_tokens(self.text), final=True)
 
     def events(self, pieces: int) -> list[dict[str, Any]]:
-        """Chunks whose texts concatenate to the reply; each carries the running usage."""
+        """Chunks whose texts concatenate to the reply; each carries the running usage.
+
+        An image comes whole, in one event.
+        """
+        if self.image is not None:
+            return [self.whole()]
         parts = split_text(self.text, pieces) or [""]
         events, sent = [], ""
         for index, part in enumerate(parts):
             sent += part
             final = index == len(parts) - 1
-            events.append(self._payload(part, estimate_tokens(sent), final=final))
+            events.append(self._payload({"text": part}, estimate_tokens(sent), final=final))
         return events
 
-    def _payload(self, text: str, output_tokens: int, *, final: bool) -> dict[str, Any]:
-        candidate: dict[str, Any] = {
-            "content": {"parts": [{"text": text}], "role": "model"},
-            "index": 0,
-        }
+    def _payload(
+        self, part: dict[str, Any], output_tokens: int, *, final: bool, modality: str = "TEXT"
+    ) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"parts": [part], "role": "model"}, "index": 0}
         if final:
             candidate["finishReason"] = self.finish_reason
         return {
             "candidates": [candidate],
-            "usageMetadata": self._usage(output_tokens),
+            "usageMetadata": self._usage(output_tokens, modality),
             "modelVersion": self.model,
             "responseId": self.response_id,
         }
 
-    def _usage(self, output_tokens: int) -> dict[str, Any]:
+    def _usage(self, output_tokens: int, modality: str) -> dict[str, Any]:
         usage: dict[str, Any] = {
             "promptTokenCount": self.prompt_tokens,
             "candidatesTokenCount": output_tokens,
             "totalTokenCount": self.prompt_tokens + output_tokens,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": self.prompt_tokens}],
+            "candidatesTokensDetails": [{"modality": modality, "tokenCount": output_tokens}],
         }
         if self.cached_tokens:
             usage["cachedContentTokenCount"] = self.cached_tokens
             usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": self.cached_tokens}]
         return usage
+
+
+def _wants_image(config: dict[str, Any]) -> bool:
+    """Whether ``responseModalities`` ask for an image."""
+    modalities = config.get("responseModalities") or ()
+    return isinstance(modalities, list) and any(str(m).upper() == "IMAGE" for m in modalities)
 
 
 class _InvalidConfig(ValueError):

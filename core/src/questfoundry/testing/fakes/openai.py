@@ -18,10 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +35,7 @@ from questfoundry.testing.fakes.base import (
     reply_text,
     split_text,
     sse_event,
+    tiny_png,
 )
 from questfoundry.testing.schema_instance import SchemaInstanceError, instance_text
 
@@ -400,22 +399,3 @@ def _apply_limits(text: str, body: dict[str, Any]) -> tuple[str, str]:
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     text, cut = limit_reply(text, body.get("stop"), limit)
     return text, "length" if cut else "stop"
-
-
-def tiny_png(seed: str) -> bytes:
-    """A valid 2x2 PNG whose colour is derived from ``seed``: the same prompt, the same image."""
-    red, green, blue = hashlib.sha256(seed.encode()).digest()[:3]
-    row = b"\x00" + bytes([red, green, blue]) * 2
-    raw = row * 2
-
-    def block(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + block(b"IHDR", header)
-        + block(b"IDAT", zlib.compress(raw))
-        + block(b"IEND", b"")
-    )
