@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from questfoundry_store_redis.plugin import make_redis_store
+from questfoundry_store_redis.settings import RedisSettings
 from questfoundry_store_redis.store import MAX_CONFLICTS, RedisStore
 
 from questfoundry.errors import StateError
@@ -36,10 +37,11 @@ class TestRedisStore(StateStoreContract):
     """The core's conformance suite over the shared test Redis, under this test's key prefix."""
 
     @pytest.fixture
-    def store_opener(self, redis_url: str, redis_prefix: str, tmp_path: Path) -> StoreOpener:
-        """Other processes open it as the runtime would: the plugin's factory, same settings."""
-        settings = {"redis_url": redis_url, "key_prefix": redis_prefix}
-        return StoreOpener(make_redis_store, (settings, BackendContext(tmp_path, "contract")))
+    def store_opener(self, redis_url: str, redis_prefix: str) -> StoreOpener:
+        """The store class itself (not the plugin's lazy factory), so the suite's forkserver
+        preloads redis-py once instead of every child importing it."""
+        settings = RedisSettings(url=redis_url, key_prefix=redis_prefix)
+        return StoreOpener(RedisStore, (settings, "contract"))
 
     @pytest.fixture
     def store(self, store_opener: StoreOpener) -> Iterator[StateStore]:
