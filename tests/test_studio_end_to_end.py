@@ -183,7 +183,7 @@ def test_a_run_stopped_by_an_outage_finishes_later_paying_only_for_the_rest(
         ids = [s["id"] for s in topology["sections"]]
         assert state.list_keys("book/sections/") == sorted(f"book/sections/{i}" for i in ids)
         assert state.list_keys("book/reviews/") == []
-        pointer = state.get("loops/story_spark")
+        pointer = state.get("runs/latest/story_spark")
         assert pointer is not None
         record = state.get(f"runs/{pointer['run_id']}")
         assert record is not None and record["status"] == "failed"

@@ -217,7 +217,7 @@ async def test_story_spark_saves_every_artifact_and_a_second_run_is_free(
     record = state.get(f"runs/{first.run_id}")
     assert record is not None and record["status"] == "done"
     assert record["report"]["totals"]["calls"] == first.totals.calls
-    assert state.get("loops/story_spark") == {"run_id": first.run_id}
+    assert state.get("runs/latest/story_spark") == {"run_id": first.run_id}
     assert [u.role for u in first.roles] == ["plotwright", "scene_smith", "gatekeeper"]
     assert first.totals.provider_calls == providers.calls > 0
     assert first.totals.cost > 0 and first.totals.saved == 0
@@ -262,7 +262,7 @@ def test_a_step_whose_replies_never_parse_fails_in_one_line_and_resumes(
     message = str(failure.value)
     assert message.startswith("story_spark: step draft_topology (plotwright) failed: ")
     assert "again after one retry" in message and "\n" not in message
-    pointer = showrunner.runtime.state.get("loops/story_spark")
+    pointer = showrunner.runtime.state.get("runs/latest/story_spark")
     assert pointer is not None
     record = showrunner.runtime.state.get(f"runs/{pointer['run_id']}")
     assert record is not None and record["status"] == "failed" and record["steps"] == {}

@@ -4,11 +4,11 @@ A step waits for the steps of its loop that write what it reads; every step whos
 ready runs at once, on one event loop (the gateway keeps calls within the configured limits).
 
 The run record ``runs/<run_id>`` is saved when the run starts and after every step; the pointer
-``loops/<loop>`` names the loop's latest run. A run that did not finish (a failure, a crash, an
-interrupt) is continued by the next run of the same loop with the same number of sections: its
-finished steps are skipped, and within a step the artifacts it already saved (stamped with the
-run id) are not made again. A run that finished is not continued: the next one does everything
-again, which the response cache answers without calling a provider.
+``runs/latest/<loop>`` names the loop's latest run. A run that did not finish (a failure, a
+crash, an interrupt) is continued by the next run of the same loop with the same number of
+sections: its finished steps are skipped, and within a step the artifacts it already saved
+(stamped with the run id) are not made again. A run that finished is not continued: the next
+one does everything again, which the response cache answers without calling a provider.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from questfoundry.studio.showrunner import Showrunner
 
 RUNNING, DONE, FAILED, SKIPPED = "running", "done", "failed", "skipped"
+#: state keys: ``runs/<run_id>`` is a run's record, ``runs/latest/<loop>`` its loop's latest run
+RUNS = "runs/"
+LATEST = "runs/latest/"
 
 
 @dataclass(frozen=True)
@@ -177,8 +180,8 @@ class LoopRun:
 
     def _open(self) -> bool:
         """Continue the loop's unfinished run, or start a new one; True when continuing."""
-        pointer = self.state.get(f"loops/{self.loop.name}") or {}
-        record = self.state.get(f"runs/{pointer['run_id']}") if "run_id" in pointer else None
+        pointer = self.state.get(LATEST + self.loop.name) or {}
+        record = self.state.get(RUNS + pointer["run_id"]) if "run_id" in pointer else None
         if record and record.get("status") != DONE and record.get("sections") == self.sections:
             self.run_id, self.record = record["run_id"], record
             self.record.update(status=RUNNING, attempts=record.get("attempts", 1) + 1)
@@ -197,9 +200,9 @@ class LoopRun:
             "started_at": self.showrunner.runtime.clock.time(),
         }
         self._save()
-        self.state.set(f"loops/{self.loop.name}", {"run_id": self.run_id})
+        self.state.set(LATEST + self.loop.name, {"run_id": self.run_id})
         return False
 
     def _save(self) -> None:
         self.record["updated_at"] = self.showrunner.runtime.clock.time()
-        self.state.set(f"runs/{self.run_id}", self.record)
+        self.state.set(RUNS + self.run_id, self.record)
