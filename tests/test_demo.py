@@ -1,0 +1,76 @@
+"""The README's first command, ``python tools/demo.py``, end to end (in this environment).
+
+``--no-install`` reuses the test environment instead of making a virtualenv; everything else is
+what a user runs: the stand-in server starts, the demo project's config is written, story_spark
+then binding_run run, the server stops and the HTML book's path is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("questfoundry_provider_openai")
+
+
+class Links(HTMLParser):
+    """The ids and the ``#fragment`` links of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id"):
+            self.ids.add(str(values["id"]))
+        href = values.get("href") or ""
+        if href.startswith("#"):
+            self.targets.append(href[1:])
+
+
+@pytest.mark.slow
+def test_the_demo_writes_a_book_whose_links_work(tmp_path: Path) -> None:
+    project = tmp_path / "demo"
+    done = demo("--project", str(project), "--sections", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "story_spark · run" in out and "binding_run · run" in out  # both reports
+    assert "placeholder text" in out and "Stopped the stand-in server" in out
+    book = Path(re.findall(r"^==> Done\. The book: (.+)$", out, re.M)[0])
+    assert book == project / "book" / "book.html" and book.is_file()
+    links = Links()
+    links.feed(book.read_text(encoding="utf-8"))
+    assert links.targets and set(links.targets) <= links.ids
+    config = (project / ".questfoundry" / "config.yml").read_text()
+    assert "yaml-language-server: $schema=" in config
+    url = urlsplit(re.findall(r"It listens at (\S+)", out)[0])
+    with pytest.raises(OSError), socket.create_connection((url.hostname, url.port), timeout=1):
+        pass  # the server is gone
+
+
+@pytest.mark.slow
+def test_a_failing_step_stops_the_demo_with_one_line(tmp_path: Path) -> None:
+    done = demo("--project", str(tmp_path / "demo"), "--sections", "0")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "demo: story_spark failed (exit status 2); see above"
+    assert "Stopped the stand-in server" in done.stdout
+
+
+def demo(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python tools/demo.py --no-install ARGS``, no API key in its environment."""
+    command = [sys.executable, str(ROOT / "tools" / "demo.py"), "--no-install", *args]
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env=env, check=False
+    )
