@@ -102,6 +102,7 @@ def test_keys_others_wrote_under_the_prefix_that_no_key_may_have_are_not_listed(
     store.set("book/1", {})
     for name in ("../escape", "a//b", "", "back\\slash", "_qf/journal"):
         raw.set(f"{redis_prefix}test:state:{name}", b"{}")
+    raw.set(f"{redis_prefix}test:state:".encode() + b"not utf-8 \xff", b"{}")
     assert store.list_keys() == ["book/1"]
 
 

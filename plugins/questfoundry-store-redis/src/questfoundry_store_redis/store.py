@@ -107,7 +107,7 @@ class RedisStore:
         pattern = _glob_escape(self.prefix + prefix) + "*"
         with self._failing(f"state keys under {prefix!r} in {self.location} cannot be listed"):
             names = list(self._redis.scan_iter(match=pattern, count=SCAN_COUNT))
-        keys = {raw.decode("utf-8", "replace")[start:] for raw in names}
+        keys = {_text(raw)[start:] for raw in names}
         # not the core's own records, nor what others wrote there under names no key may have
         return sorted(k for k in keys if not is_internal(k) and key_problem(k) is None)
 
@@ -160,12 +160,9 @@ class RedisStore:
     @contextmanager
     def _failing(self, what: str) -> Iterator[None]:
         """redis-py's errors inside the block become one-line StateErrors starting with ``what``,
-        raised ``from None``: the original, which might say more than it should, is not chained.
-        ``WatchError`` (a conflict ``update`` handles) passes through."""
+        raised ``from None``: the original, which might say more than it should, is not chained."""
         try:
             yield
-        except redis.WatchError:
-            raise
         except redis.RedisError as exc:
             raise StateError(f"{what}: {self._reason(exc)}") from None
 
@@ -215,6 +212,14 @@ def _mapping(key: str, document: object) -> Mapping[str, Any]:
             f"the change to state {key!r} returned {type(document).__name__}, not a mapping or None"
         )
     return document
+
+
+def _text(name: bytes) -> str:
+    """A Redis key name as text; one that is not UTF-8 (never written by the store) as ``""``."""
+    try:
+        return name.decode()
+    except UnicodeDecodeError:
+        return ""
 
 
 def _glob_escape(text: str) -> str:
