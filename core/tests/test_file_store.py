@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from state_crash_driver import KEYS, written
 
-from questfoundry.default_plugins.file_store import FileStore, make_file_store
+from questfoundry.default_plugins.file_store import TEMP_PREFIX, FileStore, make_file_store
 from questfoundry.errors import StateError
 from questfoundry.interfaces import BackendContext
 from questfoundry.testing.state_contract import StateStoreContract, StoreOpener
@@ -64,3 +67,19 @@ def test_an_unwritable_folder_is_a_state_error(tmp_path: Path) -> None:
 
 def test_a_store_in_a_folder_not_yet_made_lists_nothing(tmp_path: Path) -> None:
     assert FileStore(tmp_path / "absent").list_keys() == []
+
+
+DRIVER = Path(__file__).with_name("state_crash_driver.py")
+
+
+def test_writers_killed_mid_write_leave_only_whole_documents(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    subprocess.run([sys.executable, str(DRIVER), "writes", str(root), "100", "7"], check=True)
+    store = FileStore(root)  # opening cleans what the killed writers left
+    assert [p.name for p in root.iterdir() if p.name.startswith(TEMP_PREFIX)] == []
+    assert store.list_keys() == sorted(KEYS)
+    for key in KEYS:
+        document = store.get(key)
+        assert document is not None
+        assert document == written(document["writer"], document["i"])
+    assert store.get(KEYS[0])["writer"] == 99  # the last writer's first write was complete
