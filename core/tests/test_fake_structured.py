@@ -302,3 +302,22 @@ def test_gemini_refuses_schema_configs_google_refuses(config: dict[str, Any], pr
     assert status == 400
     error = json.loads(reply)["error"]
     assert error["status"] == "INVALID_ARGUMENT" and problem in error["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [["not", "an", "object"], {"model": 7, "temperature": "hot", "options": [], "format": 1}],
+    ids=["list", "wrong types"],
+)
+def test_a_malformed_request_is_recorded_with_nothing_asked(
+    fake: tuple[FakeServer, Body, Text, str], body: Any
+) -> None:
+    server = fake[0]
+    path = {"FakeOpenAI": "/v1/chat/completions", "FakeOllama": "/api/chat"}.get(
+        type(server).__name__, "/v1beta/models/m:generateContent"
+    )
+    status, _ = post(server, path, body, {"Authorization": "Bearer k", "x-goog-api-key": "k"})
+    assert status == 400
+    (recorded,) = server.requests
+    assert (recorded.temperature, recorded.response_schema) == (None, None)
+    assert recorded.model in (None, "m")  # Gemini names the model in the path

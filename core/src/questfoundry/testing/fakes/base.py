@@ -106,6 +106,12 @@ class RecordedRequest:
     temperature: float | None = None
     response_schema: Any = None
 
+    def note(self, model: Any, temperature: Any, response_schema: Any) -> None:
+        """Record what the request asked for, keeping only values of the right type."""
+        self.model = model if isinstance(model, str) else None
+        self.temperature = number_or_none(temperature)
+        self.response_schema = response_schema if isinstance(response_schema, dict) else None
+
 
 @dataclass
 class Response:
@@ -177,7 +183,8 @@ class FakeServer:
         return {"error": {"code": status, "message": message}}
 
     def describe(self, request: RecordedRequest) -> None:
-        """Fill ``request.model``, ``temperature`` and ``response_schema`` from its body."""
+        """Fill ``request.model``, ``temperature`` and ``response_schema`` from its body (with
+        :meth:`RecordedRequest.note` and :func:`field_at`: a malformed body must not raise)."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -265,10 +272,7 @@ class FakeServer:
     # ------------------------------------------------------------------ dispatch
 
     def _record(self, request: RecordedRequest) -> Fault | None:
-        try:
-            self.describe(request)
-        except (AttributeError, KeyError, TypeError, ValueError):  # a malformed body: nothing said
-            log.debug("fake server could not describe a request to %s", request.path)
+        self.describe(request)
         with self._lock:
             self.requests.append(request)
             return self._faults.popleft() if self._faults else None
@@ -604,6 +608,15 @@ def reply_text(prompt: str, model: str = "") -> str:
         words = words[:200].rstrip() + "…"
     by = f" ({model})" if model else ""
     return f"Echo{by}: {words}" if words else f"Echo{by}: (empty prompt)"
+
+
+def field_at(data: Any, *path: str) -> Any:
+    """``data[path[0]][path[1]]…`` in parsed JSON, or None where an object or a key is missing."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
 
 
 def number_or_none(value: Any) -> float | None:

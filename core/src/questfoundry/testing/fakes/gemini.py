@@ -40,8 +40,8 @@ from questfoundry.testing.fakes.base import (
     RecordedRequest,
     Response,
     estimate_tokens,
+    field_at,
     limit_reply,
-    number_or_none,
     reply_text,
     split_text,
     sse_event,
@@ -116,14 +116,9 @@ class FakeGemini(FakeServer):
 
     def describe(self, request: RecordedRequest) -> None:
         found = _MODEL_IN_PATH.match(request.path)
-        request.model = found.group(1) if found else None
-        body = request.body
-        config = body.get("generationConfig") if isinstance(body, dict) else None
-        if isinstance(config, dict):
-            request.temperature = number_or_none(config.get("temperature"))
-            request.response_schema = config.get("responseJsonSchema") or config.get(
-                "responseSchema"
-            )
+        config = field_at(request.body, "generationConfig")
+        schema = field_at(config, "responseJsonSchema") or field_at(config, "responseSchema")
+        request.note(found.group(1) if found else None, field_at(config, "temperature"), schema)
 
     def reset(self) -> None:
         """Forget requests, counts, pending faults and the prompts remembered for caching."""

@@ -27,9 +27,9 @@ from questfoundry.testing.fakes.base import (
     RecordedRequest,
     Response,
     estimate_tokens,
+    field_at,
     limit_reply,
     ndjson_line,
-    number_or_none,
     reply_text,
     split_text,
 )
@@ -76,15 +76,8 @@ class FakeOllama(FakeServer):
 
     def describe(self, request: RecordedRequest) -> None:
         body = request.body
-        if not isinstance(body, dict):
-            return
-        model = body.get("model")
-        request.model = model if isinstance(model, str) else None
-        options = body.get("options")
-        if isinstance(options, dict):
-            request.temperature = number_or_none(options.get("temperature"))
-        if isinstance(body.get("format"), dict):
-            request.response_schema = body["format"]
+        temperature = field_at(body, "options", "temperature")
+        request.note(field_at(body, "model"), temperature, field_at(body, "format"))
 
     # ------------------------------------------------------------------ routes
 

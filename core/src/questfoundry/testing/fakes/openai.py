@@ -30,8 +30,8 @@ from questfoundry.testing.fakes.base import (
     RecordedRequest,
     Response,
     estimate_tokens,
+    field_at,
     limit_reply,
-    number_or_none,
     reply_text,
     split_text,
     sse_event,
@@ -108,14 +108,8 @@ class FakeOpenAI(FakeServer):
 
     def describe(self, request: RecordedRequest) -> None:
         body = request.body
-        if not isinstance(body, dict):
-            return
-        model = body.get("model")
-        request.model = model if isinstance(model, str) else None
-        request.temperature = number_or_none(body.get("temperature"))
-        fmt = body.get("response_format")
-        if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
-            request.response_schema = fmt["json_schema"].get("schema")
+        schema = field_at(body, "response_format", "json_schema", "schema")
+        request.note(field_at(body, "model"), field_at(body, "temperature"), schema)
 
     def error_response(
         self, status: int, message: str, headers: dict[str, str] | None = None
