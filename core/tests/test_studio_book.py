@@ -116,3 +116,9 @@ def test_the_html_links_every_choice_to_an_anchor_and_loads_nothing_from_outside
     markdown = render.to_markdown(bound, {"a": "images/a.png"})
     assert '<a id="sec-b"></a>' in markdown and "(#sec-b)" in markdown
     assert "](images/a.png)" in markdown
+
+
+def test_two_choices_to_one_section_keep_the_first() -> None:
+    repaired, notes = book.repair(topology(section("a", "b", "b"), section("b")))
+    assert repaired.section("a").choices == (Choice("go b", "b"),)
+    assert notes == ["choices leading where another choice leads were dropped (1): a → b"]

@@ -93,47 +93,75 @@ def slug(text: str) -> str:
 
 def repair(data: Mapping[str, Any]) -> tuple[Topology, list[str]]:
     """A sound topology from an instance of :func:`topology_schema`, and what had to change."""
-    notes: list[str] = []
+    notes = _Notes()
     raw = list(data["sections"])
     ids, renamed = _ids([str(s["id"]) for s in raw])
-    if renamed:
-        notes.append(
-            _note("section ids empty, repeated or not short slugs were renumbered", renamed)
-        )
+    notes.add("section ids empty, repeated or not short slugs were renumbered", renamed)
     lookup: dict[str, str] = {}
     for original, new in zip((str(s["id"]) for s in raw), ids, strict=True):
         lookup.setdefault(original, new)
         lookup.setdefault(slug(original), new)
     untitled = [ident for s, ident in zip(raw, ids, strict=True) if not str(s["title"]).strip()]
-    if untitled:
-        notes.append(_note("sections without a title were named", untitled))
-    sections: list[Section] = []
+    notes.add("sections without a title were named", untitled)
     dangling: list[str] = []
-    for index, (item, ident) in enumerate(zip(raw, ids, strict=True)):
-        title = str(item["title"]).strip() or f"Section {index + 1}"
-        choices: list[Choice] = []
-        for choice in item["choices"]:
-            target = lookup.get(str(choice["target"])) or lookup.get(slug(str(choice["target"])))
-            if target is None:
-                dangling.append(f"{ident} → {choice['target']!r}")
-            elif all(c.target != target for c in choices):
-                choices.append(Choice(str(choice["text"]).strip(), target))
-        sections.append(Section(ident, title, str(item["summary"]).strip(), tuple(choices)))
-    if dangling:
-        notes.append(_note("choices naming sections that do not exist were dropped", dangling))
+    repeated: list[str] = []
+    sections = [
+        Section(
+            ident,
+            str(item["title"]).strip() or f"Section {index + 1}",
+            str(item["summary"]).strip(),
+            _choices(ident, item["choices"], lookup, dangling, repeated),
+        )
+        for index, (item, ident) in enumerate(zip(raw, ids, strict=True))
+    ]
+    notes.add("choices naming sections that do not exist were dropped", dangling)
+    notes.add("choices leading where another choice leads were dropped", repeated)
     titles = {s.id: s.title for s in sections}
     sections = [_texts_filled(s, titles) for s in sections]
-    start = lookup.get(str(data["start"])) or lookup.get(slug(str(data["start"])))
+    start = _find(lookup, data["start"])
     if start is None:
         notes.append(f"the start {data['start']!r} named no section (the first one starts)")
         start = ids[0]
     sections, linked = _reach_all(sections, start)
-    if linked:
-        notes.append(_note("sections no path from the start reached were linked in", linked))
+    notes.add("sections no path from the start reached were linked in", linked)
     title = str(data["title"]).strip()
     if not title:
         notes.append("the book had no title")
-    return Topology(title or "Untitled", start, tuple(sections)), notes
+    return Topology(title or "Untitled", start, tuple(sections)), list(notes)
+
+
+class _Notes(list[str]):
+    def add(self, what: str, examples: Sequence[str]) -> None:
+        """A note of ``what`` with a few ``examples``, when there are any."""
+        if examples:
+            shown = ", ".join(examples[:EXAMPLES])
+            more = f" and {len(examples) - EXAMPLES} more" if len(examples) > EXAMPLES else ""
+            self.append(f"{what} ({len(examples)}): {shown}{more}")
+
+
+def _find(lookup: Mapping[str, str], name: Any) -> str | None:
+    """The section id a model's ``name`` for it stands for, if any."""
+    return lookup.get(str(name)) or lookup.get(slug(str(name)))
+
+
+def _choices(
+    ident: str,
+    raw: Sequence[Mapping[str, Any]],
+    lookup: Mapping[str, str],
+    dangling: list[str],
+    repeated: list[str],
+) -> tuple[Choice, ...]:
+    """A section's choices that lead somewhere, one per target; the others noted."""
+    choices: list[Choice] = []
+    for choice in raw:
+        target = _find(lookup, choice["target"])
+        if target is None:
+            dangling.append(f"{ident} → {choice['target']!r}")
+        elif any(c.target == target for c in choices):
+            repeated.append(f"{ident} → {target}")
+        else:
+            choices.append(Choice(str(choice["text"]).strip(), target))
+    return tuple(choices)
 
 
 def _ids(raw: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -196,9 +224,3 @@ def _reach_all(sections: list[Section], start: str) -> tuple[list[Section], list
             origin.id, origin.title, origin.summary, (*origin.choices, choice)
         )
         linked.append(target.id)
-
-
-def _note(what: str, examples: Sequence[str]) -> str:
-    shown = ", ".join(examples[:EXAMPLES])
-    more = f" and {len(examples) - EXAMPLES} more" if len(examples) > EXAMPLES else ""
-    return f"{what} ({len(examples)}): {shown}{more}"
