@@ -17,11 +17,9 @@ from questfoundry_store_redis.store import RedisStore
 
 from questfoundry.errors import StateError
 from questfoundry.interfaces import BackendContext
-from questfoundry.testing.redis import RedisServer, client
+from questfoundry.testing.redis import RedisServer
 
 pytestmark = pytest.mark.redis
-
-PASSWORD = "s3cret-Pa55word"
 
 
 @pytest.fixture
@@ -116,19 +114,19 @@ def test_an_update_while_frozen_never_half_applies(
 
 
 def test_a_wrong_password_is_a_clear_error_that_never_shows_the_password(
-    redis_server: RedisServer, backend_context: BackendContext, caplog: pytest.LogCaptureFixture
+    locked_server: RedisServer,
+    redis_password: str,
+    backend_context: BackendContext,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    admin = client(redis_server.url)
-    admin.config_set("requirepass", PASSWORD)
-    admin.close()
-    port = redis_server.port
+    port = locked_server.port
     good = make_redis_store(
-        {"redis_url": f"redis://:{PASSWORD}@127.0.0.1:{port}/0"}, backend_context
+        {"redis_url": f"redis://:{redis_password}@127.0.0.1:{port}/0"}, backend_context
     )
     bad = make_redis_store(
-        {"redis_url": f"redis://:{PASSWORD}-wrong@127.0.0.1:{port}/0"}, backend_context
+        {"redis_url": f"redis://:{redis_password}-wrong@127.0.0.1:{port}/0"}, backend_context
     )
-    anonymous = make_redis_store({"redis_url": redis_server.url}, backend_context)
+    anonymous = make_redis_store({"redis_url": locked_server.url}, backend_context)
     try:
         good.set("doc", {"n": 1})
         assert good.get("doc") == {"n": 1}
@@ -137,11 +135,11 @@ def test_a_wrong_password_is_a_clear_error_that_never_shows_the_password(
             for name, error in failures(store).items():
                 rendered = "".join(traceback.format_exception(error)) + repr(error)
                 assert f"127.0.0.1:{port}/0" in str(error), name
-                assert PASSWORD not in rendered, name
+                assert redis_password not in rendered, name
                 assert error.__cause__ is None and error.__suppress_context__, name
         assert "refused the credentials" in str(failures(bad)["get"])
         for text in (repr(good), repr(bad), repr(good.settings), caplog.text):
-            assert PASSWORD not in text
+            assert redis_password not in text
     finally:
         for store in (good, bad, anonymous):
             store.close()
@@ -150,7 +148,7 @@ def test_a_wrong_password_is_a_clear_error_that_never_shows_the_password(
 def test_a_tls_url_to_a_server_without_tls_fails_clearly(
     redis_server: RedisServer, backend_context: BackendContext
 ) -> None:
-    url = f"rediss://:{PASSWORD}@127.0.0.1:{redis_server.port}/0"
+    url = f"rediss://:hunter22-Secret@127.0.0.1:{redis_server.port}/0"
     store = make_redis_store({"redis_url": url}, backend_context)
     try:
         with pytest.raises(StateError) as caught:
@@ -159,4 +157,4 @@ def test_a_tls_url_to_a_server_without_tls_fails_clearly(
         store.close()
     message = str(caught.value)
     assert f"state 'doc' in redis 127.0.0.1:{redis_server.port}/0 cannot be read" in message
-    assert PASSWORD not in message
+    assert "hunter22" not in message

@@ -15,7 +15,7 @@ from questfoundry.errors import ConfigError
 from questfoundry.interfaces import BackendContext, Capability
 from questfoundry.plugins import PluginManager, get_plugin_manager
 from questfoundry.runtime import Runtime
-from questfoundry.testing.redis import client
+from questfoundry.testing.redis import RedisServer, client
 
 PASSWORD = "hunter22-Secret"
 
@@ -72,6 +72,20 @@ def test_a_config_naming_the_redis_store_builds_it_through_the_runtime(
         )
     finally:
         raw.close()
+
+
+@pytest.mark.redis
+def test_a_password_from_the_environment_reaches_redis_and_nothing_printable(
+    tmp_path: Path, manager: PluginManager, locked_server: RedisServer, redis_password: str
+) -> None:
+    url = f"redis://:${{QF_REDIS_PASSWORD}}@127.0.0.1:{locked_server.port}/0"
+    text = f"state:\n  backend: redis\n  redis_url: {url}\n"
+    config = load(tmp_path, manager, text, QF_REDIS_PASSWORD=redis_password)
+    assert redis_password not in repr(config.redacted())
+    with Runtime(config, manager) as runtime:
+        runtime.state.set("doc", {"n": 1})
+        assert runtime.state.get("doc") == {"n": 1}
+        assert redis_password not in repr(runtime.state)
 
 
 def test_a_tls_url_and_a_password_from_the_environment_are_accepted(
