@@ -1,4 +1,5 @@
-"""The fake servers answer structured-output requests with instances of the schema asked for.
+"""The fake servers (and ScriptedProvider) answer structured-output requests with instances of
+the schema asked for.
 
 Each fake is driven over HTTP in its provider's documented wire format (``http.client``: the
 core's tests need no SDK); the provider plugins' contract runs drive them through the real SDKs.
@@ -15,7 +16,9 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
+from questfoundry.interfaces import RESPONSE_SCHEMA, Message, ProviderReply, ProviderRequest
 from questfoundry.testing.fakes import FakeGemini, FakeOllama, FakeOpenAI, FakeServer
+from questfoundry.testing.scripted import ScriptedProvider
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -321,3 +324,27 @@ def test_a_malformed_request_is_recorded_with_nothing_asked(
     (recorded,) = server.requests
     assert (recorded.temperature, recorded.response_schema) == (None, None)
     assert recorded.model in (None, "m")  # Gemini names the model in the path
+
+
+# ---------------------------------------------------------------------- ScriptedProvider
+
+
+def scripted_request(prompt: str) -> ProviderRequest:
+    asked = {"name": "topology", "schema": SCHEMA}
+    return ProviderRequest("m", (Message("user", prompt),), params={RESPONSE_SCHEMA: asked})
+
+
+def test_scripted_provider_answers_a_schema_request_with_an_instance() -> None:
+    provider = ScriptedProvider()
+    first = provider.generate(scripted_request("one")).text
+    jsonschema.validate(json.loads(first or ""), SCHEMA)
+    assert provider.generate(scripted_request("one")).text == first
+    assert "".join(chunk.text for chunk in provider.stream(scripted_request("one"))) == first
+    assert provider.generate(scripted_request("two")).text != first
+    assert provider.generate(ProviderRequest("m", prompt="plain")).text == "echo: plain"
+
+
+def test_a_scripted_reply_wins_over_the_instance() -> None:
+    provider = ScriptedProvider([ProviderReply("m", text="not json at all")])
+    assert provider.generate(scripted_request("one")).text == "not json at all"
+    jsonschema.validate(json.loads(provider.generate(scripted_request("one")).text or ""), SCHEMA)
