@@ -76,7 +76,7 @@ def test_with_a_gemini_key_it_uses_gemini(here: Path, monkeypatch: pytest.Monkey
     assert SECRET not in text
     assert data["providers"]["text"]["default"] == "gemini"
     assert data["providers"]["text"]["gemini"]["api_key"] == "${GEMINI_API_KEY}"
-    assert "image" not in data["providers"]  # Gemini makes no pictures here: left as a comment
+    assert data["providers"]["image"]["gemini"]["model"] == "gemini-2.5-flash-image"
 
 
 def test_with_a_local_ollama_it_uses_ollama_and_a_model_it_has(
@@ -92,6 +92,7 @@ def test_with_a_local_ollama_it_uses_ollama_and_a_model_it_has(
     ollama = data["providers"]["text"]["ollama"]
     assert data["providers"]["text"]["default"] == "ollama"
     assert (ollama["model"], ollama["base_url"]) == ("qwen2.5:7b", url)
+    assert "image" not in data["providers"]  # no image model on Ollama: left as a comment
 
 
 def test_with_nothing_found_it_sets_up_the_demo(here: Path) -> None:

@@ -186,6 +186,12 @@ _IMAGES = {
     openai:
       model: gpt-image-1
 """,
+    "gemini": """\
+  image:
+    default: gemini  # the illustrator's pictures
+    gemini:
+      model: gemini-2.5-flash-image
+""",
     "demo": """\
   image:
     default: openai  # the illustrator's pictures (placeholders too)
