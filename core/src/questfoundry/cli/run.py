@@ -14,9 +14,10 @@ from questfoundry.studio.book import MAX_SECTIONS
 from questfoundry.studio.showrunner import DEFAULT_SECTIONS
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from questfoundry.studio import RunReport, StepProgress
     from questfoundry.studio.engine import Progress
-
 
 
 @cli.command()
@@ -81,21 +82,26 @@ def _lines(event: StepProgress) -> None:
 
 
 @contextmanager
-def _bars() -> Iterator[Progress]:
+def _bars(console: Console | None = None) -> Iterator[Progress]:
+    """A rich progress bar per step, on ``console`` (default: stderr)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+    from rich.progress import Progress as Display
 
     bars: dict[str, Any] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as display:
+    with Display(*columns, console=console or Console(stderr=True)) as display:
 
         def update(event: StepProgress) -> None:
-            task = bars.get(event.step)
             label = f"{event.step} ({event.role})"
+            task = bars.get(event.step)
             if task is None:
                 task = bars[event.step] = display.add_task(label, total=event.total)
-            suffix = "" if event.status in ("running", "done") else f" · {event.status}"
-            done = event.total if event.status in ("done", "skipped") else event.done
-            display.update(task, completed=done, total=event.total, description=label + suffix)
+            if event.status == "running":
+                display.update(task, completed=event.done, total=event.total)
+            elif event.status in ("done", "skipped"):
+                display.update(task, completed=display.tasks[task].total)
+            if event.status not in ("running", "done"):
+                display.update(task, description=f"{label} · {event.status}")
 
         yield update
