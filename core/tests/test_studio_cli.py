@@ -27,7 +27,7 @@ def test_a_terminal_shows_a_bar_per_step_that_ends_full_or_says_why_not() -> Non
         update(event("review", 1, 4, "running"))
         update(event("review", 0, 1, "failed"))
     final = screen.getvalue().rsplit("\x1b[2K", 1)[-1]  # the last frame: a line per step
-    assert len(final.strip().splitlines()) == 3
+    assert len([line for line in final.splitlines() if "(scene_smith)" in line]) == 3
     assert "draft (scene_smith) · skipped" in final and "1/1" in final
     assert "write (scene_smith)" in final and "4/4" in final
     assert "review (scene_smith) · failed" in final and "1/4" in final
