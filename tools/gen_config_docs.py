@@ -110,6 +110,44 @@ plugin that is not installed says what to `pip install`. A role under `roles` mu
 catalogue (QuestFoundry's roles plus any a plugin adds): a misspelt one is refused with a
 suggestion.
 
+## Starting a project
+
+`questfoundry init` writes a commented `.questfoundry/config.yml` in the working directory (or at
+`--config PATH`), for what it finds, first match wins: `OPENAI_API_KEY` set → OpenAI (text and
+images); `GEMINI_API_KEY` set → Gemini; an Ollama answering at `OLLAMA_HOST` (default
+`127.0.0.1:11434`) within 0.3 s → Ollama, with the first model it has; else the demo: the stand-in
+OpenAI-compatible server bundled with QuestFoundry, whose prose is placeholder text
+(`python -m questfoundry.testing.fakes openai --port 8765`). `--provider openai|gemini|ollama|demo`
+chooses instead, `--base-url URL` sets the endpoint, and `--force` replaces a file that exists
+(without it, init refuses). It writes `${OPENAI_API_KEY}`, never a key's value, and its first line
+names this schema for editors (`# yaml-language-server: $schema=file:///…/config.schema.json`).
+
+## Overrides for one run
+
+Any command takes `--set KEY=VALUE`, repeatable, before or after the subcommand: `KEY` is a dotted
+path, `VALUE` is read as YAML (`0.2` a number, `true` a boolean, `gpt-4o-mini` text), and a later
+`--set` of the same key wins. The values are laid over the file (or over nothing, when there is no
+file) before it is interpolated and validated, exactly as if the file said them; a problem only
+they cause ends in `(in --set)`:
+
+    questfoundry --set roles.gatekeeper.model=gpt-4o-mini run story_spark
+    questfoundry run story_spark --set providers.text.default=ollama
+    roles.gatekeeper.temprature: unknown key; did you mean 'temperature'? (in --set)
+
+`questfoundry config show --sources` labels such a value `--set`.
+
+## Which settings each role uses
+
+A role's provider, model and each generation parameter come from the first of: a runtime override
+(`ask --provider/--model`), `roles.<role>` (a `--set` of it too), the provider default
+(`providers.<kind>.default`, then `providers.<kind>.<provider>` for the model and parameters); with
+none, there is no provider or model (an error saying which keys to set) and a parameter is left to
+the provider. The role's kind (`text` or `image`) is the catalogue's unless `roles.<role>.kind`
+says otherwise. `questfoundry roles [--json]` shows every role of the catalogue — kind, provider,
+model, temperature, max_tokens — and where each value came from (`roles.gatekeeper`,
+`providers.text.openai`, `providers.text.default`, `--set roles.gatekeeper.model`, `role
+catalogue`); a role that cannot resolve is listed with the reason.
+
 ## Secrets
 
 `questfoundry config show`, logs and error messages never print a secret. A secret is the value
