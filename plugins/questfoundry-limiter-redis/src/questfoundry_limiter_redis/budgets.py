@@ -46,7 +46,6 @@ KEEP = {"day": 3 * 86_400, "month": 62 * 86_400}
 #:            (KEYS[2..5]: provider day, provider month, all day, all month)
 #:   release: hold id
 LEDGER = """
-if redis.replicate_commands then redis.replicate_commands() end
 local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')

@@ -30,7 +30,6 @@ from questfoundry_limiter_redis.connection import RedisBackend, Script
 #: bucket its amount, limit and refill per second. Answers "0" (taken), the seconds to wait, or
 #: (levels) each bucket's level.
 BUCKETS = """
-if redis.replicate_commands then redis.replicate_commands() end
 local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')
@@ -64,8 +63,7 @@ if wait > 0 then return string.format('%.17g', wait) end
 for i = 1, #KEYS do
   local limit, rate = tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
   local level = math.min(limit, levels[i] - tonumber(ARGV[3 * i]))
-  local stamp = string.format('%.17g', stamps[i])
-  redis.call('HSET', KEYS[i], 'l', string.format('%.17g', level), 't', stamp)
+  redis.call('HSET', KEYS[i], 'l', level, 't', stamps[i])  -- numbers are sent as %.17g: exact
   redis.call('PEXPIRE', KEYS[i], math.ceil((limit - level) / rate * 1000) + 1000)
 end
 return '0'

@@ -1,0 +1,225 @@
+"""Redis limiter benchmark: acquires per second from one and four processes, Redis round trips per
+acquire, beside a raw redis-py ``GET`` measured in the same run.
+
+    python benchmarks/redis_limiter.py [--quick]        (needs redis-server on PATH)
+
+Everything runs against a private ``redis-server`` this script starts on a free port (and stops).
+An acquire is what the gateway asks for every attempt: all four layers at once (requests and
+tokens, global and per provider), with limits so large that none refuses.
+
+- one process: the median and p99 of an acquire, and of a redis-py ``GET`` of a short value on a
+  client with the same options; the ratio of the medians (target: <= 1.3x);
+- round trips per acquire, from ``INFO commandstats`` deltas: the commands the client sent
+  (``EVALSHA``, and anything else not run inside the script). Target: exactly 1;
+- four processes racing: acquires per second together, beside ``GET`` s per second together;
+- the ``limits`` library (one storage call per limit), when it is installed.
+
+:func:`run` returns the rows (dicts); run as a script it prints them as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from questfoundry_limiter_redis.plugin import make_redis_limiter
+
+from questfoundry.interfaces import BackendContext, Rate
+from questfoundry.limits import admission
+from questfoundry.testing.racing import READY, race
+from questfoundry.testing.redis import RedisServer
+
+Row = dict[str, object]
+LAYERS = [
+    Rate("global/requests", 1e12, 60),
+    Rate("global/tokens", 1e15, 3600),
+    Rate("provider:openai/requests", 1e12, 60),
+    Rate("provider:openai/tokens", 1e15, 3600),
+]
+AMOUNTS = admission("openai", 350)
+#: what the limiter's script runs inside Redis: not round trips
+IN_SCRIPT = {"time", "hmget", "hset", "pexpire"}
+#: what the benchmark itself asks
+OURS = {"info", "hello", "script|load", "set", "client|setinfo", "client|setname"}
+
+_RACER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[1])
+    import redis_limiter as bench
+    url, kind, runs = sys.argv[2], sys.argv[3], int(sys.argv[4])
+    operation, close = bench.operation(kind, url)
+    operation()
+    READY
+    start = time.perf_counter()
+    for _ in range(runs):
+        operation()
+    print(time.perf_counter() - start)
+    close()
+    """
+).replace("READY", READY)
+
+
+def operation(kind: str, url: str) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """One ``acquire`` (``kind`` "acquire") or one ``GET`` ("get"), and how to close it."""
+    if kind == "acquire":
+        context = BackendContext(Path(tempfile.gettempdir()), "bench")
+        limiter = make_redis_limiter({"redis_url": url, "rates": LAYERS}, context)
+        return (lambda: limiter.acquire(AMOUNTS)), limiter.close
+    from questfoundry_limiter_redis.connection import client_for
+
+    client = client_for({"redis_url": url})
+    client.set("bench:value", "1")
+    return (lambda: client.get("bench:value")), client.close
+
+
+def timed(operation: Callable[[], Any], runs: int) -> list[float]:
+    """Microseconds of each of ``runs`` calls, after a warm-up."""
+    for _ in range(max(50, runs // 20)):
+        operation()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        operation()
+        samples.append((time.perf_counter() - start) * 1e6)
+    return samples
+
+
+def timed_row(name: str, samples: list[float]) -> Row:
+    ordered = sorted(samples)
+    median = statistics.median(ordered)
+    return {
+        "operation": name,
+        "median_us": median,
+        "p99_us": ordered[int(len(ordered) * 0.99) - 1],
+        "per_second": 1e6 / median,
+    }
+
+
+def command_calls(url: str) -> dict[str, int]:
+    from questfoundry.testing.redis import client
+
+    conn = client(url)
+    try:
+        stats = conn.info("commandstats")
+    finally:
+        conn.close()
+    return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
+
+
+def round_trips(url: str, runs: int) -> Row:
+    """Commands the client sent per acquire, counted by the server."""
+    acquire, close = operation("acquire", url)
+    acquire()  # loads the script
+    before = command_calls(url)
+    for _ in range(runs):
+        acquire()
+    after = command_calls(url)
+    close()
+    sent = {
+        name: after[name] - before.get(name, 0)
+        for name in after
+        if name not in IN_SCRIPT | OURS and after[name] != before.get(name, 0)
+    }
+    return {
+        "operation": "redis round trips per acquire (4 layers)",
+        "round_trips": sum(sent.values()) / runs,
+        "commands": ", ".join(f"{name} x{calls}" for name, calls in sorted(sent.items())),
+        "target": 1,
+    }
+
+
+def racing(url: str, kind: str, processes: int, runs: int) -> Row:
+    """``processes`` processes doing ``runs`` operations each at once: operations per second."""
+    folder = str(Path(__file__).resolve().parent)
+    seconds = [float(line) for line in race(_RACER, [folder, url, kind, str(runs)], processes)]
+    name = "acquire" if kind == "acquire" else "redis-py GET"
+    return {
+        "operation": f"{name}, {processes} processes together",
+        "per_second": processes * runs / max(seconds),
+    }
+
+
+def limits_rows(url: str, runs: int) -> list[Row]:
+    """The ``limits`` library's moving window over the same four limits, when installed."""
+    try:
+        from limits import RateLimitItemPerHour, RateLimitItemPerMinute, storage, strategies
+    except ImportError:
+        return [{"operation": "limits library: not installed", "note": "pip install limits"}]
+    backend = storage.RedisStorage(url)
+    limiter = strategies.MovingWindowRateLimiter(backend)
+    items = [RateLimitItemPerMinute(10**9), RateLimitItemPerHour(10**12)] * 2
+    names = ["global/requests", "global/tokens", "openai/requests", "openai/tokens"]
+
+    def hit() -> None:
+        for item, name in zip(items, names, strict=True):
+            limiter.hit(item, name)
+
+    return [timed_row("limits library, 4 limits (one call each)", timed(hit, runs))]
+
+
+def run(quick: bool = False) -> list[dict[str, object]]:
+    """Every row of the benchmark, in one run against one private Redis server."""
+    runs = 2_000 if quick else 20_000
+    with tempfile.TemporaryDirectory() as name:
+        server = RedisServer(Path(name))
+        server.start()
+        try:
+            get, close_get = operation("get", server.url)
+            acquire, close_acquire = operation("acquire", server.url)
+            get_row = timed_row("redis-py GET (floor)", timed(get, runs))
+            acquire_row = timed_row("acquire, 4 layers, 1 process", timed(acquire, runs))
+            close_get()
+            close_acquire()
+            ratio = float(acquire_row["median_us"]) / float(get_row["median_us"])  # type: ignore[arg-type]
+            rows: list[Row] = [
+                get_row,
+                acquire_row,
+                {"operation": "acquire / GET, medians", "ratio": ratio, "target": 1.3},
+                round_trips(server.url, min(runs, 1_000)),
+                racing(server.url, "get", 4, runs),
+                racing(server.url, "acquire", 4, runs),
+            ]
+            return rows + limits_rows(server.url, runs // 4)
+        finally:
+            server.stop()
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    width = max(len(str(row["operation"])) for row in rows)
+    lines = [
+        f"{'operation':<{width}}  {'median µs':>10}  {'p99 µs':>10}  {'per second':>11}  notes"
+    ]
+    for row in rows:
+        median = f"{row['median_us']:>10.1f}" if "median_us" in row else " " * 10
+        p99 = f"{row['p99_us']:>10.1f}" if "p99_us" in row else " " * 10
+        rate = f"{row['per_second']:>11,.0f}" if "per_second" in row else " " * 11
+        notes = ""
+        if "ratio" in row:
+            notes = f"{row['ratio']:.2f}x (target <= {row['target']}x)"
+        elif "round_trips" in row:
+            notes = f"{row['round_trips']:g} (target {row['target']}): {row['commands']}"
+        elif "note" in row:
+            notes = str(row["note"])
+        lines.append(f"{row['operation']!s:<{width}}  {median}  {p99}  {rate}  {notes}".rstrip())
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs")
+    args = parser.parse_args()
+    print(table(run(quick=args.quick)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
