@@ -39,6 +39,14 @@ class Links(HTMLParser):
             self.targets.append(href[1:])
 
 
+def test_the_readme_sets_up_with_exactly_the_demo_then_the_tests() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    setup = readme.split("\n## Set-up\n", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", setup, re.S)
+    assert commands == ["python tools/demo.py", "python -m pip install tox tox-uv && tox p"]
+    assert "placeholder text" in setup
+
+
 @pytest.mark.slow
 def test_the_demo_writes_a_book_whose_links_work(tmp_path: Path) -> None:
     project = tmp_path / "demo"
