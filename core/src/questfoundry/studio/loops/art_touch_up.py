@@ -12,9 +12,9 @@ import hashlib
 from typing import Any
 
 from questfoundry.interfaces import LoopSpec, Step
-from questfoundry.studio.book import Section
+from questfoundry.studio.book import Section, Topology
 from questfoundry.studio.context import StepContext
-from questfoundry.studio.loops.story_spark import SECTIONS, load_topology
+from questfoundry.studio.loops.sections import SECTIONS, each_section
 from questfoundry.studio.structured import obj, string
 
 SHOTS = "book/shots/"
@@ -37,15 +37,7 @@ def mime_of(image: bytes) -> str:
 
 
 async def plan_shots(context: StepContext) -> None:
-    topology = await load_topology(context)
-
-    async def plan(section: Section) -> None:
-        key = SHOTS + section.id
-        if await context.made(key) is not None:
-            return
-        written = await context.get(SECTIONS + section.id)
-        if written is None:
-            raise context.fail(f"section {section.id!r} has no prose yet: run story_spark first")
+    async def plan(topology: Topology, section: Section, written: dict[str, Any]) -> dict[str, Any]:
         prompt = (
             f"Plan one illustration for this section of {topology.title!r}: its subject, its "
             f"composition and a caption.\n\nSection: {section.title}\n\n{written['prose']}"
@@ -58,35 +50,25 @@ async def plan_shots(context: StepContext) -> None:
             return repaired, [f"the shot of {section.id!r} had no subject (its title is used)"]
 
         shot = await context.structured(prompt, name="shot", schema=SHOT_SCHEMA, fix=fix)
-        await context.save(key, {"id": section.id, **shot, "digest": digest(written["prose"])})
+        return {**shot, "digest": digest(written["prose"])}
 
-    await context.each(topology.sections, plan)
+    await each_section(
+        context, plan, writes=SHOTS, reads=SECTIONS, missing="no prose yet: run story_spark first"
+    )
 
 
 async def render_images(context: StepContext) -> None:
-    topology = await load_topology(context)
-
-    async def render(section: Section) -> None:
-        key = IMAGES + section.id
-        if await context.made(key) is not None:
-            return
-        shot = await context.get(SHOTS + section.id)
-        if shot is None:
-            raise context.fail(f"section {section.id!r} has no shot planned")
+    async def render(topology: Topology, section: Section, shot: dict[str, Any]) -> dict[str, Any]:
         prompt = f"{shot['subject']}. {shot['composition']}".strip(" .") + "."
         image = await context.image(prompt)
-        await context.save(
-            key,
-            {
-                "id": section.id,
-                "mime": mime_of(image),
-                "data": base64.b64encode(image).decode(),
-                "caption": shot["caption"],
-                "digest": shot["digest"],
-            },
-        )
+        return {
+            "mime": mime_of(image),
+            "data": base64.b64encode(image).decode(),
+            "caption": shot["caption"],
+            "digest": shot["digest"],
+        }
 
-    await context.each(topology.sections, render)
+    await each_section(context, render, writes=IMAGES, reads=SHOTS, missing="no shot planned")
 
 
 ART_TOUCH_UP = LoopSpec(

@@ -16,7 +16,7 @@ from questfoundry.interfaces import LoopSpec, Step
 from questfoundry.studio import render
 from questfoundry.studio.context import StepContext
 from questfoundry.studio.loops.art_touch_up import IMAGES, digest
-from questfoundry.studio.loops.story_spark import SECTIONS, load_topology
+from questfoundry.studio.loops.sections import SECTIONS, load_topology
 from questfoundry.studio.structured import obj, string
 
 FRONT_MATTER = "book/front_matter"

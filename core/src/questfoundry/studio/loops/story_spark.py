@@ -12,23 +12,14 @@ from questfoundry.interfaces import LoopSpec, Step
 from questfoundry.studio import book
 from questfoundry.studio.book import Section, Topology
 from questfoundry.studio.context import RUN, StepContext
+from questfoundry.studio.loops.sections import SECTIONS, TOPOLOGY, each_section
 from questfoundry.studio.structured import obj, string
 
-TOPOLOGY = "book/topology"
-SECTIONS = "book/sections/"
 REVIEWS = "book/reviews/"
 #: prose written when the scene smith gives none even when asked again
 PLACEHOLDER = "(This section has no prose yet: the scene smith returned none.)"
 WRITING = "Write vivid, concise prose of 120 to 250 words. Answer with the prose only."
 REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=string(1000))
-
-
-async def load_topology(context: StepContext) -> Topology:
-    """The book's topology from state; fails the step when no story_spark made one."""
-    document = await context.get(TOPOLOGY)
-    if document is None:
-        raise context.fail("the book has no topology yet: run story_spark first")
-    return Topology.from_dict(document)
 
 
 async def draft_topology(context: StepContext) -> None:
@@ -74,44 +65,34 @@ def _prose(text: str) -> tuple[str, list[str]]:
 
 
 async def write_sections(context: StepContext) -> None:
-    topology = await load_topology(context)
+    async def write(topology: Topology, section: Section, _: dict[str, Any]) -> dict[str, Any]:
+        brief = _brief(topology, section)
+        prompt = f"Write the prose of this section, in the second person.\n\n{brief}"
+        return _section(await context.text(prompt, fix=_prose))
 
-    async def write(section: Section) -> None:
-        key = SECTIONS + section.id
-        if await context.made(key) is not None:
-            return
-        prompt = (
-            f"Write the prose of this section, in the second person.\n\n{_brief(topology, section)}"
-        )
-        prose = await context.text(prompt, fix=_prose)
-        await context.save(key, _section(section, prose))
-
-    await context.each(topology.sections, write)
+    await each_section(context, write, writes=SECTIONS)
 
 
 async def review_sections(context: StepContext) -> None:
-    topology = await load_topology(context)
-
-    async def review(section: Section) -> None:
-        key = REVIEWS + section.id
-        if await context.made(key) is not None:
-            return
-        written = await context.get(SECTIONS + section.id)
-        if written is None:
-            raise context.fail(f"section {section.id!r} has no prose to review")
+    async def review(
+        topology: Topology, section: Section, written: dict[str, Any]
+    ) -> dict[str, Any]:
         if written.get("revised") and written.get(RUN) == context.run_id:
-            verdict = {"verdict": "revise", "notes": written["notes"]}  # rewritten, then stopped
-        else:
-            prompt = (
-                "Review this section against its brief. Answer pass, or revise with notes saying "
-                f"what to change.\n\n{_brief(topology, section)}\n\nProse:\n{written['prose']}"
-            )
-            verdict = await context.structured(prompt, name="review", schema=REVIEW_SCHEMA)
-            if verdict["verdict"] == "revise":
-                await _revise(context, topology, section, written["prose"], verdict["notes"])
-        await context.save(key, {"id": section.id, **verdict})
+            return {"verdict": "revise", "notes": written["notes"]}  # rewritten, then stopped
+        prompt = (
+            "Review this section against its brief. Answer pass, or revise with notes saying "
+            f"what to change.\n\n{_brief(topology, section)}\n\nProse:\n{written['prose']}"
+        )
+        verdict: dict[str, Any] = await context.structured(
+            prompt, name="review", schema=REVIEW_SCHEMA
+        )
+        if verdict["verdict"] == "revise":
+            await _revise(context, topology, section, written["prose"], verdict["notes"])
+        return verdict
 
-    await context.each(topology.sections, review)
+    await each_section(
+        context, review, writes=REVIEWS, reads=SECTIONS, missing="no prose to review"
+    )
 
 
 async def _revise(
@@ -123,13 +104,12 @@ async def _revise(
         f"{_brief(topology, section)}\n\nProse:\n{prose}\n\nNotes:\n{notes.strip() or '(none)'}"
     )
     rewritten = await context.text(prompt, role="scene_smith", fix=_prose, instructions=WRITING)
-    await context.save(
-        SECTIONS + section.id, _section(section, rewritten, revised=True, notes=notes)
-    )
+    rewrite = {"id": section.id, **_section(rewritten, revised=True, notes=notes)}
+    await context.save(SECTIONS + section.id, rewrite)
 
 
-def _section(section: Section, prose: str, **more: Any) -> dict[str, Any]:
-    return {"id": section.id, "prose": prose, "placeholder": prose == PLACEHOLDER, **more}
+def _section(prose: str, **more: Any) -> dict[str, Any]:
+    return {"prose": prose, "placeholder": prose == PLACEHOLDER, **more}
 
 
 STORY_SPARK = LoopSpec(
