@@ -273,6 +273,7 @@ def test_flight_locks_of_an_unreachable_redis_say_go_ahead_and_never_raise(
     cache = make_redis_cache({"redis_url": url}, backend_context)
     assert cache.lock("key", 30) == ""
     cache.unlock("key", "some-token")
+    cache.close()
 
 
 # ----------------------------------------------------------------------------- the breaker
