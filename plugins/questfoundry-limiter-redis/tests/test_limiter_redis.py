@@ -145,6 +145,18 @@ def test_an_acquire_of_every_layer_is_one_round_trip(
     }  # fmt: skip
 
 
+def test_reconciling_a_call_that_used_what_it_estimated_asks_redis_nothing(
+    built: list[Any], redis_server: RedisServer, backend_context: BackendContext
+) -> None:
+    made = limiter(built, {"redis_url": redis_server.url}, backend_context, REQUESTS)
+    made.acquire({"global/requests": 1})
+    before = command_calls(redis_server.url)
+
+    made.adjust({"global/requests": 0.0, "global/tokens": 12.0})  # no rate for tokens
+
+    assert command_calls(redis_server.url)["evalsha"] == before["evalsha"]
+
+
 def test_a_server_that_forgot_the_script_is_given_it_again(
     built: list[Any], settings: dict[str, Any], backend_context: BackendContext, redis_url: str
 ) -> None:

@@ -104,7 +104,7 @@ class RedisLimiter(RedisBackend):
         return float(answer)
 
     def adjust(self, amounts: Mapping[str, float]) -> None:
-        self._call("adjust", amounts)
+        self._call("adjust", {key: amount for key, amount in amounts.items() if amount})
 
     def levels(self) -> Sequence[BucketLevel]:
         if not self._rates:
