@@ -3,7 +3,8 @@
 A document ``key`` lives at ``<key_prefix><namespace>:state:<key>``. ``update`` is optimistic:
 read the key, let ``change`` compute the new document, then write it with a Lua script that
 writes only if the key still holds what was read (compared by SHA-1); when another writer got in
-first the store reads again, a bounded number of times. Every write is one command, so it lands
+first the script answers what the key holds now and ``change`` runs again on that, a bounded
+number of times. Every write is one command, so it lands
 whole or not at all. (Not WATCH/MULTI: redis-py turns a timeout while watching into a
 ``WatchError``, indistinguishable from a conflict, and retrying then could apply a change twice.)
 
@@ -34,23 +35,26 @@ from questfoundry_store_redis.settings import CAPABILITIES, RedisSettings
 
 #: conflicting writers an ``update`` survives before it gives up
 MAX_CONFLICTS = 64
-#: the longest pause, in seconds, between two tries of a conflicting ``update``
+#: conflicts an ``update`` retries at once, on the value the losing write was answered with
+EAGER_TRIES = 3
+#: the longest pause, in seconds, before reading again after more conflicts than that
 MAX_BACKOFF = 0.005
 #: seconds a call waits for a free connection when all ``pool_size`` are busy
 POOL_WAIT = 0.5
 SCAN_COUNT = 1000
 
 #: ``update``'s write: KEYS[1] becomes ARGV[2] (deleted when empty; PX ARGV[3] unless 0) only
-#: if it still holds what was read (ARGV[1]: its SHA-1, empty when it was missing). Returns 1 when
-#: written, 0 when another writer got in first. One script, so it applies whole or not at all.
+#: if it still holds what was read (ARGV[1]: its SHA-1, empty when it was missing). Returns {1}
+#: when written; {0, value now} when another writer got in first, so the next try needs no GET.
+#: One script, so it applies whole or not at all.
 SWAP = """
 local current = redis.call('GET', KEYS[1])
 local seen = current and redis.sha1hex(current) or ''
-if seen ~= ARGV[1] then return 0 end
+if seen ~= ARGV[1] then return {0, current} end
 if ARGV[2] == '' then redis.call('DEL', KEYS[1])
 elseif ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2])
 else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
-return 1
+return {1}
 """
 
 Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
@@ -114,19 +118,24 @@ class RedisStore:
     def update(self, key: str, change: Change, ttl: float | None = None) -> dict[str, Any] | None:
         name, px = self._key(key), _milliseconds(ttl)
         failure = f"state {key!r} in {self.location} cannot be updated"
+        with self._failing(failure):
+            raw = self._redis.get(name)
         for attempt in range(MAX_CONFLICTS):
-            with self._failing(failure):
-                raw = self._redis.get(name)
             document = change(None if raw is None else self._decode(key, raw))
             if document is None and raw is None:
                 return None
             data = b"" if document is None else self._encode(key, _mapping(key, document))
             with self._failing(failure):
-                swapped = self._swap(keys=[name], args=[_digest(raw), data, px or 0])
-            if swapped:
+                reply = self._swap(keys=[name], args=[_digest(raw), data, px or 0])
+            if reply[0] == 1:
                 written: dict[str, Any] | None = json.loads(data) if data else None
                 return written
-            self.clock.sleep(_pause(attempt))
+            if attempt < EAGER_TRIES:  # at once, on the value the script answered
+                raw = reply[1] if len(reply) > 1 else None
+                continue
+            self.clock.sleep(_pause(attempt))  # then a pause, and a fresh read after it
+            with self._failing(failure):
+                raw = self._redis.get(name)
         raise StateError(f"{failure}: other writers changed it {MAX_CONFLICTS} times meanwhile")
 
     def close(self) -> None:
@@ -203,7 +212,7 @@ def _digest(raw: bytes | str | None) -> str:
 
 def _pause(attempt: int) -> float:
     """A random pause after the ``attempt``-th conflict, growing to at most MAX_BACKOFF."""
-    return random.uniform(0, MAX_BACKOFF * min(1.0, (attempt + 1) / 8))
+    return random.uniform(0, MAX_BACKOFF * min(1.0, (attempt + 1 - EAGER_TRIES) / 8))
 
 
 def _mapping(key: str, document: object) -> Mapping[str, Any]:
