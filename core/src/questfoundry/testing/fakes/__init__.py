@@ -1,8 +1,12 @@
 """Fake provider servers on 127.0.0.1 that speak each provider's documented wire format.
 
 The real SDKs talk to them over real HTTP, so tests exercise what production runs. Each fake
-records its requests, counts what it served and injects faults on demand (see :class:`Fault`).
-Standard library only; provider fakes load on first use.
+records its requests (with the model, temperature and response schema each asked for), counts what
+it served and injects faults on demand (see :class:`Fault`). A structured-output request gets JSON
+text of an arbitrary valid instance of its schema (:mod:`questfoundry.testing.schema_instance`).
+Standard library only (jsonschema, a core dependency, loads with the first structured reply);
+provider fakes load on first use. ``python -m questfoundry.testing.fakes openai|ollama|gemini``
+runs one as a stand-in server.
 """
 
 from __future__ import annotations
