@@ -16,7 +16,7 @@ from questfoundry_limiter_redis.plugin import make_redis_keeper, make_redis_limi
 
 from questfoundry.budgets import SQLiteBudgetKeeper, open_budgets
 from questfoundry.config import Config
-from questfoundry.errors import BackendUnavailableError, CostLimitExceededError
+from questfoundry.errors import BackendUnavailableError, ConfigError, CostLimitExceededError
 from questfoundry.interfaces import BackendContext, Factory, Rate
 from questfoundry.ledger import Ledger
 from questfoundry.limits import Budget
@@ -344,3 +344,16 @@ def test_no_password_reaches_an_error(
         made.acquire({"global/requests": 1})
 
     assert "hunter2" not in str(raised.value)
+    assert raised.value.__context__ is None  # one line: no redis-py traceback chained to it
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [(None, "needs a redis_url"), ("http://127.0.0.1:6379", "not a Redis URL")],
+)
+def test_a_missing_or_foreign_url_is_a_config_error_naming_the_key(
+    url: str | None, problem: str, backend_context: BackendContext
+) -> None:
+    settings = {} if url is None else {"redis_url": url}
+    with pytest.raises(ConfigError, match=rf"^rate_limiting\.redis_url: .*{problem}"):
+        make_redis_limiter({**settings, "rates": [REQUESTS]}, backend_context)

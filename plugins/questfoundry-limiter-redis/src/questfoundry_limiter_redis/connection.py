@@ -220,15 +220,17 @@ class RedisBackend:
         try:
             answer = script(keys, args)
         except RedisError as exc:
-            if strict:
-                raise BackendUnavailableError(
-                    f"{self.outage.what}: Redis at {self.outage.where} cannot be reached "
-                    f"({reason(exc)})"
-                ) from None
-            self.outage.failed(reason(exc))
-            return None
-        self.outage.recovered()
-        return answer
+            failure = reason(exc)
+        else:
+            self.outage.recovered()
+            return answer
+        # raised here, outside the handler, so no redis-py traceback is chained to the error
+        if strict:
+            raise BackendUnavailableError(
+                f"{self.outage.what}: Redis at {self.outage.where} cannot be reached ({failure})"
+            )
+        self.outage.failed(failure)
+        return None
 
     def close(self) -> None:
         self.client.close()
