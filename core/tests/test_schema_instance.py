@@ -119,6 +119,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "required": ["nodes"],
     },
+    "recursive tree": {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "children": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+                },
+                "required": ["name", "children"],
+            }
+        },
+        "$ref": "#/$defs/node",
+    },
     "unique items": {
         "type": "array",
         "items": {"type": "integer", "minimum": 0, "maximum": 5},

@@ -36,6 +36,9 @@ DEFAULT_MAX_ITEMS = 4
 DEFAULT_MAX_LENGTH = 48
 DEFAULT_NUMBER_SPAN = 1000
 MAX_DEPTH = 12
+#: from this depth on only what the schema demands is made (no optional properties, the fewest
+#: items), so recursive schemas end and deep instances stay small
+SHRINK_DEPTH = 4
 
 
 class SchemaInstanceError(ValueError):
@@ -181,7 +184,7 @@ class _Builder:
         required = set(schema.get("required") or ())
         result: dict[str, Any] = {}
         for name, sub in properties.items():
-            if name in required or self.rng.random() < 0.6:
+            if name in required or (depth < SHRINK_DEPTH and self.rng.random() < 0.6):
                 result[name] = self.build(sub, depth + 1)
         for name in required - set(properties):
             extra = schema.get("additionalProperties", True)
@@ -203,6 +206,8 @@ class _Builder:
         high = int(schema.get("maxItems", max(low, DEFAULT_MAX_ITEMS)))
         if items is False:
             high = min(high, len(prefix))
+        if depth >= SHRINK_DEPTH:
+            high = low
         count = self.rng.randint(low, max(low, high))
         result: list[Any] = []
         unique = bool(schema.get("uniqueItems"))
