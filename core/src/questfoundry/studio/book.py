@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from questfoundry.studio.structured import obj, string
+from questfoundry.studio.structured import TEXT, obj
 
 #: the most sections a loop run may ask for
 MAX_SECTIONS = 50
@@ -72,16 +72,16 @@ class Topology:
 
 def topology_schema(sections: int) -> dict[str, Any]:
     """The JSON Schema the plotwright answers: ``sections`` sections with up to 3 choices each."""
-    choice = obj(text=string(200), target=string(60))
+    choice = obj(text=TEXT, target=TEXT)
     section = obj(
-        id=string(60),
-        title=string(120),
-        summary=string(600),
+        id=TEXT,
+        title=TEXT,
+        summary=TEXT,
         choices={"type": "array", "items": choice, "maxItems": MAX_CHOICES},
     )
     return obj(
-        title=string(120),
-        start=string(60),
+        title=TEXT,
+        start=TEXT,
         sections={"type": "array", "items": section, "minItems": sections, "maxItems": sections},
     )
 

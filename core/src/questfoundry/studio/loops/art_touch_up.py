@@ -15,11 +15,11 @@ from questfoundry.interfaces import LoopSpec, Step
 from questfoundry.studio.book import Section, Topology
 from questfoundry.studio.context import StepContext
 from questfoundry.studio.loops.sections import SECTIONS, each_section
-from questfoundry.studio.structured import obj, string
+from questfoundry.studio.structured import TEXT, obj
 
 SHOTS = "book/shots/"
 IMAGES = "book/images/"
-SHOT_SCHEMA = obj(subject=string(300), composition=string(300), caption=string(200))
+SHOT_SCHEMA = obj(subject=TEXT, composition=TEXT, caption=TEXT)
 
 
 def digest(prose: str) -> str:

@@ -17,12 +17,12 @@ from questfoundry.studio import render
 from questfoundry.studio.context import StepContext
 from questfoundry.studio.loops.art_touch_up import IMAGES, digest
 from questfoundry.studio.loops.sections import SECTIONS, load_topology
-from questfoundry.studio.structured import obj, string
+from questfoundry.studio.structured import TEXT, obj
 
 FRONT_MATTER = "book/front_matter"
 EXPORT = "book/export"
 FOLDER = "book"
-FRONT_SCHEMA = obj(blurb=string(600))
+FRONT_SCHEMA = obj(blurb=TEXT)
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 

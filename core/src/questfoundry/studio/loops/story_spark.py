@@ -13,13 +13,13 @@ from questfoundry.studio import book
 from questfoundry.studio.book import Section, Topology
 from questfoundry.studio.context import RUN, StepContext
 from questfoundry.studio.loops.sections import SECTIONS, TOPOLOGY, each_section
-from questfoundry.studio.structured import obj, string
+from questfoundry.studio.structured import TEXT, obj
 
 REVIEWS = "book/reviews/"
 #: prose written when the scene smith gives none even when asked again
 PLACEHOLDER = "(This section has no prose yet: the scene smith returned none.)"
 WRITING = "Write vivid, concise prose of 120 to 250 words. Answer with the prose only."
-REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=string(1000))
+REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
 
 
 async def draft_topology(context: StepContext) -> None:
