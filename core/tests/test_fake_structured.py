@@ -18,31 +18,10 @@ import pytest
 
 from questfoundry.interfaces import RESPONSE_SCHEMA, Message, ProviderReply, ProviderRequest
 from questfoundry.testing.fakes import FakeGemini, FakeOllama, FakeOpenAI, FakeServer
+from questfoundry.testing.provider_contract import STRUCTURED_SCHEMA
 from questfoundry.testing.scripted import ScriptedProvider
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "title": {"type": "string", "minLength": 3},
-        "sections": {
-            "type": "array",
-            "minItems": 2,
-            "maxItems": 4,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer", "minimum": 1, "maximum": 9},
-                    "mood": {"enum": ["grim", "bright"]},
-                    "note": {"type": ["string", "null"]},
-                },
-                "required": ["id", "mood", "note"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    "required": ["title", "sections"],
-    "additionalProperties": False,
-}
+SCHEMA = STRUCTURED_SCHEMA
 
 
 def post(server: FakeServer, path: str, body: Any, headers: dict[str, str]) -> tuple[int, bytes]:
