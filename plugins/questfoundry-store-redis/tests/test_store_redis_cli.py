@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -15,7 +16,7 @@ from questfoundry.testing.redis import RedisServer
 
 pytestmark = pytest.mark.redis
 
-DOCUMENTS = {
+DOCUMENTS: dict[str, dict[str, Any]] = {
     "book/topology": {"sections": [1, 2], "title": "Phare"},
     "book/sections/1": {"text": "Storm.", "choices": [{"to": 2, "label": "Ring the bell"}]},
     "runs/r1": {"steps": ["story_spark"]},
