@@ -100,8 +100,10 @@ class StepContext:
     # ------------------------------------------------------------------ report
 
     def repaired(self, note: str) -> None:
-        """Tell the report something was repaired."""
-        self._run.repairs.append(f"{self.step.name}: {note}")
+        """Tell the report something was repaired (once, however often a resumed run says so)."""
+        line = f"{self.step.name}: {note}"
+        if line not in self._run.repairs:
+            self._run.repairs.append(line)
 
     def output(self, name: str, path: str) -> None:
         """Tell the report where a file was written."""
