@@ -79,6 +79,17 @@ def test_a_role_that_cannot_resolve_is_listed_with_the_reason(project: Path) -> 
     assert "set roles.illustrator.provider or providers.image.default" in illustrator["error"]
 
 
+def test_a_role_on_a_provider_that_is_not_installed_says_so(project: Path) -> None:
+    found = rows("--set", "roles.gatekeeper.provider=olama", "--set", "roles.gatekeeper.model=m")
+    row = found["gatekeeper"]
+    assert (
+        row["provider"] == "olama"
+        and row["sources"]["provider"] == "--set roles.gatekeeper.provider"
+    )
+    assert "provider 'olama' is not installed" in row["error"]
+    assert "did you mean 'ollama'" in row["error"]
+
+
 def test_without_a_roles_section_every_role_takes_the_provider_default(project: Path) -> None:
     project.write_text(CONFIG.split("roles:", maxsplit=1)[0])
     for name, row in rows().items():

@@ -17,7 +17,8 @@ def roles(app: App, as_json: bool) -> None:
     """Each role: kind, provider, model, temperature, max_tokens, and the source of each value
     (--set, roles.<role>, providers.<kind>.<provider>, providers.<kind>.default, role catalogue).
 
-    A role that cannot resolve (no provider configured) is listed with the reason.
+    A role that cannot resolve (no provider configured, or one not installed) is listed with the
+    reason.
     """
     rows = role_rows(app)
     if as_json:
@@ -57,7 +58,19 @@ def role_rows(app: App) -> list[dict[str, Any]]:
             row = {"role": name, "kind": routed.kind, "provider": routed.provider}
             row["model"] = routed.model
             row.update({key: routed.params.get(key) for key in SHOWN})
-            row.update(params=dict(routed.params), sources=dict(routed.sources), error=None)
+            row.update(params=dict(routed.params), sources=dict(routed.sources))
+            row["error"] = _missing(app, routed.provider)
         row["description"] = spec.description
         rows.append(row)
     return rows
+
+
+def _missing(app: App, provider: str) -> str | None:
+    """Why ``provider`` cannot be used (it is not installed, or disabled), or None."""
+    from questfoundry.errors import PluginNotFoundError
+
+    try:
+        app.manager.get("provider", provider)
+    except PluginNotFoundError as exc:
+        return str(exc)
+    return None
