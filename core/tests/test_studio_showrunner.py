@@ -462,3 +462,13 @@ def test_three_loops_share_state_and_bind_a_book_with_its_images(
     assert rebound.totals.provider_calls == 0
     assert html.read_text().count("data:image/png") == 2
     assert any("left out 1 images made for older prose" in r for r in rebound.repairs)
+
+
+def test_the_report_counts_the_seconds_roles_waited_on_rate_limits(
+    studio: Callable[..., Showrunner],
+) -> None:
+    limits = {"global": {"requests_per_minute": 2}, "providers": {"scripted": dict(PRICED)}}
+    report = studio(extra={"rate_limiting": limits}).run("story_spark", sections=2)
+    assert report.totals.waited > 0
+    assert report.totals.waited == pytest.approx(sum(u.waited for u in report.roles))
+    assert report.as_json()["totals"]["waited_seconds"] == round(report.totals.waited, 3)
