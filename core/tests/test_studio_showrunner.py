@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from questfoundry.config import Config
-from questfoundry.errors import NonRetriableProviderError
+from questfoundry.errors import NonRetriableProviderError, QuestFoundryError
 from questfoundry.hookspecs import hookimpl
 from questfoundry.interfaces import BackendContext, LoopSpec, ProviderReply, Step
 from questfoundry.plugins import get_plugin_manager
@@ -472,3 +472,17 @@ def test_the_report_counts_the_seconds_roles_waited_on_rate_limits(
     assert report.totals.waited > 0
     assert report.totals.waited == pytest.approx(sum(u.waited for u in report.roles))
     assert report.as_json()["totals"]["waited_seconds"] == round(report.totals.waited, 3)
+
+
+def test_a_budget_that_would_be_exceeded_stops_the_run_before_anything_is_sent(
+    studio: Callable[..., Showrunner], providers: Providers
+) -> None:
+    limits = {"global": {"cost_per_day": 0.5}, "providers": {"scripted": dict(PRICED)}}
+    showrunner = studio(extra={"rate_limiting": limits})
+    with pytest.raises(StepError) as stopped:
+        showrunner.run("story_spark", sections=2)
+    assert str(stopped.value).startswith("story_spark: step draft_topology (plotwright) failed: ")
+    assert isinstance(stopped.value, QuestFoundryError) and providers.calls == 0
+    pointer = showrunner.runtime.state.get("runs/latest/story_spark")
+    assert pointer is not None
+    assert (showrunner.runtime.state.get(f"runs/{pointer['run_id']}") or {})["status"] == "failed"
