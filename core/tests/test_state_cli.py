@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from state_helpers import files
 
 from questfoundry.cli import cli
 from questfoundry.config import load_config
@@ -130,7 +131,7 @@ def test_a_bad_import_file_changes_nothing(tmp_path: Path) -> None:
     config = project(tmp_path)
     write_through_the_api(config, DOCUMENTS)
     root = tmp_path / ".questfoundry" / "state"
-    before = {p.name: p.read_bytes() for p in root.iterdir()}
+    before = files(root)
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "questfoundry_state: 1\nschema_version: {questfoundry: 1}\n"
@@ -139,7 +140,7 @@ def test_a_bad_import_file_changes_nothing(tmp_path: Path) -> None:
     result = run(config, "import", str(bad), "--merge")
     assert result.exit_code == 1
     assert "'../../outside' has an empty, '.' or '..' part" in result.stderr
-    assert {p.name: p.read_bytes() for p in root.iterdir()} == before
+    assert files(root) == before
     assert not (tmp_path / "outside.json").exists()
 
 

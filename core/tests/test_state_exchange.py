@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from state_helpers import files
 
 from questfoundry.config import Config
 from questfoundry.default_plugins.file_store import FileStore
@@ -38,10 +39,6 @@ def filled(root: Path) -> FileStore:
     for key, document in DOCUMENTS.items():
         store.set(key, document)
     return store
-
-
-def files(root: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.name != "%lock"}
 
 
 def fresh(root: Path) -> FileStore:

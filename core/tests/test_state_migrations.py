@@ -12,6 +12,8 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from state_helpers import files
+from state_helpers import unversioned as written_before_versions
 
 from questfoundry.config import Config
 from questfoundry.default_plugins.file_store import FileStore
@@ -45,16 +47,7 @@ AFTER: Snapshot = {
 
 
 def unversioned(root: Path, state: Snapshot = BEFORE) -> FileStore:
-    """A store written before versions were recorded (schema 0)."""
-    store = FileStore(root)
-    for key, document in state.items():
-        store.set(key, document)
-    return store
-
-
-def files(root: Path) -> dict[str, bytes]:
-    """Every file of a store's folder, by name: what "exactly as it was" compares."""
-    return {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.name != "%lock"}
+    return written_before_versions(root, state)
 
 
 # ----------------------------------------------------------------------------- versions
