@@ -486,3 +486,12 @@ def test_a_budget_that_would_be_exceeded_stops_the_run_before_anything_is_sent(
     pointer = showrunner.runtime.state.get("runs/latest/story_spark")
     assert pointer is not None
     assert (showrunner.runtime.state.get(f"runs/{pointer['run_id']}") or {})["status"] == "failed"
+
+
+def test_json_cut_off_at_max_tokens_says_which_setting_to_raise(
+    studio: Callable[..., Showrunner], providers: Providers
+) -> None:
+    cut = ProviderReply("m1", text='{"title": "T", "sta', finish_reason="length")
+    providers.script.extend([cut, cut])
+    with pytest.raises(StepError, match=r"raise roles\.plotwright\.max_tokens\)$"):
+        studio().run("story_spark", sections=2)

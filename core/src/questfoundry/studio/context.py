@@ -226,7 +226,10 @@ class StepContext:
                 if candidate is not None:
                     break
                 if shape_retried:
-                    raise self.fail(f"{exc}, again after one retry", role.name) from None
+                    cut = reply.finish_reason == "length"
+                    hint = f" (cut off at max_tokens: raise roles.{role.name}.max_tokens)"
+                    reason = f"{exc}, again after one retry{hint if cut else ''}"
+                    raise self.fail(reason, role.name) from None
                 shape_retried = True
                 asked = _retry(prompt, reply.text, str(exc))
                 continue
