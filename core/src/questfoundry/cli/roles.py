@@ -40,28 +40,39 @@ def roles(app: App, as_json: bool) -> None:
 
 
 def role_rows(app: App) -> list[dict[str, Any]]:
-    """One record per role of the catalogue, in catalogue order."""
+    """One record per role of the catalogue, in catalogue order; ``error`` says why a role
+    cannot be used (None when it can)."""
     from questfoundry.config.effective import resolved_roles
     from questfoundry.errors import ConfigError
 
     catalogue = app.manager.roles()
+    configured = app.config.data.get("roles") or {}
     rows: list[dict[str, Any]] = []
     for name, routed in resolved_roles(app.config, app.manager).items():
-        spec = catalogue[name]
         if isinstance(routed, ConfigError):
-            section = app.config.data.get("roles") or {}
-            kind = (section.get(name) or {}).get("kind") or spec.kind
-            row: dict[str, Any] = {"role": name, "kind": kind, "provider": None, "model": None}
-            row.update(dict.fromkeys(SHOWN))
-            row.update(params={}, sources={}, error=str(routed))
+            kind = (configured.get(name) or {}).get("kind") or catalogue[name].kind
+            provider: str | None = None
+            model: str | None = None
+            params: dict[str, Any] = {}
+            sources: dict[str, str] = {}
+            error: str | None = str(routed)
         else:
-            row = {"role": name, "kind": routed.kind, "provider": routed.provider}
-            row["model"] = routed.model
-            row.update({key: routed.params.get(key) for key in SHOWN})
-            row.update(params=dict(routed.params), sources=dict(routed.sources))
-            row["error"] = _missing(app, routed.provider)
-        row["description"] = spec.description
-        rows.append(row)
+            kind, provider, model = routed.kind, routed.provider, routed.model
+            params, sources = dict(routed.params), dict(routed.sources)
+            error = _missing(app, routed.provider)
+        rows.append(
+            {
+                "role": name,
+                "kind": kind,
+                "provider": provider,
+                "model": model,
+                **{key: params.get(key) for key in SHOWN},
+                "params": params,
+                "sources": sources,
+                "error": error,
+                "description": catalogue[name].description,
+            }
+        )
     return rows
 
 
