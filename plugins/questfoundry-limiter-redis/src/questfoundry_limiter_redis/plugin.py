@@ -99,6 +99,6 @@ def budget_keepers() -> Mapping[str, Backend]:
         "redis": Backend(
             make_redis_keeper,
             capabilities=CAPABILITIES,
-            description=("cost budgets every worker on one Redis shares (settings: the limiter's)"),
+            description="cost budgets every worker on one Redis shares, set like its limiter",
         )
     }
