@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from state_helpers import files
 
 from questfoundry.config import Config
@@ -81,6 +83,56 @@ def test_history_is_the_migration_log_and_the_run_records(tmp_path: Path) -> Non
     assert full.migrations is not None and full.migrations[0]["to"] == {"questfoundry": 1}
 
 
+class DictStore:
+    """Just enough of a store to export from: documents in a dict."""
+
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, documents: dict[str, dict[str, Any]]) -> None:
+        self.documents = {**documents, "_qf/schema_version": {"versions": {"questfoundry": 1}}}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.documents.get(key)
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        return sorted(k for k in self.documents if k.startswith(prefix) and k[:4] != "_qf/")
+
+
+_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=8)
+_value = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_part = st.text(
+    st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="/\\"),
+    min_size=1,
+    max_size=6,
+).filter(lambda part: part not in (".", ".."))
+_documents = st.dictionaries(
+    st.lists(_part, min_size=1, max_size=2).map("/".join).filter(lambda k: k[:4] != "_qf/"),
+    st.dictionaries(_text, _value, max_size=3),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(_documents)
+def test_any_documents_survive_a_trip_through_either_format(
+    tmp_path: Path, documents: dict[str, dict[str, Any]]
+) -> None:
+    for suffix in (".json", ".yaml"):
+        path = tmp_path / f"any{suffix}"
+        export_state(DictStore(documents), path)  # type: ignore[arg-type]
+        assert read_state_file(path, KNOWN).documents == documents
+
+
 # ----------------------------------------------------------------------------- bad files
 
 GOOD_HEAD = '{"questfoundry_state": 1, "schema_version": {"questfoundry": 1}, '
@@ -132,7 +184,7 @@ def test_a_key_outside_the_store_is_named_in_the_error(tmp_path: Path) -> None:
         read_state_file(path, KNOWN)
 
 
-@pytest.mark.parametrize("key", ["../x", "/x", "a/./b", "a\0b", "a\\b", "", "x/"])
+@pytest.mark.parametrize("key", ["../x", "/x", "a/./b", "a\0b", "a\\b", "", "x/", "\ud800"])
 def test_keys_that_could_leave_a_store_are_refused(key: str) -> None:
     with pytest.raises(StateError):
         check_key(key)

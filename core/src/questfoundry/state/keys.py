@@ -2,9 +2,9 @@
 
 A key is a non-empty string of ``/``-separated parts, e.g. ``book/sections/3``. Refused: empty
 parts (``a//b``, a trailing ``/``), a leading ``/`` (an absolute path), ``.`` and ``..`` parts,
-``\\`` (a Windows separator), NUL and other control characters. Every store applies
-:func:`check_key`, and import applies it to every key of a file before writing anything, so a
-state exported from one store imports into any other.
+``\\`` (a Windows separator), NUL and other control characters, and text that is not valid
+Unicode (a lone surrogate). Every store applies :func:`check_key`, and import applies it to every
+key of a file before writing anything, so a state exported from one store imports into any other.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ def key_problem(key: object) -> str | None:
         return f"a state key must be a string, not {type(key).__name__}"
     if not key:
         return "a state key cannot be empty"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"state key {key!r} is not valid Unicode text"
     if _CONTROL.search(key):
         return f"state key {key!r} holds a control character"
     if "\\" in key:
