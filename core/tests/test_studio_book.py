@@ -122,3 +122,11 @@ def test_two_choices_to_one_section_keep_the_first() -> None:
     repaired, notes = book.repair(topology(section("a", "b", "b"), section("b")))
     assert repaired.section("a").choices == (Choice("go b", "b"),)
     assert notes == ["choices leading where another choice leads were dropped (1): a → b"]
+
+
+def test_a_link_names_the_section_spelt_exactly_so_before_one_spelt_alike() -> None:
+    data = topology(section("Cave", "cave"), section("cave", "Cave"), start="Cave")
+    repaired, _ = book.repair(data)
+    assert repaired.ids == ["s1", "cave"]
+    assert repaired.section("s1").choices[0].target == "cave"
+    assert repaired.section("cave").choices[0].target == "s1"

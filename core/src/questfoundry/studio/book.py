@@ -97,9 +97,11 @@ def repair(data: Mapping[str, Any]) -> tuple[Topology, list[str]]:
     raw = list(data["sections"])
     ids, renamed = _ids([str(s["id"]) for s in raw])
     notes.add("section ids empty, repeated or not short slugs were renumbered", renamed)
+    originals = [str(s["id"]) for s in raw]
     lookup: dict[str, str] = {}
-    for original, new in zip((str(s["id"]) for s in raw), ids, strict=True):
-        lookup.setdefault(original, new)
+    for original, new in zip(originals, ids, strict=True):
+        lookup.setdefault(original, new)  # a name as written wins over one as a slug
+    for original, new in zip(originals, ids, strict=True):
         lookup.setdefault(slug(original), new)
     untitled = [ident for s, ident in zip(raw, ids, strict=True) if not str(s["title"]).strip()]
     notes.add("sections without a title were named", untitled)
