@@ -95,9 +95,9 @@ def repair(data: Mapping[str, Any]) -> tuple[Topology, list[str]]:
     """A sound topology from an instance of :func:`topology_schema`, and what had to change."""
     notes = _Notes()
     raw = list(data["sections"])
-    ids, renamed = _ids([str(s["id"]) for s in raw])
-    notes.add("section ids empty, repeated or not short slugs were renumbered", renamed)
     originals = [str(s["id"]) for s in raw]
+    ids, renamed = _ids(originals)
+    notes.add("section ids empty, repeated or not short slugs were renumbered", renamed)
     lookup: dict[str, str] = {}
     for original, new in zip(originals, ids, strict=True):
         lookup.setdefault(original, new)  # a name as written wins over one as a slug
