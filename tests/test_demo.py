@@ -47,6 +47,17 @@ def test_the_readme_sets_up_with_exactly_the_demo_then_the_tests() -> None:
     assert "placeholder text" in setup
 
 
+def test_the_docs_index_links_every_page_and_every_link_lands() -> None:
+    index = ROOT / "docs" / "README.md"
+    pages = {path.name for path in index.parent.glob("*.md")} - {"README.md"}
+    for document in (ROOT / "README.md", index):
+        text = document.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            assert (document.parent / target).exists(), f"{document.name} links {target}"
+    linked = set(re.findall(r"\]\(([\w-]+\.md)\)", index.read_text(encoding="utf-8")))
+    assert pages <= linked, f"docs/README.md does not link {sorted(pages - linked)}"
+
+
 @pytest.mark.slow
 def test_the_demo_writes_a_book_whose_links_work(tmp_path: Path) -> None:
     project = tmp_path / "demo"
