@@ -97,7 +97,7 @@ def test_any_instance_of_the_schema_repairs_into_a_sound_topology(count: int) ->
 
 def test_the_html_links_every_choice_to_an_anchor_and_loads_nothing_from_outside() -> None:
     sections = (
-        Section("a", "Gate <1>", "", (Choice('Knock & "wait"', "b"),)),
+        Section("a", "Gate <1>\nand more", "", (Choice('Knock & "wait" [now]', "b"),)),
         Section("b", "Yard", "", ()),
     )
     bound = render.Book(
@@ -116,6 +116,9 @@ def test_the_html_links_every_choice_to_an_anchor_and_loads_nothing_from_outside
     markdown = render.to_markdown(bound, {"a": "images/a.png"})
     assert '<a id="sec-b"></a>' in markdown and "(#sec-b)" in markdown
     assert "](images/a.png)" in markdown
+    assert (
+        "## Gate <1> and more\n" in markdown and '- [Knock & "wait" \\[now\\]](#sec-b)' in markdown
+    )
 
 
 def test_two_choices_to_one_section_keep_the_first() -> None:

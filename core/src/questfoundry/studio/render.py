@@ -102,12 +102,12 @@ def _html_section(book: Book, section: Section) -> str:
 def to_markdown(book: Book, image_paths: Mapping[str, str]) -> str:
     """The book as Markdown; ``image_paths`` maps section ids to image files (relative)."""
     topology = book.topology
-    lines = [f"# {topology.title}", ""]
+    lines = [f"# {_md_line(topology.title)}", ""]
     if book.blurb:
-        lines += [book.blurb, ""]
+        lines += [_md_line(book.blurb), ""]
     lines += [f"[Begin reading](#{anchor(topology.start)})", ""]
     for section in topology.sections:
-        lines += [f'<a id="{anchor(section.id)}"></a>', "", f"## {section.title}", ""]
+        lines += [f'<a id="{anchor(section.id)}"></a>', "", f"## {_md_line(section.title)}", ""]
         picture = book.pictures.get(section.id)
         if picture is not None and section.id in image_paths:
             lines += [f"![{_md_text(picture.caption)}]({image_paths[section.id]})", ""]
@@ -125,6 +125,11 @@ def _paragraphs(prose: str) -> Sequence[str]:
     return [" ".join(p.split()) for p in prose.split("\n\n") if p.strip()]
 
 
+def _md_line(text: str) -> str:
+    """``text`` on one line, so it cannot end a heading or a list item early."""
+    return " ".join(text.split())
+
+
 def _md_text(text: str) -> str:
-    """``text`` safe inside a Markdown link's brackets."""
-    return text.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+    """``text`` on one line and safe inside a Markdown link's brackets."""
+    return _md_line(text).replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
