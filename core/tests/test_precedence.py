@@ -28,9 +28,9 @@ LAYERS = ("override", "set", "role", "provider default")
 COMBINATIONS = list(product((True, False), repeat=len(LAYERS)))
 #: the value each layer gives each field
 VALUES: dict[str, dict[str, Any]] = {
-    "provider": {"override": "p-override", "set": "p-set", "role": "p-role", "provider default": "p"},
-    "model": {"override": "m-override", "set": "m-set", "role": "m-role", "provider default": "m"},
-    "temperature": {"override": 0.1, "set": 0.2, "role": 0.3, "provider default": 0.4},
+    "provider": dict(zip(LAYERS, ("p-override", "p-set", "p-role", "p"), strict=True)),
+    "model": dict(zip(LAYERS, ("m-override", "m-set", "m-role", "m"), strict=True)),
+    "temperature": dict(zip(LAYERS, (0.1, 0.2, 0.3, 0.4), strict=True)),
 }
 SOURCES = {
     "override": "override",
@@ -46,14 +46,12 @@ def manager() -> PluginManager:
 
 
 def ident(flags: tuple[bool, ...]) -> str:
-    return "+".join(name for name, on in zip(LAYERS, flags) if on) or "global default"
+    return "+".join(name for name, on in zip(LAYERS, flags, strict=True) if on) or "global default"
 
 
-def resolve(
-    tmp_path: Path, manager: PluginManager, field: str, flags: tuple[bool, ...]
-) -> Any:
+def resolve(tmp_path: Path, manager: PluginManager, field: str, flags: tuple[bool, ...]) -> Any:
     """Write the layers ``flags`` asks for of ``field`` (the others fixed), resolve the role."""
-    present = dict(zip(LAYERS, flags))
+    present = dict(zip(LAYERS, flags, strict=True))
     value = VALUES[field]
     text: dict[str, Any] = {"providers": {"text": {}}}
     providers = text["providers"]["text"]
@@ -86,7 +84,7 @@ def resolve(
 
 
 def expected(field: str, flags: tuple[bool, ...]) -> tuple[Any, str] | None:
-    for layer, on in zip(LAYERS, flags):
+    for layer, on in zip(LAYERS, flags, strict=True):
         if on:
             source = SOURCES[layer].format(field=field)
             if field == "provider" and layer == "provider default":
