@@ -150,6 +150,8 @@ def test_config_show_and_validate_see_the_overrides(project: Path) -> None:
     assert data["config"]["caching"]["ttl_seconds"] == 60
     assert data["sources"]["caching.ttl_seconds"] == "--set"
     assert data["sources"]["project.name"] == "config.yml"
+    text = run("config", "show", "--set", "caching.ttl_seconds=60").stdout
+    assert text.splitlines()[0] == f"# {project}; --set: caching.ttl_seconds"
     bad = run("config", "validate", "--set", "caching.ttl_seconds=-1")
     assert bad.exit_code == 1 and "caching.ttl_seconds" in bad.stderr
 

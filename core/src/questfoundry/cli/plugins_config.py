@@ -76,7 +76,10 @@ def config_show(app: App, sources: bool, as_json: bool) -> None:
     if as_json:
         print_json({"config": shown, "sources": origins} if sources else shown)
         return
-    click.echo(f"# {app.config.path or 'no config file found; defaults apply'}")
+    header = str(app.config.path or "no config file found; defaults apply")
+    if app.config.overridden:
+        header += f"; --set: {', '.join(sorted(app.config.overridden))}"
+    click.echo(f"# {header}")
     for line in _yaml_lines(shown, (), origins if sources else None):
         click.echo(line)
 
