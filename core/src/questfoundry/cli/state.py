@@ -93,7 +93,7 @@ def state_migrate(app: App, targets: tuple[str, ...], dry_run: bool, as_json: bo
     for line in steps:
         click.echo(line)
     verb = "would change" if dry_run else "changed"
-    click.echo(f"{describe(result.plan.target)}: {verb} {result.changed} documents.")
+    click.echo(f"{describe(result.plan.target)}: {verb} {_documents(result.changed)}.")
     if result.backup:
         click.echo(f"Backup: {result.backup}")
 
@@ -126,7 +126,7 @@ def state_export(app: App, path: Path, include_history: bool, as_json: bool) -> 
     if as_json:
         print_json(data)
         return
-    click.echo(f"Exported {result.documents} documents to {path}.")
+    click.echo(f"Exported {_documents(result.documents)} to {path}.")
     if result.masked:
         click.echo(f"Warning: masked {result.masked} secret-looking values (***).", err=True)
 
@@ -145,7 +145,7 @@ def state_import(app: App, path: Path, merge: bool, replace: bool, as_json: bool
     and the store at the same schema versions. The import is written as one change.
     """
     from questfoundry.errors import StateError
-    from questfoundry.state.exchange import import_state, read_state_file
+    from questfoundry.state.exchange import Mode, import_state, read_state_file
 
     if merge and replace:
         raise StateError("--merge and --replace exclude each other: choose one")
@@ -168,7 +168,7 @@ def state_import(app: App, path: Path, merge: bool, replace: bool, as_json: bool
         print_json(data)
         return
     deleted = f", deleted {result.deleted}" if result.deleted else ""
-    click.echo(f"Imported {result.written} documents from {path}{deleted}.")
+    click.echo(f"Imported {_documents(result.written)} from {path}{deleted}.")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -186,13 +186,16 @@ def _store(app: App) -> Any:
 
 def _manager(app: App, backups: bool = False) -> MigrationManager:
     from questfoundry.state.backup import BackupPolicy
-    from questfoundry.state.exchange import Mode
     from questfoundry.state.manager import MigrationManager
 
     policy = None
     if backups:
         policy = BackupPolicy.from_settings(app.config.section("state"), app.runtime.context)
     return MigrationManager.for_plugins(_store(app), app.manager, policy)
+
+
+def _documents(count: int) -> str:
+    return f"{count} document" + ("" if count == 1 else "s")
 
 
 def _targets(values: tuple[str, ...]) -> dict[str, int] | None:

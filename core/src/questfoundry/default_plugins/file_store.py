@@ -195,7 +195,8 @@ def _encode(key: str, document: Mapping[str, Any]) -> bytes:
     if not isinstance(document, Mapping):
         raise StateError(f"state {key!r} must be a JSON object, not {type(document).__name__}")
     try:
-        return json.dumps(document, ensure_ascii=False, sort_keys=True, allow_nan=False).encode()
+        text = json.dumps(dict(document), ensure_ascii=False, sort_keys=True, allow_nan=False)
+        return text.encode()
     except (TypeError, ValueError) as exc:
         raise StateError(f"state {key!r} is not JSON-serialisable: {exc}") from None
 
