@@ -145,7 +145,7 @@ def state_import(app: App, path: Path, merge: bool, replace: bool, as_json: bool
     and the store at the same schema versions. The import is written as one change.
     """
     from questfoundry.errors import StateError
-    from questfoundry.state.exchange import Mode, import_state, read_state_file
+    from questfoundry.state.exchange import import_state, read_state_file
 
     if merge and replace:
         raise StateError("--merge and --replace exclude each other: choose one")
