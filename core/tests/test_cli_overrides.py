@@ -112,14 +112,14 @@ def test_values_are_yaml_scalars_and_the_last_set_of_a_key_wins(project: Path) -
             "Error: project.name: holds a value, not a section: --set project.name.first cannot",
         ),
         (
-            "roles.gatekeeper.model=[unclosed",
-            "Error: --set roles.gatekeeper.model: the value '[unclosed",
+            "providers.text.openai.api_key=[sk-secret",
+            "Error: --set providers.text.openai.api_key: the value is not valid YAML; quote it",
         ),
     ],
 )
 def test_a_bad_override_is_one_line_naming_its_key(project: Path, item: str, message: str) -> None:
     result = run("--set", item, "roles")
-    assert result.exit_code == 1
+    assert result.exit_code == 1 and "sk-secret" not in result.output
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(message[:60]), (
         result.stderr
@@ -185,3 +185,12 @@ def test_hoisting_moves_only_global_options_and_stops_at_the_separator() -> None
         "roles",
         "--set",
     ]  # click says it lacks a value
+
+
+def test_a_key_given_by_set_is_never_shown(project: Path) -> None:
+    key = "providers.text.openai.api_key=sk-set-secret-5d1e"
+    shown = run("config", "show", "--set", key)
+    bad = run("roles", "--set", key, "--set", "providers.text.openai.temperature=9")
+    assert shown.exit_code == 0 and "api_key: '***'" in shown.stdout
+    assert bad.exit_code == 1 and "providers.text.openai.temperature" in bad.stderr
+    assert "sk-set-secret" not in shown.output + bad.output

@@ -34,9 +34,8 @@ def parse_assignments(items: Iterable[str], option: str) -> dict[str, Any]:
         try:
             values[key] = yaml.safe_load(text)
         except yaml.YAMLError:
-            raise ConfigError(
-                f"{option} {key}: the value {text!r} is not valid YAML; quote it"
-            ) from None
+            # the value is not shown: it may be a key's
+            raise ConfigError(f"{option} {key}: the value is not valid YAML; quote it") from None
     return values
 
 
