@@ -34,7 +34,7 @@ from questfoundry.errors import MigrationError, StateError
 from questfoundry.interfaces import StateStore
 from questfoundry.redaction import redact
 from questfoundry.state.history import HISTORY_KEY, is_history, log_document, migration_log
-from questfoundry.state.journal import Step, commit
+from questfoundry.state.journal import Step, commit, no_steps
 from questfoundry.state.keys import is_internal, key_problem
 from questfoundry.state.versions import (
     VERSION_KEY,
@@ -361,7 +361,7 @@ def import_state(
     state: StateFile,
     mode: Mode = "empty",
     *,
-    step: Step | None = None,
+    step: Step = no_steps,
 ) -> Imported:
     """Write a checked :class:`StateFile` into ``store`` as one all-or-nothing change.
 
@@ -394,7 +394,7 @@ def import_state(
         log = migration_log(store) if mode == "merge" else []
         log += [entry for entry in state.migrations if entry not in log]
         writes[HISTORY_KEY] = log_document(log)
-    commit(store, writes, f"the import of {state.path.name}", **({"step": step} if step else {}))
+    commit(store, writes, f"the import of {state.path.name}", step)
     return Imported(state.path, len(state.documents), deleted, state.versions)
 
 

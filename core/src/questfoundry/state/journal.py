@@ -37,11 +37,11 @@ Step = Callable[[str], None]
 Writes = Mapping[str, "dict[str, Any] | None"]
 
 
-def _nothing(step: str) -> None:
-    """No step observer."""
+def no_steps(step: str) -> None:
+    """The step observer that observes nothing."""
 
 
-def commit(store: StateStore, writes: Writes, what: str, step: Step = _nothing) -> None:
+def commit(store: StateStore, writes: Writes, what: str, step: Step = no_steps) -> None:
     """Write ``writes`` to ``store`` all-or-nothing (``what`` names the change in messages).
 
     On an error before step 3 nothing is changed; after it, the change completes when the store
@@ -92,7 +92,7 @@ def recover(store: StateStore) -> str | None:
         )
     keys = [key for key in journal.get("keys", []) if isinstance(key, str)]
     if journal.get("state") == "committed":
-        _roll_forward(store, keys, _nothing)
+        _roll_forward(store, keys, no_steps)
         return f"completed an interrupted {journal.get('what', 'change')}"
     _roll_back(store, journal)
     return f"rolled back an interrupted {journal.get('what', 'change')}"

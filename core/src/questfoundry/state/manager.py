@@ -29,7 +29,7 @@ from questfoundry.interfaces import Migration, Snapshot, StateStore
 from questfoundry.state.backup import BackupPolicy
 from questfoundry.state.exchange import entry_problem
 from questfoundry.state.history import HISTORY_KEY, log_document, migration_log
-from questfoundry.state.journal import Step, commit, recover
+from questfoundry.state.journal import Step, commit, no_steps, recover
 from questfoundry.state.migrations import CORE_MIGRATIONS, all_migrations, chains
 from questfoundry.state.versions import (
     CORE_SCOPE,
@@ -78,10 +78,6 @@ class Migrated:
     backup: Path | None = None
     dry_run: bool = False
     keys: tuple[str, ...] = field(default=(), repr=False)
-
-
-def _nothing(step: str) -> None:
-    """No step observer."""
 
 
 class MigrationManager:
@@ -148,7 +144,7 @@ class MigrationManager:
         targets: Mapping[str, int] | None = None,
         *,
         dry_run: bool = False,
-        step: Step = _nothing,
+        step: Step = no_steps,
     ) -> Migrated:
         """Take the store to ``targets`` (default: latest); see the module for the guarantees."""
         current = self.prepare()
