@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from functools import cache
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +26,7 @@ from questfoundry.plugins import get_plugin_manager
 from questfoundry.runtime import Runtime
 from questfoundry.state.backup import BackupPolicy
 from questfoundry.state.exchange import import_state, read_state_file
-from questfoundry.state.journal import JOURNAL_KEY, STAGE_PREFIX
+from questfoundry.state.journal import JOURNAL_KEY, STAGE_PREFIX, process_started
 from questfoundry.state.manager import MigrationManager, read_snapshot, run_steps
 from questfoundry.state.migrations import CORE_MIGRATIONS, all_migrations, chains
 from questfoundry.state.versions import VERSION_KEY, recorded
@@ -243,6 +245,38 @@ def test_a_kill_9_at_any_step_leaves_data_matching_its_recorded_version(tmp_path
         outcomes.append(versions["questfoundry"])
     assert 0 in outcomes and 1 in outcomes  # killed before the commit, and after it
     assert outcomes == sorted(outcomes)  # once committed, it stays committed
+
+
+def test_a_change_still_running_in_another_process_is_left_alone(tmp_path: Path) -> None:
+    store = written_before_versions(tmp_path / "state", BEFORE)
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=PIPE
+    ) as other:
+        journal = {
+            "token": "t",
+            "state": "staging",
+            "what": "the migration to questfoundry 1",
+            "host": socket.gethostname(),
+            "pid": other.pid,
+            "started": process_started(other.pid),
+            "keys": ["notes"],
+        }
+        store.set(JOURNAL_KEY, journal)
+        store.set(STAGE_PREFIX + "notes", {"deleted": True})
+        with pytest.raises(StateError, match=f"by process {other.pid} is in progress"):
+            MigrationManager(store).prepare()
+        other.communicate(b"")
+    assert MigrationManager(store).prepare() == {"questfoundry": 0}  # it died: rolled back
+    assert store.get(JOURNAL_KEY) is None and store.get(STAGE_PREFIX + "notes") is None
+    assert read_snapshot(store) == BEFORE
+
+
+def test_a_journal_whose_pid_was_reused_is_recovered(tmp_path: Path) -> None:
+    store = written_before_versions(tmp_path / "state", BEFORE)
+    journal = {"token": "t", "state": "committed", "host": socket.gethostname(), "keys": []}
+    store.set(JOURNAL_KEY, {**journal, "pid": 1, "started": "not pid 1's start"})
+    assert MigrationManager(store).prepare() == {"questfoundry": 0}
+    assert store.get(JOURNAL_KEY) is None
 
 
 # ----------------------------------------------------------------------------- chains

@@ -23,6 +23,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from questfoundry.errors import StateError
@@ -55,6 +56,7 @@ def commit(store: StateStore, writes: Writes, what: str, step: Step = no_steps) 
         "what": what,
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        "started": process_started(os.getpid()),
         "keys": keys,
     }
     store.update(JOURNAL_KEY, lambda current: _begin(current, journal))
@@ -137,7 +139,11 @@ def _roll_back(store: StateStore, journal: Mapping[str, Any]) -> None:
 
 
 def _alive(journal: Mapping[str, Any]) -> bool:
-    """Whether the journal's process runs on this machine now (another machine's: unknown, no)."""
+    """Whether the journal's process runs on this machine now (another machine's: unknown, no).
+
+    A process is known by its pid and, where ``/proc`` tells it, its start time, so a pid that a
+    new process reuses does not pass for the dead one.
+    """
     pid = journal.get("pid")
     if journal.get("host") != socket.gethostname() or not isinstance(pid, int):
         return False
@@ -148,5 +154,15 @@ def _alive(journal: Mapping[str, Any]) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass  # another user's process: it exists
+    started = process_started(pid)
+    return started is None or journal.get("started") in (None, started)
+
+
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``), or None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19].decode() if len(fields) > 19 else None
