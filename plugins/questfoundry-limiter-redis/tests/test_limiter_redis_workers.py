@@ -1,6 +1,7 @@
 """Real worker processes through real gateways on one Redis: limits, clock skew, a budget.
 
-Each worker (``worker.py``) calls a provider that records when the gateway let each call through.
+Each worker (a forked process, see ``limiter_redis_worker.py``) calls a provider that records
+when the gateway let each call through.
 The limits are the config's ``requests_per_minute`` and ``tokens_per_hour``, run by the ``redis``
 limiter on periods divided by a scale so the quick versions take seconds; the ``soak`` ones run
 the issue's full sizes.
@@ -15,17 +16,14 @@ of stamping delay.
 
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
-from collections.abc import Sequence
 from decimal import Decimal
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import pytest
+from limiter_redis_worker import run_workers
 
 from questfoundry.config import Config
 from questfoundry.interfaces import BackendContext
@@ -33,38 +31,9 @@ from questfoundry.ledger import open_ledger
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-WORKER = Path(__file__).with_name("worker.py")
 #: seconds between Redis admitting a call and the recorder stamping it, at most
 LAG = 0.05
 PRICES = {"cost_per_input_token": 0.0001, "cost_per_output_token": 0.0005}
-
-
-def run_workers(specs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Start one worker per spec, let them all go at once, return what each printed."""
-    children = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), json.dumps(spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for spec in specs
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        outputs = [child.communicate(timeout=600)[0] for child in children]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    assert [child.returncode for child in children] == [0] * len(children)
-    return [json.loads(output.strip().rsplit("\n", 1)[-1]) for output in outputs]
 
 
 def config(redis_url: str, prefix: str, limits: dict[str, Any], **section: Any) -> dict[str, Any]:
