@@ -29,6 +29,22 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
+def in_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """``in_project(text)``: ``tmp_path`` as the working directory of a project whose
+    ``.questfoundry/config.yml`` holds ``text`` (``QUESTFOUNDRY_CONFIG`` unset); the file's path."""
+
+    def make(text: str) -> Path:
+        path = tmp_path / ".questfoundry" / "config.yml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("QUESTFOUNDRY_CONFIG", raising=False)
+        return path
+
+    return make
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,18 +25,13 @@ def server() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: FakeOpenAI) -> Path:
-    (tmp_path / ".questfoundry").mkdir()
-    path = tmp_path / ".questfoundry" / "config.yml"
-    path.write_text(
+def project(in_project: Callable[[str], Path], server: FakeOpenAI) -> Path:
+    return in_project(
         "providers:\n  text:\n    default: openai\n    openai:\n"
         f"      base_url: {server.base_url}\n      api_key: test-key\n      model: gpt-4o-mini\n"
         "pricing:\n  providers:\n    openai:\n"
         "      cost_per_input_token: 0.0000001\n      cost_per_output_token: 0.0000002\n"
     )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("QUESTFOUNDRY_CONFIG", raising=False)
-    return path
 
 
 def ask(*args: str, input: str | None = None) -> Any:

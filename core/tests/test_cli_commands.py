@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,8 @@ rate_limiting:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / ".questfoundry").mkdir()
-    path = tmp_path / ".questfoundry" / "config.yml"
-    path.write_text(CONFIG.format(backend="memory"))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("QUESTFOUNDRY_CONFIG", raising=False)
-    yield path
+def project(in_project: Callable[[str], Path]) -> Path:
+    return in_project(CONFIG.format(backend="memory"))
 
 
 def run(*args: str, input: str | None = None) -> Any:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,8 @@ roles:
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / ".questfoundry").mkdir()
-    path = tmp_path / ".questfoundry" / "config.yml"
-    path.write_text(CONFIG)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("QUESTFOUNDRY_CONFIG", raising=False)
-    yield path
+def project(in_project: Callable[[str], Path]) -> Path:
+    return in_project(CONFIG)
 
 
 def run(*args: str) -> Any:
