@@ -85,6 +85,8 @@ def test_with_a_local_ollama_it_uses_ollama_and_a_model_it_has(
     with FakeOllama(models=["qwen2.5:7b", "llama3.2:latest"]) as server:
         url = server.url
         monkeypatch.setenv("OLLAMA_HOST", url)
+        for proxy in ("http_proxy", "HTTP_PROXY"):  # a proxy is not asked for the local Ollama
+            monkeypatch.setenv(proxy, f"http://127.0.0.1:{closed_port()}")
         result = init()
         assert server.requests and server.requests[0].path == "/api/tags"
     assert result.exit_code == 0, result.output

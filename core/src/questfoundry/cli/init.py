@@ -98,12 +98,16 @@ def ollama_url(env: Mapping[str, str]) -> str:
 
 
 def probe_ollama(url: str) -> list[str] | None:
-    """The models of the Ollama answering at ``url``, or None when nothing answers in time."""
+    """The models of the Ollama answering at ``url``, or None when nothing answers in time.
+
+    Asked directly: an HTTP proxy in the environment is not the machine's Ollama.
+    """
     import json
     import urllib.request
 
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(f"{url}/api/tags", timeout=PROBE_SECONDS) as response:
+        with direct.open(f"{url}/api/tags", timeout=PROBE_SECONDS) as response:
             tags = json.loads(response.read(1 << 20))
     except (OSError, ValueError):
         return None
