@@ -7,8 +7,10 @@ Everything runs against a private ``redis-server`` this script starts on a free 
 An acquire is what the gateway asks for every attempt: all four layers at once (requests and
 tokens, global and per provider), with limits so large that none refuses.
 
-- one process: the median and p99 of an acquire, and of a redis-py ``GET`` of a short value on a
-  client with the same options; the ratio of the medians (target: <= 1.3x);
+- one process: the median and p99 of an acquire, of a redis-py ``GET`` of a short value on a
+  client with the same options, and of an ``EVALSHA`` of an empty script sent an acquire's keys
+  and arguments (what any one-script acquire costs before its script does anything); the
+  ratios of the medians to the ``GET`` (target: <= 1.3x);
 - round trips per acquire, from ``INFO commandstats`` deltas: the commands the client sent
   (``EVALSHA``, and anything else not run inside the script). Target: exactly 1;
 - four processes racing: acquires per second together, beside ``GET`` s per second together;
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from questfoundry_limiter_redis.connection import Script
 from questfoundry_limiter_redis.plugin import make_redis_limiter
 
 from questfoundry.interfaces import BackendContext, Rate
@@ -69,11 +72,17 @@ _RACER = textwrap.dedent(
 
 
 def operation(kind: str, url: str) -> tuple[Callable[[], Any], Callable[[], None]]:
-    """One ``acquire`` (``kind`` "acquire") or one ``GET`` ("get"), and how to close it."""
+    """One ``acquire`` (``kind`` "acquire"), one ``GET`` ("get"), or one ``EVALSHA`` of an empty
+    script with an acquire's keys and arguments ("empty"), and how to close it."""
+    context = BackendContext(Path(tempfile.gettempdir()), "bench")
+    limiter = make_redis_limiter({"redis_url": url, "rates": LAYERS}, context)
     if kind == "acquire":
-        context = BackendContext(Path(tempfile.gettempdir()), "bench")
-        limiter = make_redis_limiter({"redis_url": url, "rates": LAYERS}, context)
         return (lambda: limiter.acquire(AMOUNTS)), limiter.close
+    if kind == "empty":
+        empty = Script(limiter.client, "return '0'")
+        keys, args = limiter._arguments("acquire", AMOUNTS)
+        return (lambda: empty(keys, args)), limiter.close
+    limiter.close()
     from questfoundry_limiter_redis.connection import client_for
 
     client = client_for({"redis_url": url})
@@ -102,6 +111,11 @@ def timed_row(name: str, samples: list[float]) -> Row:
         "p99_us": ordered[int(len(ordered) * 0.99) - 1],
         "per_second": 1e6 / median,
     }
+
+
+def ratio_row(name: str, row: Row, floor: Row) -> Row:
+    ratio = float(row["median_us"]) / float(floor["median_us"])  # type: ignore[arg-type]
+    return {"operation": name, "ratio": ratio, "target": 1.3}
 
 
 def command_calls(url: str) -> dict[str, int]:
@@ -173,17 +187,22 @@ def run(quick: bool = False) -> list[dict[str, object]]:
         server = RedisServer(Path(name))
         server.start()
         try:
-            get, close_get = operation("get", server.url)
-            acquire, close_acquire = operation("acquire", server.url)
-            get_row = timed_row("redis-py GET (floor)", timed(get, runs))
-            acquire_row = timed_row("acquire, 4 layers, 1 process", timed(acquire, runs))
-            close_get()
-            close_acquire()
-            ratio = float(acquire_row["median_us"]) / float(get_row["median_us"])  # type: ignore[arg-type]
+            measured = {}
+            for kind in ("get", "empty", "acquire"):
+                call, close = operation(kind, server.url)
+                measured[kind] = timed(call, runs)
+                close()
+            get_row = timed_row("redis-py GET (floor)", measured["get"])
+            empty_row = timed_row(
+                "EVALSHA of an empty script, an acquire's arguments", measured["empty"]
+            )
+            acquire_row = timed_row("acquire, 4 layers, 1 process", measured["acquire"])
             rows: list[Row] = [
                 get_row,
+                empty_row,
                 acquire_row,
-                {"operation": "acquire / GET, medians", "ratio": ratio, "target": 1.3},
+                ratio_row("empty script / GET, medians", empty_row, get_row),
+                ratio_row("acquire / GET, medians", acquire_row, get_row),
                 round_trips(server.url, min(runs, 1_000)),
                 racing(server.url, "get", 4, runs),
                 racing(server.url, "acquire", 4, runs),
