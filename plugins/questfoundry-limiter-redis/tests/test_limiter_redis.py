@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from questfoundry_limiter_redis.limiter import RedisLimiter
 from questfoundry_limiter_redis.plugin import make_redis_keeper, make_redis_limiter
 
 from questfoundry.budgets import SQLiteBudgetKeeper, open_budgets
+from questfoundry.calls import Request
 from questfoundry.config import Config
 from questfoundry.errors import BackendUnavailableError, ConfigError, CostLimitExceededError
+from questfoundry.gateway import Gateway
 from questfoundry.interfaces import BackendContext, Factory, Rate
 from questfoundry.ledger import Ledger
 from questfoundry.limits import Budget
@@ -25,6 +28,7 @@ from questfoundry.testing.budget_contract import BudgetContract, Opener
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.limiter_contract import LimiterContract
 from questfoundry.testing.redis import RedisServer, client
+from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 pytestmark = pytest.mark.redis
 
@@ -357,3 +361,70 @@ def test_a_missing_or_foreign_url_is_a_config_error_naming_the_key(
     settings = {} if url is None else {"redis_url": url}
     with pytest.raises(ConfigError, match=rf"^rate_limiting\.redis_url: .*{problem}"):
         make_redis_limiter({**settings, "rates": [REQUESTS]}, backend_context)
+
+
+# ----------------------------------------------------------------------------- through the gateway
+
+
+def gateway_on(
+    server: RedisServer, tmp_path: Path, provider: ScriptedProvider, **limits: Any
+) -> Gateway:
+    data = {
+        "providers": {"text": {"default": "scripted", "scripted": {"model": "m"}}},
+        "caching": {"enabled": False},
+        "rate_limiting": {
+            "backend": "redis",
+            "redis_url": server.url,
+            "providers": {
+                "scripted": {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
+            },
+            **limits,
+        },
+    }
+    manager = get_plugin_manager(
+        entry_points=False, plugins=[("limiter-redis", redis_plugin), scripted_plugin(provider)]
+    )
+    return Gateway.from_config(Config(data, project_dir=tmp_path / ".questfoundry"), manager)
+
+
+ASK = Request(messages=[{"role": "user", "content": "hello"}], params={"max_tokens": 10})
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"global": {"requests_per_minute": 10}, "on_backend_error": "fail_closed"},
+        {"global": {"cost_per_day": 1}},  # budgets fail closed by default
+    ],
+    ids=["rates", "budgets"],
+)
+def test_a_gateway_refuses_before_calling_while_redis_is_down_under_fail_closed(
+    redis_server: RedisServer, tmp_path: Path, limits: dict[str, Any]
+) -> None:
+    provider = ScriptedProvider()
+    with gateway_on(redis_server, tmp_path, provider, **limits) as gateway:
+        gateway.generate(ASK)
+        redis_server.stop()
+
+        with pytest.raises(BackendUnavailableError, match=r"fail_closed\)$") as raised:
+            gateway.generate(replace(ASK, messages=[{"role": "user", "content": "again"}]))
+
+    assert provider.calls == 1  # nothing was sent for the refused call
+    assert "\n" not in str(raised.value)
+
+
+def test_a_gateway_calls_on_while_redis_is_down_under_fail_open(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    provider = ScriptedProvider()
+    limits = {"global": {"requests_per_minute": 10, "cost_per_day": 1}}
+    with gateway_on(
+        redis_server, tmp_path, provider, on_backend_error="fail_open", **limits
+    ) as gateway:
+        redis_server.stop()
+        replies = [
+            gateway.generate(replace(ASK, messages=[{"role": "user", "content": str(n)}]))
+            for n in range(3)
+        ]
+
+    assert provider.calls == 3 and all(reply.text for reply in replies)
