@@ -32,7 +32,7 @@ from questfoundry.limits import Budget
 from questfoundry.money import from_pico, to_pico
 from questfoundry_limiter_redis.connection import RedisBackend, Script
 
-DEFAULT_HOLD_SECONDS = 600.0
+DEFAULT_HOLD_SECONDS = 900.0  # above the default retry.deadline_seconds (600)
 ALL = "*"
 #: seconds a window's total is kept after the window ends (time zones differ by up to 26 h)
 KEEP = {"day": 3 * 86_400, "month": 62 * 86_400}

@@ -172,7 +172,7 @@ class Outage:
         if self._warned:
             with self._lock:
                 self._warned = False
-            log.warning("%s: Redis at %s answers again", self.what, self.where)
+            log.info("%s: Redis at %s answers again", self.what, self.where)
 
 
 def reason(exc: BaseException) -> str:

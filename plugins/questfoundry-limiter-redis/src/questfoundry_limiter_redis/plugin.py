@@ -56,10 +56,10 @@ SETTINGS = {
         "hold_seconds": {
             "type": "number",
             "exclusiveMinimum": 0,
-            "default": 600,
+            "default": 900,
             "description": (
                 "How long a budget hold counts when its call never settles (its worker was "
-                "killed); set it above your longest call."
+                "killed); keep it above `retry.deadline_seconds`, the longest a call lasts."
             ),
         },
     },
