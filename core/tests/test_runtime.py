@@ -141,3 +141,21 @@ def test_a_closed_runtime_builds_nothing_more(tmp_path: Path) -> None:
         _ = runtime.ledger
     with pytest.raises(RuntimeError, match="closed"):
         runtime.provider("scripted")
+
+
+def test_a_value_set_on_the_command_line_is_labelled_so_in_the_runtimes_answer(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / ".questfoundry" / "config.yml"
+    file.parent.mkdir()
+    file.write_text(
+        "providers:\n  text:\n    default: scripted\n    scripted: {model: m1}\n"
+        "roles:\n  gatekeeper: {model: m2, temperature: 0.2}\n"
+    )
+    manager = get_plugin_manager(entry_points=False, plugins=[scripted_plugin(ScriptedProvider())])
+    config = load_config(file, manager=manager, overrides={"roles.gatekeeper.model": "m3"})
+    with Runtime(config, manager) as runtime:
+        routed = runtime.resolve("gatekeeper")
+    assert (routed.model, routed.params["temperature"]) == ("m3", 0.2)
+    assert routed.sources["model"] == "--set roles.gatekeeper.model"
+    assert routed.sources["temperature"] == "roles.gatekeeper"

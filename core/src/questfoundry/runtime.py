@@ -235,6 +235,10 @@ class Runtime:
                 role=handle[0], config=self.config.data, override=override
             )
             assert found is not None, "the built-in resolver always answers"
+            if self.config.overridden:  # name the --set behind each value it gave
+                from questfoundry.config.effective import labelled
+
+                found = labelled(found, self.config)
             self._routes[handle] = found
         return found
 
