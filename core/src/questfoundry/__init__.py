@@ -22,10 +22,14 @@ _EXPORTS = {
     "ProviderError": "questfoundry.errors",
     "StateError": "questfoundry.errors",
     "MigrationError": "questfoundry.errors",
+    "LoopError": "questfoundry.errors",
+    "StepError": "questfoundry.errors",
     "Config": "questfoundry.config",
     "load_config": "questfoundry.config",
     "get_plugin_manager": "questfoundry.plugins",
     "Runtime": "questfoundry.runtime",
+    "Showrunner": "questfoundry.studio",
+    "Role": "questfoundry.studio",
     "Request": "questfoundry.calls",
     "Reply": "questfoundry.calls",
     "CacheMode": "questfoundry.calls",
@@ -44,10 +48,14 @@ __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
     "ProviderError",
     "StateError",
     "MigrationError",
+    "LoopError",
+    "StepError",
     "Config",
     "load_config",
     "get_plugin_manager",
     "Runtime",
+    "Showrunner",
+    "Role",
     "Request",
     "Reply",
     "CacheMode",
@@ -61,16 +69,19 @@ if TYPE_CHECKING:
     from questfoundry.errors import (
         ConfigError,
         CostLimitExceededError,
+        LoopError,
         MigrationError,
         PluginNotFoundError,
         ProviderError,
         QuestFoundryError,
         RateLimitError,
         StateError,
+        StepError,
     )
     from questfoundry.interfaces import Message, Usage
     from questfoundry.plugins import get_plugin_manager
     from questfoundry.runtime import Runtime
+    from questfoundry.studio import Role, Showrunner
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,9 @@ One family, so a caller can catch ``QuestFoundryError`` and show its message as 
     │   └── NonRetriableProviderError  400/401/403/404 and the like: fails at once
     ├── StateError                     project state cannot be read or written
     │   └── MigrationError             a state migration failed or is missing
-    └── LedgerError                    the cost ledger cannot be read or written
+    ├── LedgerError                    the cost ledger cannot be read or written
+    └── LoopError                      a studio loop cannot run (unknown, no steps, …)
+        └── StepError                  one of its steps failed (loop, step, role and why)
 
 Backends wrap their library's own exceptions into these (``redis.ConnectionError`` becomes
 ``BackendUnavailableError``) so callers never import a backend's library to handle its errors.
@@ -151,3 +153,18 @@ class MigrationError(StateError):
 
 class LedgerError(QuestFoundryError):
     """The cost ledger cannot be read or written."""
+
+
+class LoopError(QuestFoundryError):
+    """A loop cannot run: unknown, without steps, missing what it reads, or a step failed."""
+
+
+class StepError(LoopError):
+    """A step failed; the message names the loop, the step, the role and the reason."""
+
+    def __init__(self, loop: str, step: str, role: str, reason: str) -> None:
+        self.loop = loop
+        self.step = step
+        self.role = role
+        self.reason = reason
+        super().__init__(f"{loop}: step {step} ({role}) failed: {reason}")

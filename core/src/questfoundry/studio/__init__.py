@@ -14,9 +14,9 @@ repairs), :mod:`.render` (HTML and Markdown), :mod:`.report`, :mod:`.loops`. See
 
 from __future__ import annotations
 
+from questfoundry.errors import LoopError, StepError
 from questfoundry.studio.context import StepContext
 from questfoundry.studio.engine import StepProgress
-from questfoundry.studio.errors import LoopError, StepError
 from questfoundry.studio.report import RoleUsage, RunReport
 from questfoundry.studio.role import Role
 from questfoundry.studio.showrunner import DEFAULT_SECTIONS, Showrunner

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from questfoundry.calls import Reply
-from questfoundry.errors import QuestFoundryError
+from questfoundry.errors import QuestFoundryError, StepError
 from questfoundry.interfaces import Capability, Step
-from questfoundry.studio.errors import StepError
 from questfoundry.studio.role import Role
 from questfoundry.studio.structured import ShapeError, parse, schema_params
 

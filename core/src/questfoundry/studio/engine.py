@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.errors import QuestFoundryError
+from questfoundry.errors import LoopError, QuestFoundryError, StepError
 from questfoundry.interfaces import LoopSpec, StateStore, Step
 from questfoundry.studio.context import StepContext
-from questfoundry.studio.errors import LoopError, StepError
 from questfoundry.studio.report import RunReport, Tally
 
 if TYPE_CHECKING:

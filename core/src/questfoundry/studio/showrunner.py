@@ -12,9 +12,9 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Any
 
+from questfoundry.errors import LoopError
 from questfoundry.interfaces import LoopSpec
 from questfoundry.studio.engine import LoopRun, Progress
-from questfoundry.studio.errors import LoopError
 from questfoundry.studio.report import RunReport
 from questfoundry.studio.role import Role
 
