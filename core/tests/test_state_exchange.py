@@ -280,6 +280,29 @@ def test_secrets_never_reach_an_export(tmp_path: Path) -> None:
         assert "keep it safe" in text  # the rest of the text is kept
 
 
+_fragments = st.sampled_from(
+    [
+        *("sk-abcdefgh", "Bearer x.y", "authorization: t", "api_key=", "redis://u:pw12@h"),
+        *("AIza", "plain", "0123456789abcdefghij", "hunter2-live", " ", "\n", ",", "'", '"'),
+        *(":", "@", "/"),
+    ]
+)
+_leaky = st.lists(_fragments, max_size=6).map("".join)
+_leaky_value = st.recursive(
+    _leaky | st.integers(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_leaky, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_leaky, _leaky_value, max_size=4))
+def test_a_document_is_masked_exactly_as_string_by_string(document: dict[str, Any]) -> None:
+    quick, walked = Redactor(["hunter2-live"]), Redactor(["hunter2-live"])
+    assert quick(document) == walked._walk(document)
+    assert quick.masked == walked.masked
+
+
 # ----------------------------------------------------------------------------- scale
 
 

@@ -104,13 +104,40 @@ class Redactor:
         return masked
 
     def __call__(self, value: Any) -> Any:
+        """``value`` with every string masked; itself when nothing in it needs masking.
+
+        The check runs once over all of the value's strings joined by newlines: whatever would
+        change one string on its own changes the joined text too (no pattern matches across a
+        newline), so only a value that needs masking pays for a walk string by string.
+        """
+        if isinstance(value, str):
+            return self.text(value)
+        joined = "\n".join(_strings(value))
+        if redact_url(redact(joined)) == joined and not any(s in joined for s in self.secrets):
+            return value
+        return self._walk(value)
+
+    def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.text(k): self(v) for k, v in value.items()}
+            return {self.text(k): self._walk(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self(v) for v in value]
+            return [self._walk(v) for v in value]
         return value
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, keys of objects included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 # ----------------------------------------------------------------------------- writing
