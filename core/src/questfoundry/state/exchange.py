@@ -107,8 +107,9 @@ class Redactor:
         """``value`` with every string masked; itself when nothing in it needs masking.
 
         The check runs once over all of the value's strings joined by newlines: whatever would
-        change one string on its own changes the joined text too (no pattern matches across a
-        newline), so only a value that needs masking pays for a walk string by string.
+        change one string on its own changes the joined text too (a match inside one string is
+        a match inside the joined text), so only a value that may need masking pays for a walk
+        string by string.
         """
         if isinstance(value, str):
             return self.text(value)
