@@ -115,6 +115,7 @@ def work(spec: Mapping[str, Any], start: Any, out: Connection) -> None:
 
 def run_workers(specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Fork one worker per spec, start them together, return what each recorded."""
+    get_plugin_manager(entry_points=False)  # import the built-ins once, before the workers fork
     fork = multiprocessing.get_context("fork")
     start = fork.Barrier(len(specs) + 1)
     pipes = [fork.Pipe(duplex=False) for _ in specs]
