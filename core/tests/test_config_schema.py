@@ -13,10 +13,10 @@ from jsonschema import Draft202012Validator
 
 from questfoundry.config import load_config, load_schema, validate
 from questfoundry.config.schema import core_schema
-from questfoundry.plugins import get_plugin_manager
 from questfoundry.default_plugins import memory_cache
 from questfoundry.errors import ConfigError
 from questfoundry.gateway import plan
+from questfoundry.plugins import get_plugin_manager
 from questfoundry.retry import RetryPolicy
 
 REPO = Path(__file__).resolve().parents[2]

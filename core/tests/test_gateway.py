@@ -218,8 +218,8 @@ def test_on_limit_wait_sleeps_until_admitted(
     )
     gateway_face.generate(gateway, ask("a"))
     reply = gateway_face.generate(gateway, ask("b"))
-    assert reply.waited == pytest.approx(60.0)
-    assert clock.slept == [pytest.approx(60.0)]
+    assert 60.0 <= reply.waited <= 60.02  # the wait, plus at most 20 ms of jitter
+    assert clock.slept == [reply.waited]
 
 
 def test_a_wait_longer_than_max_wait_seconds_raises(

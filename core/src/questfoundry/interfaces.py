@@ -43,6 +43,9 @@ class Capability:
     #: a cache offering flight locks (:class:`FlightLocking`), so identical calls in several
     #: processes make one provider call
     LOCKS = "locks"
+    #: a cache whose ``async def aget(key)`` answers as ``get`` does without blocking, so the
+    #: async gateway awaits it instead of sending ``get`` to a worker thread
+    ASYNC_GET = "async_get"
 
 
 # ----------------------------------------------------------------------------- values

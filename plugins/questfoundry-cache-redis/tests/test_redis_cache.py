@@ -7,6 +7,7 @@ really stop, restart and freeze it under calls through the gateway.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -431,20 +432,67 @@ def test_calls_succeed_while_redis_is_stopped_with_one_warning_and_caching_resum
 
 @pytest.mark.redis
 def test_a_hundred_cached_calls_against_a_frozen_redis_finish_within_five_seconds(
-    redis_server: RedisServer, backend_context: BackendContext
+    redis_server: RedisServer, backend_context: BackendContext, gateway_face: Face
 ) -> None:
     provider = ScriptedProvider()
     clock = FakeClock()
     requests = [Request(messages=[{"role": "user", "content": f"q{i}"}]) for i in range(100)]
     with _gateway(backend_context.project_dir, provider, clock, redis_url=redis_server.url) as gw:
         for request in requests:
-            gw.generate(request)
+            gateway_face.generate(gw, request)
         redis_server.freeze()
         try:
             started = time.monotonic()
-            replies = [gw.generate(request) for request in requests]
+            replies = [gateway_face.generate(gw, request) for request in requests]
             elapsed = time.monotonic() - started
         finally:
             redis_server.thaw()
     assert [reply.text for reply in replies] == [f"echo: q{i}" for i in range(100)]
     assert elapsed <= 5.0
+
+
+@pytest.mark.redis
+def test_the_async_face_reads_hits_with_aget_on_its_own_loop(
+    redis_url: str, redis_prefix: str, backend_context: BackendContext
+) -> None:
+    provider = ScriptedProvider()
+    settings = {"redis_url": redis_url, "key_prefix": redis_prefix, **PATIENT}
+    with _gateway(backend_context.project_dir, provider, FakeClock(), **settings) as gw:
+        gw.generate(HELLO)
+
+        def no_blocking_get(key: str) -> bytes | None:
+            raise AssertionError("the async face sent get() to a thread")
+
+        gw.cache.get = no_blocking_get
+
+        async def twice() -> list[Any]:
+            return [await gw.agenerate(HELLO) for _ in range(2)]
+
+        replies = asyncio.run(twice())
+    assert [reply.cache_hit for reply in replies] == [True, True]
+    assert provider.calls == 1
+
+
+@pytest.mark.redis
+async def test_aget_answers_as_get_does(make: Make) -> None:
+    cache = make()
+    cache.set("k", b"value")
+    assert await cache.aget("k") == cache.get("k") == b"value"
+    assert await cache.aget("missing") is None
+    assert cache.stats().hits == 2 and cache.stats().misses == 1
+
+
+@pytest.mark.redis
+async def test_aget_of_a_stopped_redis_is_a_miss_sharing_the_breaker(
+    redis_server: RedisServer, backend_context: BackendContext
+) -> None:
+    cache = make_redis_cache({"redis_url": redis_server.url}, backend_context)
+    try:
+        cache.set("k", b"value")
+        assert await cache.aget("k") == b"value"
+        redis_server.stop()
+        assert [await cache.aget("k") for _ in range(3)] == [None, None, None]
+        assert not cache._breaker.closed  # three failures in a row opened it, for get too
+        assert cache.get("k") is None
+    finally:
+        cache.close()

@@ -12,7 +12,7 @@ faces. (The shape is h11's: decisions in one place, I/O at the edges.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -53,6 +53,22 @@ class Blocking(Effect):
         if self.quick:
             return self.fn(*self.args)
         return await asyncio.to_thread(self.fn, *self.args)
+
+
+@dataclass(slots=True)
+class Twin(Effect):
+    """A backend call with an async twin: the sync face runs ``fn``, the async face awaits
+    ``afn`` (same arguments, same answer) on its own loop."""
+
+    fn: Callable[..., Any]
+    afn: Callable[..., Awaitable[Any]]
+    args: tuple[Any, ...] = ()
+
+    def run(self) -> Any:
+        return self.fn(*self.args)
+
+    async def arun(self) -> Any:
+        return await self.afn(*self.args)
 
 
 def blocking(backend: object, fn: Callable[..., Any], *args: Any) -> Blocking:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from dataclasses import replace
 from decimal import Decimal
 from time import perf_counter
@@ -40,6 +41,7 @@ from questfoundry.gateway.effects import (
     OpenStream,
     Sleep,
     Steps,
+    Twin,
     blocking,
 )
 from questfoundry.gateway.flights import Flights
@@ -62,6 +64,10 @@ log = logging.getLogger("questfoundry.gateway")
 ZERO = Decimal(0)
 #: seconds between two looks in the cache while another process calls for the same key
 POLL_SECONDS = 0.02
+#: at most this much (and 20 % of the wait) is added at random to a wait on a limit, so callers
+#: refused together do not all wake at one instant: the next free slot goes to a random one of
+#: them, not always to the process the scheduler wakes first
+LIMIT_JITTER_SECONDS = 0.02
 
 
 class Abandoned(Exception):
@@ -227,7 +233,10 @@ class Pipeline:
     def _lookup(self, plan: Plan, started: float) -> Steps[Reply | None]:
         """:meth:`lookup_now` as steps: the read is an effect, built backends first."""
         cache = yield from self._backend("cache")
-        raw = yield blocking(cache, self._read, plan)
+        if Capability.ASYNC_GET in cache.capabilities:
+            raw = yield Twin(self._read, self._aread, (plan,))
+        else:
+            raw = yield blocking(cache, self._read, plan)
         yield from self._backend("ledger")
         return self._hit(plan, raw, started)
 
@@ -236,8 +245,20 @@ class Pipeline:
         try:
             return self.runtime.cache.get(plan.key)  # type: ignore[union-attr]
         except Exception as exc:
-            self._warn_once("cache-read", f"cache read failed, calling the provider: {exc}")
+            self._read_failed(exc)
             return None
+
+    async def _aread(self, plan: Plan) -> bytes | None:
+        """:meth:`_read` through the cache's ``aget`` (``Capability.ASYNC_GET``)."""
+        try:
+            raw: bytes | None = await self.runtime.cache.aget(plan.key)  # type: ignore[union-attr]
+        except Exception as exc:
+            self._read_failed(exc)
+            return None
+        return raw
+
+    def _read_failed(self, exc: Exception) -> None:
+        self._warn_once("cache-read", f"cache read failed, calling the provider: {exc}")
 
     def _hit(self, plan: Plan, raw: bytes | None, started: float) -> Reply | None:
         """The hit in ``raw``, recorded and observed as one; None for nothing or a broken entry."""
@@ -421,6 +442,7 @@ class Pipeline:
                 or clock.monotonic() + wait > deadline
             ):
                 raise RateLimitError(f"rate limit reached for {plan.provider}", retry_after=wait)
+            wait += random.uniform(0, min(wait * 0.2, LIMIT_JITTER_SECONDS))
             yield Sleep(wait, clock)
             waited += wait
         return waited

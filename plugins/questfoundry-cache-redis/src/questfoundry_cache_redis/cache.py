@@ -10,6 +10,10 @@ Values are the core's bytes, stored as they are (a Redis string): nothing is pic
 poisoned Redis can serve a wrong answer at worst, never run code. Each entry carries its own TTL
 (``SET … PX``) and Redis drops it when it expires: there is nothing left for ``prune`` to remove.
 
+Under asyncio the gateway awaits :meth:`RedisCache.aget` (``Capability.ASYNC_GET``): the same
+``GET`` on a ``redis.asyncio`` client of the running loop's own, so an async hit needs no worker
+thread. Both share one breaker, one set of counts and the same warnings.
+
 Fail-open: a hit is one ``GET`` with short socket and connect timeouts, no client-side retries
 (redis-py 8's ``Redis(host=...)`` retries ten times with backoff: 4.6 s for one call to a frozen
 server at a 0.1 s timeout) and a :class:`~questfoundry_cache_redis.breaker.Breaker`
@@ -26,6 +30,7 @@ trip, when the process stores an entry, asks for stats or closes the cache: a hi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import secrets
@@ -35,9 +40,12 @@ from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from questfoundry.aio import PerLoop
 from questfoundry.errors import BackendUnavailableError, ConfigError
 from questfoundry.interfaces import CacheStats, Clock
 from questfoundry_cache_redis.breaker import Breaker
@@ -48,7 +56,7 @@ log = logging.getLogger("questfoundry.cache.redis")
 T = TypeVar("T")
 
 #: Redis did not answer: these open the breaker
-_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError, asyncio.TimeoutError)
 #: Redis answered with an error (out of memory, a key of another type, an ACL refusal)
 _REFUSED = (redis.RedisError,)
 
@@ -94,19 +102,23 @@ class RedisCache:
         """A client for ``url``; nothing is connected until the first call."""
         self.where = public_url(url)
         self.namespace = namespace
+        options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "retry_on_timeout": False,
+            "health_check_interval": 0,
+        }
         try:
-            self._client = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=connect_timeout,
-                retry=Retry(NoBackoff(), 0),
-                retry_on_timeout=False,
-                health_check_interval=0,
-            )
+            self._client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+            redis.asyncio.Redis.from_url(url, **options)  # the URL is checked once, here
         except ValueError as exc:
             raise ConfigError(
                 f"is not a usable Redis URL: {exc}", path="caching.redis_url"
             ) from None
+        self._aclients: PerLoop[redis.asyncio.Redis] = PerLoop(
+            lambda: redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **options),
+            lambda client: client.aclose(),
+        )
         self._breaker = Breaker(breaker_failures, breaker_cooldown, clock or Clock())
         base = f"{key_prefix}{quote(namespace, safe='')}:cache:"
         self._entries = base + "e:"
@@ -125,7 +137,25 @@ class RedisCache:
 
     def get(self, key: str) -> bytes | None:
         """The value under ``key``; None when missing, expired, or Redis does not answer."""
-        value = self._ask(_READ, self._client.get, self._entries + key)
+        return self._counted(self._ask(_READ, self._client.get, self._entries + key))
+
+    async def aget(self, key: str) -> bytes | None:
+        """:meth:`get` on this event loop's own asyncio client."""
+        value = _FAILED
+        if self._breaker.allow():
+            try:
+                client = await self._aclients.get()
+                value = await client.get(self._entries + key)
+            except _UNREACHABLE as exc:
+                self._unreachable(_READ, exc)
+            except _REFUSED as exc:
+                self._refused(_READ, exc)
+            else:
+                self._answered()
+        return self._counted(value)
+
+    def _counted(self, value: Any) -> bytes | None:
+        """A read's answer as ``get`` returns it, counted as a hit or a miss."""
         with self._lock:
             if value is None or value is _FAILED:
                 self._misses += 1
@@ -247,6 +277,7 @@ class RedisCache:
             except (*_UNREACHABLE, *_REFUSED) as exc:  # the counts are lost, nothing else
                 log.debug("%s: counts not stored on closing: %s", self._label(), _reason(exc))
         self._client.close()
+        self._aclients.close()
 
     # ------------------------------------------------------------------ helpers
 

@@ -27,7 +27,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CAPABILITIES = frozenset(
-    {Capability.TTL, Capability.PERSISTENT, Capability.SHARED, Capability.LOCKS}
+    {
+        Capability.TTL,
+        Capability.PERSISTENT,
+        Capability.SHARED,
+        Capability.LOCKS,
+        Capability.ASYNC_GET,
+    }
 )
 
 
