@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -43,41 +42,9 @@ from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 sys.path.insert(0, str(Path(__file__).parent))
 import gateway as bench
+from rows import Row, ratio_row, table, timed, timed_row
 
-Row = dict[str, object]
 PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
-
-
-def timed_row(operation: str, samples: list[float]) -> Row:
-    """A row of medians and tails from ``samples`` (microseconds)."""
-    ordered = sorted(samples)
-    return {
-        "operation": operation,
-        "median_us": statistics.median(ordered),
-        "p99_us": ordered[int(len(ordered) * 0.99) - 1],
-        "max_us": ordered[-1],
-        "calls": len(ordered),
-    }
-
-
-def ratio_row(operation: str, top: Row, bottom: Row, target: float) -> Row:
-    ratio = float(top["median_us"]) / float(bottom["median_us"])  # type: ignore[arg-type]
-    return {"operation": operation, "ratio": ratio, "target": target}
-
-
-def samples(operation: Callable[[], Any], runs: int, warm: int, pace: float = 0.0) -> list[float]:
-    """Microseconds of ``runs`` calls after ``warm`` untimed ones, ``pace`` seconds apart."""
-    for _ in range(warm):
-        operation()
-    taken = []
-    clock = time.perf_counter_ns
-    for _ in range(runs):
-        start = clock()
-        operation()
-        taken.append((clock() - start) / 1000)
-        if pace:
-            time.sleep(pace)
-    return taken
 
 
 async def async_samples(operation: Callable[[], Any], runs: int, warm: int) -> list[float]:
@@ -122,8 +89,8 @@ def hit_rows(tmp: Path, url: str, runs: int) -> list[Row]:
     taken: dict[str, list[float]] = {"floor": [], "sync": [], "async": []}
     ledger = gateway.runtime.ledger
     for _ in range(rounds):
-        taken["floor"] += samples(floor, per_round, warm)
-        taken["sync"] += samples(hit, per_round, warm)
+        taken["floor"] += timed(floor, per_round, warm)
+        taken["sync"] += timed(hit, per_round, warm)
         ledger.flush()  # the hits' ledger rows, written now rather than during the next batch
         taken["async"] += asyncio.run(async_samples(ahit, per_round, warm))  # a loop per round
         ledger.flush()
@@ -182,7 +149,7 @@ def outage_rows(tmp: Path, server: RedisServer, runs: int, pace: float) -> list[
     off, _ = scripted_gateway(tmp / "off", {"enabled": False})
     baseline = timed_row(
         "  caching off (scripted provider)",
-        samples(lambda: off.generate(request), runs, max(10, runs // 20), pace),
+        timed(lambda: off.generate(request), runs, max(10, runs // 20), pace),
     )
     off.close()
     rows = [baseline]
@@ -191,10 +158,10 @@ def outage_rows(tmp: Path, server: RedisServer, runs: int, pace: float) -> list[
             tmp / how, {"backend": "redis", "redis_url": server.url}
         )
         call = partial(gateway.generate, request)
-        samples(call, max(10, runs // 20), 0)  # warm, while Redis is healthy
+        timed(call, max(10, runs // 20), 0)  # warm, while Redis is healthy
         with outage(server, how):
             before = provider.calls
-            taken = samples(call, runs, 0, pace)
+            taken = timed(call, runs, 0, pace)
             assert provider.calls - before == runs, "every call should reach the provider"
         gateway.close()
         row = timed_row(f"redis {how}: every call from the outage's start", taken)
@@ -216,28 +183,6 @@ def run(quick: bool = False) -> list[Row]:
             return hit_rows(tmp, server.url, runs) + outage_rows(tmp, server, outage_runs, pace)
         finally:
             server.stop()
-
-
-def table(rows: list[Row]) -> str:
-    width = max(len(str(row["operation"])) for row in rows)
-    head = f"{'operation':<{width}}  {'median µs':>10}  {'p99 µs':>10}  {'max µs':>10}  notes"
-    lines = [head]
-    for row in rows:
-        if "ratio" in row:
-            notes = f"{row['ratio']:.2f}x (target <= {row['target']}x)"
-            lines.append(f"{row['operation']!s:<{width}}  {'':>10}  {'':>10}  {'':>10}  {notes}")
-            continue
-        notes = f"{row['calls']} calls"
-        if "p99_added_ms" in row:
-            notes += (
-                f"; p99 added {row['p99_added_ms']:+.2f} ms (target <= 50);"
-                f" {row['calls_over_50ms']} over 50 ms"
-            )
-        lines.append(
-            f"{row['operation']!s:<{width}}  {row['median_us']:>10.1f}  {row['p99_us']:>10.1f}"
-            f"  {row['max_us']:>10.1f}  {notes}"
-        )
-    return "\n".join(lines)
 
 
 def main() -> int:

@@ -22,11 +22,9 @@ tokens, global and per provider), with limits so large that none refuses.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,9 @@ from questfoundry.limits import admission
 from questfoundry.testing.racing import READY, race
 from questfoundry.testing.redis import RedisServer
 
-Row = dict[str, object]
+sys.path.insert(0, str(Path(__file__).parent))
+from rows import Row, ratio_row, table, timed, timed_row
+
 LAYERS = [
     Rate("global/requests", 1e12, 60),
     Rate("global/tokens", 1e15, 3600),
@@ -88,34 +88,6 @@ def operation(kind: str, url: str) -> tuple[Callable[[], Any], Callable[[], None
     client = client_for({"redis_url": url})
     client.set("bench:value", "1")
     return (lambda: client.get("bench:value")), client.close
-
-
-def timed(operation: Callable[[], Any], runs: int) -> list[float]:
-    """Microseconds of each of ``runs`` calls, after a warm-up."""
-    for _ in range(max(50, runs // 20)):
-        operation()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        operation()
-        samples.append((time.perf_counter() - start) * 1e6)
-    return samples
-
-
-def timed_row(name: str, samples: list[float]) -> Row:
-    ordered = sorted(samples)
-    median = statistics.median(ordered)
-    return {
-        "operation": name,
-        "median_us": median,
-        "p99_us": ordered[int(len(ordered) * 0.99) - 1],
-        "per_second": 1e6 / median,
-    }
-
-
-def ratio_row(name: str, row: Row, floor: Row) -> Row:
-    ratio = float(row["median_us"]) / float(floor["median_us"])  # type: ignore[arg-type]
-    return {"operation": name, "ratio": ratio, "target": 1.3}
 
 
 def command_calls(url: str) -> dict[str, int]:
@@ -177,7 +149,8 @@ def limits_rows(url: str, runs: int) -> list[Row]:
         for item, name in zip(items, names, strict=True):
             limiter.hit(item, name)
 
-    return [timed_row("limits library, 4 limits (one call each)", timed(hit, runs))]
+    samples = timed(hit, runs, max(50, runs // 20))
+    return [timed_row("limits library, 4 limits (one call each)", samples)]
 
 
 def run(quick: bool = False) -> list[dict[str, object]]:
@@ -190,7 +163,7 @@ def run(quick: bool = False) -> list[dict[str, object]]:
             measured = {}
             for kind in ("get", "empty", "acquire"):
                 call, close = operation(kind, server.url)
-                measured[kind] = timed(call, runs)
+                measured[kind] = timed(call, runs, max(50, runs // 20))
                 close()
             get_row = timed_row("redis-py GET (floor)", measured["get"])
             empty_row = timed_row(
@@ -210,26 +183,6 @@ def run(quick: bool = False) -> list[dict[str, object]]:
             return rows + limits_rows(server.url, runs // 4)
         finally:
             server.stop()
-
-
-def table(rows: list[dict[str, object]]) -> str:
-    width = max(len(str(row["operation"])) for row in rows)
-    lines = [
-        f"{'operation':<{width}}  {'median µs':>10}  {'p99 µs':>10}  {'per second':>11}  notes"
-    ]
-    for row in rows:
-        median = f"{row['median_us']:>10.1f}" if "median_us" in row else " " * 10
-        p99 = f"{row['p99_us']:>10.1f}" if "p99_us" in row else " " * 10
-        rate = f"{row['per_second']:>11,.0f}" if "per_second" in row else " " * 11
-        notes = ""
-        if "ratio" in row:
-            notes = f"{row['ratio']:.2f}x (target <= {row['target']}x)"
-        elif "round_trips" in row:
-            notes = f"{row['round_trips']:g} (target {row['target']}): {row['commands']}"
-        elif "note" in row:
-            notes = str(row["note"])
-        lines.append(f"{row['operation']!s:<{width}}  {median}  {p99}  {rate}  {notes}".rstrip())
-    return "\n".join(lines)
 
 
 def main() -> int:

@@ -1,0 +1,82 @@
+"""Rows of a benchmark table: timings in microseconds, ratios against a floor, and the table.
+
+A row is a dict with ``operation`` and any of: ``median_us``, ``p99_us``, ``max_us``, ``calls``,
+``per_second`` (timings), ``ratio`` and ``target`` (a ratio row), ``note`` (free text), and the
+fields a benchmark adds to its notes (see :func:`table`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+Row = dict[str, object]
+
+
+def timed(
+    operation: Callable[[], Any], runs: int, warm: int = 50, pace: float = 0.0
+) -> list[float]:
+    """Microseconds of each of ``runs`` calls after ``warm`` untimed ones, ``pace`` s apart."""
+    for _ in range(warm):
+        operation()
+    taken = []
+    clock = time.perf_counter_ns
+    for _ in range(runs):
+        start = clock()
+        operation()
+        taken.append((clock() - start) / 1000)
+        if pace:
+            time.sleep(pace)
+    return taken
+
+
+def timed_row(operation: str, samples: list[float]) -> Row:
+    """Median, p99 and max of ``samples`` (microseconds), how many, and calls per second."""
+    ordered = sorted(samples)
+    median = statistics.median(ordered)
+    return {
+        "operation": operation,
+        "median_us": median,
+        "p99_us": ordered[max(0, int(len(ordered) * 0.99) - 1)],
+        "max_us": ordered[-1],
+        "calls": len(ordered),
+        "per_second": 1e6 / median,
+    }
+
+
+def ratio_row(operation: str, top: Row, floor: Row, target: float = 1.3) -> Row:
+    """``top``'s median over ``floor``'s."""
+    ratio = float(top["median_us"]) / float(floor["median_us"])  # type: ignore[arg-type]
+    return {"operation": operation, "ratio": ratio, "target": target}
+
+
+def _notes(row: Row) -> str:
+    if "ratio" in row:
+        return f"{row['ratio']:.2f}x (target <= {row['target']}x)"
+    if "round_trips" in row:
+        return f"{row['round_trips']:g} (target {row['target']}): {row['commands']}"
+    if "p99_added_ms" in row:
+        return (
+            f"{row['calls']} calls; p99 added {row['p99_added_ms']:+.2f} ms (target <= 50);"
+            f" {row['calls_over_50ms']} over 50 ms"
+        )
+    if "note" in row:
+        return str(row["note"])
+    return f"{row['calls']} calls" if "calls" in row else ""
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a plain-text table."""
+    width = max(len(str(row["operation"])) for row in rows)
+    columns = (("median_us", "median µs", ".1f"), ("p99_us", "p99 µs", ".1f"),
+               ("max_us", "max µs", ".1f"), ("per_second", "per second", ",.0f"))  # fmt: skip
+    lines = [f"{'operation':<{width}}" + "".join(f"  {h:>11}" for _, h, _ in columns) + "  notes"]
+    for row in rows:
+        cells = "".join(
+            f"  {format(row[key], spec):>11}" if key in row else " " * 13
+            for key, _, spec in columns
+        )
+        lines.append(f"{row['operation']!s:<{width}}{cells}  {_notes(row)}".rstrip())
+    return "\n".join(lines)
