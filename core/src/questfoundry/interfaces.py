@@ -27,6 +27,29 @@ Kind = Literal["text", "image"]
 RESPONSE_SCHEMA = "response_schema"
 
 
+def response_schema(params: Mapping[str, Any], provider: str) -> tuple[str, dict[str, Any]] | None:
+    """The ``(name, JSON Schema)`` of the structured output ``params`` ask for, or None.
+
+    A malformed :data:`RESPONSE_SCHEMA` parameter raises
+    :class:`~questfoundry.errors.NonRetriableProviderError` for ``provider``: nothing is sent.
+    """
+    asked = params.get(RESPONSE_SCHEMA)
+    if asked is None:
+        return None
+    if not (
+        isinstance(asked, Mapping)
+        and isinstance(asked.get("name"), str)
+        and isinstance(asked.get("schema"), Mapping)
+    ):
+        from questfoundry.errors import NonRetriableProviderError
+
+        raise NonRetriableProviderError(
+            f'{RESPONSE_SCHEMA} must be {{"name": <identifier>, "schema": <JSON Schema object>}}',
+            provider=provider,
+        )
+    return asked["name"], dict(asked["schema"])
+
+
 class Capability:
     """Names of optional features a backend may declare in its ``capabilities``."""
 

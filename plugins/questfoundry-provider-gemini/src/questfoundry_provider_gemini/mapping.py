@@ -19,7 +19,7 @@ import pydantic
 from google.genai import types
 
 from questfoundry.errors import NonRetriableProviderError
-from questfoundry.interfaces import RESPONSE_SCHEMA, ProviderRequest, Usage
+from questfoundry.interfaces import ProviderRequest, Usage, response_schema
 
 PROVIDER = "gemini"
 
@@ -85,9 +85,9 @@ def to_config(
         picked = {name: params[name] for name in IMAGE_PARAMS if params.get(name) is not None}
         if picked:
             fields["image_config"] = picked
-    elif params.get(RESPONSE_SCHEMA) is not None:
+    elif structured := response_schema(params, PROVIDER):
         fields["response_mime_type"] = "application/json"
-        fields["response_json_schema"] = _json_schema(params[RESPONSE_SCHEMA])
+        fields["response_json_schema"] = structured[1]
     if system is not None:
         fields["system_instruction"] = system
     if timeout is not None:
@@ -100,17 +100,6 @@ def to_config(
         raise NonRetriableProviderError(
             f"invalid generation parameter {where}: {problem['msg']}", provider=PROVIDER
         ) from None
-
-
-def _json_schema(asked: Any) -> dict[str, Any]:
-    """The JSON Schema of a ``response_schema`` parameter."""
-    schema = asked.get("schema") if isinstance(asked, Mapping) else None
-    if not isinstance(schema, Mapping):
-        raise NonRetriableProviderError(
-            'response_schema must be {"name": <identifier>, "schema": <JSON Schema object>}',
-            provider=PROVIDER,
-        )
-    return dict(schema)
 
 
 def text_of(response: types.GenerateContentResponse) -> str:

@@ -35,12 +35,12 @@ from questfoundry.errors import (
     RetriableProviderError,
 )
 from questfoundry.interfaces import (
-    RESPONSE_SCHEMA,
     Capability,
     Chunk,
     ProviderReply,
     ProviderRequest,
     Usage,
+    response_schema,
 )
 from questfoundry.redaction import redact
 from questfoundry.retry import parse_retry_after
@@ -194,8 +194,8 @@ class OllamaProvider:
         options = build_options(request.params)
         if options:
             call["options"] = options
-        if request.params.get(RESPONSE_SCHEMA) is not None:
-            call["format"] = response_format(request.params[RESPONSE_SCHEMA])
+        if structured := response_schema(request.params, NAME):
+            call["format"] = structured[1]  # Ollama's format: the JSON Schema itself
         return call
 
     def _seconds(self, request: ProviderRequest) -> float:
@@ -262,17 +262,6 @@ def build_options(params: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(options.get("stop"), str):
         options["stop"] = [options["stop"]]
     return options
-
-
-def response_format(asked: Any) -> dict[str, Any]:
-    """The chat's ``format`` for a ``response_schema`` parameter: its JSON Schema."""
-    schema = asked.get("schema") if isinstance(asked, Mapping) else None
-    if not isinstance(schema, Mapping):
-        raise NonRetriableProviderError(
-            'response_schema must be {"name": <identifier>, "schema": <JSON Schema object>}',
-            provider=NAME,
-        )
-    return dict(schema)
 
 
 def _usage(part: ollama.ChatResponse) -> Usage:

@@ -33,12 +33,12 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from questfoundry import http, redaction
 from questfoundry.errors import NonRetriableProviderError, ProviderError, RetriableProviderError
 from questfoundry.interfaces import (
-    RESPONSE_SCHEMA,
     Capability,
     Chunk,
     ProviderReply,
     ProviderRequest,
     Usage,
+    response_schema,
 )
 from questfoundry_provider_openai.failures import clean, translate
 from questfoundry_provider_openai.settings import OpenAISettings
@@ -230,8 +230,8 @@ class OpenAIProvider:
         if request.params.get("max_tokens") is not None:
             field = "max_completion_tokens" if self.settings.official else "max_tokens"
             args.setdefault(field, request.params["max_tokens"])
-        if request.params.get(RESPONSE_SCHEMA) is not None:
-            args["response_format"] = _response_format(request.params[RESPONSE_SCHEMA])
+        if structured := response_schema(request.params, self.name):
+            args["response_format"] = _response_format(*structured)
         if stream:
             args.update(stream=True, stream_options={"include_usage": True})
         if request.timeout is not None:
@@ -268,18 +268,9 @@ class OpenAIProvider:
         return translate(error, self.name, secret, self.settings.timeout)
 
 
-def _response_format(asked: Any) -> dict[str, Any]:
+def _response_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     """Chat Completions' ``response_format`` for a ``response_schema`` parameter."""
-    if not (
-        isinstance(asked, Mapping)
-        and isinstance(asked.get("name"), str)
-        and isinstance(asked.get("schema"), Mapping)
-    ):
-        raise NonRetriableProviderError(
-            'response_schema must be {"name": <identifier>, "schema": <JSON Schema object>}',
-            provider=OpenAIProvider.name,
-        )
-    spec = {"name": asked["name"], "schema": dict(asked["schema"]), "strict": True}
+    spec = {"name": name, "schema": schema, "strict": True}
     return {"type": "json_schema", "json_schema": spec}
 
 
