@@ -58,14 +58,6 @@ def make(redis_url: str, redis_prefix: str, backend_context: BackendContext) -> 
         cache.close()
 
 
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[Any]:
-    """A plain redis-py client of the test's own, to look at what the backend wrote."""
-    conn = client(redis_url)
-    yield conn
-    conn.close()
-
-
 @pytest.mark.redis
 class TestRedisCache(CacheBackendContract):
     @pytest.fixture
@@ -73,17 +65,17 @@ class TestRedisCache(CacheBackendContract):
         return make()
 
     @pytest.fixture
-    def advance_time(self, raw: Any, redis_prefix: str) -> AdvanceTime:
+    def advance_time(self, redis_client: Any, redis_prefix: str) -> AdvanceTime:
         """Redis measures TTLs on its own clock: shorten every entry's TTL instead."""
 
         def advance(seconds: float) -> None:
-            for name in raw.scan_iter(match=redis_prefix + "*"):
-                left = raw.pttl(name)
+            for name in redis_client.scan_iter(match=redis_prefix + "*"):
+                left = redis_client.pttl(name)
                 if left > 0:
                     if left - seconds * 1000 <= 0:
-                        raw.delete(name)  # what Redis itself does when the time comes
+                        redis_client.delete(name)  # what Redis itself does when the time comes
                     else:
-                        raw.pexpire(name, int(left - seconds * 1000))
+                        redis_client.pexpire(name, int(left - seconds * 1000))
 
         return advance
 
@@ -158,16 +150,16 @@ def test_messages_name_the_redis_without_its_password(
 
 
 @pytest.mark.redis
-def test_values_are_stored_as_the_same_bytes_with_their_ttl(make: Make, raw: Any) -> None:
+def test_values_are_stored_as_the_same_bytes_with_their_ttl(make: Make, redis_client: Any) -> None:
     cache = make()
     cache.set("timed", b'{"text": "hi"}', ttl=30)
     cache.set("kept", memoryview(b"\x00\xff"))
     ((timed,), (kept,)) = (
-        list(raw.scan_iter(match=f"*:cache:e:{name}")) for name in ("timed", "kept")
+        list(redis_client.scan_iter(match=f"*:cache:e:{name}")) for name in ("timed", "kept")
     )
-    assert raw.get(timed) == b'{"text": "hi"}'
-    assert 0 < raw.pttl(timed) <= 30_000
-    assert (raw.get(kept), raw.pttl(kept)) == (b"\x00\xff", -1)
+    assert redis_client.get(timed) == b'{"text": "hi"}'
+    assert 0 < redis_client.pttl(timed) <= 30_000
+    assert (redis_client.get(kept), redis_client.pttl(kept)) == (b"\x00\xff", -1)
 
 
 @pytest.mark.redis
@@ -191,19 +183,19 @@ def test_two_projects_on_one_redis_never_see_each_others_answers(make: Make) -> 
 
 @pytest.mark.redis
 def test_clear_removes_only_this_namespaces_entries(
-    make: Make, raw: Any, redis_prefix: str
+    make: Make, redis_client: Any, redis_prefix: str
 ) -> None:
     # "a:cache:e:x" would begin like "a"'s own keys if namespaces were not encoded
     mine, tricky, other = make("a"), make("a:cache:e:x"), make("b")
     for cache in (mine, tricky, other):
         cache.set("k1", b"v")
         cache.set("k2", b"v")
-    raw.set(redis_prefix + "unrelated", b"someone else's data")
+    redis_client.set(redis_prefix + "unrelated", b"someone else's data")
     assert mine.clear() == 2
     assert mine.stats().entries == 0
     assert (tricky.stats().entries, other.stats().entries) == (2, 2)
     assert tricky.get("k1") == other.get("k2") == b"v"
-    assert raw.get(redis_prefix + "unrelated") == b"someone else's data"
+    assert redis_client.get(redis_prefix + "unrelated") == b"someone else's data"
 
 
 @pytest.mark.redis
@@ -220,10 +212,10 @@ def test_counts_reach_redis_with_the_next_store_and_add_up_across_processes(make
 
 @pytest.mark.redis
 def test_a_key_of_another_type_is_a_miss_with_one_warning(
-    make: Make, raw: Any, redis_prefix: str, caplog: pytest.LogCaptureFixture
+    make: Make, redis_client: Any, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = make()
-    raw.hset(f"{redis_prefix}test:cache:e:k", "field", "value")
+    redis_client.hset(f"{redis_prefix}test:cache:e:k", "field", "value")
     with caplog.at_level(logging.WARNING, LOGGER):
         for _ in range(5):  # more than breaker_failures
             assert cache.get("k") is None
@@ -252,19 +244,19 @@ def test_a_flight_lock_is_held_by_one_client_and_released_only_by_its_token(make
 
 @pytest.mark.redis
 def test_an_expired_flight_lock_is_free_and_its_old_owner_cannot_release_the_new_one(
-    make: Make, raw: Any, redis_prefix: str
+    make: Make, redis_client: Any, redis_prefix: str
 ) -> None:
     one, two = make(), make()
     name = f"{redis_prefix}test:cache:lock:key"
     old = one.lock("key", 0.05)
     assert old
-    assert raw.pttl(name) in (-2, *range(1, 51))  # expiring within 50 ms, or already gone
+    assert redis_client.pttl(name) in (-2, *range(1, 51))  # expiring within 50 ms, or already gone
     deadline = time.monotonic() + 5
     while (new := two.lock("key", 30)) is None and time.monotonic() < deadline:
         time.sleep(0.01)  # Redis's own clock must pass the lock's TTL
     assert new and new != old
     one.unlock("key", old)
-    assert raw.get(name) == new.encode()
+    assert redis_client.get(name) == new.encode()
 
 
 def test_flight_locks_of_an_unreachable_redis_say_go_ahead_and_never_raise(

@@ -50,23 +50,13 @@ class TestRedisStore(StateStoreContract):
         built.close()
 
 
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[Any]:
-    """A plain redis-py client, as another program would see the database."""
-    from questfoundry.testing.redis import client
-
-    conn = client(redis_url)
-    yield conn
-    conn.close()
-
-
 def test_documents_are_json_strings_under_the_prefix_and_namespace(
-    store: RedisStore, raw: Any, redis_prefix: str
+    store: RedisStore, redis_client: Any, redis_prefix: str
 ) -> None:
     store.set("book/sections/1", {"text": "Storm.", "ü": [1, 2]})
-    value = raw.get(f"{redis_prefix}test:state:book/sections/1")
+    value = redis_client.get(f"{redis_prefix}test:state:book/sections/1")
     assert json.loads(value) == {"text": "Storm.", "ü": [1, 2]}
-    assert raw.type(f"{redis_prefix}test:state:book/sections/1") == b"string"
+    assert redis_client.type(f"{redis_prefix}test:state:book/sections/1") == b"string"
 
 
 def test_projects_with_other_namespaces_never_see_each_others_keys(
@@ -97,37 +87,37 @@ def test_list_keys_takes_glob_characters_literally_and_hides_internal_keys(
 
 
 def test_keys_others_wrote_under_the_prefix_that_no_key_may_have_are_not_listed(
-    store: RedisStore, raw: Any, redis_prefix: str
+    store: RedisStore, redis_client: Any, redis_prefix: str
 ) -> None:
     store.set("book/1", {})
     for name in ("../escape", "a//b", "", "back\\slash", "_qf/journal"):
-        raw.set(f"{redis_prefix}test:state:{name}", b"{}")
-    raw.set(f"{redis_prefix}test:state:".encode() + b"not utf-8 \xff", b"{}")
+        redis_client.set(f"{redis_prefix}test:state:{name}", b"{}")
+    redis_client.set(f"{redis_prefix}test:state:".encode() + b"not utf-8 \xff", b"{}")
     assert store.list_keys() == ["book/1"]
 
 
 def test_a_value_that_is_not_a_json_object_is_a_clear_error(
-    store: RedisStore, raw: Any, redis_prefix: str
+    store: RedisStore, redis_client: Any, redis_prefix: str
 ) -> None:
-    raw.set(f"{redis_prefix}test:state:broken", b"{not json")
-    raw.set(f"{redis_prefix}test:state:list", b"[1, 2]")
+    redis_client.set(f"{redis_prefix}test:state:broken", b"{not json")
+    redis_client.set(f"{redis_prefix}test:state:list", b"[1, 2]")
     with pytest.raises(StateError, match=r"^state 'broken' in redis 127\.0\.0\.1:\d+/\d+ is not"):
         store.get("broken")
     with pytest.raises(StateError, match=r"'list' .* is not a JSON object"):
         store.update("list", lambda _: {})
-    assert raw.get(f"{redis_prefix}test:state:list") == b"[1, 2]"
+    assert redis_client.get(f"{redis_prefix}test:state:list") == b"[1, 2]"
 
 
 def test_a_ttl_is_set_in_milliseconds_and_a_write_without_one_clears_it(
-    store: RedisStore, raw: Any, redis_prefix: str
+    store: RedisStore, redis_client: Any, redis_prefix: str
 ) -> None:
     name = f"{redis_prefix}test:state:session"
     store.set("session", {"n": 1}, ttl=30)
-    assert 29_000 < raw.pttl(name) <= 30_000
+    assert 29_000 < redis_client.pttl(name) <= 30_000
     store.update("session", lambda d: {"n": 2}, ttl=0.5)
-    assert 0 < raw.pttl(name) <= 500
+    assert 0 < redis_client.pttl(name) <= 500
     store.set("session", {"n": 3})
-    assert raw.pttl(name) == -1  # no expiry
+    assert redis_client.pttl(name) == -1  # no expiry
     for ttl in (0, -1, float("nan"), float("inf"), "10", True):
         with pytest.raises(StateError, match="TTL must be a positive number of seconds"):
             store.set("session", {"n": 4}, ttl=ttl)  # type: ignore[arg-type]
@@ -135,14 +125,14 @@ def test_a_ttl_is_set_in_milliseconds_and_a_write_without_one_clears_it(
 
 
 def test_an_update_that_always_loses_the_race_gives_up_and_says_so(
-    store: RedisStore, raw: Any, redis_prefix: str, fake_clock: FakeClock
+    store: RedisStore, redis_client: Any, redis_prefix: str, fake_clock: FakeClock
 ) -> None:
     """Another writer changes the key between every read and write: a bounded number of tries."""
     calls: list[int] = []
 
     def change(document: dict[str, Any] | None) -> dict[str, Any]:
         calls.append(1)
-        raw.set(f"{redis_prefix}test:state:counter", json.dumps({"n": -len(calls)}))
+        redis_client.set(f"{redis_prefix}test:state:counter", json.dumps({"n": -len(calls)}))
         return {"n": 1}
 
     started = fake_clock.monotonic()

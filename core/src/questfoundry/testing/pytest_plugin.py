@@ -34,12 +34,18 @@ def gateway_face(request: pytest.FixtureRequest) -> Face:
 
 
 # Redis fixtures (redis_url, redis_prefix, redis_server): see questfoundry.testing.redis
-from questfoundry.testing.redis import redis_prefix, redis_server, redis_url  # noqa: E402
+from questfoundry.testing.redis import (  # noqa: E402
+    redis_client,
+    redis_prefix,
+    redis_server,
+    redis_url,
+)
 
 __all__ = [
     "backend_context",
     "fake_clock",
     "gateway_face",
+    "redis_client",
     "redis_prefix",
     "redis_server",
     "redis_url",

@@ -6,6 +6,8 @@ Tests of Redis backends talk to a real Redis server:
   When nothing answers there the test is skipped — except under ``CI=true``, where it fails.
 - ``redis_prefix`` (fixture): a key prefix no other test (nor xdist worker) uses; every key under
   it is deleted when the test ends.
+- ``redis_client`` (fixture): a plain redis-py client of the test's own on ``redis_url``, to look
+  at what a backend wrote as another program would.
 - ``redis_server`` (fixture): a private ``redis-server`` the test may stop, restart, freeze
   (``SIGSTOP``) and thaw, for outage tests that must not disturb the shared server.
 
@@ -99,6 +101,14 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
         delete_prefix(conn, prefix)
     finally:
         conn.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[Any]:
+    """A plain redis-py client on the shared test Redis (see the module docstring)."""
+    conn = client(redis_url)
+    yield conn
+    conn.close()
 
 
 def free_port() -> int:
