@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
-from questfoundry.studio.book import MAX_SECTIONS
-from questfoundry.studio.showrunner import DEFAULT_SECTIONS
+from questfoundry.studio.book import DEFAULT_SECTIONS, MAX_SECTIONS
 
 if TYPE_CHECKING:
     from rich.console import Console

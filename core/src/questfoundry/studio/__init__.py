@@ -14,13 +14,22 @@ repairs), :mod:`.render` (HTML and Markdown), :mod:`.report`, :mod:`.loops`. See
 
 from __future__ import annotations
 
-from questfoundry.errors import LoopError, StepError
-from questfoundry.studio.context import StepContext
-from questfoundry.studio.engine import StepProgress
-from questfoundry.studio.report import RoleUsage, RunReport
-from questfoundry.studio.role import Role
-from questfoundry.studio.showrunner import DEFAULT_SECTIONS, Showrunner
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
+#: public name -> module; each loads on first use, so importing a submodule (the CLI reads
+#: ``questfoundry.studio.book``'s sizes) does not load the whole studio
+_EXPORTS = {
+    "DEFAULT_SECTIONS": "questfoundry.studio.book",
+    "LoopError": "questfoundry.errors",
+    "Role": "questfoundry.studio.role",
+    "RoleUsage": "questfoundry.studio.report",
+    "RunReport": "questfoundry.studio.report",
+    "Showrunner": "questfoundry.studio.showrunner",
+    "StepContext": "questfoundry.studio.context",
+    "StepError": "questfoundry.errors",
+    "StepProgress": "questfoundry.studio.engine",
+}
 __all__ = [
     "DEFAULT_SECTIONS",
     "LoopError",
@@ -32,3 +41,21 @@ __all__ = [
     "StepError",
     "StepProgress",
 ]
+
+if TYPE_CHECKING:
+    from questfoundry.errors import LoopError, StepError
+    from questfoundry.studio.book import DEFAULT_SECTIONS
+    from questfoundry.studio.context import StepContext
+    from questfoundry.studio.engine import StepProgress
+    from questfoundry.studio.report import RoleUsage, RunReport
+    from questfoundry.studio.role import Role
+    from questfoundry.studio.showrunner import Showrunner
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'questfoundry.studio' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

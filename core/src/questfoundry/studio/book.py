@@ -18,6 +18,8 @@ from questfoundry.studio.structured import TEXT, obj
 
 #: the most sections a loop run may ask for
 MAX_SECTIONS = 50
+#: how many sections a run asks for when it is not told
+DEFAULT_SECTIONS = 6
 MAX_CHOICES = 3
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
 #: notes list at most this many examples of one kind of problem

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from questfoundry.errors import LoopError
 from questfoundry.interfaces import LoopSpec
+from questfoundry.studio.book import DEFAULT_SECTIONS, MAX_SECTIONS
 from questfoundry.studio.engine import LoopRun, Progress
 from questfoundry.studio.report import RunReport
 from questfoundry.studio.role import Role
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from questfoundry.plugins import PluginManager
     from questfoundry.runtime import Runtime
 
-DEFAULT_SECTIONS = 6
 #: how many calls one step's fan-out makes at once (the gateway's limits apply on top)
 DEFAULT_CONCURRENCY = 8
 
@@ -86,8 +86,6 @@ class Showrunner:
         self, loop: str, *, sections: int = DEFAULT_SECTIONS, progress: Progress | None = None
     ) -> RunReport:
         """:meth:`run` for asyncio."""
-        from questfoundry.studio.book import MAX_SECTIONS
-
         if not 1 <= sections <= MAX_SECTIONS:
             raise LoopError(f"sections must be between 1 and {MAX_SECTIONS}, not {sections}")
         spec = self.loop(loop)
