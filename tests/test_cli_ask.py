@@ -1,9 +1,12 @@
-"""``questfoundry ask`` as a user runs it: a real process, a temporary project, a fake OpenAI.
+"""``questfoundry ask`` as a user runs it: a temporary project, a fake OpenAI, real HTTP.
 
-Each run is ``python -m questfoundry --config PATH ...`` in a subprocess, so the command is tested
-with its real entry point, plugin discovery, config loading and SDK, over real HTTP to
-:class:`~questfoundry.testing.fakes.FakeOpenAI` on 127.0.0.1. The API key reaches the config
-through an environment variable, as in a real project.
+The runs that are about processes — the first asks, a cache shared by two commands, an exit
+status, the warning lines, four processes sharing a limit — are ``python -m questfoundry --config
+PATH ...`` in a subprocess, so the command is tested with its real entry point, plugin discovery,
+config loading and SDK, over real HTTP to :class:`~questfoundry.testing.fakes.FakeOpenAI` on
+127.0.0.1. The others run the same command line in this process (``Project.invoke``), which
+costs no interpreter start. The API key reaches the config through an environment variable, as
+in a real project.
 """
 
 from __future__ import annotations
@@ -84,6 +87,17 @@ class Project:
         )
         assert SECRET_KEY not in done.stdout + done.stderr
         return Run(done.returncode, done.stdout, done.stderr)
+
+    def invoke(self, *args: str) -> Run:
+        """:meth:`run`'s command line, in this process (click's runner)."""
+        from click.testing import CliRunner
+
+        from questfoundry.cli import cli
+
+        env = {KEY_VAR: SECRET_KEY, "QUESTFOUNDRY_CONFIG": None, "OPENAI_API_KEY": None}
+        result = CliRunner(env=env).invoke(cli, ["--config", str(self.config), *args])
+        assert SECRET_KEY not in result.stdout + result.stderr
+        return Run(result.exit_code, result.stdout, result.stderr)
 
 
 def make_project(root: Path, server: FakeOpenAI) -> Project:
@@ -183,7 +197,7 @@ def test_second_ask_of_the_same_prompt_is_answered_from_the_cache(asked_twice: A
 
 
 def test_ask_with_a_role_uses_the_roles_model_and_parameters(project: Project) -> None:
-    run = project.run("ask", "--role", "plotwright", "Outline act two.")
+    run = project.invoke("ask", "--role", "plotwright", "Outline act two.")
 
     assert run.returncode == 0, run.stderr
     assert run.stdout == reply_text("Outline act two.", "gpt-4o") + "\n"
@@ -193,7 +207,7 @@ def test_ask_with_a_role_uses_the_roles_model_and_parameters(project: Project) -
 
 
 def test_ask_with_provider_and_model_overrides_the_default(project: Project) -> None:
-    run = project.run("ask", "--provider", "openai", "--model", "gpt-4.1-mini", "Name the inn.")
+    run = project.invoke("ask", "--provider", "openai", "--model", "gpt-4.1-mini", "Name the inn.")
 
     assert run.returncode == 0, run.stderr
     assert (run.status["provider"], run.status["model"]) == ("openai", "gpt-4.1-mini")
@@ -218,7 +232,7 @@ def test_ask_with_the_provider_down_prints_one_error_line_and_exits_1(project: P
 
 
 def test_cost_report_shows_the_call_and_the_hit(asked_twice: AskedTwice) -> None:
-    run = asked_twice.project.run("cost", "report", "--json")
+    run = asked_twice.project.invoke("cost", "report", "--json")
 
     assert run.returncode == 0, run.stderr
     [row] = json.loads(run.stdout)
@@ -236,7 +250,7 @@ def test_cost_report_shows_the_call_and_the_hit(asked_twice: AskedTwice) -> None
 
 @needs_file_cache
 def test_cache_stats_counts_the_stored_reply(asked_twice: AskedTwice) -> None:
-    run = asked_twice.project.run("cache", "stats", "--json")
+    run = asked_twice.project.invoke("cache", "stats", "--json")
 
     assert run.returncode == 0, run.stderr
     stats = json.loads(run.stdout)
