@@ -66,7 +66,8 @@ ZERO = Decimal(0)
 POLL_SECONDS = 0.02
 #: at most this much (and 20 % of the wait) is added at random to a wait on a limit, so callers
 #: refused together do not all wake at one instant: the next free slot goes to a random one of
-#: them, not always to the process the scheduler wakes first
+#: them, not always to the process the scheduler wakes first. ``max_wait_seconds`` counts the
+#: waits the limiter asked for, never the jitter
 LIMIT_JITTER_SECONDS = 0.02
 
 
@@ -433,18 +434,20 @@ class Pipeline:
             return 0.0
         clock = self.runtime.clock
         amounts = admission(plan.provider, plan.estimate.total_tokens)
-        waited = 0.0
+        waited = needed = 0.0  # seconds slept; of them, what the limiter asked for
         while wait := (yield blocking(limiter, limiter.acquire, amounts)):
             if (
                 self.on_limit == "raise"
                 or math.isinf(wait)
-                or waited + wait > self.max_wait
+                or needed + wait > self.max_wait
                 or clock.monotonic() + wait > deadline
             ):
                 raise RateLimitError(f"rate limit reached for {plan.provider}", retry_after=wait)
-            wait += random.uniform(0, min(wait * 0.2, LIMIT_JITTER_SECONDS))
-            yield Sleep(wait, clock)
-            waited += wait
+            needed += wait
+            room = deadline - clock.monotonic() - wait  # jitter never breaks the deadline
+            slept = wait + random.uniform(0, max(0.0, min(wait * 0.2, LIMIT_JITTER_SECONDS, room)))
+            yield Sleep(slept, clock)
+            waited += slept
         return waited
 
     # ------------------------------------------------------------------ helpers
