@@ -236,3 +236,34 @@ def test_questfoundry_run_prints_the_report_and_where_the_book_is(
     assert unknown.stderr.strip() == (
         "Error: unknown loop 'story_sprak' (runnable loops: art_touch_up, binding_run, story_spark)"
     )
+
+
+def test_state_after_a_studio_run_exports_imports_and_exports_the_same(
+    tmp_path: Path, openai: FakeOpenAI
+) -> None:
+    from click.testing import CliRunner
+
+    from questfoundry.cli import cli
+
+    def state(config: Path, *args: str) -> str:
+        result = CliRunner(env={"OPENAI_API_KEY": "sk-studio-test"}).invoke(
+            cli, ["--config", str(config), "state", *args]
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    made = openai_project(tmp_path / "made", openai)
+    with showrunner(made) as studio:
+        studio.run("story_spark", sections=3)
+        studio.run("binding_run")
+    fresh = openai_project(tmp_path / "fresh", openai)
+    exported = tmp_path / "state.json"
+    state(made, "export", str(exported), "--include-history")
+    state(fresh, "import", str(exported))
+    again = tmp_path / "again.json"
+    state(fresh, "export", str(again), "--include-history")
+    assert again.read_bytes() == exported.read_bytes()
+    documents = json.loads(exported.read_text())["documents"]
+    assert {"book/topology", "book/export"} <= set(documents)
+    assert any(key.startswith("runs/") for key in documents)  # the run records: history
+    assert "sk-studio-test" not in exported.read_text()
