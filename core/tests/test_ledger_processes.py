@@ -12,6 +12,7 @@ import sys
 import textwrap
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,33 @@ def test_a_spool_left_by_a_killed_process_is_written_at_the_next_open(tmp_path: 
     assert spool.files(spool.folder_of(path)) == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT run_id FROM calls").fetchall() == [("spooled",)]
+
+
+def _open_together(path: str, barrier: Any, results: Any) -> None:
+    from questfoundry import sqlite
+
+    barrier.wait(10)
+    try:
+        sqlite.connect(Path(path), 10.0, lambda conn: None).close()
+        results.put("ok")
+    except Exception as exc:  # reported to the test, which shows it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_file_together_all_open_it_in_wal(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    for attempt in range(5):  # the race is for the first instant of a new file: run it often
+        path = tmp_path / f"new-{attempt}.sqlite"
+        barrier, results = context.Barrier(8), context.Queue()
+        workers = [
+            context.Process(target=_open_together, args=(str(path), barrier, results))
+            for _ in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        answers = [results.get(timeout=30) for _ in workers]
+        for worker in workers:
+            worker.join(10)
+        assert answers == ["ok"] * 8
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
