@@ -467,7 +467,12 @@ def test_three_loops_share_state_and_bind_a_book_with_its_images(
 def test_the_report_counts_the_seconds_roles_waited_on_rate_limits(
     studio: Callable[..., Showrunner],
 ) -> None:
-    limits = {"global": {"requests_per_minute": 2}, "providers": {"scripted": dict(PRICED)}}
+    # concurrent steps share two requests a minute: a call may wait more than the default 60 s
+    limits = {
+        "global": {"requests_per_minute": 2},
+        "providers": {"scripted": dict(PRICED)},
+        "max_wait_seconds": 3600,
+    }
     report = studio(extra={"rate_limiting": limits}).run("story_spark", sections=2)
     assert report.totals.waited > 0
     assert report.totals.waited == pytest.approx(sum(u.waited for u in report.roles))
