@@ -6,10 +6,10 @@ library (openai, redis, diskcache, …) is imported until a backend is built.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from questfoundry.hookspecs import hookimpl
+from questfoundry.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -84,10 +84,4 @@ if TYPE_CHECKING:
     from questfoundry.studio import Role, Showrunner
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'questfoundry' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

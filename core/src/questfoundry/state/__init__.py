@@ -22,8 +22,9 @@ module                  what it does
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from questfoundry.lazy import lazy_exports
 
 _EXPORTS = {
     "check_key": "questfoundry.state.keys",
@@ -50,8 +51,4 @@ if TYPE_CHECKING:
     from questfoundry.state.manager import MigrationManager
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'questfoundry.state' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

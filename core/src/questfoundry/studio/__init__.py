@@ -14,8 +14,9 @@ repairs), :mod:`.render` (HTML and Markdown), :mod:`.report`, :mod:`.loops`. See
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from questfoundry.lazy import lazy_exports
 
 #: public name -> module; each loads on first use, so importing a submodule (the CLI reads
 #: ``questfoundry.studio.book``'s sizes) does not load the whole studio
@@ -52,10 +53,4 @@ if TYPE_CHECKING:
     from questfoundry.studio.showrunner import Showrunner
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'questfoundry.studio' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -11,9 +11,9 @@ runs one as a stand-in server.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from questfoundry.lazy import lazy_exports
 from questfoundry.testing.fakes.base import (
     FakeServer,
     Fault,
@@ -57,10 +57,4 @@ if TYPE_CHECKING:
     from questfoundry.testing.fakes.openai import FakeOpenAI
 
 
-def __getattr__(name: str) -> Any:
-    module = _PROVIDER_FAKES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _PROVIDER_FAKES)
