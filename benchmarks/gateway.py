@@ -32,15 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from questfoundry.cached import encode
-from questfoundry.calls import CacheMode, Reply, Request
+from questfoundry.builtins.token_bucket import TokenBucketLimiter
 from questfoundry.config import Config
-from questfoundry.default_plugins.token_bucket import TokenBucketLimiter
+from questfoundry.contracts.records import CacheMode, Rate, Reply, Request, Usage
 from questfoundry.gateway import Gateway
-from questfoundry.interfaces import Rate, Usage
-from questfoundry.keys import canonical_fields, key_of
-from questfoundry.limits import admission
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.gateway.admission import admission
+from questfoundry.gateway.codec import encode
+from questfoundry.gateway.keys import canonical_fields, key_of
+from questfoundry.registry import get_plugin_manager
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cache_scale

@@ -31,13 +31,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from questfoundry.budgets import SQLiteBudgetKeeper
-from questfoundry.calls import Reply
-from questfoundry.default_plugins.sqlite_limiter import SQLiteLimiter
-from questfoundry.default_plugins.token_bucket import TokenBucketLimiter
-from questfoundry.interfaces import Rate, Usage
+from questfoundry.builtins.sqlite_limiter import SQLiteLimiter
+from questfoundry.builtins.token_bucket import TokenBucketLimiter
+from questfoundry.contracts.records import Budget, Rate, Reply, Usage
+from questfoundry.gateway.admission import admission
 from questfoundry.ledger import Ledger
-from questfoundry.limits import Budget, admission
+from questfoundry.ledger.budgets import SQLiteBudgetKeeper
 from questfoundry.testing.ledgers import SCHEMA_1
 
 PROVIDERS = ("openai", "gemini", "ollama")

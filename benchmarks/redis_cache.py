@@ -33,10 +33,10 @@ from typing import Any
 import redis
 from questfoundry_cache_redis import plugin as redis_plugin
 
-from questfoundry.calls import Request
 from questfoundry.config import Config
+from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.redis import RedisServer
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 

@@ -32,8 +32,9 @@ from typing import Any
 from questfoundry_limiter_redis.connection import Script
 from questfoundry_limiter_redis.plugin import make_redis_limiter
 
-from questfoundry.interfaces import BackendContext, Rate
-from questfoundry.limits import admission
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.records import Rate
+from questfoundry.gateway.admission import admission
 from questfoundry.testing.racing import READY, race
 from questfoundry.testing.redis import RedisServer
 

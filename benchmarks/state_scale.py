@@ -36,7 +36,7 @@ def build(root: Path, documents: int) -> None:
 
 def child(root: Path, out: Path) -> None:
     """Export ``root`` to ``out``; print seconds, documents and peak RSS growth (MB) as JSON."""
-    from questfoundry.default_plugins.file_store import FileStore
+    from questfoundry.builtins.file_store import FileStore
     from questfoundry.state.exchange import Redactor, export_state
 
     store = FileStore(root)

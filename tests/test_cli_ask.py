@@ -26,7 +26,7 @@ from textwrap import dedent
 import genai_prices
 import pytest
 
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.fakes import FakeOpenAI, reply_text
 
 KEY_VAR = "QF_CLI_TEST_OPENAI_KEY"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from questfoundry.calls import Request
 from questfoundry.config import Config, validate
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.contracts.records import Request
+from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import Runtime
 from questfoundry.testing.fakes import FakeOpenAI
 

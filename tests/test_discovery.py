@@ -28,10 +28,9 @@ from click.testing import CliRunner, Result
 from questfoundry import hookimpl
 from questfoundry.cli import cli
 from questfoundry.config import load_config
-from questfoundry.errors import PluginNotFoundError
+from questfoundry.contracts.errors import PluginNotFoundError
 from questfoundry.gateway import Gateway
-from questfoundry.interfaces import RoleProvider
-from questfoundry.plugins import (
+from questfoundry.registry import (
     ENTRY_POINT_GROUP,
     PluginLoadWarning,
     get_plugin_manager,
@@ -46,7 +45,7 @@ CONTROL_VARS = ("QUESTFOUNDRY_DISABLE_PLUGINS", "QUESTFOUNDRY_LOAD_PLUGINS", "QU
 
 TMPCACHE = """
     from questfoundry import hookimpl
-    from questfoundry.interfaces import CacheStats
+    from questfoundry.contracts.records import CacheStats
 
 
     class TmpCache:
@@ -99,7 +98,8 @@ OTHER_TMPCACHE = """
 # Contributes to every hook, so the listing can be checked hook by hook.
 EVERY_HOOK = """
     from questfoundry import hookimpl
-    from questfoundry.interfaces import LoopSpec, Migration, RoleProvider, RoleSpec
+    from questfoundry.contracts.studio import LoopSpec, RoleProvider, RoleSpec
+    from questfoundry.contracts.records import Migration
 
     SEEN = []
 
@@ -178,7 +178,7 @@ HALF_MISSPELT = """
 # A provider that answers every prompt with "echo: <prompt>", for the CLI's ask.
 ECHO_PROVIDER = """
     from questfoundry import hookimpl
-    from questfoundry.interfaces import ProviderReply, Usage
+    from questfoundry.contracts.records import ProviderReply, Usage
 
 
     class Echo:
@@ -423,11 +423,15 @@ def test_an_external_role_resolver_runs_before_the_built_in_one(site: Site) -> N
     manager = get_plugin_manager(env=only("everything"))
     config = {"providers": {"text": {"default": "openai", "openai": {"model": "gpt-4o-mini"}}}}
 
-    routed = manager.hook.resolve_role_provider(role="cartographer", config=config, override=None)
-    assert routed == RoleProvider("cartographer", "everyprovider", "map-1", {"temperature": 0.1})
+    routed = manager.resolve_role("cartographer", config)
+    assert (routed.provider, routed.model, dict(routed.params)) == (
+        "everyprovider",
+        "map-1",
+        {"temperature": 0.1},
+    )
 
     # Answering None hands the decision to the built-in resolver.
-    fallback = manager.hook.resolve_role_provider(role="plotwright", config=config, override=None)
+    fallback = manager.resolve_role("plotwright", config)
     assert (fallback.provider, fallback.model) == ("openai", "gpt-4o-mini")
 
 

@@ -1,10 +1,10 @@
 """End to end: the gateway, the real provider plugins and SDKs, over real HTTP to the fake servers.
 
 Every test goes through :class:`~questfoundry.gateway.Gateway` with the plugins that
-:func:`~questfoundry.plugins.get_plugin_manager` discovers (provider, cost model, cache), the real
-``openai`` / ``ollama`` / ``google-genai`` clients, and a fake provider server on 127.0.0.1. Nothing
-patches an SDK; the gateway's clock is a :class:`FakeClock`, so a ``Retry-After`` is honoured
-without anyone sleeping.
+:func:`~questfoundry.registry.manager.get_plugin_manager` discovers (provider, cost model, cache),
+the real ``openai`` / ``ollama`` / ``google-genai`` clients, and a fake provider server on
+127.0.0.1. Nothing patches an SDK; the gateway's clock is a :class:`FakeClock`, so a ``Retry-After``
+is honoured without anyone sleeping.
 
 Prices are checked against genai-prices' own ``calc_price`` for the usage the *server* reported,
 read by sending the recorded request to the fake once more with the standard library, so neither
@@ -28,14 +28,13 @@ from typing import Any
 import genai_prices
 import pytest
 
-from questfoundry.calls import Reply, Request
 from questfoundry.config import Config, validate
-from questfoundry.errors import NonRetriableProviderError
+from questfoundry.contracts.errors import NonRetriableProviderError
+from questfoundry.contracts.records import Reply, Request, Usage
 from questfoundry.gateway import Gateway
-from questfoundry.interfaces import Usage
-from questfoundry.keys import request_fields
-from questfoundry.ledger import from_pico
-from questfoundry.plugins import PluginManager, get_plugin_manager
+from questfoundry.gateway.keys import request_fields
+from questfoundry.kit import from_pico
+from questfoundry.registry import PluginManager, get_plugin_manager
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import Face
 from questfoundry.testing.fakes import FakeGemini, FakeOllama, FakeOpenAI, FakeServer, Fault

@@ -1,6 +1,6 @@
 """The hooks are documented and tested, and the plugin guide agrees with the code.
 
-``questfoundry.hookspecs`` is the reference a plugin author implements from, and
+``questfoundry.contracts.hookspecs`` is the reference a plugin author implements from, and
 ``docs/plugins.md`` retells it. These tests fail, naming the hook, when a hook lacks its contract
 in the docstring, is missing from the guide or shown there with other parameters, or is exercised
 by no test; and when the guide's worked example stops being a working plugin.
@@ -22,8 +22,8 @@ from typing import Any
 import pluggy
 import pytest
 
-from questfoundry import hookspecs
-from questfoundry.plugins import BACKEND_HOOKS, ENTRY_POINT_GROUP
+from questfoundry.contracts import hookspecs
+from questfoundry.registry import BACKEND_HOOKS, ENTRY_POINT_GROUP
 
 REPO = Path(__file__).resolve().parents[1]
 GUIDE = REPO / "docs" / "plugins.md"
@@ -44,7 +44,7 @@ DESIGNED_HOOKS = {
 
 
 def hook_specs() -> dict[str, Callable[..., Any]]:
-    """Every hook specification in :mod:`questfoundry.hookspecs`, by name."""
+    """Every hook specification in :mod:`questfoundry.contracts.hookspecs`, by name."""
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     return {
         name: getattr(hookspecs, name)
@@ -172,7 +172,7 @@ def test_every_questfoundry_name_in_the_guide_exists(dotted: str) -> None:
 def test_the_guide_names_the_entry_point_group_and_the_selection_variables() -> None:
     text = guide()
     assert f"[project.entry-points.{ENTRY_POINT_GROUP}]" in text
-    plugins_doc = inspect.getdoc(import_module("questfoundry.plugins")) or ""
+    plugins_doc = inspect.getdoc(import_module("questfoundry.registry.manager")) or ""
     for variable in ("QUESTFOUNDRY_DISABLE_PLUGINS", "QUESTFOUNDRY_LOAD_PLUGINS"):
         assert variable in plugins_doc  # the variable the code reads…
         assert variable in text  # …is the one the guide tells users about

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from questfoundry.plugins import ENTRY_POINT_GROUP
+from questfoundry.registry import ENTRY_POINT_GROUP
 
 #: third-party libraries of the backend plugins: only building a backend may import them
 BACKEND_LIBRARIES = ("openai", "redis", "diskcache", "google", "ollama", "genai_prices")

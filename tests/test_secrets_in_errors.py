@@ -19,7 +19,8 @@ from textwrap import dedent
 import pytest
 from questfoundry_provider_openai.plugin import make_openai_provider
 
-from questfoundry.interfaces import BackendContext, Message, ProviderRequest
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.records import Message, ProviderRequest
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.fakes import FakeGemini, FakeOpenAI, FakeServer, Fault
 

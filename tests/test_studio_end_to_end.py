@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from questfoundry.cli import cli
 from questfoundry.config import load_config
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner, StepError
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.fakes import FakeOllama, FakeOpenAI, Fault, RecordedRequest

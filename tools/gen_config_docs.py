@@ -211,7 +211,7 @@ def render(
 
 def _registrations() -> list[Any]:
     """Every backend the built-ins and this repository's plugins register, built-ins first."""
-    from questfoundry.plugins import BACKEND_HOOKS, CORE_DISTRIBUTION, get_plugin_manager
+    from questfoundry.registry import BACKEND_HOOKS, CORE_DISTRIBUTION, get_plugin_manager
 
     ours = {CORE_DISTRIBUTION, *_plugin_folders()}
     manager = get_plugin_manager(env={})
@@ -249,7 +249,7 @@ def _backend(schema: Mapping[str, Any], reg: Any, level: str) -> list[str]:
 
 def known_plugins(registrations: Sequence[Any]) -> str:
     """known_plugins.json: distribution → kind → backend → its setting keys."""
-    from questfoundry.plugins import CORE_DISTRIBUTION
+    from questfoundry.registry import CORE_DISTRIBUTION
 
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     index: dict[str, dict[str, dict[str, list[str]]]] = {}

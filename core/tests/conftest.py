@@ -10,7 +10,7 @@ import pytest
 
 from questfoundry.config import Config
 from questfoundry.gateway import Gateway
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from questfoundry.default_plugins.file_store import FileStore
+from questfoundry.builtins.file_store import FileStore
 from questfoundry.state.backup import BackupPolicy
 from questfoundry.state.manager import MigrationManager
 

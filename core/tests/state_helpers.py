@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from questfoundry.default_plugins.file_store import LOCK_NAME, FileStore
+from questfoundry.builtins.file_store import LOCK_NAME, FileStore
 
 
 def unversioned(root: Path, state: Mapping[str, dict[str, Any]]) -> FileStore:

@@ -1,4 +1,4 @@
-"""One resource per event loop, closed on its own loop as it ends (:mod:`questfoundry.aio`)."""
+"""One resource per event loop, closed on its own loop as it ends (:mod:`questfoundry.kit.aio`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import threading
 from dataclasses import dataclass, field
 
-from questfoundry.aio import PerLoop
+from questfoundry.kit.aio import PerLoop
 
 
 @dataclass

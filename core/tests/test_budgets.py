@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from questfoundry.budgets import SQLiteBudgetKeeper, open_budgets
-from questfoundry.calls import Reply
 from questfoundry.config import Config
-from questfoundry.errors import BackendUnavailableError, CostLimitExceededError
-from questfoundry.interfaces import BackendContext, BudgetLevel, Hold
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import BackendUnavailableError, CostLimitExceededError
+from questfoundry.contracts.protocols import Hold
+from questfoundry.contracts.records import Budget, BudgetLevel, Reply
 from questfoundry.ledger import Ledger
-from questfoundry.limits import Budget
-from questfoundry.processes import ProcessName, is_gone, process_named, this_process
+from questfoundry.ledger.budgets import SQLiteBudgetKeeper, open_budgets
+from questfoundry.ledger.processes import ProcessName, is_gone, process_named, this_process
 from questfoundry.testing.budget_contract import BudgetContract, Opener
 from questfoundry.testing.clock import FakeClock
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from questfoundry.calls import Request
 from questfoundry.cli import cli
 from questfoundry.config import load_config
+from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 CONFIG = """\

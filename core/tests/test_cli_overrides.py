@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from questfoundry.cli import cli
 from questfoundry.cli.app import hoist_global_options
 from questfoundry.config import load_config
-from questfoundry.errors import ConfigError
+from questfoundry.contracts.errors import ConfigError
 
 CONFIG = """\
 project:

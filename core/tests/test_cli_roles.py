@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from questfoundry.builtins.roles import ROLES
 from questfoundry.cli import cli
-from questfoundry.default_plugins.roles import ROLES
 
 CONFIG = """\
 providers:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from questfoundry.cli import cli
 from questfoundry.config import find_config, load_config
 from questfoundry.config.files import MAX_BYTES, MAX_DEPTH, MAX_VALUES
-from questfoundry.errors import ConfigError
+from questfoundry.contracts.errors import ConfigError
 
 
 def billion_laughs(levels: int = 9) -> str:

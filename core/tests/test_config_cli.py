@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from questfoundry.cli import cli
 from questfoundry.config import load_schema
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 
 SEED = Path(__file__).parent / "configs" / "seed.yml"
 API_KEY = "sk-cli-test-never-printed"

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from questfoundry import hookimpl
 from questfoundry.cli import cli
 from questfoundry.config import Config, check_backends, load_config
-from questfoundry.errors import ConfigError
-from questfoundry.interfaces import BackendContext
-from questfoundry.plugins import PluginManager, get_plugin_manager
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import ConfigError
+from questfoundry.registry import PluginManager, get_plugin_manager
 
 CONFIGS = Path(__file__).parent / "configs"
 CORPUS = sorted((CONFIGS / "invalid").glob("*.yml"))

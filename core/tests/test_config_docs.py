@@ -59,7 +59,7 @@ def test_generated_readmes_and_known_plugins_are_up_to_date() -> None:
 
 
 def test_each_plugin_readme_lists_every_setting_of_its_fragment() -> None:
-    from questfoundry.plugins import BACKEND_HOOKS, get_plugin_manager
+    from questfoundry.registry import BACKEND_HOOKS, get_plugin_manager
 
     manager = get_plugin_manager(env={})
     for kind in BACKEND_HOOKS:

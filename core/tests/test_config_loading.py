@@ -10,7 +10,7 @@ from re import escape
 import pytest
 
 from questfoundry.config import Config, find_config, load_config
-from questfoundry.errors import ConfigError
+from questfoundry.contracts.errors import ConfigError
 
 
 def write_config(folder: Path, text: str, name: str = "config.yml") -> Path:

@@ -13,14 +13,15 @@ import pytest
 from click.testing import CliRunner
 
 from questfoundry import hookimpl
-from questfoundry.calls import Request
+from questfoundry.builtins.memory_cache import MemoryCache
 from questfoundry.cli import cli
 from questfoundry.config import load_config, validate
-from questfoundry.default_plugins.memory_cache import MemoryCache
-from questfoundry.errors import ConfigError, PluginError
+from questfoundry.contracts.backends import Backend, BackendContext
+from questfoundry.contracts.errors import ConfigError, PluginError
+from questfoundry.contracts.records import Request
+from questfoundry.contracts.studio import LoopSpec, RoleSpec
 from questfoundry.gateway import Gateway
-from questfoundry.interfaces import BackendContext, LoopSpec, RoleSpec
-from questfoundry.plugins import Backend, PluginLoadWarning, PluginManager, get_plugin_manager
+from questfoundry.registry import PluginLoadWarning, PluginManager, get_plugin_manager
 from questfoundry.testing.scripted import ScriptedProvider
 
 SEED = Path(__file__).parent / "configs" / "seed.yml"

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from questfoundry.builtins import memory_cache
 from questfoundry.config import load_config, load_schema, validate
 from questfoundry.config.schema import core_schema
-from questfoundry.default_plugins import memory_cache
-from questfoundry.errors import ConfigError
+from questfoundry.contracts.errors import ConfigError
 from questfoundry.gateway import plan
-from questfoundry.plugins import get_plugin_manager
-from questfoundry.retry import RetryPolicy
+from questfoundry.gateway.retry import RetryPolicy
+from questfoundry.registry import get_plugin_manager
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = Path(__file__).parent / "configs" / "seed.yml"

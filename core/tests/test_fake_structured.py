@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
-from questfoundry.interfaces import RESPONSE_SCHEMA, Message, ProviderReply, ProviderRequest
+from questfoundry.contracts.records import Message, ProviderReply, ProviderRequest
+from questfoundry.contracts.structured import RESPONSE_SCHEMA
 from questfoundry.testing.fakes import FakeGemini, FakeOllama, FakeOpenAI, FakeServer
 from questfoundry.testing.provider_contract import STRUCTURED_SCHEMA
 from questfoundry.testing.scripted import ScriptedProvider

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from state_crash_driver import KEYS, written
 
-from questfoundry.default_plugins.file_store import TEMP_PREFIX, FileStore, make_file_store
-from questfoundry.errors import StateError
-from questfoundry.interfaces import BackendContext
+from questfoundry.builtins.file_store import TEMP_PREFIX, FileStore, make_file_store
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import StateError
 from questfoundry.testing.state_contract import StateStoreContract, StoreOpener
 
 

@@ -11,17 +11,16 @@ from typing import Any
 
 import pytest
 
-from questfoundry.calls import CacheMode, Request
-from questfoundry.errors import (
+from questfoundry.contracts.errors import (
     CostLimitExceededError,
     NonRetriableProviderError,
     ProviderRateLimitError,
     RateLimitError,
     RetriableProviderError,
 )
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.records import CacheMode, ProviderReply, Request, Usage
 from questfoundry.gateway import Gateway
-from questfoundry.hookspecs import hookimpl
-from questfoundry.interfaces import ProviderReply, Usage
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import ASYNC, SYNC, Face
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin

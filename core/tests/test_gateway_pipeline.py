@@ -12,20 +12,19 @@ from typing import Any
 
 import pytest
 
-from questfoundry.calls import Outcome, Request
+from questfoundry.builtins.memory_cache import MemoryCache
 from questfoundry.config import Config
-from questfoundry.default_plugins.memory_cache import MemoryCache
-from questfoundry.errors import (
+from questfoundry.contracts.errors import (
     ConfigError,
     NonRetriableProviderError,
     ProviderRateLimitError,
     RateLimitError,
     RetriableProviderError,
 )
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.records import CacheStats, Chunk, Outcome, ProviderRequest, Request
 from questfoundry.gateway import Gateway
-from questfoundry.hookspecs import hookimpl
-from questfoundry.interfaces import CacheStats, Chunk, ProviderRequest
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import ASYNC, SYNC, Face
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
@@ -392,16 +391,16 @@ def test_a_paid_reply_is_returned_and_cached_when_the_ledger_cannot_be_written(
 def test_a_hot_cache_value_is_parsed_once_yet_every_hit_is_its_own_reply(
     make: MakeGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import questfoundry.cached
+    import questfoundry.gateway.codec
 
     parsed: list[bytes] = []
-    original = questfoundry.cached.decode
+    original = questfoundry.gateway.codec.decode
 
     def counting(raw: bytes, provider: str) -> Any:
         parsed.append(raw)
         return original(raw, provider)
 
-    monkeypatch.setattr(questfoundry.cached, "decode", counting)
+    monkeypatch.setattr(questfoundry.gateway.codec, "decode", counting)
     gateway = make()
     SYNC.generate(gateway, ask())
     first = SYNC.generate(gateway, ask(role="scene_smith"))

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from questfoundry.cached import encode
-from questfoundry.calls import Reply, Request
-from questfoundry.default_plugins.memory_cache import MemoryCache
-from questfoundry.errors import NonRetriableProviderError
+from questfoundry.builtins.memory_cache import MemoryCache
+from questfoundry.contracts.errors import NonRetriableProviderError
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.protocols import Capability
+from questfoundry.contracts.records import Reply, Request
 from questfoundry.gateway import Gateway
-from questfoundry.hookspecs import hookimpl
-from questfoundry.interfaces import Capability
+from questfoundry.gateway.codec import encode
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import Face
 from questfoundry.testing.scripted import ScriptedProvider

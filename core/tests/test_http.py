@@ -1,4 +1,5 @@
-"""The deadline-and-size transports of :mod:`questfoundry.http`, driven by plain httpx clients.
+"""The deadline-and-size transports of :mod:`questfoundry.kit.transport`, driven by plain httpx
+clients.
 
 The provider contract checks them through each SDK; these tests pin the policy itself: what a
 stream may do that a whole reply may not, the size cap, both httpx flavours, the lazy import.
@@ -17,8 +18,12 @@ import httpx
 import httpx2
 import pytest
 
-from questfoundry import http
-from questfoundry.errors import ConfigError, NonRetriableProviderError, RetriableProviderError
+from questfoundry.contracts.errors import (
+    ConfigError,
+    NonRetriableProviderError,
+    RetriableProviderError,
+)
+from questfoundry.kit import transport as http
 from questfoundry.testing.fakes import FakeServer, Fault, Response
 from questfoundry.testing.fakes.base import Handler, RecordedRequest
 
@@ -51,7 +56,7 @@ def server() -> Iterator[Pieces]:
 
 
 def client(flavour: str, **options: Any) -> Any:
-    return FLAVOURS[flavour].Client(transport=http.transport(flavour, **options))
+    return FLAVOURS[flavour].Client(transport=http.sync_transport(flavour, **options))
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -148,12 +153,12 @@ def test_flavours_are_told_apart_and_unknown_ones_refused() -> None:
     assert http.flavour_of(httpx.Client) == "httpx"
     assert http.flavour_of(httpx2.AsyncClient) == "httpx2"
     with pytest.raises(ValueError, match="unknown httpx flavour"):
-        http.transport("requests", timeout=1)
+        http.sync_transport("requests", timeout=1)
 
 
 def test_importing_questfoundry_and_its_helpers_imports_no_httpx() -> None:
     code = (
-        "import sys, questfoundry, questfoundry.aio, questfoundry.redaction; "
+        "import sys, questfoundry, questfoundry.kit.aio, questfoundry.kit.redaction; "
         "print(sorted(m for m in ('httpx', 'httpx2', 'httpcore') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

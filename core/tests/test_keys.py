@@ -7,8 +7,14 @@ from typing import Any
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from questfoundry.interfaces import Message, ProviderRequest
-from questfoundry.keys import KEY_VERSION, NON_SEMANTIC, cache_key, canonical_json, request_fields
+from questfoundry.contracts.records import Message, ProviderRequest
+from questfoundry.gateway.keys import (
+    KEY_VERSION,
+    NON_SEMANTIC,
+    cache_key,
+    canonical_json,
+    request_fields,
+)
 
 scalars = st.one_of(
     st.integers(-1000, 1000),

@@ -16,13 +16,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from questfoundry import spool
-from questfoundry.budgets import SQLiteBudgetKeeper
-from questfoundry.calls import Reply
-from questfoundry.errors import ConfigError, LedgerError
-from questfoundry.interfaces import Usage
-from questfoundry.ledger import Ledger, ReportRow, from_pico
-from questfoundry.limits import Budget
+from questfoundry.contracts.errors import ConfigError, LedgerError
+from questfoundry.contracts.records import Budget, Reply, Usage
+from questfoundry.kit import from_pico
+from questfoundry.ledger import Ledger, ReportRow, spool
+from questfoundry.ledger.budgets import SQLiteBudgetKeeper
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.ledgers import SCHEMA_1
 

@@ -16,11 +16,9 @@ from typing import Any
 
 import pytest
 
-from questfoundry import spool
-from questfoundry.budgets import SQLiteBudgetKeeper
-from questfoundry.calls import Reply
-from questfoundry.ledger import Ledger
-from questfoundry.limits import Budget
+from questfoundry.contracts.records import Budget, Reply
+from questfoundry.ledger import Ledger, spool
+from questfoundry.ledger.budgets import SQLiteBudgetKeeper
 from questfoundry.testing.racing import READY, race
 
 pytestmark = pytest.mark.slow
@@ -29,11 +27,11 @@ PRELUDE = """
 import sys, time
 from decimal import Decimal
 from pathlib import Path
-from questfoundry.budgets import SQLiteBudgetKeeper
-from questfoundry.calls import Reply
-from questfoundry.errors import CostLimitExceededError
+from questfoundry.ledger.budgets import SQLiteBudgetKeeper
+from questfoundry.contracts.records import Reply
+from questfoundry.contracts.errors import CostLimitExceededError
 from questfoundry.ledger import Ledger
-from questfoundry.limits import Budget
+from questfoundry.contracts.records import Budget
 from questfoundry.testing.racing import READY, race
 """
 
@@ -225,11 +223,11 @@ def test_a_spool_left_by_a_killed_process_is_written_at_the_next_open(tmp_path: 
 
 
 def _open_together(path: str, barrier: Any, results: Any) -> None:
-    from questfoundry import sqlite
+    from questfoundry.kit import sqlite
 
     barrier.wait(10)
     try:
-        sqlite.connect(Path(path), 10.0, lambda conn: None).close()
+        sqlite.open_sqlite(Path(path), 10.0, lambda conn: None).close()
         results.put("ok")
     except Exception as exc:  # reported to the test, which shows it
         results.put(f"{type(exc).__name__}: {exc}")

@@ -8,11 +8,12 @@ from dataclasses import replace
 
 import pytest
 
-from questfoundry.default_plugins.sqlite_limiter import SQLiteLimiter, make_sqlite_limiter
-from questfoundry.default_plugins.token_bucket import make_token_bucket
-from questfoundry.errors import BackendUnavailableError
-from questfoundry.interfaces import BackendContext, Factory, Rate
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.builtins.sqlite_limiter import SQLiteLimiter, make_sqlite_limiter
+from questfoundry.builtins.token_bucket import make_token_bucket
+from questfoundry.contracts.backends import BackendContext, Factory
+from questfoundry.contracts.errors import BackendUnavailableError
+from questfoundry.contracts.records import Rate
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.limiter_contract import LimiterContract
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from questfoundry.default_plugins import memory_cache
-from questfoundry.default_plugins.memory_cache import MemoryCache, make_memory_cache
-from questfoundry.errors import ConfigError
-from questfoundry.interfaces import BackendContext, CacheBackend
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.builtins import memory_cache
+from questfoundry.builtins.memory_cache import MemoryCache, make_memory_cache
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import ConfigError
+from questfoundry.contracts.protocols import CacheBackend
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cache_contract import SMALL_LIMIT, CacheBackendContract
 from questfoundry.testing.clock import FakeClock
 

@@ -19,8 +19,8 @@ import yaml
 
 from questfoundry.config import load_config
 from questfoundry.config.effective import labelled
-from questfoundry.errors import ConfigError
-from questfoundry.plugins import PluginManager, get_plugin_manager
+from questfoundry.contracts.errors import ConfigError
+from questfoundry.registry import PluginManager, get_plugin_manager
 
 ROLE = "gatekeeper"
 LAYERS = ("override", "set", "role", "provider default")

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from questfoundry.errors import ConfigError
-from questfoundry.interfaces import CostModel, Usage
-from questfoundry.pricing import FixedPrices, fixed_prices_for, fixed_prices_from
+from questfoundry.config.rates import fixed_prices_for
+from questfoundry.contracts.errors import ConfigError
+from questfoundry.contracts.protocols import CostModel
+from questfoundry.contracts.records import Usage
+from questfoundry.kit.prices import FixedPrices, fixed_prices_from
 from questfoundry.testing.cost_contract import CostModelContract, replaces_standard_test
 
 SEED_CONFIG: Mapping[str, Any] = {

@@ -1,4 +1,4 @@
-"""Secrets stay out of messages, log records and tracebacks (:mod:`questfoundry.redaction`)."""
+"""Secrets stay out of messages, log records and tracebacks (:mod:`questfoundry.kit.redaction`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from questfoundry import redaction
+from questfoundry.kit import redaction
 
 KEY = "sk-redaction-test-7f3a9c1e5b"
 

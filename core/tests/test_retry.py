@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from questfoundry.errors import (
+from questfoundry.contracts.errors import (
     NonRetriableProviderError,
     ProviderRateLimitError,
     RateLimitError,
     RetriableProviderError,
 )
-from questfoundry.retry import RetryPolicy, parse_retry_after
+from questfoundry.gateway.retry import RetryPolicy
+from questfoundry.kit.retry_after import parse_retry_after
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

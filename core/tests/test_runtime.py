@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from questfoundry.calls import Request
+from questfoundry.builtins.memory_cache import MemoryCache
 from questfoundry.config import Config, load_config
-from questfoundry.default_plugins.memory_cache import MemoryCache
-from questfoundry.hookspecs import hookimpl
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.records import Request
+from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import Runtime
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from state_helpers import files
 
+from questfoundry.builtins.file_store import FileStore
 from questfoundry.cli import cli
 from questfoundry.config import load_config
-from questfoundry.default_plugins.file_store import FileStore
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import Runtime
 
 CONFIG = """\

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from state_helpers import files
 
+from questfoundry.builtins.file_store import FileStore
 from questfoundry.config import Config
-from questfoundry.default_plugins.file_store import FileStore
-from questfoundry.errors import MigrationError, StateError
-from questfoundry.interfaces import Capability
-from questfoundry.redaction import register_secret
+from questfoundry.contracts.errors import MigrationError, StateError
+from questfoundry.contracts.protocols import Capability
+from questfoundry.kit.redaction import register_secret
+from questfoundry.kit.state_keys import check_key
 from questfoundry.state.exchange import Redactor, export_state, import_state, read_state_file
-from questfoundry.state.keys import check_key
 from questfoundry.state.manager import MigrationManager, read_snapshot
 from questfoundry.state.versions import recorded
 

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from state_helpers import files
 from state_helpers import unversioned as written_before_versions
 
+from questfoundry.builtins.file_store import FileStore
 from questfoundry.config import Config
-from questfoundry.default_plugins.file_store import FileStore
-from questfoundry.errors import MigrationError, StateError
-from questfoundry.hookspecs import hookimpl
-from questfoundry.interfaces import Migration, Snapshot
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.contracts.errors import MigrationError, StateError
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.records import Migration, Snapshot
+from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import Runtime
 from questfoundry.state.backup import BackupPolicy
 from questfoundry.state.exchange import import_state, read_state_file

@@ -8,8 +8,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from questfoundry.studio import book, render
-from questfoundry.studio.book import Choice, Section, Topology, reachable
+from questfoundry.book import model as book
+from questfoundry.book import render
+from questfoundry.book.model import Choice, Section, Topology, reachable
 from questfoundry.testing.schema_instance import schema_instance
 
 

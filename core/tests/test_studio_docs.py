@@ -7,7 +7,7 @@ import types
 from pathlib import Path
 
 from questfoundry.config import Config
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from questfoundry.config import Config
-from questfoundry.errors import NonRetriableProviderError, QuestFoundryError
-from questfoundry.hookspecs import hookimpl
-from questfoundry.interfaces import BackendContext, LoopSpec, ProviderReply, Step
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import NonRetriableProviderError, QuestFoundryError
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.records import ProviderReply
+from questfoundry.contracts.studio import LoopSpec, Step
+from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import LoopError, Showrunner, StepContext, StepError
 from questfoundry.studio.engine import dependencies
 from questfoundry.testing.clock import FakeClock

@@ -8,33 +8,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from questfoundry.hookspecs import hookimpl
+from questfoundry.contracts.hookspecs import hookimpl
 from questfoundry.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "QuestFoundryError": "questfoundry.errors",
-    "ConfigError": "questfoundry.errors",
-    "PluginNotFoundError": "questfoundry.errors",
-    "RateLimitError": "questfoundry.errors",
-    "CostLimitExceededError": "questfoundry.errors",
-    "ProviderError": "questfoundry.errors",
-    "StateError": "questfoundry.errors",
-    "MigrationError": "questfoundry.errors",
-    "LoopError": "questfoundry.errors",
-    "StepError": "questfoundry.errors",
+    "QuestFoundryError": "questfoundry.contracts.errors",
+    "ConfigError": "questfoundry.contracts.errors",
+    "PluginNotFoundError": "questfoundry.contracts.errors",
+    "RateLimitError": "questfoundry.contracts.errors",
+    "CostLimitExceededError": "questfoundry.contracts.errors",
+    "ProviderError": "questfoundry.contracts.errors",
+    "StateError": "questfoundry.contracts.errors",
+    "MigrationError": "questfoundry.contracts.errors",
+    "LoopError": "questfoundry.contracts.errors",
+    "StepError": "questfoundry.contracts.errors",
     "Config": "questfoundry.config",
     "load_config": "questfoundry.config",
-    "get_plugin_manager": "questfoundry.plugins",
+    "get_plugin_manager": "questfoundry.registry",
     "Runtime": "questfoundry.runtime",
     "Showrunner": "questfoundry.studio",
     "Role": "questfoundry.studio",
-    "Request": "questfoundry.calls",
-    "Reply": "questfoundry.calls",
-    "CacheMode": "questfoundry.calls",
-    "Message": "questfoundry.interfaces",
-    "Usage": "questfoundry.interfaces",
+    "Request": "questfoundry.contracts.records",
+    "Reply": "questfoundry.contracts.records",
+    "CacheMode": "questfoundry.contracts.records",
+    "Message": "questfoundry.contracts.records",
+    "Usage": "questfoundry.contracts.records",
 }
 
 __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
@@ -64,9 +64,8 @@ __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
 ]
 
 if TYPE_CHECKING:
-    from questfoundry.calls import CacheMode, Reply, Request
     from questfoundry.config import Config, load_config
-    from questfoundry.errors import (
+    from questfoundry.contracts.errors import (
         ConfigError,
         CostLimitExceededError,
         LoopError,
@@ -78,8 +77,8 @@ if TYPE_CHECKING:
         StateError,
         StepError,
     )
-    from questfoundry.interfaces import Message, Usage
-    from questfoundry.plugins import get_plugin_manager
+    from questfoundry.contracts.records import CacheMode, Message, Reply, Request, Usage
+    from questfoundry.registry import get_plugin_manager
     from questfoundry.runtime import Runtime
     from questfoundry.studio import Role, Showrunner
 

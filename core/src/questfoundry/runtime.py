@@ -20,27 +20,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from questfoundry.config import Config
+from questfoundry.config.rates import fixed_prices_for, rates_from
 from questfoundry.config.schema import default_backend
-from questfoundry.interfaces import (
-    BackendContext,
-    CacheBackend,
-    Clock,
-    CostModel,
-    Kind,
-    Limiter,
-    Provider,
-    RoleProvider,
-    StateStore,
-)
-from questfoundry.limits import rates_from
-from questfoundry.plugins import PluginManager
-from questfoundry.pricing import fixed_prices_for
-from questfoundry.retry import RetryPolicy
+from questfoundry.contracts.backends import BackendContext, Clock
+from questfoundry.contracts.protocols import CacheBackend, CostModel, Limiter, Provider, StateStore
+from questfoundry.contracts.records import Kind
+from questfoundry.contracts.studio import RoleProvider
+from questfoundry.gateway.retry import RetryPolicy
+from questfoundry.registry import PluginManager
 
 if TYPE_CHECKING:
-    from questfoundry.budgets import BudgetKeeper
     from questfoundry.gateway import Gateway
     from questfoundry.ledger import Ledger
+    from questfoundry.ledger.budgets import BudgetKeeper
 
 log = logging.getLogger("questfoundry.runtime")
 
@@ -164,7 +156,7 @@ class Runtime:
     @once
     def budgets(self) -> BudgetKeeper | None:
         """The keeper of cost budgets, or None when no budget is configured."""
-        from questfoundry.budgets import open_budgets
+        from questfoundry.ledger.budgets import open_budgets
 
         keeper = open_budgets(self.config, self.ledger, self.context, self.manager)
         return None if keeper is None else self._own("budgets", keeper, keeper.close)
@@ -231,10 +223,7 @@ class Runtime:
         found = self._routes.get(handle)
         if found is None:
             override = {k: v for k, v in (("provider", provider), ("model", model)) if v}
-            found = self.manager.hook.resolve_role_provider(
-                role=handle[0], config=self.config.data, override=override
-            )
-            assert found is not None, "the built-in resolver always answers"
+            found = self.manager.resolve_role(handle[0], self.config.data, override)
             if self.config.overridden:  # name the --set behind each value it gave
                 from questfoundry.config.effective import labelled
 

@@ -30,12 +30,13 @@ from questfoundry_cache_file.cache import (
 from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry
 from questfoundry_cache_file.plugin import make_file_cache
 
-from questfoundry.calls import Request
 from questfoundry.config import Config
-from questfoundry.errors import BackendUnavailableError, ConfigError
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import BackendUnavailableError, ConfigError
+from questfoundry.contracts.protocols import CacheBackend
+from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
-from questfoundry.interfaces import BackendContext, CacheBackend
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cache_contract import (
     SMALL_LIMIT,
     AdvanceTime,

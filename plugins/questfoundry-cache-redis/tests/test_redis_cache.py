@@ -22,12 +22,13 @@ from questfoundry_cache_redis.breaker import Breaker
 from questfoundry_cache_redis.cache import RedisCache, public_url
 from questfoundry_cache_redis.plugin import make_redis_cache
 
-from questfoundry.calls import Request
 from questfoundry.config import Config
-from questfoundry.errors import BackendUnavailableError, ConfigError
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import BackendUnavailableError, ConfigError
+from questfoundry.contracts.protocols import CacheBackend, Capability
+from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
-from questfoundry.interfaces import BackendContext, CacheBackend, Capability
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cache_contract import AdvanceTime, CacheBackendContract, Reopen
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import replaces_standard_test

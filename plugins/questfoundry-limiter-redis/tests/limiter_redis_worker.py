@@ -22,14 +22,14 @@ from typing import Any
 from questfoundry_limiter_redis import plugin as redis_plugin
 from questfoundry_limiter_redis.plugin import make_redis_limiter
 
-from questfoundry.calls import Request
 from questfoundry.config import Config
-from questfoundry.errors import CostLimitExceededError
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import CostLimitExceededError
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.records import ProviderReply, ProviderRequest, Rate, Request
 from questfoundry.gateway import Gateway
-from questfoundry.hookspecs import hookimpl
-from questfoundry.interfaces import BackendContext, ProviderReply, ProviderRequest, Rate
-from questfoundry.limits import estimate_usage
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.gateway.admission import estimate_usage
+from questfoundry.registry import get_plugin_manager
 
 SETUP_SECONDS = 60
 

@@ -15,15 +15,18 @@ from questfoundry_limiter_redis.budgets import RedisBudgetKeeper
 from questfoundry_limiter_redis.limiter import RedisLimiter
 from questfoundry_limiter_redis.plugin import make_redis_keeper, make_redis_limiter
 
-from questfoundry.budgets import SQLiteBudgetKeeper, open_budgets
-from questfoundry.calls import Request
 from questfoundry.config import Config
-from questfoundry.errors import BackendUnavailableError, ConfigError, CostLimitExceededError
+from questfoundry.contracts.backends import BackendContext, Factory
+from questfoundry.contracts.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    CostLimitExceededError,
+)
+from questfoundry.contracts.records import Budget, Rate, Request
 from questfoundry.gateway import Gateway
-from questfoundry.interfaces import BackendContext, Factory, Rate
 from questfoundry.ledger import Ledger
-from questfoundry.limits import Budget
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.ledger.budgets import SQLiteBudgetKeeper, open_budgets
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.budget_contract import BudgetContract, Opener
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.limiter_contract import LimiterContract

@@ -16,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from questfoundry_pricing_gemini.prices import GeminiPrices, to_genai_usage
 
-from questfoundry.interfaces import BackendContext, CostModel, Usage
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.protocols import CostModel
+from questfoundry.contracts.records import Usage
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cost_contract import (
     CostModelContract,
     price_offline_in_fresh_interpreter,

@@ -7,8 +7,10 @@ from decimal import Decimal
 import pytest
 from questfoundry_pricing_ollama.plugin import FreeCostModel, make_free_cost_model
 
-from questfoundry.interfaces import BackendContext, CostModel, Usage
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.protocols import CostModel
+from questfoundry.contracts.records import Usage
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cost_contract import CostModelContract
 
 

@@ -21,15 +21,17 @@ from questfoundry_provider_gemini.plugin import make_gemini_provider
 from questfoundry_provider_gemini.provider import GeminiProvider
 from questfoundry_provider_gemini.settings import DEFAULT_MODEL, GeminiSettings
 
-from questfoundry.errors import (
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import (
     ConfigError,
     NonRetriableProviderError,
     ProviderRateLimitError,
     RetriableProviderError,
 )
-from questfoundry.interfaces import BackendContext, Capability, Message, ProviderRequest
-from questfoundry.plugins import get_plugin_manager
-from questfoundry.retry import parse_retry_after
+from questfoundry.contracts.protocols import Capability
+from questfoundry.contracts.records import Message, ProviderRequest
+from questfoundry.kit.retry_after import parse_retry_after
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.fakes import Fault
 from questfoundry.testing.fakes.base import RecordedRequest, Response, estimate_tokens, sse_event
 from questfoundry.testing.fakes.gemini import FakeGemini

@@ -28,15 +28,17 @@ from questfoundry_provider_ollama.plugin import make_ollama_provider
 from questfoundry_provider_ollama.provider import OllamaProvider
 from questfoundry_provider_ollama.settings import DEFAULT_BASE_URL
 
-from questfoundry.errors import (
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import (
     ConfigError,
     NonRetriableProviderError,
     ProviderRateLimitError,
     RetriableProviderError,
 )
-from questfoundry.interfaces import BackendContext, Capability, Chunk, Message, ProviderRequest
-from questfoundry.plugins import get_plugin_manager
-from questfoundry.retry import parse_retry_after
+from questfoundry.contracts.protocols import Capability
+from questfoundry.contracts.records import Chunk, Message, ProviderRequest
+from questfoundry.kit.retry_after import parse_retry_after
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.fakes import FakeServer, Fault
 from questfoundry.testing.fakes.base import RecordedRequest, Response, ndjson_line
 from questfoundry.testing.fakes.ollama import FakeOllama

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from questfoundry.cli import cli
 from questfoundry.config import load_config
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import Runtime
 from questfoundry.testing.redis import RedisServer
 

@@ -11,9 +11,10 @@ from questfoundry_store_redis.settings import RedisSettings
 from questfoundry_store_redis.store import RedisStore
 
 from questfoundry.config import Config, load_config
-from questfoundry.errors import ConfigError
-from questfoundry.interfaces import BackendContext, Capability
-from questfoundry.plugins import PluginManager, get_plugin_manager
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import ConfigError
+from questfoundry.contracts.protocols import Capability
+from questfoundry.registry import PluginManager, get_plugin_manager
 from questfoundry.runtime import Runtime
 from questfoundry.testing.redis import RedisServer, client
 

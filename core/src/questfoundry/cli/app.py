@@ -20,7 +20,7 @@ import click
 
 if TYPE_CHECKING:
     from questfoundry.config import Config
-    from questfoundry.plugins import PluginManager
+    from questfoundry.registry import PluginManager
     from questfoundry.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,7 +43,7 @@ class App:
 
     @cached_property
     def manager(self) -> PluginManager:
-        from questfoundry.plugins import get_plugin_manager
+        from questfoundry.registry import get_plugin_manager
 
         return get_plugin_manager()
 
@@ -136,7 +136,7 @@ class QuestFoundryGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from questfoundry.errors import QuestFoundryError
+        from questfoundry.contracts.errors import QuestFoundryError
 
         with warnings.catch_warnings(), _log_lines():
             warnings.showwarning = _show_warning
@@ -162,7 +162,7 @@ class QuestFoundryGroup(click.Group):
 
 def _print_traceback(ctx: click.Context, exc: BaseException) -> None:
     """``--debug``: the whole traceback, chain included, API keys masked; then exit status 1."""
-    from questfoundry.redaction import format_exception
+    from questfoundry.kit.redaction import format_exception
 
     click.echo(format_exception(exc).rstrip(), err=True)
     ctx.exit(1)

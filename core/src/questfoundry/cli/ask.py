@@ -46,7 +46,7 @@ def ask(
     import sys
     from dataclasses import replace
 
-    from questfoundry.errors import QuestFoundryError
+    from questfoundry.contracts.errors import QuestFoundryError
 
     if prompt == "-":
         prompt = sys.stdin.read()

@@ -70,7 +70,7 @@ def cache_explain(
     as_json: bool,
 ) -> None:
     """Show the canonical fields that make PROMPT's cache key, and the key."""
-    from questfoundry.keys import request_fields
+    from questfoundry.gateway.keys import request_fields
 
     plan = app.runtime.gateway.plan(_request(prompt, role, provider, model, params))
     fields = request_fields(plan.provider, plan.request)
@@ -84,7 +84,7 @@ def cache_explain(
 
 def _cache(app: App) -> tuple[Any, str]:
     """The project's cache backend and its name; a clear error when caching is off."""
-    from questfoundry.errors import ConfigError
+    from questfoundry.contracts.errors import ConfigError
 
     backend = app.runtime.cache
     if backend is None:
@@ -102,8 +102,8 @@ def _request(
 ) -> Any:
     """The request ``ask`` and ``cache explain`` make: PROMPT, optional system text, parameters
     given as ``KEY=VALUE`` (each VALUE read as YAML)."""
-    from questfoundry.calls import Request
     from questfoundry.config.overrides import parse_assignments
+    from questfoundry.contracts.records import Request
 
     values = parse_assignments(params, "--param")
     messages = [{"role": "system", "content": system}] if system else []

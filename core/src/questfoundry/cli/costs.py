@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
-from questfoundry.money import usd
+from questfoundry.kit.money import usd
 
 #: a rate's period in seconds → its name
 _PERIODS: dict[float, str] = {60: "minute", 3600: "hour"}

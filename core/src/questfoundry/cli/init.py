@@ -51,7 +51,7 @@ class Setup:
 def init(app: App, force: bool, provider: str, base_url: str | None) -> None:
     """Write a commented .questfoundry/config.yml here (--config: that path instead)."""
     from questfoundry.config import PROJECT_DIR_NAME, load_config
-    from questfoundry.errors import ConfigError
+    from questfoundry.contracts.errors import ConfigError
 
     path = Path(app.config_path or Path(PROJECT_DIR_NAME, "config.yml")).absolute()
     if path.exists() and not force:

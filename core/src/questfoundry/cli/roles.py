@@ -43,7 +43,7 @@ def role_rows(app: App) -> list[dict[str, Any]]:
     """One record per role of the catalogue, in catalogue order; ``error`` says why a role
     cannot be used (None when it can)."""
     from questfoundry.config.effective import resolved_roles
-    from questfoundry.errors import ConfigError
+    from questfoundry.contracts.errors import ConfigError
 
     catalogue = app.manager.roles()
     configured = app.config.data.get("roles") or {}
@@ -78,7 +78,7 @@ def role_rows(app: App) -> list[dict[str, Any]]:
 
 def _missing(app: App, provider: str) -> str | None:
     """Why ``provider`` cannot be used (it is not installed, or disabled), or None."""
-    from questfoundry.errors import PluginNotFoundError
+    from questfoundry.contracts.errors import PluginNotFoundError
 
     try:
         app.manager.get("provider", provider)

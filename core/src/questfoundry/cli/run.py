@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from questfoundry.book.model import DEFAULT_SECTIONS, MAX_SECTIONS
 from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
-from questfoundry.studio.book import DEFAULT_SECTIONS, MAX_SECTIONS
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -144,7 +144,7 @@ def state_import(app: App, path: Path, merge: bool, replace: bool, as_json: bool
     changes nothing. Without an option the store must hold no documents; --merge needs the file
     and the store at the same schema versions. The import is written as one change.
     """
-    from questfoundry.errors import StateError
+    from questfoundry.contracts.errors import StateError
     from questfoundry.state.exchange import import_state, read_state_file
 
     if merge and replace:

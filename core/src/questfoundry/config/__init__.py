@@ -17,7 +17,8 @@ variable that is not set fails only what reads that value (:mod:`questfoundry.co
 
 The result is validated against the schema composed from ``schemas/config.schema.json`` and the
 settings every installed backend declares (:mod:`questfoundry.config.schema`); every problem is
-reported, each as ``dotted.path: message``, in one :class:`~questfoundry.errors.ConfigError`.
+reported, each as ``dotted.path: message``, in one
+:class:`~questfoundry.contracts.errors.ConfigError`.
 
 Secrets never leave :meth:`Config.redacted`: values of keys named like ``api_key``, ``password``,
 ``token``, ``secret`` (or ending in ``_key``, ``_token``, ``_secret``, ``_password``), values
@@ -42,7 +43,7 @@ from questfoundry.config.files import CONFIG_ENV, PROJECT_DIR_NAME, find_config
 from questfoundry.config.model import REDACTED, Config, Unresolved
 
 if TYPE_CHECKING:
-    from questfoundry.plugins import PluginManager
+    from questfoundry.registry import PluginManager
 
 __all__ = [
     "CONFIG_ENV",
@@ -134,6 +135,6 @@ def check_backends(config: Config, manager: PluginManager) -> None:
 def _manager(manager: PluginManager | None, env: Mapping[str, str]) -> PluginManager:
     if manager is not None:
         return manager
-    from questfoundry.plugins import get_plugin_manager
+    from questfoundry.registry import get_plugin_manager
 
     return get_plugin_manager(env=env)

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from questfoundry.config import schema as schemas
 from questfoundry.config.model import Config, KeyPath, Unresolved, dotted
 from questfoundry.config.overrides import SET, overridden
-from questfoundry.errors import ConfigError
-from questfoundry.interfaces import RoleProvider
+from questfoundry.contracts.errors import ConfigError
+from questfoundry.contracts.studio import RoleProvider
 
 if TYPE_CHECKING:
-    from questfoundry.plugins import PluginManager
+    from questfoundry.registry import PluginManager
 
 FILE = "config.yml"
 BUILT_IN = "built-in default"
@@ -64,13 +64,24 @@ def resolved_roles(config: Config, manager: PluginManager) -> dict[str, RoleProv
 
 def labelled(routed: RoleProvider, config: Config) -> RoleProvider:
     """``routed`` with the source of each value a ``--set`` override gave as ``--set <key>``."""
-    from questfoundry.default_plugins.roles import config_key
-
     labels = {}
     for name, layer in routed.sources.items():
         key = config_key(name, layer)
         labels[name] = f"{SET} {key}" if key and overridden(key, config.overridden) else layer
     return replace(routed, sources=labels)
+
+
+def config_key(name: str, layer: str) -> str | None:
+    """The dotted key of config.yml that gave field ``name`` its value, labelled ``layer``.
+
+    ``("model", "roles.gatekeeper")`` → ``roles.gatekeeper.model``; ``("provider",
+    "providers.text.default")`` → that key; None for a layer that is not in config.yml.
+    """
+    if layer.startswith("providers.") and layer.endswith(".default"):
+        return layer
+    if layer.startswith(("roles.", "providers.")):
+        return f"{layer}.{name}"
+    return None
 
 
 def _fill(

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from questfoundry.errors import ConfigError
+from questfoundry.contracts.errors import ConfigError
 
 CONFIG_ENV = "QUESTFOUNDRY_CONFIG"
 PROJECT_DIR_NAME = ".questfoundry"

@@ -3,8 +3,8 @@
 A ``${VAR}`` that is not set (and has no default) does not fail loading: the value becomes an
 :class:`Unresolved`, and only reading it — :meth:`Config.get` or :meth:`Config.section` of
 anything that contains it, as building that provider does — raises the one-line
-:class:`~questfoundry.errors.ConfigError`. So ``cost report`` works while ``OPENAI_API_KEY`` is
-unset; ``ask`` on an OpenAI role does not, and says why.
+:class:`~questfoundry.contracts.errors.ConfigError`. So ``cost report`` works while
+``OPENAI_API_KEY`` is unset; ``ask`` on an OpenAI role does not, and says why.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from questfoundry.config.files import PROJECT_DIR_NAME
-from questfoundry.errors import ConfigError
+from questfoundry.contracts.errors import ConfigError
 
 REDACTED = "***"
 

@@ -12,7 +12,7 @@ import copy
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from questfoundry.errors import ConfigError
+from questfoundry.contracts.errors import ConfigError
 
 #: the source label of a value an override set
 SET = "--set"

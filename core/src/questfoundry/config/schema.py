@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from questfoundry.config.model import KeyPath
 
 if TYPE_CHECKING:
-    from questfoundry.plugins import PluginManager, Registration
+    from questfoundry.registry import PluginManager, Registration
 
 #: flat sections selecting one backend with their ``backend`` key
 SECTIONS = {

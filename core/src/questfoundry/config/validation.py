@@ -1,9 +1,9 @@
 """Checking a config against the composed schema, in messages a user can act on.
 
 Every problem is reported, each as ``dotted.path: message``, in one
-:class:`~questfoundry.errors.ConfigError` whose ``path`` is the first one's. A key no installed
-backend takes, but a repository plugin's backend would, names that backend and the distribution to
-install. Secrets never appear in a message.
+:class:`~questfoundry.contracts.errors.ConfigError` whose ``path`` is the first one's. A key no
+installed backend takes, but a repository plugin's backend would, names that backend and the
+distribution to install. Secrets never appear in a message.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from questfoundry.config.model import (
     redact_url,
     secret_key,
 )
-from questfoundry.errors import ConfigError, PluginNotFoundError
+from questfoundry.contracts.errors import ConfigError, PluginNotFoundError
 
 if TYPE_CHECKING:
-    from questfoundry.plugins import PluginManager
+    from questfoundry.registry import PluginManager
 
 Problem = tuple[KeyPath, str]
 
@@ -130,7 +130,7 @@ class Validation:
             fragment = schemas.deref(self.schema, dict(reg.settings)) if reg.settings else {}
             if key in fragment.get("properties", {}):
                 return f"{here}; {key!r} is a setting of {kind} {name!r} (backend: {name})"
-        from questfoundry.plugins import known_plugins
+        from questfoundry.registry import known_plugins
 
         for distribution, kinds in sorted(known_plugins().items()):
             for name, keys in sorted(kinds.get(kind, {}).items()):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.calls import Reply, Request
+from questfoundry.contracts.records import Reply, Request
 from questfoundry.gateway.effects import Steps, adrive, drive
 from questfoundry.gateway.pipeline import Pipeline
 from questfoundry.gateway.plan import Plan, Planner
@@ -23,7 +23,7 @@ from questfoundry.gateway.streams import AsyncStream, Stream
 
 if TYPE_CHECKING:
     from questfoundry.config import Config
-    from questfoundry.plugins import PluginManager
+    from questfoundry.registry import PluginManager
     from questfoundry.runtime import Runtime
 
 __all__ = ["AsyncStream", "Gateway", "Plan", "Stream"]

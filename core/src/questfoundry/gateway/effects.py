@@ -17,7 +17,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from questfoundry.interfaces import Capability, Chunk, Clock, Provider, ProviderRequest
+from questfoundry.contracts.backends import Clock
+from questfoundry.contracts.protocols import Capability, Provider
+from questfoundry.contracts.records import Chunk, ProviderRequest
 
 T = TypeVar("T")
 

@@ -28,9 +28,16 @@ from decimal import Decimal
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.cached import HitDecoder, encode
-from questfoundry.calls import CallEvent, Outcome, Reply
-from questfoundry.errors import ConfigError, ProviderError, RateLimitError, RetriableProviderError
+from questfoundry.contracts.errors import (
+    ConfigError,
+    ProviderError,
+    RateLimitError,
+    RetriableProviderError,
+)
+from questfoundry.contracts.protocols import Capability, FlightLocking, Provider
+from questfoundry.contracts.records import CallEvent, Chunk, Outcome, ProviderReply, Reply, Usage
+from questfoundry.gateway.admission import admission
+from questfoundry.gateway.codec import HitDecoder, encode
 from questfoundry.gateway.effects import (
     DONE,
     Blocking,
@@ -46,15 +53,6 @@ from questfoundry.gateway.effects import (
 )
 from questfoundry.gateway.flights import Flights
 from questfoundry.gateway.plan import Plan, Planner
-from questfoundry.interfaces import (
-    Capability,
-    Chunk,
-    FlightLocking,
-    Provider,
-    ProviderReply,
-    Usage,
-)
-from questfoundry.limits import admission
 
 if TYPE_CHECKING:
     from questfoundry.runtime import Runtime

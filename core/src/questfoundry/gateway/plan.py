@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.calls import CacheMode, Request
-from questfoundry.interfaces import Kind, Message, ProviderRequest, Usage
-from questfoundry.keys import canonical_fields, key_of
-from questfoundry.limits import budgets_from, estimate_usage
+from questfoundry.config.rates import budgets_from
+from questfoundry.contracts.records import CacheMode, Kind, Message, ProviderRequest, Request, Usage
+from questfoundry.gateway.admission import estimate_usage
+from questfoundry.gateway.keys import canonical_fields, key_of
 
 if TYPE_CHECKING:
     from questfoundry.runtime import Runtime

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from questfoundry.calls import Reply
+from questfoundry.contracts.records import Reply
 from questfoundry.gateway.effects import Emit, Steps, adrive, drive
 from questfoundry.gateway.pipeline import Abandoned
 

@@ -1,8 +1,8 @@
 """The project's state beyond one store: key rules, schema versions and migrations, backups,
 export and import.
 
-Stores themselves are plugins (:class:`~questfoundry.interfaces.StateStore`; the built-in one is
-:mod:`questfoundry.default_plugins.file_store`). This package works through that protocol only, so
+Stores themselves are plugins (:class:`~questfoundry.contracts.protocols.StateStore`; the built-in
+one is :mod:`questfoundry.builtins.file_store`). This package works through that protocol only, so
 everything here serves every store alike. The names below load on first use, so importing the
 package (as every store does, for :func:`check_key`) costs nothing.
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 _EXPORTS = {
-    "check_key": "questfoundry.state.keys",
+    "check_key": "questfoundry.kit.state_keys",
     "MigrationManager": "questfoundry.state.manager",
     "BackupPolicy": "questfoundry.state.backup",
     "export_state": "questfoundry.state.exchange",
@@ -45,9 +45,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from questfoundry.kit.state_keys import check_key
     from questfoundry.state.backup import BackupPolicy
     from questfoundry.state.exchange import export_state, import_state, read_state_file
-    from questfoundry.state.keys import check_key
     from questfoundry.state.manager import MigrationManager
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from questfoundry.interfaces import BackendContext, StateStore
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.protocols import StateStore
 from questfoundry.state.exchange import export_state
 from questfoundry.state.versions import Versions
 

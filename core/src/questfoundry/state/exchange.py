@@ -14,7 +14,7 @@ leaves no half file. Every string of every document passes :class:`Redactor` fir
 secrets, the config's secret values and anything shaped like an API key become ``***``.
 
 Import reads and checks the whole file before writing anything — the format, the versions (never
-newer than the code knows), every key (:func:`~questfoundry.state.keys.key_problem`) and every
+newer than the code knows), every key (:func:`~questfoundry.kit.state_keys.key_problem`) and every
 document (a JSON object) — then writes it as one change (:mod:`questfoundry.state.journal`).
 """
 
@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from questfoundry.config.model import named_secrets, redact_url
-from questfoundry.errors import MigrationError, StateError
-from questfoundry.interfaces import StateStore
-from questfoundry.redaction import redact
+from questfoundry.contracts.errors import MigrationError, StateError
+from questfoundry.contracts.protocols import StateStore
+from questfoundry.kit.redaction import redact
+from questfoundry.kit.state_keys import is_internal, key_problem
 from questfoundry.state.history import HISTORY_KEY, is_history, log_document, migration_log
 from questfoundry.state.journal import Step, commit, no_steps
-from questfoundry.state.keys import is_internal, key_problem
 from questfoundry.state.versions import (
     VERSION_KEY,
     Versions,
@@ -73,8 +73,8 @@ class Redactor:
     """Masks secrets in every string of a document; counts the strings it masked.
 
     Masked: ``secrets`` (e.g. :meth:`for_config`), every secret registered with
-    :func:`~questfoundry.redaction.register_secret`, credential-shaped text (``sk-…``, ``AIza…``,
-    ``Authorization: …``) and passwords in URLs.
+    :func:`~questfoundry.kit.redaction.register_secret`, credential-shaped text (``sk-…``,
+    ``AIza…``, ``Authorization: …``) and passwords in URLs.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from questfoundry.errors import StateError
-from questfoundry.interfaces import StateStore
+from questfoundry.contracts.errors import StateError
+from questfoundry.contracts.protocols import StateStore
 
 HISTORY_KEY = "_qf/history"
 #: documents that are history rather than state

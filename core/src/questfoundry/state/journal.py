@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from questfoundry.errors import StateError
-from questfoundry.interfaces import StateStore
+from questfoundry.contracts.errors import StateError
+from questfoundry.contracts.protocols import StateStore
 
 JOURNAL_KEY = "_qf/journal"
 STAGE_PREFIX = "_qf/stage/"

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from questfoundry.errors import MigrationError
-from questfoundry.interfaces import Migration, Snapshot, StateStore
+from questfoundry.contracts.errors import MigrationError
+from questfoundry.contracts.protocols import StateStore
+from questfoundry.contracts.records import Migration, Snapshot
 from questfoundry.state.backup import BackupPolicy
 from questfoundry.state.exchange import entry_problem
 from questfoundry.state.history import HISTORY_KEY, log_document, migration_log
@@ -43,7 +44,7 @@ from questfoundry.state.versions import (
 )
 
 if TYPE_CHECKING:
-    from questfoundry.plugins import PluginManager
+    from questfoundry.registry import PluginManager
 
 log = logging.getLogger("questfoundry.state")
 schema_log = logging.getLogger("questfoundry.state.schema")

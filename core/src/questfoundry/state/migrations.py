@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from questfoundry.errors import MigrationError
-from questfoundry.interfaces import Migration, Snapshot
+from questfoundry.contracts.errors import MigrationError
+from questfoundry.contracts.records import Migration, Snapshot
 from questfoundry.state.versions import CORE_SCOPE
 
 #: where the studio keeps its documents from version 1 on

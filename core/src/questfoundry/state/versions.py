@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from questfoundry.errors import MigrationError, StateError
-from questfoundry.interfaces import Migration, StateStore
+from questfoundry.contracts.errors import MigrationError, StateError
+from questfoundry.contracts.protocols import StateStore
+from questfoundry.contracts.records import Migration
 
 VERSION_KEY = "_qf/schema_version"
 CORE_SCOPE = "questfoundry"

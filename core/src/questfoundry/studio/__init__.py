@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: public name -> module; each loads on first use, so importing a submodule (the CLI reads
-#: ``questfoundry.studio.book``'s sizes) does not load the whole studio
+#: ``questfoundry.book.model``'s sizes) does not load the whole studio
 _EXPORTS = {
-    "DEFAULT_SECTIONS": "questfoundry.studio.book",
-    "LoopError": "questfoundry.errors",
+    "DEFAULT_SECTIONS": "questfoundry.book.model",
+    "LoopError": "questfoundry.contracts.errors",
     "Role": "questfoundry.studio.role",
     "RoleUsage": "questfoundry.studio.report",
     "RunReport": "questfoundry.studio.report",
     "Showrunner": "questfoundry.studio.showrunner",
     "StepContext": "questfoundry.studio.context",
-    "StepError": "questfoundry.errors",
+    "StepError": "questfoundry.contracts.errors",
     "StepProgress": "questfoundry.studio.engine",
 }
 __all__ = [
@@ -44,8 +44,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from questfoundry.errors import LoopError, StepError
-    from questfoundry.studio.book import DEFAULT_SECTIONS
+    from questfoundry.book.model import DEFAULT_SECTIONS
+    from questfoundry.contracts.errors import LoopError, StepError
     from questfoundry.studio.context import StepContext
     from questfoundry.studio.engine import StepProgress
     from questfoundry.studio.report import RoleUsage, RunReport

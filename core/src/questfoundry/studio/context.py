@@ -22,31 +22,25 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from questfoundry.calls import Reply
-from questfoundry.errors import QuestFoundryError, StepError
-from questfoundry.interfaces import Capability, Step
+from questfoundry.contracts.errors import QuestFoundryError, StepError
+from questfoundry.contracts.protocols import Capability
+from questfoundry.contracts.records import Reply
+from questfoundry.contracts.structured import ShapeError, parse, schema_params
+from questfoundry.contracts.studio import RUN, Fix, Step, sound
 from questfoundry.studio.role import Role
-from questfoundry.studio.structured import ShapeError, parse, schema_params
 
 if TYPE_CHECKING:
     from questfoundry.studio.engine import LoopRun
 
 T = TypeVar("T")
 U = TypeVar("U")
-Fix = Callable[[Any], tuple[T, list[str]]]
 #: how much of a rejected answer a retry prompt quotes
 QUOTED = 4000
-#: the key of the run id stamped on every artifact a run saves
-RUN = "run"
-
-
-def sound(value: T) -> tuple[T, list[str]]:
-    """A ``fix`` that finds nothing wrong."""
-    return value, []
 
 
 class StepContext:
-    """One step of one run: see the module docstring. Made by the engine, one per step."""
+    """One step of one run, the engine's :class:`~questfoundry.contracts.studio.StepContext`: see
+    the module docstring. Made by the engine, one per step."""
 
     def __init__(self, run: LoopRun, step: Step) -> None:
         self._run = run

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.errors import LoopError, QuestFoundryError, StepError
-from questfoundry.interfaces import LoopSpec, StateStore, Step
+from questfoundry.contracts.errors import LoopError, QuestFoundryError, StepError
+from questfoundry.contracts.protocols import StateStore
+from questfoundry.contracts.studio import LoopSpec, Step
 from questfoundry.studio.context import StepContext
 from questfoundry.studio.report import RunReport, Tally
 

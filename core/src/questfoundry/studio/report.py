@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from questfoundry.calls import Reply
-from questfoundry.money import usd
+from questfoundry.contracts.records import Reply
+from questfoundry.kit.money import usd
 from questfoundry.studio.role import Role
 
 ZERO = Decimal(0)

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.calls import Reply, Request
-from questfoundry.interfaces import Kind, Message, Provider, RoleProvider, RoleSpec
+from questfoundry.contracts.protocols import Provider
+from questfoundry.contracts.records import Kind, Message, Reply, Request
+from questfoundry.contracts.studio import RoleProvider, RoleSpec
 
 if TYPE_CHECKING:
     from questfoundry.runtime import Runtime

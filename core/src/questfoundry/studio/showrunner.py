@@ -12,16 +12,16 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.errors import LoopError
-from questfoundry.interfaces import LoopSpec
-from questfoundry.studio.book import DEFAULT_SECTIONS, MAX_SECTIONS
+from questfoundry.book.model import DEFAULT_SECTIONS, MAX_SECTIONS
+from questfoundry.contracts.errors import LoopError
+from questfoundry.contracts.studio import LoopSpec
 from questfoundry.studio.engine import LoopRun, Progress
 from questfoundry.studio.report import RunReport
 from questfoundry.studio.role import Role
 
 if TYPE_CHECKING:
     from questfoundry.config import Config
-    from questfoundry.plugins import PluginManager
+    from questfoundry.registry import PluginManager
     from questfoundry.runtime import Runtime
 
 #: how many calls one step's fan-out makes at once (the gateway's limits apply on top)

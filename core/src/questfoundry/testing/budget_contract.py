@@ -8,19 +8,19 @@
     class TestMyBudgets(BudgetContract):
         @pytest.fixture
         def budgets_opener(self):
-            return open_my_budgets     # called like questfoundry.budgets.open_budgets
+            return open_my_budgets     # called like questfoundry.ledger.budgets.open_budgets
 
         @pytest.fixture
         def rate_limiting(self):
             return {"backend": "mine", "redis_url": "redis://localhost:6379/15"}
 
 The opener is called as ``opener(config, ledger, context)`` — the shape of
-:func:`questfoundry.budgets.open_budgets` — with a config whose ``rate_limiting`` section is
+:func:`questfoundry.ledger.budgets.open_budgets` — with a config whose ``rate_limiting`` section is
 :meth:`rate_limiting` plus the budgets a test sets, a fresh SQLite ledger and a fresh
 ``backend_context`` (temporary project, fake clock at 2026-01-01 00:00 UTC), and must return an
 empty keeper. Calls are recorded the way the pipeline records them, through
 ``ledger.record(reply, hold)``, so a keeper kept outside the ledger is settled through
-:meth:`~questfoundry.interfaces.BudgetKeeper.settle`.
+:meth:`~questfoundry.contracts.protocols.BudgetKeeper.settle`.
 
 The cross-process test, which runs only for a keeper declaring ``Capability.SHARED``, starts real
 processes that open the keeper with the same opener (a module-level function), config and ledger
@@ -42,10 +42,11 @@ from typing import Any
 
 import pytest
 
-from questfoundry.calls import Reply
 from questfoundry.config import Config
-from questfoundry.errors import CostLimitExceededError
-from questfoundry.interfaces import BackendContext, BudgetKeeper, BudgetLevel, Capability, Clock
+from questfoundry.contracts.backends import BackendContext, Clock
+from questfoundry.contracts.errors import CostLimitExceededError
+from questfoundry.contracts.protocols import BudgetKeeper, Capability
+from questfoundry.contracts.records import BudgetLevel, Reply
 from questfoundry.ledger import Ledger
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import StandardSuite
@@ -63,10 +64,10 @@ _RACER = (
     import importlib, json, sys
     from decimal import Decimal
     from pathlib import Path
-    from questfoundry.calls import Reply
+    from questfoundry.contracts.records import Reply
     from questfoundry.config import Config
-    from questfoundry.errors import CostLimitExceededError
-    from questfoundry.interfaces import BackendContext
+    from questfoundry.contracts.errors import CostLimitExceededError
+    from questfoundry.contracts.backends import BackendContext
     from questfoundry.ledger import Ledger
 
     spec = json.loads(sys.argv[1])
@@ -99,7 +100,7 @@ def paid(cost: str | None, provider: str = "openai") -> Reply:
 
 
 class BudgetContract(StandardSuite):
-    """Standard tests every :class:`~questfoundry.interfaces.BudgetKeeper` must pass.
+    """Standard tests every :class:`~questfoundry.contracts.protocols.BudgetKeeper` must pass.
 
     Override :meth:`budgets_opener` (and :meth:`rate_limiting` when the keeper needs settings).
     """

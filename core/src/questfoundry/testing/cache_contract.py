@@ -13,9 +13,9 @@
 
 The ``cache`` fixture returns an *empty* backend. Every standard test then runs against it. Tests of
 optional features skip themselves when the backend does not declare the matching
-:class:`~questfoundry.interfaces.Capability` (the TTL tests need ``Capability.TTL``). Three more
-fixtures serve tests that need more than one empty backend; each test that needs one skips, saying
-which fixture to define, until you override it:
+:class:`~questfoundry.contracts.protocols.Capability` (the TTL tests need ``Capability.TTL``). Three
+more fixtures serve tests that need more than one empty backend; each test that needs one skips,
+saying which fixture to define, until you override it:
 
 - ``small_cache`` (for ``Capability.SIZE_LIMIT``): an empty backend limited to
   :data:`SMALL_LIMIT` bytes (``max_cache_size_mb: 1``);
@@ -43,8 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from questfoundry.errors import BackendUnavailableError
-from questfoundry.interfaces import CacheBackend, Capability
+from questfoundry.contracts.errors import BackendUnavailableError
+from questfoundry.contracts.protocols import CacheBackend, Capability
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import StandardSuite
 
@@ -70,7 +70,7 @@ OPS_PER_THREAD = 200
 
 
 class CacheBackendContract(StandardSuite):
-    """Standard tests every :class:`~questfoundry.interfaces.CacheBackend` must pass.
+    """Standard tests every :class:`~questfoundry.contracts.protocols.CacheBackend` must pass.
 
     Override the :meth:`cache` fixture; override :meth:`advance_time` when the backend's TTLs do
     not run on ``backend_context.clock``.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from questfoundry.interfaces import Clock
+from questfoundry.contracts.backends import Clock
 
 
 class FakeClock(Clock):

@@ -35,7 +35,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from questfoundry.interfaces import CostModel, Usage
+from questfoundry.contracts.protocols import CostModel
+from questfoundry.contracts.records import Usage
 from questfoundry.testing.contract import StandardSuite, replaces_standard_test
 
 __all__ = ["CostModelContract", "price_offline_in_fresh_interpreter", "replaces_standard_test"]
@@ -46,7 +47,7 @@ SOME_USAGE = Usage(input_tokens=1_200, output_tokens=300, cached_input_tokens=20
 
 
 class CostModelContract(StandardSuite):
-    """Standard tests every :class:`~questfoundry.interfaces.CostModel` must pass.
+    """Standard tests every :class:`~questfoundry.contracts.protocols.CostModel` must pass.
 
     Set :attr:`known_model` and :attr:`unknown_model`, and override the :meth:`cost_model` fixture.
     """
@@ -181,8 +182,9 @@ def refuse(*args, **kwargs):
 socket.socket.connect = socket.socket.connect_ex = refuse
 socket.getaddrinfo = socket.create_connection = refuse
 
-from questfoundry.interfaces import BackendContext, Usage
-from questfoundry.plugins import get_plugin_manager
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.records import Usage
+from questfoundry.registry import get_plugin_manager
 
 entry_point, name, model = sys.argv[1:4]
 manager = get_plugin_manager(env={"QUESTFOUNDRY_LOAD_PLUGINS": entry_point})

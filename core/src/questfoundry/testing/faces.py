@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from questfoundry.calls import Reply, Request
+    from questfoundry.contracts.records import Reply, Request
     from questfoundry.gateway import Gateway
 
 

@@ -37,7 +37,9 @@ from typing import Any
 
 import pytest
 
-from questfoundry.interfaces import BackendContext, Capability, Clock, Factory, Limiter, Rate
+from questfoundry.contracts.backends import BackendContext, Clock, Factory
+from questfoundry.contracts.protocols import Capability, Limiter
+from questfoundry.contracts.records import Rate
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import StandardSuite
 from questfoundry.testing.racing import READY, race
@@ -55,7 +57,8 @@ _TAKER = (
         """
     import importlib, json, sys
     from pathlib import Path
-    from questfoundry.interfaces import BackendContext, Rate
+    from questfoundry.contracts.backends import BackendContext
+    from questfoundry.contracts.records import Rate
 
     spec = json.loads(sys.argv[1])
     module, _, name = spec["factory"].partition(":")
@@ -73,7 +76,7 @@ _TAKER = (
 
 
 class LimiterContract(StandardSuite):
-    """Standard tests every :class:`~questfoundry.interfaces.Limiter` must pass.
+    """Standard tests every :class:`~questfoundry.contracts.protocols.Limiter` must pass.
 
     Override :meth:`limiter_factory` (and :meth:`limiter_settings` when the limiter needs some).
     """

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import pytest
 
-from questfoundry.plugins import (
+from questfoundry.registry import (
     BACKEND_HOOKS,
     ENTRY_POINT_GROUP,
     LOAD_ENV,

@@ -35,8 +35,8 @@ What the suite holds a provider to:
 
 * a call returns non-empty text and usage with input and output tokens; ``agenerate`` answers as
   ``generate``; ``stream``/``astream`` chunks join into the same text, usage on the last chunk;
-* every fault maps onto :mod:`questfoundry.errors`: 429 → ``ProviderRateLimitError`` with the
-  ``Retry-After`` seconds; 500, 503, a dropped connection, a timeout and a malformed body →
+* every fault maps onto :mod:`questfoundry.contracts.errors`: 429 → ``ProviderRateLimitError`` with
+  the ``Retry-After`` seconds; 500, 503, a dropped connection, a timeout and a malformed body →
   ``RetriableProviderError`` (a body that is not JSON is treated as a transient glitch of the
   service); 400, 401, 403, 404 → ``NonRetriableProviderError`` with the status and the service's
   own message;
@@ -81,21 +81,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from questfoundry.errors import (
+from questfoundry.contracts.errors import (
     NonRetriableProviderError,
     ProviderError,
     ProviderRateLimitError,
     RetriableProviderError,
 )
-from questfoundry.interfaces import (
-    RESPONSE_SCHEMA,
-    Capability,
-    Chunk,
-    Message,
-    Provider,
-    ProviderReply,
-    ProviderRequest,
-)
+from questfoundry.contracts.protocols import Capability, Provider
+from questfoundry.contracts.records import Chunk, Message, ProviderReply, ProviderRequest
+from questfoundry.contracts.structured import RESPONSE_SCHEMA
 from questfoundry.testing.contract import StandardSuite, replaces_standard_test
 from questfoundry.testing.fakes.base import FAULT_STATUS, FakeServer, Fault
 
@@ -152,7 +146,8 @@ STRUCTURED_SCHEMA: dict[str, Any] = {
 
 
 class ProviderContract(StandardSuite):
-    """Standard tests for a :class:`~questfoundry.interfaces.Provider`; see the module docstring.
+    """Standard tests for a :class:`~questfoundry.contracts.protocols.Provider`; see the module
+    docstring.
 
     Subclasses implement the ``server``, ``provider`` and ``model`` fixtures, build the provider
     with :attr:`timeout` as its timeout and :attr:`max_reply_mb` as its reply cap and, when it

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from questfoundry.interfaces import BackendContext
+from questfoundry.contracts.backends import BackendContext
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import FACES, Face
 

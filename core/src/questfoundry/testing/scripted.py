@@ -18,16 +18,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
-from questfoundry.hookspecs import hookimpl
-from questfoundry.interfaces import (
-    RESPONSE_SCHEMA,
-    BackendContext,
-    Capability,
-    Chunk,
-    ProviderReply,
-    ProviderRequest,
-    Usage,
-)
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.protocols import Capability
+from questfoundry.contracts.records import Chunk, ProviderReply, ProviderRequest, Usage
+from questfoundry.contracts.structured import RESPONSE_SCHEMA
 from questfoundry.testing.schema_instance import instance_text
 
 Step = ProviderReply | BaseException

@@ -41,8 +41,8 @@ from typing import Any
 
 import pytest
 
-from questfoundry.errors import StateError
-from questfoundry.interfaces import Capability, StateStore
+from questfoundry.contracts.errors import StateError
+from questfoundry.contracts.protocols import Capability, StateStore
 from questfoundry.testing.contract import StandardSuite
 
 __all__ = ["StateStoreContract", "StoreOpener"]
@@ -91,7 +91,7 @@ def _context(opener: StoreOpener) -> Any:
 
 
 class StateStoreContract(StandardSuite):
-    """Standard tests every :class:`~questfoundry.interfaces.StateStore` must pass."""
+    """Standard tests every :class:`~questfoundry.contracts.protocols.StateStore` must pass."""
 
     @pytest.fixture
     def store(self) -> StateStore:

@@ -1,7 +1,7 @@
 """The LABEL ``NAME``: implements the matching protocol of :mod:`questfoundry.interfaces`.
 
 Import LIBRARY_MODULE at the top of this module. Wrap its exceptions into the core's
-(:mod:`questfoundry.errors`): callers never import LIBRARY_MODULE to handle its errors.
+(:mod:`questfoundry.contracts.errors`): callers never import LIBRARY_MODULE to handle its errors.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from questfoundry.interfaces import BackendContext
+from questfoundry.kit import BackendContext
 
 
 class MyBackend:
     """Add the protocol's methods; declare optional features in ``capabilities``.
 
-    See :class:`questfoundry.interfaces.Capability` for the feature names the core asks about.
+    See :class:`questfoundry.contracts.protocols.Capability` for the feature names the core asks about.
     """
 
     capabilities: frozenset[str] = frozenset()

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext
-from questfoundry.plugins import Backend
+from questfoundry.kit import Backend, BackendContext, hookimpl
 
 if TYPE_CHECKING:
     from .backend import MyBackend
@@ -33,7 +31,7 @@ SETTINGS = {
 def make_backend(settings: Mapping[str, Any], context: BackendContext) -> MyBackend:
     """Build the backend from its settings, already validated against :data:`SETTINGS`.
 
-    Check what the schema cannot say here and raise :class:`questfoundry.errors.ConfigError` with
+    Check what the schema cannot say here and raise :class:`questfoundry.contracts.errors.ConfigError` with
     the config path, so the user hears about it at start, not on the first call.
     """
     from .backend import MyBackend

@@ -10,7 +10,8 @@ transaction. What this module adds:
 - a cache that cannot be opened or written never fails a call: ``get`` is a miss, ``set`` stores
   nothing, and one warning says why; a folder it may read but not write still serves its hits.
   Opening is tried again every :data:`REOPEN_SECONDS`. The maintenance calls (``delete``,
-  ``clear``, ``prune``, ``stats``) raise :class:`~questfoundry.errors.BackendUnavailableError`;
+  ``clear``, ``prune``, ``stats``) raise
+  :class:`~questfoundry.contracts.errors.BackendUnavailableError`;
 - a value larger than the whole size limit is not stored (diskcache would evict everything else);
 - hits and misses are kept in the database, so ``stats`` counts every process since the cache was
   created, without a write on the hit path: counts are added to diskcache's own ``hits`` and
@@ -37,8 +38,7 @@ from pathlib import Path
 
 import diskcache
 
-from questfoundry.errors import BackendUnavailableError
-from questfoundry.interfaces import CacheStats, Capability, Clock
+from questfoundry.kit import BackendUnavailableError, CacheStats, Capability, Clock
 from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry, remove_value_file, value_path
 from questfoundry_cache_file.locks import FlightLocks
 from questfoundry_cache_file.rows import CacheRows

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry import hookimpl
-from questfoundry.errors import ConfigError
-from questfoundry.interfaces import BackendContext, Capability
-from questfoundry.plugins import Backend
+from questfoundry.kit import Backend, BackendContext, Capability, ConfigError, hookimpl
 
 if TYPE_CHECKING:
     from questfoundry_cache_file.cache import FileCache

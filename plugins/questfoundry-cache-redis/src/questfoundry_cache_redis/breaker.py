@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from questfoundry.interfaces import Clock
+from questfoundry.kit import Clock
 
 
 class Breaker:

@@ -21,7 +21,8 @@ that, after a few failures in a row, stops asking Redis for a few seconds. While
 frozen, ``get`` is a miss, ``set`` stores nothing, ``lock`` says "go ahead without one" and one
 warning per cause says why; the first answer from Redis ends the outage (logged at INFO). The
 maintenance calls (``delete``, ``clear``, ``prune``, ``stats``) always try Redis and raise
-:class:`~questfoundry.errors.BackendUnavailableError` with one line when it does not answer.
+:class:`~questfoundry.contracts.errors.BackendUnavailableError` with one line when it does not
+answer.
 
 Hits and misses are counted in the process and added to the ``counts`` hash, in the same round
 trip, when the process stores an entry, asks for stats or closes the cache: a hit stays one
@@ -45,9 +46,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from questfoundry.aio import PerLoop
-from questfoundry.errors import BackendUnavailableError, ConfigError
-from questfoundry.interfaces import CacheStats, Clock
+from questfoundry.kit import BackendUnavailableError, CacheStats, Clock, ConfigError, PerLoop
 from questfoundry_cache_redis.breaker import Breaker
 from questfoundry_cache_redis.plugin import CAPABILITIES
 

@@ -5,7 +5,7 @@ real cost after; both are one Lua script, run atomically by Redis, so workers ra
 pass it together by at most what one call costs beyond its estimate. The ledger (SQLite) still
 records every call: Redis holds only the running totals and the holds.
 
-- **Money is exact**: whole pico-dollars (:mod:`questfoundry.money`), added with ``INCRBY``.
+- **Money is exact**: whole pico-dollars (:mod:`questfoundry.kit.money`), added with ``INCRBY``.
 - **Windows are calendar days and months in** ``rate_limiting.timezone``, named by the worker
   from its clock, as its ledger names the day of its rows.
 - **Holds die on their own.** A hold counts until it is settled or released, or
@@ -26,10 +26,16 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from questfoundry.budgets import refusal
-from questfoundry.interfaces import BackendContext, BudgetLevel, Capability, Hold
-from questfoundry.limits import Budget
-from questfoundry.money import from_pico, to_pico
+from questfoundry.kit import (
+    BackendContext,
+    Budget,
+    BudgetLevel,
+    Capability,
+    Hold,
+    from_pico,
+    refusal,
+    to_pico,
+)
 from questfoundry_limiter_redis.connection import RedisBackend, Script
 
 DEFAULT_HOLD_SECONDS = 900.0  # above the default retry.deadline_seconds (600)

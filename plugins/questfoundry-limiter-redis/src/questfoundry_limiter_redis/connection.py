@@ -22,8 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from questfoundry.errors import BackendUnavailableError, ConfigError
-from questfoundry.interfaces import BackendContext, Clock
+from questfoundry.kit import BackendContext, BackendUnavailableError, Clock, ConfigError
 
 if TYPE_CHECKING:
     import redis
@@ -210,7 +209,7 @@ class RedisBackend:
         """The script's answer; None while Redis is down under ``fail_open``.
 
         Under ``fail_closed``, or with ``strict`` (a read for a report), an outage raises
-        :class:`~questfoundry.errors.BackendUnavailableError`.
+        :class:`~questfoundry.contracts.errors.BackendUnavailableError`.
         """
         from redis.exceptions import RedisError
 

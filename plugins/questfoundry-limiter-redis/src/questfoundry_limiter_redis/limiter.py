@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from questfoundry.interfaces import BackendContext, BucketLevel, Capability, Rate
+from questfoundry.kit import BackendContext, BucketLevel, Capability, Rate
 from questfoundry_limiter_redis.connection import RedisBackend, Script
 
 #: KEYS: the buckets; ARGV: mode (acquire, adjust, levels), the time ("": the server's), then per

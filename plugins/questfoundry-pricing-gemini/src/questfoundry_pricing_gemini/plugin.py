@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext
-from questfoundry.plugins import Backend
+from questfoundry.kit import Backend, BackendContext, hookimpl
 
 if TYPE_CHECKING:
     from questfoundry_pricing_gemini.prices import GeminiPrices

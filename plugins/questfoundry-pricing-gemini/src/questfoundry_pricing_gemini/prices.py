@@ -21,8 +21,7 @@ from genai_prices.data import providers as bundled_providers
 from genai_prices.data_snapshot import DataSnapshot
 from genai_prices.types import ModelPrice
 
-from questfoundry.interfaces import Usage
-from questfoundry.pricing import DailyPrices, FixedPrices
+from questfoundry.kit import DailyPrices, FixedPrices, Usage
 
 #: genai-prices' id for Google (Gemini API and Vertex AI)
 PROVIDER_ID = "google"

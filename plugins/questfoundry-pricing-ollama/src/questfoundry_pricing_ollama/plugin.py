@@ -11,9 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext, Usage
-from questfoundry.plugins import Backend
+from questfoundry.kit import Backend, BackendContext, Usage, hookimpl
 
 ZERO = Decimal(0)
 

@@ -3,7 +3,7 @@
 The SDK raises ``errors.ClientError`` (4xx) and ``errors.ServerError`` (5xx), both
 ``errors.APIError`` carrying Google's ``{"error": {"code", "message", "status", "details"}}``;
 the transport (QuestFoundry's, on httpx: the provider hands the SDK its clients) raises httpx's
-network and timeout errors, and :mod:`questfoundry.http`'s deadline and size errors;
+network and timeout errors, and :mod:`questfoundry.kit.transport`'s deadline and size errors;
 a body that is not JSON surfaces as a ``ValueError``. The gateway decides on retries from the class
 of error this module returns, so the mapping is the whole retry policy of this provider:
 
@@ -24,14 +24,15 @@ from typing import Any
 import pydantic
 from google.genai import errors as genai_errors
 
-from questfoundry.errors import (
+from questfoundry.kit import (
+    MASK,
     NonRetriableProviderError,
     ProviderError,
     ProviderRateLimitError,
     RetriableProviderError,
+    parse_retry_after,
+    redact,
 )
-from questfoundry.redaction import MASK, redact
-from questfoundry.retry import parse_retry_after
 
 PROVIDER = "gemini"
 _RETRY_INFO = "google.rpc.RetryInfo"

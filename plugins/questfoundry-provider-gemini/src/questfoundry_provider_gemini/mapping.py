@@ -18,8 +18,7 @@ from typing import Any
 import pydantic
 from google.genai import types
 
-from questfoundry.errors import NonRetriableProviderError
-from questfoundry.interfaces import ProviderRequest, Usage, response_schema
+from questfoundry.kit import NonRetriableProviderError, ProviderRequest, Usage, response_schema
 
 PROVIDER = "gemini"
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry import hookimpl
-from questfoundry.http import settings_schema
-from questfoundry.interfaces import BackendContext, Capability
-from questfoundry.plugins import Backend
+from questfoundry.kit import Backend, BackendContext, Capability, hookimpl, http_settings_schema
 from questfoundry_provider_gemini.settings import GeminiSettings
 
 if TYPE_CHECKING:
@@ -36,7 +33,7 @@ SETTINGS = {
             "default": "v1beta",
             "description": "API version of the Gemini endpoint.",
         },
-        **settings_schema(
+        **http_settings_schema(
             timeout_default=120, url_example="https://generativelanguage.googleapis.com"
         ),
     }

@@ -5,12 +5,12 @@ Text, streamed or whole, and images from Gemini's image models (``kind="image"``
 
 One ``genai.Client`` per provider: its sync side serves :meth:`generate` and :meth:`stream`, its
 ``aio`` side :meth:`agenerate` and :meth:`astream`, from any thread and any event loop. The SDK is
-handed httpx clients that send through :mod:`questfoundry.http`'s transports: an attempt ends at
-its deadline (``request.timeout``, else ``timeout_seconds``), a reply larger than ``max_reply_mb``
-fails while it is read, and the async transport keeps one connection pool per running loop,
-closed on that loop as it ends. The SDK's own retries are switched off (one attempt): the gateway
-retries, passing its limiter each time, and a hidden second layer of retries would multiply waits
-and spend. Errors leave with no exception chain: a server may echo the API key back.
+handed httpx clients that send through :mod:`questfoundry.kit.transport`'s transports: an attempt
+ends at its deadline (``request.timeout``, else ``timeout_seconds``), a reply larger than
+``max_reply_mb`` fails while it is read, and the async transport keeps one connection pool per
+running loop, closed on that loop as it ends. The SDK's own retries are switched off (one attempt):
+the gateway retries, passing its limiter each time, and a hidden second layer of retries would
+multiply waits and spend. Errors leave with no exception chain: a server may echo the API key back.
 """
 
 from __future__ import annotations
@@ -22,9 +22,21 @@ import httpx
 from google import genai
 from google.genai import types
 
-from questfoundry import http, redaction
-from questfoundry.errors import ConfigError, NonRetriableProviderError, ProviderError
-from questfoundry.interfaces import Capability, Chunk, ProviderReply, ProviderRequest, Usage
+from questfoundry.kit import (
+    Capability,
+    Chunk,
+    ConfigError,
+    NonRetriableProviderError,
+    ProviderError,
+    ProviderReply,
+    ProviderRequest,
+    Usage,
+    async_transport,
+    attempt,
+    provider_error,
+    register_secret,
+    sync_transport,
+)
 from questfoundry_provider_gemini.failures import PROVIDER, translate
 from questfoundry_provider_gemini.mapping import (
     finish_reason_of,
@@ -58,11 +70,11 @@ class GeminiProvider:
 
     def __init__(self, settings: GeminiSettings) -> None:
         self.settings = settings
-        redaction.register_secret(settings.api_key)
+        register_secret(settings.api_key)
         seconds, cap = settings.timeout_seconds, settings.max_reply_bytes
-        self._async_transport = http.async_transport(FLAVOUR, timeout=seconds, max_reply_bytes=cap)
-        sync_transport = http.transport(FLAVOUR, timeout=seconds, max_reply_bytes=cap)
-        self._http = httpx.Client(transport=sync_transport, follow_redirects=True)
+        self._async_transport = async_transport(FLAVOUR, timeout=seconds, max_reply_bytes=cap)
+        sending = sync_transport(FLAVOUR, timeout=seconds, max_reply_bytes=cap)
+        self._http = httpx.Client(transport=sending, follow_redirects=True)
         self._async_http = httpx.AsyncClient(transport=self._async_transport, follow_redirects=True)
         options = types.HttpOptions(
             base_url=settings.base_url,
@@ -85,7 +97,7 @@ class GeminiProvider:
     def generate(self, request: ProviderRequest) -> ProviderReply:
         try:
             call = self._prepare(request)
-            with http.attempt(self._seconds(request)):
+            with attempt(self._seconds(request)):
                 response = self._client.models.generate_content(
                     model=call.model, contents=call.contents, config=call.config
                 )
@@ -99,7 +111,7 @@ class GeminiProvider:
     async def agenerate(self, request: ProviderRequest) -> ProviderReply:
         try:
             call = self._prepare(request)
-            with http.attempt(self._seconds(request)):
+            with attempt(self._seconds(request)):
                 response = await self._client.aio.models.generate_content(
                     model=call.model, contents=call.contents, config=call.config
                 )
@@ -122,7 +134,7 @@ class GeminiProvider:
                 model=call.model, contents=call.contents, config=call.config
             )
             while True:
-                with http.attempt(self._seconds(request), stream=True):  # sent on the first next
+                with attempt(self._seconds(request), stream=True):  # sent on the first next
                     response = next(responses, None)
                 if response is None:
                     break
@@ -144,12 +156,12 @@ class GeminiProvider:
         usage: Usage | None = None
         try:
             call = self._prepare(request, stream=True)
-            with http.attempt(self._seconds(request), stream=True):
+            with attempt(self._seconds(request), stream=True):
                 responses = await self._client.aio.models.generate_content_stream(
                     model=call.model, contents=call.contents, config=call.config
                 )
             while True:
-                with http.attempt(self._seconds(request), stream=True):  # sent on the first
+                with attempt(self._seconds(request), stream=True):  # sent on the first
                     response = await anext(responses, None)
                 if response is None:
                     break
@@ -203,6 +215,4 @@ class GeminiProvider:
 
     def _translate(self, error: Exception) -> ProviderError | None:
         """The core's error for what the SDK or its transport raised; None for a bug."""
-        return http.provider_error(error, PROVIDER) or translate(
-            error, secret=self.settings.api_key
-        )
+        return provider_error(error, PROVIDER) or translate(error, secret=self.settings.api_key)

@@ -1,8 +1,8 @@
 """The ``providers.text.gemini`` settings, checked before anything is sent.
 
 Kept apart from the SDK so a bad setting — above all a missing API key — is a
-:class:`~questfoundry.errors.ConfigError` naming its config path when the provider is built, not a
-401 on the first call, and so checking it never imports ``google.genai``.
+:class:`~questfoundry.contracts.errors.ConfigError` naming its config path when the provider is
+built, not a 401 on the first call, and so checking it never imports ``google.genai``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from questfoundry.errors import ConfigError
-from questfoundry.http import DEFAULT_MAX_REPLY_BYTES, max_reply_bytes
+from questfoundry.kit import DEFAULT_MAX_REPLY_BYTES, ConfigError, max_reply_bytes
 
 CONFIG_PATH = "providers.text.gemini"
 #: environment variables tried, in order, when config.yml gives no key

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry import hookimpl
-from questfoundry.http import settings_schema
-from questfoundry.interfaces import BackendContext, Capability
-from questfoundry.plugins import Backend
+from questfoundry.kit import Backend, BackendContext, Capability, hookimpl, http_settings_schema
 from questfoundry_provider_ollama.settings import OllamaSettings
 
 if TYPE_CHECKING:
@@ -22,7 +19,7 @@ if TYPE_CHECKING:
 #: the settings of ``providers.<kind>.ollama``, validated where the user writes them
 SETTINGS = {
     "properties": {
-        **settings_schema(
+        **http_settings_schema(
             timeout_default=300,
             url_example="http://localhost:11434",
             url_default="http://localhost:11434",

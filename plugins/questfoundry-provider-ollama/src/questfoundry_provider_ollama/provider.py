@@ -2,13 +2,13 @@
 
 One :class:`ollama.Client` and one :class:`ollama.AsyncClient` per provider, each made on first use
 and shared by every thread and event loop: the async client's transport keeps one connection pool
-per running loop, closed on that loop as it ends (see :mod:`questfoundry.http`).
+per running loop, closed on that loop as it ends (see :mod:`questfoundry.kit.transport`).
 The SDK never retries (its httpx transport is built with no retries), which is what the gateway
 wants: retries, with backoff, are the gateway's job.
 
 The SDK passes extra keyword arguments to its httpx client, so each client sends through
-:mod:`questfoundry.http`'s transport: an attempt ends at its deadline (``request.timeout``, else
-``timeout_seconds``), and a reply larger than ``max_reply_mb`` fails while it is read. The SDK
+:mod:`questfoundry.kit.transport`'s transport: an attempt ends at its deadline (``request.timeout``,
+else ``timeout_seconds``), and a reply larger than ``max_reply_mb`` fails while it is read. The SDK
 shows no response headers, so an httpx response hook (a public httpx option) remembers
 ``Retry-After`` for the error translation, through a context variable so that concurrent calls on
 threads or asyncio tasks never see each other's. Errors leave with no exception chain.
@@ -27,23 +27,25 @@ from typing import Any
 import httpx
 import ollama
 
-from questfoundry import http, redaction
-from questfoundry.errors import (
+from questfoundry.kit import (
+    Capability,
+    Chunk,
     NonRetriableProviderError,
     ProviderError,
     ProviderRateLimitError,
-    RetriableProviderError,
-)
-from questfoundry.interfaces import (
-    Capability,
-    Chunk,
     ProviderReply,
     ProviderRequest,
+    RetriableProviderError,
     Usage,
+    async_transport,
+    attempt,
+    parse_retry_after,
+    provider_error,
+    redact,
+    register_secret,
     response_schema,
+    sync_transport,
 )
-from questfoundry.redaction import redact
-from questfoundry.retry import parse_retry_after
 from questfoundry_provider_ollama.settings import CONFIG_PATH, OllamaSettings
 
 NAME = "ollama"
@@ -67,7 +69,7 @@ class OllamaProvider:
 
     def __init__(self, settings: OllamaSettings) -> None:
         self.settings = settings
-        redaction.register_secret(os.environ.get(API_KEY_ENV))  # the SDK sends it when set
+        register_secret(os.environ.get(API_KEY_ENV))  # the SDK sends it when set
         self._lock = threading.Lock()
         self._client: ollama.Client | None = None
         self._async_client: ollama.AsyncClient | None = None
@@ -83,7 +85,7 @@ class OllamaProvider:
     def generate(self, request: ProviderRequest) -> ProviderReply:
         try:
             call = self._call(request)
-            with http.attempt(self._seconds(request)):
+            with attempt(self._seconds(request)):
                 response = self._sync_client().chat(**call, stream=False)
             return _reply(response, call["model"])
         except Exception as error:
@@ -94,7 +96,7 @@ class OllamaProvider:
         try:
             call = self._call(request)
             client = self._async()
-            with http.attempt(self._seconds(request)):
+            with attempt(self._seconds(request)):
                 response = await client.chat(**call, stream=False)
             return _reply(response, call["model"])
         except Exception as error:
@@ -112,7 +114,7 @@ class OllamaProvider:
             try:
                 while True:
                     # The request goes out on the first ``next``, inside the attempt.
-                    with http.attempt(self._seconds(request), stream=True):
+                    with attempt(self._seconds(request), stream=True):
                         part = next(parts, None)
                     if part is None:
                         raise _unfinished(self.base_url)
@@ -130,11 +132,11 @@ class OllamaProvider:
         try:
             call = self._call(request)
             client = self._async()
-            with http.attempt(self._seconds(request), stream=True):
+            with attempt(self._seconds(request), stream=True):
                 parts = await client.chat(**call, stream=True)
             try:
                 while True:
-                    with http.attempt(self._seconds(request), stream=True):
+                    with attempt(self._seconds(request), stream=True):
                         part = await anext(parts, None)
                     if part is None:
                         raise _unfinished(self.base_url)
@@ -214,7 +216,7 @@ class OllamaProvider:
                 self._client = ollama.Client(
                     host=self.base_url,
                     timeout=self.settings.timeout_seconds,
-                    transport=http.transport("httpx", **self._transport_options()),
+                    transport=sync_transport("httpx", **self._transport_options()),
                     event_hooks={"response": [_note_retry_after]},
                 )
             return self._client
@@ -223,7 +225,7 @@ class OllamaProvider:
         with self._lock:
             self._check_open()
             if self._async_client is None:
-                self._async_transport = http.async_transport("httpx", **self._transport_options())
+                self._async_transport = async_transport("httpx", **self._transport_options())
                 self._async_client = ollama.AsyncClient(
                     host=self.base_url,
                     timeout=self.settings.timeout_seconds,
@@ -240,7 +242,7 @@ class OllamaProvider:
         """What the SDK or httpx raised, as the core's provider error."""
         if isinstance(error, ProviderError):
             return error
-        return http.provider_error(error, NAME) or translate_error(
+        return provider_error(error, NAME) or translate_error(
             error, self.base_url, self._seconds(request), _retry_after.get()
         )
 

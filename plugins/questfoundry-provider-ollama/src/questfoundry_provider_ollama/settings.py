@@ -1,7 +1,7 @@
 """The ``providers.text.ollama`` settings, checked before anything is sent.
 
-Kept apart from the client so a bad setting is a :class:`~questfoundry.errors.ConfigError` naming
-its config path, raised when the provider is built rather than on the first call.
+Kept apart from the client so a bad setting is a :class:`~questfoundry.contracts.errors.ConfigError`
+naming its config path, raised when the provider is built rather than on the first call.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from questfoundry.errors import ConfigError
-from questfoundry.http import DEFAULT_MAX_REPLY_BYTES, max_reply_bytes
+from questfoundry.kit import DEFAULT_MAX_REPLY_BYTES, ConfigError, max_reply_bytes
 
 CONFIG_PATH = "providers.text.ollama"
 DEFAULT_BASE_URL = "http://localhost:11434"

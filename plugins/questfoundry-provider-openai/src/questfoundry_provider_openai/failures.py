@@ -1,4 +1,5 @@
-"""openai SDK exceptions → :mod:`questfoundry.errors`, with the service's message and no secrets.
+"""openai SDK exceptions → :mod:`questfoundry.contracts.errors`, with the service's message and no
+secrets.
 
 ==========================================  =====================================================
 SDK raises                                  QuestFoundry raises
@@ -20,14 +21,15 @@ from collections.abc import Mapping
 
 import openai
 
-from questfoundry.errors import (
+from questfoundry.kit import (
+    MASK,
     NonRetriableProviderError,
     ProviderError,
     ProviderRateLimitError,
     RetriableProviderError,
+    parse_retry_after,
+    redact,
 )
-from questfoundry.redaction import MASK, redact
-from questfoundry.retry import parse_retry_after
 
 #: statuses worth retrying besides 5xx: request timeout, and conflicts OpenAI calls transient
 RETRIABLE_STATUSES = frozenset({408, 409})

@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry import hookimpl
-from questfoundry.http import settings_schema
-from questfoundry.interfaces import BackendContext, Capability
-from questfoundry.plugins import Backend
+from questfoundry.kit import Backend, BackendContext, Capability, hookimpl, http_settings_schema
 from questfoundry_provider_openai.settings import OpenAISettings
 
 if TYPE_CHECKING:
@@ -30,7 +27,7 @@ SETTINGS = {
             "type": "string",
             "description": "Organization id sent with each request.",
         },
-        **settings_schema(timeout_default=60, url_example="http://localhost:8000/v1"),
+        **http_settings_schema(timeout_default=60, url_example="http://localhost:8000/v1"),
     }
 }
 

@@ -2,14 +2,15 @@
 
 One sync and one async client per provider instance, each made on first use and shared by every
 thread and event loop: the async client's transport keeps one connection pool per running loop,
-closed on that loop as it ends (see :mod:`questfoundry.http`). Both clients are made with
+closed on that loop as it ends (see :mod:`questfoundry.kit.transport`). Both clients are made with
 ``max_retries=0``: the SDK would otherwise retry 429s and 5xx on its own, behind the gateway's
 back, doubling waits and hiding calls from the limiter and the ledger.
 
-Each client sends through :mod:`questfoundry.http`'s transport, so an attempt ends at its deadline
-(``request.timeout``, else ``timeout_seconds``) even against a server that trickles its reply, and
-a reply larger than ``max_reply_mb`` fails while it is read. Errors leave with no exception chain:
-the SDK's exceptions hold the request, and a server may echo the API key back in its body.
+Each client sends through :mod:`questfoundry.kit.transport`'s transport, so an attempt ends at its
+deadline (``request.timeout``, else ``timeout_seconds``) even against a server that trickles its
+reply, and a reply larger than ``max_reply_mb`` fails while it is read. Errors leave with no
+exception chain: the SDK's exceptions hold the request, and a server may echo the API key back in
+its body.
 
 ``max_tokens`` is sent as ``max_completion_tokens`` to OpenAI itself (newer models refuse the old
 name) and as ``max_tokens`` to any other base URL (what OpenAI-compatible servers understand).
@@ -30,15 +31,22 @@ import openai
 from openai.types import CompletionUsage, ImagesResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from questfoundry import http, redaction
-from questfoundry.errors import NonRetriableProviderError, ProviderError, RetriableProviderError
-from questfoundry.interfaces import (
+from questfoundry.kit import (
     Capability,
     Chunk,
+    NonRetriableProviderError,
+    ProviderError,
     ProviderReply,
     ProviderRequest,
+    RetriableProviderError,
     Usage,
+    async_transport,
+    attempt,
+    flavour_of,
+    provider_error,
+    register_secret,
     response_schema,
+    sync_transport,
 )
 from questfoundry_provider_openai.failures import clean, translate
 from questfoundry_provider_openai.settings import OpenAISettings
@@ -58,7 +66,7 @@ TEXT_PARAMS = (
 IMAGE_PARAMS = ("size", "quality", "style", "background", "output_format", "moderation")
 _TRANSPORT_MODULES = ("httpx", "httpcore", "h11", "anyio")
 #: the httpx flavour the SDK is built on (``httpx2`` for openai 3)
-FLAVOUR = http.flavour_of(openai.DefaultHttpxClient)
+FLAVOUR = flavour_of(openai.DefaultHttpxClient)
 
 
 class OpenAIProvider:
@@ -69,7 +77,7 @@ class OpenAIProvider:
 
     def __init__(self, settings: OpenAISettings) -> None:
         self.settings = settings
-        redaction.register_secret(settings.api_key)
+        register_secret(settings.api_key)
         self._lock = threading.Lock()
         self._client: openai.OpenAI | None = None
         self._async_client: openai.AsyncOpenAI | None = None
@@ -82,7 +90,7 @@ class OpenAIProvider:
 
     def generate(self, request: ProviderRequest) -> ProviderReply:
         try:
-            with http.attempt(self._seconds(request)):
+            with attempt(self._seconds(request)):
                 if request.kind == "image":
                     images = self._sync().images.generate(**self.image_arguments(request))
                     return _image_reply(request, images)
@@ -95,7 +103,7 @@ class OpenAIProvider:
     async def agenerate(self, request: ProviderRequest) -> ProviderReply:
         try:
             client = self._async()
-            with http.attempt(self._seconds(request)):
+            with attempt(self._seconds(request)):
                 if request.kind == "image":
                     images = await client.images.generate(**self.image_arguments(request))
                     return _image_reply(request, images)
@@ -112,7 +120,7 @@ class OpenAIProvider:
         """
         usage = Usage()
         try:
-            with http.attempt(self._seconds(request), stream=True):
+            with attempt(self._seconds(request), stream=True):
                 events = self._sync().chat.completions.create(
                     **self.chat_arguments(request, stream=True)
                 )
@@ -134,7 +142,7 @@ class OpenAIProvider:
         usage = Usage()
         try:
             client = self._async()
-            with http.attempt(self._seconds(request), stream=True):
+            with attempt(self._seconds(request), stream=True):
                 events = await client.chat.completions.create(
                     **self.chat_arguments(request, stream=True)
                 )
@@ -190,20 +198,20 @@ class OpenAIProvider:
     def _sync(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
-                transport = http.transport(
+                sending = sync_transport(
                     FLAVOUR,
                     timeout=self.settings.timeout,
                     max_reply_bytes=self.settings.max_reply_bytes,
                 )
                 self._client = openai.OpenAI(
-                    **self._options(), http_client=openai.DefaultHttpxClient(transport=transport)
+                    **self._options(), http_client=openai.DefaultHttpxClient(transport=sending)
                 )
             return self._client
 
     def _async(self) -> openai.AsyncOpenAI:
         with self._lock:
             if self._async_client is None:
-                self._async_transport = http.async_transport(
+                self._async_transport = async_transport(
                     FLAVOUR,
                     timeout=self.settings.timeout,
                     max_reply_bytes=self.settings.max_reply_bytes,
@@ -258,7 +266,7 @@ class OpenAIProvider:
     def _translate(self, error: Exception) -> ProviderError:
         if isinstance(error, ProviderError):
             return error
-        failure = http.provider_error(error, self.name)
+        failure = provider_error(error, self.name)
         if failure is not None:
             return failure
         secret = self.settings.api_key

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from questfoundry.errors import ConfigError
-from questfoundry.http import DEFAULT_MAX_REPLY_BYTES, max_reply_bytes
+from questfoundry.kit import DEFAULT_MAX_REPLY_BYTES, ConfigError, max_reply_bytes
 
 CONFIG_PATH = "providers.text.openai"
 API_KEY_ENV = "OPENAI_API_KEY"

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry import hookimpl
-from questfoundry.interfaces import BackendContext
-from questfoundry.plugins import Backend
-from questfoundry.redaction import register_secret
+from questfoundry.kit import Backend, BackendContext, hookimpl, register_secret
 from questfoundry_store_redis.settings import CAPABILITIES, SETTINGS, RedisSettings
 
 if TYPE_CHECKING:

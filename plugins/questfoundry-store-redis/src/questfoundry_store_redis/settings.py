@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from questfoundry.errors import ConfigError
-from questfoundry.interfaces import Capability
+from questfoundry.kit import Capability, ConfigError
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_KEY_PREFIX = "questfoundry:"

@@ -9,8 +9,8 @@ whole or not at all. (Not WATCH/MULTI: redis-py turns a timeout while watching i
 ``WatchError``, indistinguishable from a conflict, and retrying then could apply a change twice.)
 
 Short timeouts and no client-side retries: when Redis is down or frozen a call fails within its
-timeouts with a :class:`~questfoundry.errors.StateError` naming ``host:port/db`` (never the
-password) instead of hanging.
+timeouts with a :class:`~questfoundry.contracts.errors.StateError` naming ``host:port/db`` (never
+the password) instead of hanging.
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from questfoundry.errors import StateError
-from questfoundry.interfaces import Clock
-from questfoundry.state.keys import check_key, is_internal, key_problem
+from questfoundry.kit import Clock, StateError, check_key, is_internal, key_problem
 from questfoundry_store_redis.settings import CAPABILITIES, RedisSettings
 
 #: conflicting writers an ``update`` survives before it gives up

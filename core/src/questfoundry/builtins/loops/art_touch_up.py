@@ -1,0 +1,102 @@
+"""``art_touch_up``: the art director plans a shot per section, the illustrator renders each.
+
+State: ``book/shots/<id>`` (subject, composition, caption) and ``book/images/<id>`` (the image,
+base64). Both carry the digest of the prose they illustrate, so the binder leaves out art made
+for a section that has since been rewritten.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from questfoundry.kit import (
+    SECTIONS,
+    TEXT,
+    LoopSpec,
+    Section,
+    Step,
+    StepContext,
+    Topology,
+    each_section,
+    obj,
+)
+
+SHOTS = "book/shots/"
+IMAGES = "book/images/"
+SHOT_SCHEMA = obj(subject=TEXT, composition=TEXT, caption=TEXT)
+
+
+def digest(prose: str) -> str:
+    """A short fingerprint of a section's prose."""
+    return hashlib.sha256(prose.encode()).hexdigest()[:16]
+
+
+def mime_of(image: bytes) -> str:
+    """The media type of ``image``, from its first bytes (PNG unless it says otherwise)."""
+    if image.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
+
+
+async def plan_shots(context: StepContext) -> None:
+    async def plan(topology: Topology, section: Section, written: dict[str, Any]) -> dict[str, Any]:
+        prompt = (
+            f"Plan one illustration for this section of {topology.title!r}: its subject, its "
+            f"composition and a caption.\n\nSection: {section.title}\n\n{written['prose']}"
+        )
+
+        def fix(shot: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+            if shot["subject"].strip():
+                return shot, []
+            repaired = {**shot, "subject": section.title}
+            return repaired, [f"the shot of {section.id!r} had no subject (its title is used)"]
+
+        shot = await context.structured(prompt, name="shot", schema=SHOT_SCHEMA, fix=fix)
+        return {**shot, "digest": digest(written["prose"])}
+
+    await each_section(
+        context, plan, writes=SHOTS, reads=SECTIONS, missing="no prose yet: run story_spark first"
+    )
+
+
+async def render_images(context: StepContext) -> None:
+    async def render(topology: Topology, section: Section, shot: dict[str, Any]) -> dict[str, Any]:
+        prompt = f"{shot['subject']}. {shot['composition']}".strip(" .") + "."
+        image = await context.image(prompt)
+        return {
+            "mime": mime_of(image),
+            "data": base64.b64encode(image).decode(),
+            "caption": shot["caption"],
+            "digest": shot["digest"],
+        }
+
+    await each_section(context, render, writes=IMAGES, reads=SHOTS, missing="no shot planned")
+
+
+ART_TOUCH_UP = LoopSpec(
+    "art_touch_up",
+    ("art_director", "illustrator", "gatekeeper"),
+    "plan and make art",
+    (
+        Step(
+            "plan_shots",
+            "art_director",
+            "Plan illustrations a reader would want: one clear subject, a simple composition.",
+            plan_shots,
+            reads=("topology", "sections"),
+            writes=("shots",),
+        ),
+        Step(
+            "render_images",
+            "illustrator",
+            "",
+            render_images,
+            reads=("shots",),
+            writes=("images",),
+        ),
+    ),
+)

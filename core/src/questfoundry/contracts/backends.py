@@ -1,0 +1,66 @@
+"""What a plugin registers and what every backend factory receives besides its settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Clock:
+    """Time as the core sees it. Tests pass a fake one so nothing sleeps for real."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What every factory receives besides its settings.
+
+    ``project_dir`` is the project's ``.questfoundry`` folder (relative paths in settings resolve
+    against its parent); ``namespace`` prefixes every shared key so projects never see each other's
+    data; ``clock`` is the time source to use instead of :mod:`time`.
+    """
+
+    project_dir: Path
+    namespace: str = "default"
+    clock: Clock = field(default_factory=Clock)
+
+    def resolve_path(self, value: str | Path) -> Path:
+        """A path from config: absolute as given, relative to the project root otherwise."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.project_dir.parent / path
+
+
+Factory = Callable[[Mapping[str, Any], BackendContext], Any]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a backend hook registers under a name: more than a bare factory.
+
+    ``settings`` is a JSON Schema fragment of the backend's own keys, ``{"properties": {...}}``
+    (``required`` may be given too), self-contained (no ``$ref``): the core validates them where the
+    user writes them (e.g. flat in ``caching`` for a cache backend) and lists them in the docs.
+    ``capabilities`` are names from :class:`~questfoundry.contracts.protocols.Capability`;
+    ``description`` is one line for ``questfoundry plugins``.
+    """
+
+    factory: Factory
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    capabilities: frozenset[str] = frozenset()
+    description: str = ""

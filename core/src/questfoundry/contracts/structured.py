@@ -1,0 +1,97 @@
+"""Structured output: a JSON Schema sent with the request, the reply parsed and validated.
+
+The schema travels as ``params["response_schema"] = {"name": ..., "schema": ...}``
+(:data:`RESPONSE_SCHEMA`); each provider maps it onto its own API (:func:`response_schema` reads it
+there). The reply's text must be JSON valid against the schema, which :func:`parse` checks with
+jsonschema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+#: the generation parameter asking for structured output: ``{"name": str, "schema": JSON Schema}``.
+#: A provider maps it onto its API (OpenAI ``response_format`` json_schema, Ollama ``format``,
+#: Gemini ``response_schema``) and replies with JSON text of an instance of that schema. Being a
+#: parameter, it is part of the cache key.
+RESPONSE_SCHEMA = "response_schema"
+
+
+def response_schema(params: Mapping[str, Any], provider: str) -> tuple[str, dict[str, Any]] | None:
+    """The ``(name, JSON Schema)`` of the structured output ``params`` ask for, or None.
+
+    A malformed :data:`RESPONSE_SCHEMA` parameter raises
+    :class:`~questfoundry.contracts.errors.NonRetriableProviderError` for ``provider``: nothing is
+    sent.
+    """
+    asked = params.get(RESPONSE_SCHEMA)
+    if asked is None:
+        return None
+    if not (
+        isinstance(asked, Mapping)
+        and isinstance(asked.get("name"), str)
+        and isinstance(asked.get("schema"), Mapping)
+    ):
+        from questfoundry.contracts.errors import NonRetriableProviderError
+
+        raise NonRetriableProviderError(
+            f'{RESPONSE_SCHEMA} must be {{"name": <identifier>, "schema": <JSON Schema object>}}',
+            provider=provider,
+        )
+    return asked["name"], dict(asked["schema"])
+
+
+class ShapeError(ValueError):
+    """A reply that is not JSON, or not valid against its schema; the message says where."""
+
+
+def schema_params(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The generation parameters asking for an instance of ``schema``."""
+    return {RESPONSE_SCHEMA: {"name": name, "schema": dict(schema)}}
+
+
+def parse(text: str | None, schema: Mapping[str, Any]) -> Any:
+    """The instance in ``text``, or :class:`ShapeError` saying why it is not one."""
+    import jsonschema
+
+    if not text or not text.strip():
+        raise ShapeError("the reply is empty, not JSON")
+    try:
+        value = json.loads(_unfenced(text))
+    except ValueError as exc:
+        raise ShapeError(f"the reply is not JSON ({exc})") from None
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(value)
+    )
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+        raise ShapeError(f"the reply does not match the schema at {where}: {error.message}")
+    return value
+
+
+def _unfenced(text: str) -> str:
+    """``text`` without a Markdown code fence around it, as some models add one."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        body = stripped[3:-3]
+        return body.split("\n", 1)[1] if "\n" in body else body
+    return stripped
+
+
+#: a string property; no length bounds, which strict providers refuse (checks and repairs judge
+#: lengths instead)
+TEXT: dict[str, Any] = {"type": "string"}
+
+
+def obj(**properties: Mapping[str, Any]) -> dict[str, Any]:
+    """An object with every property required and no others: the subset every provider's strict
+    mode accepts (no optional property, no length or numeric bound; ``minItems``/``maxItems``
+    and ``enum`` are fine)."""
+    return {
+        "type": "object",
+        "properties": dict(properties),
+        "required": list(properties),
+        "additionalProperties": False,
+    }

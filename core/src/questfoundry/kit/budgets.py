@@ -1,0 +1,17 @@
+"""How every budget keeper says no: one error, worded one way."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from questfoundry.contracts.errors import CostLimitExceededError
+from questfoundry.contracts.records import Budget
+from questfoundry.kit.money import from_pico, usd
+
+
+def refusal(budget: Budget, used: int, estimate: Decimal) -> CostLimitExceededError:
+    """The error refusing a call of ``estimate`` dollars when ``used`` pico-dollars are taken."""
+    return CostLimitExceededError(
+        f"{budget.describe()}: ${from_pico(used):.4f} spent of "
+        f"{usd(budget.limit)}; this call may cost {usd(estimate)}"
+    )
