@@ -402,7 +402,7 @@ def test_loops_that_cannot_run_say_why_in_one_line(studio: Callable[..., Showrun
         showrunner.run("nope")
     with pytest.raises(LoopError, match="'hook_harvest' has no steps yet"):
         showrunner.run("hook_harvest")
-    with pytest.raises(LoopError, match="sections must be between 1 and 50, not 0"):
+    with pytest.raises(LoopError, match="sections must be between 1 and 1000, not 0"):
         showrunner.run("story_spark", sections=0)
     with pytest.raises(StepError, match="has no topology yet: run story_spark first"):
         showrunner.run("binding_run")

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
+from questfoundry.contracts.errors import StateError
 from questfoundry.contracts.structured import TEXT, obj
 
 #: the most sections a loop run may ask for
-MAX_SECTIONS = 50
+MAX_SECTIONS = 1000
 #: how many sections a run asks for when it is not told
 DEFAULT_SECTIONS = 6
 MAX_CHOICES = 3
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
+#: what a section id is: safe as an HTML anchor, a file name, a Twee passage name and a state key
+_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 #: notes list at most this many examples of one kind of problem
 EXAMPLES = 3
 
@@ -34,22 +38,57 @@ class Choice:
 
 @dataclass(frozen=True)
 class Section:
+    """A section: its id (stable, in links and state keys) and its ``number`` (what a reader
+    turns to; 0 until its topology numbers it)."""
+
     id: str
     title: str
     summary: str
     choices: tuple[Choice, ...] = ()
+    number: int = 0
 
 
 @dataclass(frozen=True)
 class Topology:
-    """Sections by id, in order; ``start`` is where a reader begins."""
+    """Sections in reading order, numbered from 1; ``start`` is where a reader begins.
+
+    Sections without a number get the next ones after the highest given, in order, so a
+    section added to a book never takes the number another already has.
+    """
 
     title: str
     start: str
     sections: tuple[Section, ...] = field(default_factory=tuple)
 
-    def section(self, ident: str) -> Section:
-        return next(s for s in self.sections if s.id == ident)
+    def __post_init__(self) -> None:
+        if any(s.number <= 0 for s in self.sections):
+            following = max((s.number for s in self.sections), default=0)
+            numbered = []
+            for s in self.sections:
+                if s.number <= 0:
+                    following += 1
+                numbered.append(s if s.number > 0 else replace(s, number=following))
+            object.__setattr__(self, "sections", tuple(numbered))
+
+    @cached_property
+    def _index(self) -> dict[str | int, Section]:
+        return {s.id: s for s in self.sections} | {s.number: s for s in self.sections}
+
+    def section(self, ref: str | int) -> Section:
+        """The section of id ``ref``, else of number ``ref`` ("12" or 12); KeyError if none."""
+        found = self._index.get(ref)
+        if found is None and isinstance(ref, str) and ref.strip().isdigit():
+            found = self._index.get(int(ref))
+        if found is None:
+            raise KeyError(f"the book has no section {_shown(ref)}")
+        return found
+
+    def by_number(self, number: int) -> Section:
+        """The section a reader turns to as ``number``; KeyError if none."""
+        found = self._index.get(int(number))
+        if found is None:
+            raise KeyError(f"the book has no section number {number}")
+        return found
 
     @property
     def ids(self) -> list[str]:
@@ -60,16 +99,71 @@ class Topology:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Topology:
-        sections = tuple(
-            Section(
-                s["id"],
-                s["title"],
-                s.get("summary", ""),
-                tuple(Choice(c["text"], c["target"]) for c in s.get("choices", ())),
+        """The topology a state document holds; :class:`StateError` (one line) when it is not
+        one: ids, start or targets that are not valid ids, numbers that repeat.
+
+        A document from before sections had numbers gets them from its order.
+        """
+        try:
+            sections = tuple(
+                Section(
+                    valid_id(s["id"], "section id"),
+                    str(s["title"]),
+                    str(s.get("summary", "")),
+                    tuple(
+                        Choice(str(c["text"]), valid_id(c["target"], "choice target"))
+                        for c in s.get("choices", ())
+                    ),
+                    _number(s.get("number", 0)),
+                )
+                for s in data["sections"]
             )
-            for s in data["sections"]
-        )
-        return cls(data["title"], data["start"], sections)
+            topology = cls(str(data["title"]), valid_id(data["start"], "start"), sections)
+        except (KeyError, TypeError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {_shown(exc.args[0] if exc.args else '')}"
+            raise StateError(f"the book's topology is malformed ({problem})") from None
+        problems = _unsound(topology)
+        if problems:
+            raise StateError(f"the book's topology is broken: {'; '.join(problems)}")
+        return topology
+
+
+def valid_id(value: Any, what: str = "section id") -> str:
+    """``value`` if it is a valid section id, else :class:`StateError` naming it (cut short)."""
+    if isinstance(value, str) and _ID.fullmatch(value):
+        return value
+    raise StateError(
+        f"the book's {what} {_shown(value)} is not a valid id "
+        "(a lowercase letter or digit, then up to 39 of those, '-' or '_')"
+    )
+
+
+def _shown(value: Any, width: int = 40) -> str:
+    """``value`` quoted on one line, cut to ``width`` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _number(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StateError(f"the book's section number {_shown(value)} is not a whole number")
+    return value
+
+
+def _unsound(topology: Topology) -> list[str]:
+    """What makes ``topology`` unreadable: repeated ids or numbers, links to no section."""
+    ids = set(topology.ids)
+    problems = []
+    if len(ids) != len(topology.sections):
+        problems.append("two sections share an id")
+    if len({s.number for s in topology.sections}) != len(topology.sections):
+        problems.append("two sections share a number")
+    if topology.sections and topology.start not in ids:
+        problems.append(f"the start {_shown(topology.start)} names no section")
+    missing = sorted({c.target for s in topology.sections for c in s.choices} - ids)
+    if missing:
+        problems.append(f"choices lead to no section: {_shown(missing[0])}")
+    return problems
 
 
 def topology_schema(sections: int) -> dict[str, Any]:
@@ -90,7 +184,7 @@ def topology_schema(sections: int) -> dict[str, Any]:
 
 def slug(text: str) -> str:
     """A short id safe in an HTML anchor: lowercase letters, digits, ``-`` and ``_``."""
-    return _UNSAFE.sub("-", text.strip().lower()).strip("-")[:40]
+    return _UNSAFE.sub("-", text.strip().lower()).strip("-_")[:40].rstrip("-_")
 
 
 def repair(data: Mapping[str, Any]) -> tuple[Topology, list[str]]:
@@ -174,7 +268,7 @@ def _ids(raw: Sequence[str]) -> tuple[list[str], list[str]]:
     renamed: list[str] = []
     for index, original in enumerate(raw):
         ident = original
-        if not original or slug(original) != original or original in ids:
+        if not _ID.fullmatch(original) or original in ids:
             ident = _fresh(f"s{index + 1}", [*ids, *raw[index + 1 :]])
             renamed.append(f"{original!r} → {ident}")
         ids.append(ident)
