@@ -23,20 +23,18 @@ Environment:
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
 from importlib import import_module, metadata
 from typing import Any, Literal, overload
 
 import pluggy
 
 from questfoundry.contracts import hookspecs
-from questfoundry.contracts.backends import Backend, BackendContext, Factory
-from questfoundry.contracts.errors import PluginError, PluginNotFoundError
+from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.errors import DuplicatePluginError, PluginError, PluginNotFoundError
 from questfoundry.contracts.protocols import (
     BudgetKeeper,
     CacheBackend,
@@ -46,6 +44,15 @@ from questfoundry.contracts.protocols import (
     StateStore,
 )
 from questfoundry.contracts.studio import LoopSpec, RoleProvider, RoleSpec
+from questfoundry.registry.catalogue import (
+    BACKEND_HOOKS,
+    Catalogue,
+    Refused,
+    Registration,
+    backends_offered,
+    offers,
+)
+from questfoundry.registry.known import known_distribution
 
 ENTRY_POINT_GROUP = "questfoundry"
 CORE_DISTRIBUTION = "questfoundry"
@@ -53,16 +60,6 @@ DISABLE_ENV = "QUESTFOUNDRY_DISABLE_PLUGINS"
 LOAD_ENV = "QUESTFOUNDRY_LOAD_PLUGINS"
 #: the source of a value a plugin's ``resolve_role_provider`` chose without labelling it
 PLUGIN_RESOLVER = "a plugin's resolve_role_provider"
-
-#: backend kind → the hook that registers it
-BACKEND_HOOKS: dict[str, str] = {
-    "cache backend": "cache_backends",
-    "limiter strategy": "limiter_strategies",
-    "budget keeper": "budget_keepers",
-    "cost model": "cost_models",
-    "state store": "state_stores",
-    "provider": "providers",
-}
 
 #: the protocol each kind's factories return
 PROTOCOLS: dict[str, type] = {
@@ -94,20 +91,6 @@ class PluginLoadWarning(UserWarning):
     """An installed plugin was disabled (it failed to load or conflicts); the others still work."""
 
 
-@dataclass(frozen=True)
-class Registration:
-    """A backend name with what its plugin declared about it, and who registered it."""
-
-    kind: str
-    name: str
-    factory: Factory
-    plugin: str
-    distribution: str
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    capabilities: frozenset[str] = frozenset()
-    description: str = ""
-
-
 @dataclass
 class PluginInfo:
     """One plugin and what it contributes, for ``questfoundry plugins``; ``error``: why disabled."""
@@ -132,23 +115,6 @@ class LoadFailure:
     provides: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass
-class _Catalogue:
-    """Everything the enabled plugins contribute, checked for conflicts."""
-
-    backends: dict[str, dict[str, Registration]] = field(default_factory=dict)
-    roles: dict[str, tuple[RoleSpec, str]] = field(default_factory=dict)
-    loops: dict[str, tuple[LoopSpec, str]] = field(default_factory=dict)
-
-
-class _Disabled(Exception):
-    """Raised inside the catalogue build: the plugin must be disabled for ``reason``."""
-
-    def __init__(self, reason: str, provides: Iterable[tuple[str, str]] = ()) -> None:
-        super().__init__(reason)
-        self.provides = tuple(provides)
-
-
 class PluginManager:
     """A typed face over :class:`pluggy.PluginManager` that knows QuestFoundry's backend kinds."""
 
@@ -157,7 +123,7 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[LoadFailure] = []
         self._sources: dict[str, tuple[str, str]] = {}  # plugin name → (distribution, version)
-        self._catalogue: _Catalogue | None = None
+        self._catalogue: Catalogue | None = None
 
     @property
     def hook(self) -> Any:
@@ -389,6 +355,51 @@ class PluginManager:
 
     # --------------------------------------------------------------------- internals
 
+    def _build(self) -> Catalogue:
+        """Collect every contribution plugin by plugin, disabling each plugin that conflicts."""
+        while self._catalogue is None:
+            catalogue = Catalogue()
+            if all(self._add(catalogue, name) for name in list(self._sources)):
+                problem = catalogue.loop_over_unknown_roles()
+                if problem is None:
+                    self._catalogue = catalogue
+                else:
+                    self._disable(*problem)
+        return self._catalogue
+
+    def _add(self, catalogue: Catalogue, name: str) -> bool:
+        """Add plugin ``name``'s offers to ``catalogue``; False when it had to be disabled."""
+        offered: list[tuple[str, str]] = []
+        try:
+            found = offers(lambda hook: self._call(name, hook))
+            offered = found.provides
+            catalogue.add(name, self._sources[name][0], found)
+        except (Refused, DuplicatePluginError) as problem:
+            self._disable(name, str(problem), getattr(problem, "provides", ()) or offered)
+            return False
+        except Exception as exc:
+            self._disable(name, f"a hook raised {_describe(exc)}", offered)
+            return False
+        return True
+
+    def _provides(self, name: str) -> list[tuple[str, str]]:
+        """What plugin ``name`` registers, as far as its hooks answer without failing."""
+        found: list[tuple[str, str]] = []
+        for kind, hook in BACKEND_HOOKS.items():
+            try:
+                entries = backends_offered(lambda hook: self._call(name, hook), hook)
+            except Exception:
+                continue
+            found += [(kind, backend) for backend in entries]
+        return found
+
+    def _call(self, name: str, hook: str) -> Any:
+        """Plugin ``name``'s answer to ``hook`` (None when it does not implement it), asked
+        through pluggy with every other plugin left out, so its own wrappers apply."""
+        others = [plugin for other, plugin in self.pm.list_name_plugin() if other != name]
+        answers = self.pm.subset_hook_caller(hook, remove_plugins=others)()
+        return answers[0] if answers else None
+
     def _known(self) -> list[str]:
         return [name for name in dir(hookspecs) if self.pm.parse_hookspec_opts(hookspecs, name)]
 
@@ -405,117 +416,6 @@ class PluginManager:
         dist, version = self._sources.get(name, (name, ""))
         self.unregister(name)
         self._fail(name, dist, version, reason, provides)
-
-    def _build(self) -> _Catalogue:
-        """Collect every contribution plugin by plugin, disabling each plugin that conflicts."""
-        while self._catalogue is None:
-            catalogue = _Catalogue()
-            try:
-                for name in list(self._sources):
-                    self._contribute(catalogue, name)
-                self._check_loops(catalogue)
-            except _Restart:
-                continue  # a plugin was disabled: build again without it
-            self._catalogue = catalogue
-        return self._catalogue
-
-    def _contribute(self, catalogue: _Catalogue, name: str) -> None:
-        dist = self._sources[name][0]
-        offered: list[tuple[str, str]] = []
-        try:
-            found = {kind: self._offered(name, hook) for kind, hook in BACKEND_HOOKS.items()}
-            roles = self._call(name, "roles") or ()
-            loops = self._call(name, "loops") or ()
-            for kind, entries in found.items():
-                offered += [(kind, backend) for backend in entries]
-            for kind, entries in found.items():
-                taken = catalogue.backends.setdefault(kind, {})
-                for backend, value in entries.items():
-                    if backend in taken:
-                        first = taken[backend]
-                        raise _Disabled(
-                            f"{kind} {backend!r} is registered twice: by {first.plugin} "
-                            f"({first.distribution}) and by {name} ({dist})",
-                            offered,
-                        )
-                    taken[backend] = _registration(kind, backend, value, name, dist)
-            for spec in roles:
-                if spec.name in catalogue.roles:
-                    owner = catalogue.roles[spec.name][1]
-                    raise _Disabled(
-                        f"role {spec.name!r} is contributed twice: by {owner} "
-                        f"({self._sources[owner][0]}) and by {name} ({dist})",
-                        offered,
-                    )
-                catalogue.roles[spec.name] = (spec, name)
-            for loop in loops:
-                if loop.name in catalogue.loops:
-                    owner = catalogue.loops[loop.name][1]
-                    raise _Disabled(
-                        f"loop {loop.name!r} is contributed twice: by {owner} and by {name}",
-                        offered,
-                    )
-                catalogue.loops[loop.name] = (loop, name)
-        except _Disabled as problem:
-            self._disable(name, str(problem), problem.provides)
-            raise _Restart from None
-        except Exception as exc:
-            self._disable(name, f"a hook raised {_describe(exc)}", offered)
-            raise _Restart from None
-
-    def _provides(self, name: str) -> list[tuple[str, str]]:
-        """What plugin ``name`` registers, as far as its hooks answer without failing."""
-        found: list[tuple[str, str]] = []
-        for kind, hook in BACKEND_HOOKS.items():
-            try:
-                found += [(kind, backend) for backend in self._offered(name, hook)]
-            except Exception:
-                continue
-        return found
-
-    def _offered(self, name: str, hook: str) -> dict[str, Any]:
-        entries = self._call(name, hook) or {}
-        if not isinstance(entries, Mapping):
-            raise _Disabled(f"{hook}() returned {type(entries).__name__}, not a mapping")
-        for backend, value in entries.items():
-            if not isinstance(value, Backend) and not callable(value):
-                raise _Disabled(f"{hook}() registers {backend!r} as {value!r}, not a factory")
-        return dict(entries)
-
-    def _call(self, name: str, hook: str) -> Any:
-        """Plugin ``name``'s implementation of ``hook``, called on its own, or None."""
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            if impl.plugin_name == name:
-                return impl.function()
-        return None
-
-    def _check_loops(self, catalogue: _Catalogue) -> None:
-        for loop, plugin in catalogue.loops.values():
-            unknown = [role for role in loop.roles if role not in catalogue.roles]
-            if unknown:
-                self._disable(
-                    plugin, f"loop {loop.name!r} names unknown roles: {', '.join(unknown)}"
-                )
-                raise _Restart
-
-
-class _Restart(Exception):
-    """A plugin was disabled while the catalogue was being built."""
-
-
-def _registration(kind: str, name: str, value: Any, plugin: str, dist: str) -> Registration:
-    if isinstance(value, Backend):
-        return Registration(
-            kind,
-            name,
-            value.factory,
-            plugin,
-            dist,
-            value.settings,
-            frozenset(value.capabilities),
-            value.description,
-        )
-    return Registration(kind, name, value, plugin, dist)
 
 
 def get_plugin_manager(
@@ -539,31 +439,6 @@ def get_plugin_manager(
         manager.register(plugin, name, distribution=name)
     manager.check()
     return manager
-
-
-# ----------------------------------------------------------------------------- known plugins
-
-
-@cache
-def known_plugins() -> dict[str, dict[str, dict[str, list[str]]]]:
-    """The plugins of the QuestFoundry repository: distribution → kind → backend → setting keys.
-
-    Generated by ``tools/gen_config_docs.py`` from their own registrations, so a config naming a
-    backend, or a key, of a plugin that is not installed says which distribution to install.
-    """
-    from importlib import resources
-
-    text = resources.files("questfoundry").joinpath("schemas/known_plugins.json").read_text("utf-8")
-    known: dict[str, dict[str, dict[str, list[str]]]] = json.loads(text)
-    return known
-
-
-def known_distribution(kind: str, name: str) -> str | None:
-    """The repository distribution that registers ``name`` as a ``kind``, if there is one."""
-    for distribution, kinds in known_plugins().items():
-        if name in kinds.get(kind, {}):
-            return distribution
-    return None
 
 
 def _names(value: str) -> set[str]:
