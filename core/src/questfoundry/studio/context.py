@@ -20,17 +20,35 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from questfoundry.contracts.errors import QuestFoundryError, StepError
 from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import Reply
 from questfoundry.contracts.structured import ShapeError, parse, schema_params
-from questfoundry.contracts.studio import RUN, Fix, Step, sound
+from questfoundry.contracts.studio import RUN, Fix, LoopSpec, Step, sound
 from questfoundry.studio.role import Role
 
 if TYPE_CHECKING:
-    from questfoundry.studio.engine import LoopRun
+    from questfoundry.contracts.protocols import StateStore
+    from questfoundry.studio.report import Tally
+    from questfoundry.studio.role import Cast
+
+
+class Run(Protocol):
+    """What a step's context needs of the run it belongs to (the engine's ``LoopRun``)."""
+
+    showrunner: Cast
+    state: StateStore
+    tally: Tally
+    repairs: list[str]
+    outputs: dict[str, str]
+    loop: LoopSpec
+    run_id: str
+    sections: int
+
+    def progress(self, step: Step, done: int, total: int, status: str) -> None: ...
+
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -42,7 +60,7 @@ class StepContext:
     """One step of one run, the engine's :class:`~questfoundry.contracts.studio.StepContext`: see
     the module docstring. Made by the engine, one per step."""
 
-    def __init__(self, run: LoopRun, step: Step) -> None:
+    def __init__(self, run: Run, step: Step) -> None:
         self._run = run
         self.step = step
         self.loop = run.loop.name

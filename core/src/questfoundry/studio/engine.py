@@ -27,7 +27,7 @@ from questfoundry.studio.context import StepContext
 from questfoundry.studio.report import RunReport, Tally
 
 if TYPE_CHECKING:
-    from questfoundry.studio.showrunner import Showrunner
+    from questfoundry.studio.role import Cast
 
 RUNNING, DONE, FAILED, SKIPPED = "running", "done", "failed", "skipped"
 #: state keys: ``runs/<run_id>`` is a run's record, ``runs/latest/<loop>`` its loop's latest run
@@ -84,7 +84,7 @@ class LoopRun:
 
     def __init__(
         self,
-        showrunner: Showrunner,
+        showrunner: Cast,
         loop: LoopSpec,
         sections: int,
         progress: Progress | None,

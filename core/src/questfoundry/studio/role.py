@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from questfoundry.contracts.protocols import Provider
 from questfoundry.contracts.records import Kind, Message, Reply, Request
@@ -81,3 +81,13 @@ class Role:
         """:meth:`generate` for asyncio."""
         request = self.request(prompt, instructions=instructions, params=params)
         return await self.runtime.gateway.agenerate(request)
+
+
+class Cast(Protocol):
+    """What a run needs of the studio that starts it (the :class:`~.showrunner.Showrunner`):
+    the runtime, each role by name, and how many calls may be in flight at once."""
+
+    runtime: Runtime
+    concurrency: int
+
+    def role(self, name: str) -> Role: ...

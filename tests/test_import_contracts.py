@@ -1,0 +1,49 @@
+"""The import contracts (pyproject.toml, checked by ``tox -e lint``) cover every package there is:
+a plugin left out of them would escape the rule that plugins see only the kit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def contracts() -> dict:
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        return tomllib.load(handle)["tool"]["importlinter"]
+
+
+def plugin_packages() -> set[str]:
+    return {
+        package.name
+        for package in ROOT.glob("plugins/*/src/*")
+        if (package / "__init__.py").exists() and package.parent.parent.name != "_template"
+    }
+
+
+def test_every_plugin_package_is_a_root_of_the_contracts() -> None:
+    roots = set(contracts()["root_packages"])
+    assert roots == {"questfoundry", *plugin_packages()}
+
+
+def test_every_plugin_package_is_held_to_the_kit_and_to_no_circles() -> None:
+    by_name = {contract["name"]: contract for contract in contracts()["contracts"]}
+    assert set(by_name["Plugins see the kit only"]["source_modules"]) == plugin_packages()
+    assert set(by_name["No circles among siblings, at any depth"]["ancestors"]) == {
+        "questfoundry",
+        *plugin_packages(),
+    }
+
+
+def test_every_top_level_package_of_the_core_has_a_place_in_the_layers() -> None:
+    layers = contracts()["contracts"][0]["layers"]
+    placed = {name.strip() for layer in layers for name in layer.split("|")}
+    core = ROOT / "core" / "src" / "questfoundry"
+    packages = {f"questfoundry.{p.name}" for p in core.iterdir() if (p / "__init__.py").exists()}
+    modules = {f"questfoundry.{p.stem}" for p in core.glob("*.py") if p.stem != "__init__"}
+    unplaced = (packages | modules) - placed
+    # the built-ins sit beside the layers (held to the kit by contracts of their own); lazy is a
+    # helper the package roots use
+    assert unplaced == {"questfoundry.builtins", "questfoundry.lazy"}
