@@ -92,16 +92,16 @@ _EXPORTS = {
     "StateError": "questfoundry.contracts.errors",
     "StepError": "questfoundry.contracts.errors",
     "DEFAULT_MAX_REPLY_BYTES": "questfoundry.kit.transport",
-    "DeadlineExceeded": "questfoundry.kit.transport",
-    "ReplyTooLarge": "questfoundry.kit.transport",
+    "DeadlineExceeded": "questfoundry.kit.deadline",
+    "ReplyTooLarge": "questfoundry.kit.deadline",
     "async_transport": "questfoundry.kit.transport",
-    "attempt": "questfoundry.kit.transport",
+    "attempt": "questfoundry.kit.deadline",
     "flavour_of": "questfoundry.kit.transport",
     "http_settings_schema": "questfoundry.kit.transport",
     "max_reply_bytes": "questfoundry.kit.transport",
     "provider_error": "questfoundry.kit.transport",
     "sync_transport": "questfoundry.kit.transport",
-    "transport_failure": "questfoundry.kit.transport",
+    "transport_failure": "questfoundry.kit.deadline",
     "PerLoop": "questfoundry.kit.aio",
     "MASK": "questfoundry.kit.redaction",
     "redact": "questfoundry.kit.redaction",
@@ -341,6 +341,12 @@ if TYPE_CHECKING:
     )
     from questfoundry.kit.aio import PerLoop
     from questfoundry.kit.budgets import refusal
+    from questfoundry.kit.deadline import (
+        DeadlineExceeded,
+        ReplyTooLarge,
+        attempt,
+        transport_failure,
+    )
     from questfoundry.kit.loops import SECTIONS, TOPOLOGY, each_section, load_topology
     from questfoundry.kit.money import from_pico, to_pico, usd
     from questfoundry.kit.prices import DailyPrices, FixedPrices, to_price
@@ -350,16 +356,12 @@ if TYPE_CHECKING:
     from questfoundry.kit.state_keys import check_key, is_internal, key_problem
     from questfoundry.kit.transport import (
         DEFAULT_MAX_REPLY_BYTES,
-        DeadlineExceeded,
-        ReplyTooLarge,
         async_transport,
-        attempt,
         flavour_of,
         http_settings_schema,
         max_reply_bytes,
         provider_error,
         sync_transport,
-        transport_failure,
     )
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -34,9 +34,7 @@ import contextlib
 import functools
 import importlib
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -48,6 +46,17 @@ from questfoundry.contracts.errors import (
     RetriableProviderError,
 )
 from questfoundry.kit.aio import PerLoop
+from questfoundry.kit.deadline import (
+    AsyncNetworkBackend,
+    Deadline,
+    DeadlineExceeded,
+    NetworkBackend,
+    ReplyTooLarge,
+    attempt,
+    current_attempt,
+    governed,
+    transport_failure,
+)
 
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
@@ -72,206 +81,6 @@ _POOL_LIMITS: dict[str, Any] = {
     "max_keepalive_connections": 20,
     "keepalive_expiry": 5.0,
 }
-
-
-class DeadlineExceeded(Exception):
-    """The attempt's deadline passed before the reply was complete."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        super().__init__(f"no complete reply within {seconds:.3g} s")
-
-
-class ReplyTooLarge(Exception):
-    """The reply body is larger than the provider's ``max_reply_mb``."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"the reply is larger than {limit / 1024 / 1024:g} MiB (max_reply_mb)")
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """The budget of one attempt: ``seconds`` to complete (to start and between chunks when
-    ``stream``)."""
-
-    seconds: float
-    stream: bool = False
-
-
-_attempt: ContextVar[Attempt | None] = ContextVar("questfoundry_http_attempt", default=None)
-
-
-@contextlib.contextmanager
-def attempt(seconds: float, *, stream: bool = False) -> Iterator[None]:
-    """Give the requests sent inside the block ``seconds`` each (see the module docstring)."""
-    token = _attempt.set(Attempt(seconds, stream))
-    try:
-        yield
-    finally:
-        _attempt.reset(token)
-
-
-def transport_failure(error: BaseException) -> DeadlineExceeded | ReplyTooLarge | None:
-    """The :class:`DeadlineExceeded` or :class:`ReplyTooLarge` behind ``error``, if any.
-
-    SDKs wrap transport errors in their own; this walks the ``__cause__``/``__context__`` chain.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, (DeadlineExceeded, ReplyTooLarge)):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-# ---------------------------------------------------------------------- the clock of one request
-
-
-class _Deadline:
-    """A point in time on the monotonic clock, movable for a stream's idle bound."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.at = time.monotonic() + seconds
-
-    def extend(self) -> None:
-        self.at = time.monotonic() + self.seconds
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    def clamp(self, timeout: float | None) -> float:
-        """``timeout`` shrunk to the time left; raises once nothing is left."""
-        left = self.remaining()
-        if left <= 0:
-            raise DeadlineExceeded(self.seconds)
-        return left if timeout is None else min(timeout, left)
-
-
-#: a timeout that fires this close to the deadline is the deadline's (timers round differently)
-_SLACK = 0.005
-#: the deadline of the request whose socket I/O runs now (set by the transport around it)
-_active: ContextVar[_Deadline | None] = ContextVar("questfoundry_http_deadline", default=None)
-
-
-@contextlib.contextmanager
-def _governed(deadline: _Deadline) -> Iterator[None]:
-    """Socket I/O inside the block obeys ``deadline``; a timeout past it is the deadline's."""
-    token = _active.set(deadline)
-    try:
-        yield
-    except (DeadlineExceeded, ReplyTooLarge):
-        raise
-    except Exception:
-        if deadline.remaining() <= _SLACK:
-            raise DeadlineExceeded(deadline.seconds) from None
-        raise
-    finally:
-        _active.reset(token)
-
-
-def _clamp(timeout: float | None) -> float | None:
-    deadline = _active.get()
-    return timeout if deadline is None else deadline.clamp(timeout)
-
-
-# ---------------------------------------------------------------------- network backends
-
-
-class _Stream:
-    """A sync network stream whose every operation obeys the active deadline."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data: bytes = self._inner.read(max_bytes, timeout=_clamp(timeout))
-        return data
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout=_clamp(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> _Stream:
-        return _Stream(self._inner.start_tls(ssl_context, server_hostname, timeout=_clamp(timeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _Backend:
-    """A sync network backend handing out :class:`_Stream`\\ s."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, **options: Any
-    ) -> _Stream:
-        return _Stream(self._inner.connect_tcp(host, port, timeout=_clamp(timeout), **options))
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, **options: Any
-    ) -> _Stream:
-        return _Stream(self._inner.connect_unix_socket(path, timeout=_clamp(timeout), **options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-class _AsyncStream:
-    """The async twin of :class:`_Stream`."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data: bytes = await self._inner.read(max_bytes, timeout=_clamp(timeout))
-        return data
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout=_clamp(timeout))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> _AsyncStream:
-        inner = await self._inner.start_tls(ssl_context, server_hostname, timeout=_clamp(timeout))
-        return _AsyncStream(inner)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _AsyncBackend:
-    """The async twin of :class:`_Backend`."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    async def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None, **options: Any
-    ) -> _AsyncStream:
-        inner = await self._inner.connect_tcp(host, port, timeout=_clamp(timeout), **options)
-        return _AsyncStream(inner)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, **options: Any
-    ) -> _AsyncStream:
-        inner = await self._inner.connect_unix_socket(path, timeout=_clamp(timeout), **options)
-        return _AsyncStream(inner)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 # ---------------------------------------------------------------------- transports
@@ -307,7 +116,9 @@ class _Flavour:
     def pool(self, proxy: str | None, *, sync: bool) -> Any:
         """An httpcore pool whose network backend obeys the deadlines; through ``proxy`` if set."""
         core = self.httpcore
-        backend = _Backend(core.SyncBackend()) if sync else _AsyncBackend(core.AnyIOBackend())
+        backend = (
+            NetworkBackend(core.SyncBackend()) if sync else AsyncNetworkBackend(core.AnyIOBackend())
+        )
         options = {"ssl_context": self.ssl_context(), "network_backend": backend, **_POOL_LIMITS}
         if proxy is None:
             return (core.ConnectionPool if sync else core.AsyncConnectionPool)(**options)
@@ -321,7 +132,7 @@ class _Flavour:
         kind = core.HTTPProxy if sync else core.AsyncHTTPProxy
         return kind(proxy_url=target, proxy_auth=auth, **options)
 
-    def core_request(self, request: Any, deadline: _Deadline) -> Any:
+    def core_request(self, request: Any, deadline: Deadline) -> Any:
         """The httpcore request for httpx's ``request``, every timeout shrunk to the deadline."""
         extensions = dict(request.extensions)
         timeouts = dict(extensions.get("timeout") or {})
@@ -380,9 +191,9 @@ class _Policy:
     timeout: float
     max_reply_bytes: int
 
-    def deadline(self) -> tuple[_Deadline, bool]:
-        budget = _attempt.get() or Attempt(self.timeout)
-        return _Deadline(budget.seconds), budget.stream
+    def deadline(self) -> tuple[Deadline, bool]:
+        budget = current_attempt(self.timeout)
+        return Deadline(budget.seconds), budget.stream
 
     def check_length(self, headers: list[tuple[bytes, bytes]]) -> None:
         """Refuse at once a body whose announced length passes the cap."""
@@ -396,7 +207,7 @@ class _Body:
     """A sync response body read under the request's deadline and the size cap."""
 
     def __init__(
-        self, chunks: Any, flavour: _Flavour, deadline: _Deadline, stream: bool, cap: int
+        self, chunks: Any, flavour: _Flavour, deadline: Deadline, stream: bool, cap: int
     ) -> None:
         self._chunks, self._flavour, self._deadline = chunks, flavour, deadline
         self._stream, self._cap = stream, cap
@@ -405,7 +216,7 @@ class _Body:
         received = 0
         chunks = iter(self._chunks)
         while True:
-            with _governed(self._deadline), self._flavour.mapped():
+            with governed(self._deadline), self._flavour.mapped():
                 chunk = next(chunks, None)
             if chunk is None:
                 return
@@ -427,7 +238,7 @@ class _AsyncBody:
     """The async twin of :class:`_Body`."""
 
     def __init__(
-        self, chunks: Any, flavour: _Flavour, deadline: _Deadline, stream: bool, cap: int
+        self, chunks: Any, flavour: _Flavour, deadline: Deadline, stream: bool, cap: int
     ) -> None:
         self._chunks, self._flavour, self._deadline = chunks, flavour, deadline
         self._stream, self._cap = stream, cap
@@ -436,7 +247,7 @@ class _AsyncBody:
         received = 0
         chunks = self._chunks.__aiter__()
         while True:
-            with _governed(self._deadline), self._flavour.mapped():
+            with governed(self._deadline), self._flavour.mapped():
                 chunk = await anext(chunks, None)
             if chunk is None:
                 return
@@ -464,7 +275,7 @@ class _Transport:
     def handle_request(self, request: Any) -> Any:
         deadline, stream = self._policy.deadline()
         pool = self._routes.pool_for(request.url)
-        with _governed(deadline), self._flavour.mapped():
+        with governed(deadline), self._flavour.mapped():
             core = pool.handle_request(self._flavour.core_request(request, deadline))
         try:
             self._policy.check_length(core.headers)
@@ -502,7 +313,7 @@ class _AsyncTransport:
     async def handle_async_request(self, request: Any) -> Any:
         deadline, stream = self._policy.deadline()
         pool = (await self._pools.get()).pool_for(request.url)
-        with _governed(deadline), self._flavour.mapped():
+        with governed(deadline), self._flavour.mapped():
             core = await pool.handle_async_request(self._flavour.core_request(request, deadline))
         try:
             self._policy.check_length(core.headers)
