@@ -9,7 +9,7 @@ resolver is registered ``trylast`` so any plugin may route roles differently.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from questfoundry.builtins.loops import RUNNABLE
@@ -51,9 +51,6 @@ LOOPS = (
     LoopSpec("narration_dry_run", ("player_narrator", "gatekeeper"), "play it as a reader"),
 )
 
-#: keys of a role or provider section that are generation parameters
-PARAMETER_KEYS = ("temperature", "max_tokens", "top_p", "stop", "seed", "size", "quality")
-
 
 def _kind(role: str, config: Mapping[str, Any], kind: Kind | None) -> tuple[Kind, str]:
     section = (config.get("roles") or {}).get(role) or {}
@@ -66,7 +63,11 @@ def _kind(role: str, config: Mapping[str, Any], kind: Kind | None) -> tuple[Kind
 
 @hookimpl(trylast=True)
 def resolve_role_provider(
-    role: str, config: Mapping[str, Any], override: Mapping[str, Any] | None, kind: Kind | None
+    role: str,
+    config: Mapping[str, Any],
+    override: Mapping[str, Any] | None,
+    kind: Kind | None,
+    parameters: Sequence[str],
 ) -> RoleProvider:
     """Runtime override > role config > provider default, each value labelled with its layer."""
     override = override or {}
@@ -102,7 +103,7 @@ def resolve_role_provider(
     sources = {"provider": provider_source, "model": model_source, "kind": kind_source}
     layers = [(defaults, provider_layer), (section if same_provider else {}, role_layer)]
     for values, layer in [*layers, (override, OVERRIDE)]:
-        for key in PARAMETER_KEYS:
+        for key in parameters:
             if key in values:
                 params[key] = values[key]
                 sources[key] = layer

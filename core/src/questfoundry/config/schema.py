@@ -47,21 +47,18 @@ def core_schema() -> dict[str, Any]:
     return copy.deepcopy(_core())
 
 
-#: a section's backend when it names none: the first of these installed (else the schema's)
-PREFERRED = {"caching": ("file",)}
-
-
 def default_backend(section: str, manager: PluginManager | None = None) -> str:
     """The backend ``section`` uses when it names none.
 
-    The cache is ``file`` where questfoundry-cache-file is installed, so answers outlive the
-    process; otherwise, and for the other sections, the core schema's documented default.
+    The installed backend of its kind with the highest ``priority`` above 0 (the file cache, where
+    questfoundry-cache-file is installed, so answers outlive the process), else the core schema's
+    documented default.
     """
     if manager is not None:
-        installed = manager.backends(SECTIONS[section])
-        for name in PREFERRED.get(section, ()):
-            if name in installed:
-                return name
+        found = manager.backends(SECTIONS[section]).items()
+        best = min(((-reg.priority, name) for name, reg in found), default=(0, ""))
+        if best[0] < 0:  # ties go to the name that sorts first
+            return best[1]
     default: str = _core()["properties"][section]["properties"]["backend"]["default"]
     return default
 
@@ -96,6 +93,9 @@ def compose(manager: PluginManager | None) -> dict[str, Any]:
                 "allOf": parts,
                 "unevaluatedProperties": False,
             }
+    for parameter, spec in generation_parameters(manager).items():
+        for where in (defs["role"], defs["provider"]):
+            where["properties"].setdefault(parameter, copy.deepcopy(spec))
     pricing = schema["properties"]["pricing"]["properties"]["providers"]
     models = sorted(manager.backends("cost model"))
     pricing["additionalProperties"] = _priced(models, None, fragments)
@@ -103,6 +103,16 @@ def compose(manager: PluginManager | None) -> dict[str, Any]:
         if ("cost model", name) in fragments:
             pricing.setdefault("properties", {})[name] = _priced(models, name, fragments)
     return schema
+
+
+def generation_parameters(manager: PluginManager) -> dict[str, Any]:
+    """The generation parameters installed providers declare beyond the core's, with their
+    schemas (the first provider to declare a name defines it)."""
+    declared: dict[str, Any] = {}
+    for _, reg in sorted(manager.backends("provider").items()):
+        for parameter, spec in reg.parameters.items():
+            declared.setdefault(parameter, spec)
+    return declared
 
 
 def _fragment_ref(defs: dict[str, Any], reg: Registration) -> Any:

@@ -49,6 +49,11 @@ class BackendContext:
 Factory = Callable[[Mapping[str, Any], BackendContext], Any]
 
 
+#: generation parameters every provider is asked with (``roles.<role>`` and
+#: ``providers.<kind>.<name>`` set them; the core's schema documents each)
+GENERATION_PARAMETERS = ("temperature", "max_tokens", "top_p", "stop", "seed", "size", "quality")
+
+
 @dataclass(frozen=True)
 class Backend:
     """What a backend hook registers under a name: more than a bare factory.
@@ -58,9 +63,18 @@ class Backend:
     user writes them (e.g. flat in ``caching`` for a cache backend) and lists them in the docs.
     ``capabilities`` are names from :class:`~questfoundry.contracts.protocols.Capability`;
     ``description`` is one line for ``questfoundry plugins``.
+
+    ``priority`` makes the backend its kind's default where config.yml names none: the installed
+    one with the highest priority above 0 wins (the file cache uses 10, so answers outlive the
+    process wherever it is installed); at 0 everywhere, the core's own default applies.
+    ``parameters`` (providers only) are generation parameters the provider takes beyond the core's
+    (:data:`GENERATION_PARAMETERS`), by name with their JSON Schema: config.yml may then set them
+    on roles and providers, and they reach the provider in ``ProviderRequest.params``.
     """
 
     factory: Factory
     settings: Mapping[str, Any] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset()
     description: str = ""
+    priority: int = 0
+    parameters: Mapping[str, Any] = field(default_factory=dict)

@@ -124,7 +124,11 @@ def providers() -> Mapping[str, Backend | Factory]:
 
 @hookspec(firstresult=True)
 def resolve_role_provider(
-    role: str, config: Mapping[str, Any], override: Mapping[str, Any] | None, kind: Kind | None
+    role: str,
+    config: Mapping[str, Any],
+    override: Mapping[str, Any] | None,
+    kind: Kind | None,
+    parameters: Sequence[str],
 ) -> RoleProvider | None:
     """Decide which provider, model and parameters ``role`` uses.
 
@@ -134,6 +138,8 @@ def resolve_role_provider(
     :param override: runtime overrides (``provider``, ``model``, parameters) or None.
     :param kind: the role's kind in the catalogue (``text`` or ``image``), or None for a role the
         catalogue does not have; ``roles.<role>.kind`` in ``config`` may say otherwise.
+    :param parameters: the names of the generation parameters a role or provider section may set:
+        :data:`~questfoundry.kit.GENERATION_PARAMETERS` and those installed providers declare.
     :returns: a :class:`~questfoundry.kit.RoleProvider`, or None to let the next
         implementation decide. Its ``kind`` routes the call (None: ``kind``, else text), its
         ``sources`` name the layer that set each field. The first non-None answer wins; the

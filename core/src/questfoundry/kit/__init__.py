@@ -30,6 +30,7 @@ _EXPORTS = {
     "BackendContext": "questfoundry.contracts.backends",
     "Clock": "questfoundry.contracts.backends",
     "Factory": "questfoundry.contracts.backends",
+    "GENERATION_PARAMETERS": "questfoundry.contracts.backends",
     "BudgetKeeper": "questfoundry.contracts.protocols",
     "CacheBackend": "questfoundry.contracts.protocols",
     "Capability": "questfoundry.contracts.protocols",
@@ -168,6 +169,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "Fix",
     "FixedPrices",
     "FlightLocking",
+    "GENERATION_PARAMETERS",
     "Hold",
     "INTERNAL_KEY_PREFIX",
     "Kind",
@@ -266,7 +268,13 @@ if TYPE_CHECKING:
         topology_schema,
     )
     from questfoundry.book.render import Book, Picture, to_html, to_markdown
-    from questfoundry.contracts.backends import Backend, BackendContext, Clock, Factory
+    from questfoundry.contracts.backends import (
+        GENERATION_PARAMETERS,
+        Backend,
+        BackendContext,
+        Clock,
+        Factory,
+    )
     from questfoundry.contracts.errors import (
         BackendUnavailableError,
         ConfigError,

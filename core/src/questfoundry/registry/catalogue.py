@@ -40,6 +40,8 @@ class Registration:
     settings: Mapping[str, Any] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset()
     description: str = ""
+    priority: int = 0
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Refused(PluginError):
@@ -145,5 +147,7 @@ def registration(kind: str, name: str, value: Any, plugin: str, dist: str) -> Re
             value.settings,
             frozenset(value.capabilities),
             value.description,
+            value.priority,
+            value.parameters,
         )
     return Registration(kind, name, value, plugin, dist)

@@ -33,7 +33,7 @@ from typing import Any, Literal, overload
 import pluggy
 
 from questfoundry.contracts import hookspecs
-from questfoundry.contracts.backends import BackendContext
+from questfoundry.contracts.backends import GENERATION_PARAMETERS, BackendContext
 from questfoundry.contracts.errors import DuplicatePluginError, PluginError, PluginNotFoundError
 from questfoundry.contracts.protocols import (
     BudgetKeeper,
@@ -310,7 +310,7 @@ class PluginManager:
         spec = self.roles().get(role)
         kind = spec.kind if spec else None
         answer: RoleProvider = self.pm.hook.resolve_role_provider(
-            role=role, config=config, override=override, kind=kind
+            role=role, config=config, override=override, kind=kind, parameters=self.parameters()
         )
         if answer.kind is None:
             answer = replace(answer, kind=kind or "text")
@@ -318,6 +318,12 @@ class PluginManager:
             fields = ("provider", "model", "kind", *answer.params)
             answer = replace(answer, sources=dict.fromkeys(fields, PLUGIN_RESOLVER))
         return answer
+
+    def parameters(self) -> tuple[str, ...]:
+        """The generation parameters config.yml may set: the core's, then those providers
+        declare (:attr:`~questfoundry.kit.Backend.parameters`)."""
+        declared = [p for reg in self.backends("provider").values() for p in reg.parameters]
+        return tuple(dict.fromkeys([*GENERATION_PARAMETERS, *declared]))
 
     # --------------------------------------------------------------------- listing
 

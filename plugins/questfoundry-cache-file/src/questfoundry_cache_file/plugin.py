@@ -73,5 +73,6 @@ def cache_backends() -> Mapping[str, Backend]:
                 {Capability.TTL, Capability.SIZE_LIMIT, Capability.PERSISTENT, Capability.SHARED}
             ),
             description="replies in a diskcache folder, shared by the processes of one machine",
+            priority=10,  # the default cache wherever installed: answers outlive the process
         )
     }
