@@ -179,8 +179,11 @@ class Runtime:
     # ------------------------------------------------------------------ providers
 
     def provider_settings(self, name: str, kind: Kind) -> dict[str, Any]:
-        """``providers.text.<name>``, with ``providers.image.<name>`` over it for image calls."""
-        settings = dict(self.config.get(f"providers.text.{name}") or {})
+        """``providers.text.<name>``, with ``providers.image.<name>`` over it for image calls,
+        over the defaults of the provider's settings schema: what ``config show`` reports is what
+        the provider and the gateway (``timeout_seconds``, each attempt's deadline) use."""
+        settings = _schema_defaults(self.manager, name)
+        settings.update(self.config.get(f"providers.text.{name}") or {})
         if kind == "image":
             settings.update(self.config.get(f"providers.image.{name}") or {})
         settings["kind"] = kind
@@ -269,3 +272,14 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _schema_defaults(manager: PluginManager, provider: str) -> dict[str, Any]:
+    """The ``default`` of each top-level property of ``provider``'s settings schema."""
+    registration = manager.backends("provider").get(provider)
+    properties = registration.settings.get("properties", {}) if registration else {}
+    return {
+        key: value["default"]
+        for key, value in properties.items()
+        if isinstance(value, dict) and "default" in value
+    }
