@@ -468,7 +468,9 @@ def test_an_unreachable_server_is_retriable_in_one_line(backend_context: Backend
     base_url = f"http://127.0.0.1:{_closed_port()}"
     provider = make_gemini_provider({"api_key": SECRET, "base_url": base_url}, backend_context)
     for call in (provider.generate, lambda request: list(provider.stream(request))):
-        with pytest.raises(RetriableProviderError, match="connection failed") as caught:
+        with pytest.raises(
+            RetriableProviderError, match=f"connection to {base_url} failed"
+        ) as caught:
             call(ask())
         assert "\n" not in str(caught.value)
         assert SECRET not in str(caught.value)
@@ -480,9 +482,9 @@ async def test_an_unreachable_server_is_retriable_from_async_calls(
 ) -> None:
     base_url = f"http://127.0.0.1:{_closed_port()}"
     provider = make_gemini_provider({"api_key": SECRET, "base_url": base_url}, backend_context)
-    with pytest.raises(RetriableProviderError, match="connection failed"):
+    with pytest.raises(RetriableProviderError, match=f"connection to {base_url} failed"):
         await provider.agenerate(ask())
-    with pytest.raises(RetriableProviderError, match="connection failed"):
+    with pytest.raises(RetriableProviderError, match=f"connection to {base_url} failed"):
         _ = [chunk async for chunk in provider.astream(ask())]
     await provider.aclose()
 

@@ -101,6 +101,7 @@ _EXPORTS = {
     "http_settings_schema": "questfoundry.kit.transport",
     "max_reply_bytes": "questfoundry.kit.transport",
     "provider_error": "questfoundry.kit.transport",
+    "public_url": "questfoundry.kit.transport",
     "sync_transport": "questfoundry.kit.transport",
     "transport_failure": "questfoundry.kit.deadline",
     "PerLoop": "questfoundry.kit.aio",
@@ -235,6 +236,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "parse",
     "parse_retry_after",
     "provider_error",
+    "public_url",
     "reachable",
     "redact",
     "refusal",
@@ -369,6 +371,7 @@ if TYPE_CHECKING:
         http_settings_schema,
         max_reply_bytes,
         provider_error,
+        public_url,
         sync_transport,
     )
 

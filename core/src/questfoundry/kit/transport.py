@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from questfoundry.contracts.errors import (
     ConfigError,
@@ -68,6 +69,7 @@ __all__ = [
     "http_settings_schema",
     "max_reply_bytes",
     "provider_error",
+    "public_url",
     "sync_transport",
     "transport_failure",
 ]
@@ -421,6 +423,20 @@ def provider_error(error: BaseException, provider: str) -> ProviderError | None:
     if isinstance(failure, ReplyTooLarge):
         return NonRetriableProviderError(str(failure), provider=provider)
     return None
+
+
+def public_url(url: str) -> str:
+    """``url`` as a message may show it (an endpoint that could not be reached): scheme, host,
+    port and path, without the user name, password, query or fragment, which may hold a key."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def http_settings_schema(

@@ -583,6 +583,18 @@ class ProviderContract(StandardSuite):
         assert peak < limit, f"{peak / 2**20:.1f} MiB held to refuse a {self.max_reply_mb} MiB cap"
 
     @pytest.mark.parametrize("path", PATHS)
+    def test_a_server_that_is_not_running_is_named_in_the_error(
+        self, provider: Provider, server: FakeServer | None, model: str, path: str
+    ) -> None:
+        fake = self.need_server(server)
+        url = fake.url
+        fake.stop()  # nothing listens there now: the connection is refused
+        with pytest.raises(ProviderError) as caught:
+            self.call(provider, self.make_request(model), path)
+        self.check_error(caught.value, provider, RetriableProviderError)
+        assert url in str(caught.value), "the error says which address was tried"
+
+    @pytest.mark.parametrize("path", PATHS)
     def test_a_key_echoed_by_the_server_is_nowhere_in_the_error_or_its_traceback(
         self, provider: Provider, server: FakeServer | None, model: str, path: str
     ) -> None:

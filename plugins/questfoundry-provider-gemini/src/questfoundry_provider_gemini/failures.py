@@ -64,8 +64,11 @@ MALFORMED_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def translate(error: BaseException, *, secret: str = "") -> ProviderError | None:
-    """The core's error for ``error``, or None when it is not a provider failure (a bug)."""
+def translate(error: BaseException, *, secret: str = "", where: str = "") -> ProviderError | None:
+    """The core's error for ``error``, or None when it is not a provider failure (a bug).
+
+    ``where`` is the base URL called, as messages may show it: a connection failure names it.
+    """
     if isinstance(error, ProviderError):
         return error
     if isinstance(error, genai_errors.APIError):
@@ -74,7 +77,8 @@ def translate(error: BaseException, *, secret: str = "") -> ProviderError | None
         return RetriableProviderError("request timed out", provider=PROVIDER)
     if isinstance(error, TRANSPORT_ERRORS) or _is_aiohttp_error(error):
         detail = _one_line(str(error), secret) or type(error).__name__
-        return RetriableProviderError(f"connection failed: {detail}", provider=PROVIDER)
+        to = f" to {where}" if where else ""
+        return RetriableProviderError(f"connection{to} failed: {detail}", provider=PROVIDER)
     if isinstance(error, MALFORMED_ERRORS):
         return RetriableProviderError("malformed response from the Gemini API", provider=PROVIDER)
     return None

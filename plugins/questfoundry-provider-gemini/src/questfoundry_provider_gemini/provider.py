@@ -215,4 +215,7 @@ class GeminiProvider:
 
     def _translate(self, error: Exception) -> ProviderError | None:
         """The core's error for what the SDK or its transport raised; None for a bug."""
-        return provider_error(error, PROVIDER) or translate(error, secret=self.settings.api_key)
+        settings = self.settings
+        return provider_error(error, PROVIDER) or translate(
+            error, secret=settings.api_key, where=settings.endpoint
+        )

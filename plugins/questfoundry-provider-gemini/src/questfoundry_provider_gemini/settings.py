@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from questfoundry.kit import DEFAULT_MAX_REPLY_BYTES, ConfigError, max_reply_bytes
+from questfoundry.kit import DEFAULT_MAX_REPLY_BYTES, ConfigError, max_reply_bytes, public_url
 
 CONFIG_PATH = "providers.text.gemini"
 #: environment variables tried, in order, when config.yml gives no key
@@ -21,6 +21,8 @@ DEFAULT_MODEL = "gemini-2.5-flash"
 #: v1beta serves every generateContent feature (system instructions, seeds) on every SDK version
 DEFAULT_API_VERSION = "v1beta"
 DEFAULT_TIMEOUT_SECONDS = 120.0
+#: where google-genai sends requests when ``base_url`` is not set
+OFFICIAL_URL = "https://generativelanguage.googleapis.com"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,11 @@ class GeminiSettings:
     api_version: str = DEFAULT_API_VERSION
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL calls go to, without credentials: what error messages name."""
+        return public_url(self.base_url or OFFICIAL_URL)
 
     @classmethod
     def from_mapping(

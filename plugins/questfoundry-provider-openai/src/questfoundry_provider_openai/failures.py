@@ -6,7 +6,7 @@ SDK raises                                  QuestFoundry raises
 ==========================================  =====================================================
 ``RateLimitError`` (429)                    ``ProviderRateLimitError``, ``retry_after`` from
                                             ``retry-after-ms`` or ``Retry-After``
-``APITimeoutError``, ``APIConnectionError``  ``RetriableProviderError``
+``APITimeoutError``, ``APIConnectionError``  ``RetriableProviderError`` (naming the URL tried)
 ``APIStatusError`` 5xx, 408, 409            ``RetriableProviderError``
 ``APIStatusError`` other 4xx                ``NonRetriableProviderError`` with the message
 a body that is not JSON, a reply without    ``RetriableProviderError``: a glitch of the service
@@ -36,8 +36,11 @@ RETRIABLE_STATUSES = frozenset({408, 409})
 MAX_MESSAGE = 300
 
 
-def translate(error: BaseException, provider: str, secret: str, timeout: float) -> ProviderError:
-    """The QuestFoundry error for ``error`` raised by the SDK during a call to ``provider``."""
+def translate(
+    error: BaseException, provider: str, secret: str, timeout: float, where: str
+) -> ProviderError:
+    """The QuestFoundry error for ``error`` raised by the SDK during a call to ``provider`` at
+    ``where`` (its base URL, as messages may show it)."""
     if isinstance(error, openai.RateLimitError):
         return ProviderRateLimitError(
             _status_message(error, secret),
@@ -49,9 +52,7 @@ def translate(error: BaseException, provider: str, secret: str, timeout: float) 
     if isinstance(error, openai.APITimeoutError):
         return RetriableProviderError(f"no reply within {timeout:g}s", provider=provider)
     if isinstance(error, openai.APIConnectionError):
-        cause = error.__cause__ or error
-        detail = clean(str(cause) or type(cause).__name__, secret)
-        return RetriableProviderError(f"connection failed: {detail}", provider=provider)
+        return connection_failed(error.__cause__ or error, provider, secret, where)
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
         kind = (
@@ -66,6 +67,15 @@ def translate(error: BaseException, provider: str, secret: str, timeout: float) 
     if isinstance(error, openai.APIError):  # e.g. an error event in the middle of a stream
         return RetriableProviderError(clean(error.message, secret), provider=provider)
     return NonRetriableProviderError(clean(str(error), secret), provider=provider)
+
+
+def connection_failed(
+    error: BaseException, provider: str, secret: str, where: str
+) -> RetriableProviderError:
+    """No reply because the connection to ``where`` failed: the message names that URL, so a
+    server that is not running (or a wrong ``base_url``) shows which address was tried."""
+    detail = clean(str(error) or type(error).__name__, secret)
+    return RetriableProviderError(f"connection to {where} failed: {detail}", provider=provider)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

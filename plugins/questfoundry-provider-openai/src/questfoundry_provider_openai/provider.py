@@ -48,7 +48,7 @@ from questfoundry.kit import (
     response_schema,
     sync_transport,
 )
-from questfoundry_provider_openai.failures import clean, translate
+from questfoundry_provider_openai.failures import connection_failed, translate
 from questfoundry_provider_openai.settings import OpenAISettings
 
 #: generation parameters passed to chat completions as they are
@@ -269,11 +269,10 @@ class OpenAIProvider:
         failure = provider_error(error, self.name)
         if failure is not None:
             return failure
-        secret = self.settings.api_key
+        secret, where = self.settings.api_key, self.settings.endpoint
         if type(error).__module__.split(".")[0].rstrip("0123456789") in _TRANSPORT_MODULES:
-            detail = clean(str(error) or type(error).__name__, secret)
-            return RetriableProviderError(f"connection failed: {detail}", provider=self.name)
-        return translate(error, self.name, secret, self.settings.timeout)
+            return connection_failed(error, self.name, secret, where)
+        return translate(error, self.name, secret, self.settings.timeout, where)
 
 
 def _response_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:

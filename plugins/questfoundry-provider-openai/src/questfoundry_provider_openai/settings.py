@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from questfoundry.kit import DEFAULT_MAX_REPLY_BYTES, ConfigError, max_reply_bytes
+from questfoundry.kit import DEFAULT_MAX_REPLY_BYTES, ConfigError, max_reply_bytes, public_url
 
 CONFIG_PATH = "providers.text.openai"
 API_KEY_ENV = "OPENAI_API_KEY"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MODEL = "gpt-4o-mini"
 OFFICIAL_HOST = "api.openai.com"
+#: where the SDK sends requests when ``base_url`` is not set
+OFFICIAL_URL = f"https://{OFFICIAL_HOST}/v1"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class OpenAISettings:
     def official(self) -> bool:
         """True when calls go to OpenAI itself rather than an OpenAI-compatible server."""
         return self.base_url is None or urlsplit(self.base_url).hostname == OFFICIAL_HOST
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL calls go to, without credentials: what error messages name."""
+        return public_url(self.base_url or OFFICIAL_URL)
 
     @classmethod
     def from_mapping(
