@@ -86,7 +86,9 @@ def operation(kind: str, url: str) -> tuple[Callable[[], Any], Callable[[], None
     limiter.close()
     from questfoundry_limiter_redis.connection import client_for
 
-    client = client_for({"redis_url": url})
+    from questfoundry.kit import RedisSettings
+
+    client = client_for(RedisSettings(url=url))
     client.set("bench:value", "1")
     return (lambda: client.get("bench:value")), client.close
 

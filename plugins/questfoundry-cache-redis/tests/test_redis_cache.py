@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from questfoundry_cache_redis import plugin as redis_plugin
 from questfoundry_cache_redis.breaker import Breaker
-from questfoundry_cache_redis.cache import RedisCache, public_url
+from questfoundry_cache_redis.cache import RedisCache
 from questfoundry_cache_redis.plugin import make_redis_cache
 
 from questfoundry.config import Config
@@ -143,8 +143,7 @@ def test_messages_name_the_redis_without_its_password(
     assert logged
     said = [str(caught.value), repr(cache), *logged]
     assert all("s3cret" not in text and "user" not in text for text in said), said
-    assert f"redis://127.0.0.1:{url.rsplit(':', maxsplit=1)[-1]}" in str(caught.value)
-    assert public_url("rediss://:pw@[::1]:6380/2") == "rediss://[::1]:6380/2"
+    assert f"127.0.0.1:{url.rsplit(':', maxsplit=1)[-1]}" in str(caught.value)  # host:port/db
 
 
 # ----------------------------------------------------------------------------- what is stored

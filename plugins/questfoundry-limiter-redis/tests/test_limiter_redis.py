@@ -259,7 +259,7 @@ def test_with_redis_stopped_a_fail_open_limiter_admits_and_warns_once(
 
     assert admitted == [0.0] * 4
     (warning,) = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert "rate limiter: Redis at redis://127.0.0.1:" in warning and "fail_open" in warning
+    assert "rate limiter: Redis at 127.0.0.1:" in warning and "fail_open" in warning
 
 
 def test_with_redis_stopped_a_fail_closed_limiter_refuses_in_one_line(
@@ -274,7 +274,7 @@ def test_with_redis_stopped_a_fail_closed_limiter_refuses_in_one_line(
 
     message = str(raised.value)
     assert "\n" not in message
-    assert message.startswith(f"rate limiter: Redis at redis://127.0.0.1:{redis_server.port}")
+    assert message.startswith(f"rate limiter: Redis at 127.0.0.1:{redis_server.port}/0 ")
     assert message.endswith(
         "no call is sent while it is down (rate_limiting.on_backend_error: fail_closed)"
     )
@@ -316,7 +316,9 @@ def test_levels_say_when_redis_cannot_be_reached_whatever_the_policy(
     made = limiter(built, outage_settings(redis_server), backend_context, REQUESTS)
     redis_server.stop()
 
-    with pytest.raises(BackendUnavailableError, match=r"^rate limiter: Redis at redis://"):
+    with pytest.raises(
+        BackendUnavailableError, match=r"^rate limiter: Redis at 127\.0\.0\.1:\d+/0 "
+    ):
         made.levels()
 
 
@@ -356,7 +358,7 @@ def test_no_password_reaches_an_error(
 
 @pytest.mark.parametrize(
     ("url", "problem"),
-    [(None, "needs a redis_url"), ("http://127.0.0.1:6379", "not a Redis URL")],
+    [(None, "is missing"), ("http://127.0.0.1:6379", "must be a redis://, rediss:// or unix://")],
 )
 def test_a_missing_or_foreign_url_is_a_config_error_naming_the_key(
     url: str | None, problem: str, backend_context: BackendContext

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from questfoundry_store_redis.plugin import make_redis_store
-from questfoundry_store_redis.settings import RedisSettings
 from questfoundry_store_redis.store import MAX_CONFLICTS, RedisStore
 
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.errors import StateError
 from questfoundry.contracts.protocols import StateStore
+from questfoundry.kit import RedisSettings
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.state_contract import StateStoreContract, StoreOpener
 

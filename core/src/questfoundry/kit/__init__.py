@@ -109,6 +109,9 @@ _EXPORTS = {
     "redact": "questfoundry.kit.redaction",
     "register_secret": "questfoundry.kit.redaction",
     "parse_retry_after": "questfoundry.kit.retry_after",
+    "RedisSettings": "questfoundry.kit.redis",
+    "redis_scan_pattern": "questfoundry.kit.redis",
+    "redis_schema": "questfoundry.kit.redis",
     "DailyPrices": "questfoundry.kit.prices",
     "FixedPrices": "questfoundry.kit.prices",
     "to_price": "questfoundry.kit.prices",
@@ -200,6 +203,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "RUN",
     "Rate",
     "RateLimitError",
+    "RedisSettings",
     "Reply",
     "ReplyTooLarge",
     "Request",
@@ -239,6 +243,8 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "public_url",
     "reachable",
     "redact",
+    "redis_scan_pattern",
+    "redis_schema",
     "refusal",
     "register_secret",
     "repair",
@@ -361,6 +367,7 @@ if TYPE_CHECKING:
     from questfoundry.kit.money import from_pico, to_pico, usd
     from questfoundry.kit.prices import DailyPrices, FixedPrices, to_price
     from questfoundry.kit.redaction import MASK, redact, register_secret
+    from questfoundry.kit.redis import RedisSettings, redis_scan_pattern, redis_schema
     from questfoundry.kit.retry_after import parse_retry_after
     from questfoundry.kit.sqlite import open_sqlite, sqlite_errors
     from questfoundry.kit.state_keys import check_key, is_internal, key_problem

@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from questfoundry.kit import redis_scan_pattern
+
 URL_ENV = "QUESTFOUNDRY_TEST_REDIS_URL"
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 
@@ -61,7 +63,7 @@ def delete_prefix(redis_client: Any, prefix: str) -> int:
     """Delete every key starting with ``prefix`` (SCAN, never KEYS); return how many."""
     removed = 0
     batch: list[Any] = []
-    for key in redis_client.scan_iter(match=_glob_escape(prefix) + "*", count=1000):
+    for key in redis_client.scan_iter(match=redis_scan_pattern(prefix), count=1000):
         batch.append(key)
         if len(batch) >= 500:
             removed += redis_client.delete(*batch)
@@ -69,10 +71,6 @@ def delete_prefix(redis_client: Any, prefix: str) -> int:
     if batch:
         removed += redis_client.delete(*batch)
     return removed
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """``RedisCache``: the ``redis`` cache backend, reply bytes shared by every worker on one Redis.
 
 Keys: everything this backend writes starts with ``<key_prefix><namespace>:cache:`` (the
-namespace percent-encoded, so no project's keys can start with another's): entries under ``e:``,
+namespace escaped as the kit's ``RedisSettings.prefix`` does for every Redis plugin, so no
+project's keys can start with another's): entries under ``e:``,
 flight locks under ``lock:``, and the hit/miss counts in the hash ``counts``. Two projects on one
 Redis never read each other's entries, and ``clear`` and ``stats`` walk only this project's keys
 with ``SCAN`` (never ``KEYS`` or ``FLUSHDB``).
@@ -38,7 +39,6 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, MutableSet
 from typing import Any, TypeVar, cast
-from urllib.parse import quote, urlsplit
 
 import redis
 import redis.asyncio
@@ -46,7 +46,15 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from questfoundry.kit import BackendUnavailableError, CacheStats, Clock, ConfigError, PerLoop
+from questfoundry.kit import (
+    BackendUnavailableError,
+    CacheStats,
+    Clock,
+    ConfigError,
+    PerLoop,
+    RedisSettings,
+    redis_scan_pattern,
+)
 from questfoundry_cache_redis.breaker import Breaker
 from questfoundry_cache_redis.plugin import CAPABILITIES
 
@@ -88,25 +96,17 @@ class RedisCache:
 
     def __init__(
         self,
-        url: str,
+        settings: RedisSettings,
         *,
         namespace: str,
-        key_prefix: str = "questfoundry:",
-        socket_timeout: float = 0.1,
-        connect_timeout: float = 0.1,
         breaker_failures: int = 3,
         breaker_cooldown: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
-        """A client for ``url``; nothing is connected until the first call."""
-        self.where = public_url(url)
+        """A client for the Redis of ``settings``; nothing is connected until the first call."""
+        self.where = settings.address
         self.namespace = namespace
-        options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": connect_timeout,
-            "retry_on_timeout": False,
-            "health_check_interval": 0,
-        }
+        url, options = settings.url, settings.client_options()
         try:
             self._client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
             redis.asyncio.Redis.from_url(url, **options)  # the URL is checked once, here
@@ -119,7 +119,7 @@ class RedisCache:
             lambda client: client.aclose(),
         )
         self._breaker = Breaker(breaker_failures, breaker_cooldown, clock or Clock())
-        base = f"{key_prefix}{quote(namespace, safe='')}:cache:"
+        base = settings.prefix(namespace, "cache")
         self._entries = base + "e:"
         self._locks = base + "lock:"
         self._counts = base + "counts"
@@ -300,7 +300,7 @@ class RedisCache:
     def _scan(self) -> Iterator[list[bytes]]:
         """This namespace's entry keys, a batch at a time."""
         batch: list[bytes] = []
-        for name in self._client.scan_iter(match=_glob_escape(self._entries) + "*", count=_BATCH):
+        for name in self._client.scan_iter(match=redis_scan_pattern(self._entries), count=_BATCH):
             batch.append(name)
             if len(batch) >= _BATCH:
                 yield batch
@@ -359,26 +359,9 @@ class RedisCache:
         return f"redis cache {self.where} (namespace {self.namespace!r})"
 
 
-def public_url(url: str) -> str:
-    """``url`` without its user name and password: what messages may show."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 def _milliseconds(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
 def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

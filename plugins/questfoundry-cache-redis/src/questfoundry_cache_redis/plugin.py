@@ -9,16 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.kit import Backend, BackendContext, Capability, ConfigError, hookimpl
+from questfoundry.kit import (
+    Backend,
+    BackendContext,
+    Capability,
+    ConfigError,
+    RedisSettings,
+    hookimpl,
+    redis_schema,
+)
 
 if TYPE_CHECKING:
     from questfoundry_cache_redis.cache import RedisCache
 
+KEY_PREFIX = "questfoundry:"
 DEFAULTS: dict[str, Any] = {
-    "redis_url": "redis://localhost:6379/0",
-    "key_prefix": "questfoundry:",
-    "socket_timeout": 0.1,
-    "connect_timeout": 0.1,
     "breaker_failures": 3,
     "breaker_cooldown_seconds": 5.0,
 }
@@ -46,30 +51,24 @@ def _seconds(description: str, default: float) -> dict[str, Any]:
 #: the settings of the ``redis`` backend, written flat in ``caching`` beside ``backend: redis``
 SETTINGS = {
     "properties": {
-        "redis_url": {
-            "type": "string",
-            "pattern": "^rediss?://",
-            "default": DEFAULTS["redis_url"],
-            "description": (
+        **redis_schema(
+            url=(
                 "Redis of the `redis` cache backend: `redis://[:password@]host[:port][/db]`, "
-                "`rediss://` for TLS. Its password never appears in messages."
+                "`rediss://` for TLS, `unix:///path/to/redis.sock` for a socket. Its password "
+                "never appears in messages."
             ),
-        },
-        "key_prefix": {
-            "type": "string",
-            "default": DEFAULTS["key_prefix"],
-            "description": (
+            key_prefix=(
                 "Put before every key, ahead of the project namespace: separates deployments "
                 "sharing one Redis."
             ),
-        },
-        "socket_timeout": _seconds(
-            "Seconds the `redis` cache waits for an answer before calling the provider instead.",
-            DEFAULTS["socket_timeout"],
-        ),
-        "connect_timeout": _seconds(
-            "Seconds the `redis` cache waits for a connection before calling the provider instead.",
-            DEFAULTS["connect_timeout"],
+            socket_timeout=(
+                "Seconds the `redis` cache waits for an answer before calling the provider instead."
+            ),
+            connect_timeout=(
+                "Seconds the `redis` cache waits for a connection before calling the provider "
+                "instead."
+            ),
+            default_prefix=KEY_PREFIX,
         ),
         "breaker_failures": {
             "type": "integer",
@@ -97,19 +96,13 @@ def make_redis_cache(settings: Mapping[str, Any], context: BackendContext) -> Re
     """
     from questfoundry_cache_redis.cache import RedisCache
 
+    redis = RedisSettings.read(settings, "caching", key_prefix=KEY_PREFIX)
     values = {name: settings.get(name, default) for name, default in DEFAULTS.items()}
-    url = values["redis_url"]
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://")):
-        raise ConfigError("must be a redis:// or rediss:// URL", path="caching.redis_url")
-    for name in ("socket_timeout", "connect_timeout", "breaker_cooldown_seconds"):
-        _require_positive(name, values[name])
+    _require_positive("breaker_cooldown_seconds", values["breaker_cooldown_seconds"])
     _require_positive("breaker_failures", values["breaker_failures"], integer=True)
     return RedisCache(
-        url,
+        redis,
         namespace=context.namespace,
-        key_prefix=str(values["key_prefix"]),
-        socket_timeout=float(values["socket_timeout"]),
-        connect_timeout=float(values["connect_timeout"]),
         breaker_failures=int(values["breaker_failures"]),
         breaker_cooldown=float(values["breaker_cooldown_seconds"]),
         clock=context.clock,

@@ -4,6 +4,8 @@ the clock and the policy for outages.
 - **Short timeouts, no retry loop.** redis-py waits seconds by default when Redis is unreachable
   and retries on its own; here connecting and every reply are bounded by ``connect_timeout`` and
   ``socket_timeout`` (0.1 s each) and nothing is retried but a script the server forgot.
+  The URL, its password and these timeouts are read by the kit's ``RedisSettings``, as the other
+  Redis plugins read theirs.
 - **One hash tag per project.** Every key is ``<key_prefix>{qf:<namespace>}:<name>``, so all keys of
   a project hash to one slot and one script can touch them all, on Redis Cluster too.
 - **One round trip.** A script is loaded once (``SCRIPT LOAD``) and run by ``EVALSHA``; a server
@@ -20,62 +22,40 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
-from questfoundry.kit import BackendContext, BackendUnavailableError, Clock, ConfigError
+from questfoundry.kit import (
+    BackendContext,
+    BackendUnavailableError,
+    Clock,
+    ConfigError,
+    RedisSettings,
+)
 
 if TYPE_CHECKING:
     import redis
 
 log = logging.getLogger("questfoundry.limiter.redis")
 
-DEFAULT_TIMEOUT = 0.1
 #: seconds Redis is left alone after a failure: calls are decided by the policy meanwhile
 BREAKER_SECONDS = 1.0
 
 Policy = Literal["fail_open", "fail_closed"]
 
 
-def client_for(settings: Mapping[str, Any]) -> redis.Redis:
-    """A redis-py client for ``settings["redis_url"]`` with short timeouts and no retries."""
+def client_for(server: RedisSettings) -> redis.Redis:
+    """A redis-py client for ``server`` with short timeouts and no retries."""
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    url = settings.get("redis_url")
-    if not isinstance(url, str) or not url:
-        raise ConfigError("the redis backend needs a redis_url", path="rate_limiting.redis_url")
     try:
         return redis.Redis.from_url(
-            url,
-            socket_timeout=float(settings.get("socket_timeout", DEFAULT_TIMEOUT)),
-            socket_connect_timeout=float(settings.get("connect_timeout", DEFAULT_TIMEOUT)),
-            retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
+            server.url, retry=Retry(NoBackoff(), 0), **server.client_options()
         )
     except ValueError as exc:  # redis-py's word for a URL it cannot read
         raise ConfigError(
-            f"not a Redis URL ({where(url)}): use redis://, rediss:// or unix://",
-            path="rate_limiting.redis_url",
-        ) from exc
-
-
-def where(url: str) -> str:
-    """``url`` without its credentials: what messages may show."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix:{parts.path}"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{parts.scheme}://{parts.hostname or '?'}:{port or 6379}"
-
-
-def project_keys(settings: Mapping[str, Any], namespace: str) -> str:
-    """The prefix of every key of the project: ``<key_prefix>{qf:<namespace>}:``."""
-    tagged = namespace.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-    return f"{settings.get('key_prefix') or ''}{{qf:{tagged}}}:"
+            f"is not a usable Redis URL: {reason(exc)}", path="rate_limiting.redis_url"
+        ) from None
 
 
 class Script:
@@ -126,9 +106,9 @@ class ServerTime:
 class Outage:
     """The ``on_backend_error`` policy of one backend, with its breaker and its one warning."""
 
-    def __init__(self, what: str, url: str, policy: Policy, clock: Clock) -> None:
+    def __init__(self, what: str, where: str, policy: Policy, clock: Clock) -> None:
         self.what = what
-        self.where = where(url)
+        self.where = where
         self.policy = policy
         self.clock = clock
         self._lock = threading.Lock()
@@ -196,12 +176,11 @@ class RedisBackend:
     def __init__(
         self, what: str, settings: Mapping[str, Any], context: BackendContext, default: Policy
     ) -> None:
-        self.client = client_for(settings)
-        self.prefix = project_keys(settings, context.namespace)
+        server = RedisSettings.read(settings, "rate_limiting", url=None)
+        self.client = client_for(server)
+        self.prefix = server.prefix(context.namespace, hash_tag=True)
         self.time = ServerTime(context.clock)
-        self.outage = Outage(
-            what, settings["redis_url"], policy_of(settings, default), context.clock
-        )
+        self.outage = Outage(what, server.address, policy_of(settings, default), context.clock)
 
     def run(
         self, script: Script, keys: Sequence[str], args: Sequence[Any], strict: bool = False

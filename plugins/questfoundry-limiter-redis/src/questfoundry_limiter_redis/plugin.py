@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.kit import Backend, BackendContext, Capability, hookimpl
+from questfoundry.kit import Backend, BackendContext, Capability, hookimpl, redis_schema
 
 if TYPE_CHECKING:
     from questfoundry_limiter_redis.budgets import RedisBudgetKeeper
@@ -20,37 +20,23 @@ CAPABILITIES = frozenset({Capability.SHARED, Capability.PERSISTENT, Capability.A
 #: the settings of both, written flat in ``rate_limiting`` beside ``backend: redis``
 SETTINGS = {
     "properties": {
-        "redis_url": {
-            "type": "string",
-            "pattern": "^(redis|rediss|unix)://",
-            "description": (
+        **redis_schema(
+            url=(
                 "Redis holding the limits and budgets of every worker: `redis://`, `rediss://` "
                 "(TLS) or `unix://`; a password may come from `${VAR}`."
             ),
-        },
-        "key_prefix": {
-            "type": "string",
-            "description": (
+            key_prefix=(
                 "Written before every key (none by default), e.g. to keep deployments sharing "
                 "one Redis apart; the project namespace follows it, as a hash tag "
                 "(`{qf:<namespace>}`)."
             ),
-        },
-        "socket_timeout": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 0.1,
-            "description": (
+            socket_timeout=(
                 "Seconds to wait for Redis's answer before the call is decided by "
                 "`on_backend_error`."
             ),
-        },
-        "connect_timeout": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 0.1,
-            "description": "Seconds to wait for a connection to Redis.",
-        },
+            connect_timeout="Seconds to wait for a connection to Redis.",
+            default_url=None,
+        ),
         "hold_seconds": {
             "type": "number",
             "exclusiveMinimum": 0,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.kit import Backend, BackendContext, hookimpl, register_secret
-from questfoundry_store_redis.settings import CAPABILITIES, SETTINGS, RedisSettings
+from questfoundry.kit import Backend, BackendContext, hookimpl
+from questfoundry_store_redis.settings import CAPABILITIES, SETTINGS, pool_size, redis_settings
 
 if TYPE_CHECKING:
     from questfoundry_store_redis.store import RedisStore
@@ -23,9 +23,9 @@ def make_redis_store(settings: Mapping[str, Any], context: BackendContext) -> Re
     """
     from questfoundry_store_redis.store import RedisStore
 
-    parsed = RedisSettings.from_state(settings)
-    register_secret(parsed.password)
-    return RedisStore(parsed, context.namespace, context.clock)
+    return RedisStore(
+        redis_settings(settings), context.namespace, context.clock, pool_size=pool_size(settings)
+    )
 
 
 @hookimpl

@@ -1,6 +1,7 @@
 """The ``redis`` state store: one JSON string per document, every key under the project's prefix.
 
-A document ``key`` lives at ``<key_prefix><namespace>:state:<key>``. ``update`` is optimistic:
+A document ``key`` lives at ``<key_prefix><namespace>:state:<key>`` (the namespace escaped as the
+kit's ``RedisSettings.prefix`` does for every Redis plugin). ``update`` is optimistic:
 read the key, let ``change`` compute the new document, then write it with a Lua script that
 writes only if the key still holds what was read (compared by SHA-1); when another writer got in
 first the script answers what the key holds now and ``change`` runs again on that, a bounded
@@ -28,8 +29,16 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from questfoundry.kit import Clock, StateError, check_key, is_internal, key_problem
-from questfoundry_store_redis.settings import CAPABILITIES, RedisSettings
+from questfoundry.kit import (
+    Clock,
+    RedisSettings,
+    StateError,
+    check_key,
+    is_internal,
+    key_problem,
+    redis_scan_pattern,
+)
+from questfoundry_store_redis.settings import CAPABILITIES, DEFAULT_POOL_SIZE
 
 #: conflicting writers an ``update`` survives before it gives up
 MAX_CONFLICTS = 64
@@ -63,21 +72,27 @@ class RedisStore:
 
     capabilities = CAPABILITIES
 
-    def __init__(self, settings: RedisSettings, namespace: str, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: RedisSettings,
+        namespace: str,
+        clock: Clock | None = None,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
         self.settings = settings
+        self.pool_size = pool_size
         self.location = f"redis {settings.address}"
-        self.prefix = f"{settings.key_prefix}{namespace}:state:"
+        self.prefix = settings.prefix(namespace, "state")
         self.clock = clock or Clock()
         self._closed = threading.Event()
         try:
             pool = redis.BlockingConnectionPool.from_url(
                 settings.url,
-                max_connections=settings.pool_size,
+                max_connections=pool_size,
                 timeout=POOL_WAIT,
-                socket_timeout=settings.socket_timeout,
-                socket_connect_timeout=settings.connect_timeout,
                 retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
+                **settings.client_options(),
             )
         except ValueError as exc:
             raise StateError(f"{self.location}: {self._clean(exc)}") from None
@@ -106,7 +121,7 @@ class RedisStore:
 
     def list_keys(self, prefix: str = "") -> list[str]:
         start = len(self.prefix)
-        pattern = _glob_escape(self.prefix + prefix) + "*"
+        pattern = redis_scan_pattern(self.prefix + prefix)
         with self._failing(f"state keys under {prefix!r} in {self.location} cannot be listed"):
             names = list(self._redis.scan_iter(match=pattern, count=SCAN_COUNT))
         keys = {_text(raw)[start:] for raw in names}
@@ -227,8 +242,3 @@ def _text(name: bytes) -> str:
         return name.decode()
     except UnicodeDecodeError:
         return ""
-
-
-def _glob_escape(text: str) -> str:
-    """``text`` matched literally by SCAN's MATCH pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
