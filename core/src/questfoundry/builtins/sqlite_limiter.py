@@ -12,6 +12,14 @@ The buckets behave exactly as ``token_bucket``'s: each holds up to ``limit`` uni
 - **Time is wall-clock time** (``context.clock.time()``), the one clock every process shares and
   that survives a reboot; a clock set back refills nothing until it catches up.
 
+- **Removing the file grants nothing.** A file deleted (``rm limits.sqlite*``) or replaced by
+  another while the project runs is noticed — by a running process at its next call, which checks
+  the file is still the one it opened, and by a new process, which finds the file's id differs
+  from the sidecar ``.limits.sqlite.id`` beside it (or the file gone while the sidecar is there).
+  The first to notice warns once and makes the file anew with every bucket *empty*, refilling at
+  its rate from then on: a reset never hands out a fresh burst. Only a project with neither file
+  (a new one) starts with full buckets.
+
 Setting ``rate_limiting.path`` (default ``.questfoundry/limits.sqlite``) names the file; bucket keys
 are prefixed with the project namespace. The limits come from config each time, so changing a
 limit takes effect at once (a bucket above its new limit is cut down to it).
@@ -19,10 +27,12 @@ limit takes effect at once (a bucket above its new limit is cut down to it).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -43,12 +53,15 @@ from questfoundry.kit import (
 
 DEFAULT_PATH = ".questfoundry/limits.sqlite"
 
+log = logging.getLogger("questfoundry.limiter.sqlite")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
     key TEXT PRIMARY KEY,
     level REAL NOT NULL,
     stamp REAL NOT NULL
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
 _WRITE = """
@@ -87,6 +100,8 @@ class SQLiteLimiter:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self._reset_at = -math.inf  # when the file was last made anew with empty buckets
         self._conn: sqlite3.Connection | None = self._connect() if self._rates else None
 
     def acquire(self, amounts: Mapping[str, float]) -> float:
@@ -152,8 +167,9 @@ class SQLiteLimiter:
         levels = {}
         for key in keys:
             limit = self._rates[key].limit
-            if key not in stored:
-                levels[key] = _Level(limit, now)  # a bucket nobody has used yet is full
+            if key not in stored:  # unused since the file was made: full, or refilling
+                fill = max(0.0, now - self._reset_at) * self._per_second(key)  # since a reset
+                levels[key] = _Level(min(limit, fill), now)
                 continue
             level, stamp = stored[key]
             refill = max(0.0, now - stamp) * self._per_second(key)
@@ -182,13 +198,57 @@ class SQLiteLimiter:
 
     def _connect(self) -> sqlite3.Connection:
         with _sqlite_errors(self.path):
-            return open_sqlite(self.path, self._busy_timeout, lambda c: c.execute(_SCHEMA))
+            conn = open_sqlite(self.path, self._busy_timeout, lambda c: c.executescript(_SCHEMA))
+            try:
+                self._file = _identity(self.path)
+                self._reset_at = self._check_lineage(conn)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+    def _check_lineage(self, conn: sqlite3.Connection) -> float:
+        """Compare the file's id with the sidecar's; when the file was deleted or replaced, make
+        it anew with every bucket empty (once, whoever notices first). Returns the reset time."""
+        sidecar = self.path.with_name(f".{self.path.name}.id")
+        conn.execute("BEGIN IMMEDIATE")  # racing processes: one resets, the others see its id
+        try:
+            meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            known = _read_text(sidecar)
+            mine = meta.get("id")
+            if known is not None and mine != known:  # not the file this project had
+                mine, meta["reset_at"] = uuid.uuid4().hex, repr(self._clock.time())
+                conn.execute("DELETE FROM buckets")
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("id", mine), ("reset_at", meta["reset_at"])],
+                )
+                log.warning(
+                    "the rate limiter's file %s was deleted or replaced: made anew with every "
+                    "bucket empty (they refill at their rates; removing the file grants no burst)",
+                    self.path,
+                )
+            elif mine is None:  # a new project's file, or one older than the id
+                mine = uuid.uuid4().hex
+                conn.execute("INSERT INTO meta VALUES ('id', ?)", (mine,))
+            if known != mine:
+                _write_text(sidecar, mine)  # before COMMIT: racers wait for both
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return float(meta.get("reset_at", "-inf"))
 
     @contextmanager
     def _using(self) -> Iterator[sqlite3.Connection]:
         with self._lock, _sqlite_errors(self.path):
             if self._closed:
                 raise sqlite3.ProgrammingError("the limiter is closed")
+            if self._conn is not None and _identity(self.path) != self._file:
+                self._conn.close()  # deleted or replaced: open what is there now (or make it)
+                self._conn = None
             if self._conn is None or os.getpid() != self._pid:
                 self._pid = os.getpid()  # a forked child never shares its parent's connection
                 self._conn = self._connect()
@@ -206,6 +266,33 @@ class SQLiteLimiter:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 raise
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) of ``path``, None when it is gone: a new pair means a new file."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="ascii").strip() or None
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a crash never leaves half an id)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        partial.write_text(text, encoding="ascii")
+        partial.replace(path)
+    except OSError as exc:  # a read-only folder: the limiter works, deletions go unnoticed
+        log.debug("cannot write %s: %s", path, exc)
+        partial.unlink(missing_ok=True)
 
 
 def _sqlite_errors(path: Path) -> AbstractContextManager[None]:
