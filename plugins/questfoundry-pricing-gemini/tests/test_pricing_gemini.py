@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import genai_prices
@@ -14,11 +15,12 @@ from genai_prices.data import providers as bundled_providers
 from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from questfoundry_pricing_gemini.prices import GeminiPrices, to_genai_usage
+from questfoundry_pricing_gemini.plugin import make_gemini_prices
 
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.protocols import CostModel
 from questfoundry.contracts.records import Usage
+from questfoundry.kit import GenaiPrices
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cost_contract import (
     CostModelContract,
@@ -28,7 +30,7 @@ from questfoundry.testing.cost_contract import (
 USAGE = Usage(input_tokens=12_345, output_tokens=678, cached_input_tokens=2_048)
 
 
-class TestGeminiPricesContract(CostModelContract):
+class TestGenaiPricesContract(CostModelContract):
     known_model = "gemini-2.5-flash"
     unknown_model = "gemini-0-questfoundry-no-such-model"
 
@@ -39,9 +41,14 @@ class TestGeminiPricesContract(CostModelContract):
         return model
 
 
+def built() -> GenaiPrices:
+    """The cost model as the plugin's factory builds it."""
+    return make_gemini_prices({}, BackendContext(Path.cwd(), "pricing"))
+
+
 @pytest.fixture
-def prices() -> GeminiPrices:
-    return GeminiPrices()
+def prices() -> GenaiPrices:
+    return built()
 
 
 @pytest.fixture
@@ -57,7 +64,7 @@ def fetched_snapshot_is_empty() -> Iterator[None]:
     [("gemini-2.5-flash", 12_345), ("gemini-2.0-flash", 12_345), ("gemini-2.5-pro", 300_000)],
 )
 def test_price_equals_genai_prices_calc_price_for_the_same_usage(
-    prices: GeminiPrices, model: str, input_tokens: int
+    prices: GenaiPrices, model: str, input_tokens: int
 ) -> None:
     ours = Usage(input_tokens=input_tokens, output_tokens=678, cached_input_tokens=2_048)
     usage = genai_prices.Usage(
@@ -68,12 +75,12 @@ def test_price_equals_genai_prices_calc_price_for_the_same_usage(
     assert expected > 0
 
 
-def test_gemini_2_5_flash_costs_its_published_per_token_prices(prices: GeminiPrices) -> None:
+def test_gemini_2_5_flash_costs_its_published_per_token_prices(prices: GenaiPrices) -> None:
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
     assert prices.price("gemini-2.5-flash", usage) == Decimal("0.3") + Decimal("2.5")
 
 
-def test_cached_input_tokens_cost_less_than_uncached_ones(prices: GeminiPrices) -> None:
+def test_cached_input_tokens_cost_less_than_uncached_ones(prices: GenaiPrices) -> None:
     uncached = prices.price("gemini-2.5-flash", Usage(input_tokens=10_000))
     cached = prices.price(
         "gemini-2.5-flash", Usage(input_tokens=10_000, cached_input_tokens=10_000)
@@ -82,24 +89,24 @@ def test_cached_input_tokens_cost_less_than_uncached_ones(prices: GeminiPrices) 
     assert 0 < cached < uncached
 
 
-def test_long_prompts_cost_the_higher_tier_per_token(prices: GeminiPrices) -> None:
+def test_long_prompts_cost_the_higher_tier_per_token(prices: GenaiPrices) -> None:
     short = prices.price("gemini-2.5-pro", Usage(input_tokens=100_000))
     long = prices.price("gemini-2.5-pro", Usage(input_tokens=300_000))
     assert short is not None and long is not None
     assert long / 300_000 > short / 100_000
 
 
-def test_a_model_named_the_way_the_gemini_api_returns_it_is_priced(prices: GeminiPrices) -> None:
+def test_a_model_named_the_way_the_gemini_api_returns_it_is_priced(prices: GenaiPrices) -> None:
     assert prices.price("models/gemini-2.5-flash", USAGE) == prices.price("gemini-2.5-flash", USAGE)
 
 
-def test_a_model_of_another_provider_is_unknown(prices: GeminiPrices) -> None:
+def test_a_model_of_another_provider_is_unknown(prices: GenaiPrices) -> None:
     assert prices.price("gpt-4o", USAGE) is None
 
 
 @pytest.mark.usefixtures("fetched_snapshot_is_empty")
 def test_prices_come_from_the_bundled_data_even_when_a_fetched_snapshot_is_active(
-    prices: GeminiPrices,
+    prices: GenaiPrices,
 ) -> None:
     with pytest.raises(LookupError):
         genai_prices.calc_price(
@@ -138,10 +145,10 @@ def test_building_and_pricing_opens_no_socket_and_starts_no_price_updater() -> N
 def test_every_bundled_model_prices_exactly_as_genai_prices_from_the_remembered_rates(
     model: str, input_tokens: int, output_tokens: int, cached_share: float
 ) -> None:
-    prices = GeminiPrices()
+    prices = built()
     usage = Usage(input_tokens, output_tokens, int(input_tokens * cached_share))
     try:
-        expected = genai_prices.calc_price(to_genai_usage(usage), model, provider_id="google")
+        expected = genai_prices.calc_price(genai_usage(usage), model, provider_id="google")
     except LookupError:  # a listed id its own match rules do not take (``ft:`` names)
         assert prices.price(model, usage) is None
         return
@@ -151,7 +158,7 @@ def test_every_bundled_model_prices_exactly_as_genai_prices_from_the_remembered_
 
 
 def test_a_model_is_matched_once_a_day(
-    prices: GeminiPrices, monkeypatch: pytest.MonkeyPatch
+    prices: GenaiPrices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups: list[str] = []
     original = prices.lookup
@@ -164,3 +171,12 @@ def test_a_model_is_matched_once_a_day(
     for tokens in range(1, 20):
         prices.price("gemini-2.5-flash", Usage(tokens * 100, tokens))
     assert len(lookups) == 1
+
+
+def genai_usage(usage: Usage) -> genai_prices.Usage:
+    """The same call as genai-prices counts it: cached tokens are part of the input tokens."""
+    return genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=min(usage.cached_input_tokens, usage.input_tokens),
+    )

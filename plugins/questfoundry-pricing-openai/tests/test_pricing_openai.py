@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import genai_prices
@@ -14,11 +15,12 @@ from genai_prices.data import providers as bundled_providers
 from genai_prices.data_snapshot import DataSnapshot, set_custom_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from questfoundry_pricing_openai.prices import OpenAIPrices, to_genai_usage
+from questfoundry_pricing_openai.plugin import make_openai_prices
 
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.protocols import CostModel
 from questfoundry.contracts.records import Usage
+from questfoundry.kit import GenaiPrices
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cost_contract import (
     CostModelContract,
@@ -28,7 +30,7 @@ from questfoundry.testing.cost_contract import (
 USAGE = Usage(input_tokens=12_345, output_tokens=678, cached_input_tokens=2_048)
 
 
-class TestOpenAIPricesContract(CostModelContract):
+class TestGenaiPricesContract(CostModelContract):
     known_model = "gpt-4o"
     unknown_model = "questfoundry-no-such-model"
 
@@ -39,9 +41,14 @@ class TestOpenAIPricesContract(CostModelContract):
         return model
 
 
+def built() -> GenaiPrices:
+    """The cost model as the plugin's factory builds it."""
+    return make_openai_prices({}, BackendContext(Path.cwd(), "pricing"))
+
+
 @pytest.fixture
-def prices() -> OpenAIPrices:
-    return OpenAIPrices()
+def prices() -> GenaiPrices:
+    return built()
 
 
 @pytest.fixture
@@ -54,7 +61,7 @@ def fetched_snapshot_is_empty() -> Iterator[None]:
 
 @pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-mini"])
 def test_price_equals_genai_prices_calc_price_for_the_same_usage(
-    prices: OpenAIPrices, model: str
+    prices: GenaiPrices, model: str
 ) -> None:
     usage = genai_prices.Usage(input_tokens=12_345, output_tokens=678, cache_read_tokens=2_048)
     expected = genai_prices.calc_price(usage, model, provider_id="openai").total_price
@@ -62,29 +69,29 @@ def test_price_equals_genai_prices_calc_price_for_the_same_usage(
     assert expected > 0
 
 
-def test_gpt_4o_costs_its_published_per_token_prices(prices: OpenAIPrices) -> None:
+def test_gpt_4o_costs_its_published_per_token_prices(prices: GenaiPrices) -> None:
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, cached_input_tokens=0)
     assert prices.price("gpt-4o", usage) == Decimal("2.5") + Decimal("10")
 
 
-def test_cached_input_tokens_cost_less_than_uncached_ones(prices: OpenAIPrices) -> None:
+def test_cached_input_tokens_cost_less_than_uncached_ones(prices: GenaiPrices) -> None:
     uncached = prices.price("gpt-4o", Usage(input_tokens=10_000))
     cached = prices.price("gpt-4o", Usage(input_tokens=10_000, cached_input_tokens=10_000))
     assert uncached is not None and cached is not None
     assert 0 < cached < uncached
 
 
-def test_a_dated_model_name_prices_as_its_model(prices: OpenAIPrices) -> None:
+def test_a_dated_model_name_prices_as_its_model(prices: GenaiPrices) -> None:
     assert prices.price("gpt-4o-2024-08-06", USAGE) == prices.price("gpt-4o", USAGE)
 
 
-def test_a_model_of_another_provider_is_unknown(prices: OpenAIPrices) -> None:
+def test_a_model_of_another_provider_is_unknown(prices: GenaiPrices) -> None:
     assert prices.price("gemini-2.5-flash", USAGE) is None
 
 
 @pytest.mark.usefixtures("fetched_snapshot_is_empty")
 def test_prices_come_from_the_bundled_data_even_when_a_fetched_snapshot_is_active(
-    prices: OpenAIPrices,
+    prices: GenaiPrices,
 ) -> None:
     with pytest.raises(LookupError):
         genai_prices.calc_price(genai_prices.Usage(input_tokens=1), "gpt-4o", provider_id="openai")
@@ -121,10 +128,10 @@ def test_building_and_pricing_opens_no_socket_and_starts_no_price_updater() -> N
 def test_every_bundled_model_prices_exactly_as_genai_prices_from_the_remembered_rates(
     model: str, input_tokens: int, output_tokens: int, cached_share: float
 ) -> None:
-    prices = OpenAIPrices()
+    prices = built()
     usage = Usage(input_tokens, output_tokens, int(input_tokens * cached_share))
     try:
-        expected = genai_prices.calc_price(to_genai_usage(usage), model, provider_id="openai")
+        expected = genai_prices.calc_price(genai_usage(usage), model, provider_id="openai")
     except LookupError:  # a listed id its own match rules do not take (``ft:`` names)
         assert prices.price(model, usage) is None
         return
@@ -134,7 +141,7 @@ def test_every_bundled_model_prices_exactly_as_genai_prices_from_the_remembered_
 
 
 def test_a_model_is_matched_once_a_day(
-    prices: OpenAIPrices, monkeypatch: pytest.MonkeyPatch
+    prices: GenaiPrices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lookups: list[str] = []
     original = prices.lookup
@@ -147,3 +154,12 @@ def test_a_model_is_matched_once_a_day(
     for tokens in range(1, 20):
         prices.price("gpt-4o", Usage(tokens * 100, tokens))
     assert len(lookups) == 1
+
+
+def genai_usage(usage: Usage) -> genai_prices.Usage:
+    """The same call as genai-prices counts it: cached tokens are part of the input tokens."""
+    return genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=min(usage.cached_input_tokens, usage.input_tokens),
+    )

@@ -114,6 +114,7 @@ _EXPORTS = {
     "redis_schema": "questfoundry.kit.redis",
     "DailyPrices": "questfoundry.kit.prices",
     "FixedPrices": "questfoundry.kit.prices",
+    "GenaiPrices": "questfoundry.kit.prices",
     "to_price": "questfoundry.kit.prices",
     "from_pico": "questfoundry.kit.money",
     "to_pico": "questfoundry.kit.money",
@@ -174,6 +175,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "FixedPrices",
     "FlightLocking",
     "GENERATION_PARAMETERS",
+    "GenaiPrices",
     "Hold",
     "INTERNAL_KEY_PREFIX",
     "Kind",
@@ -365,7 +367,7 @@ if TYPE_CHECKING:
     )
     from questfoundry.kit.loops import SECTIONS, TOPOLOGY, each_section, load_topology
     from questfoundry.kit.money import from_pico, to_pico, usd
-    from questfoundry.kit.prices import DailyPrices, FixedPrices, to_price
+    from questfoundry.kit.prices import DailyPrices, FixedPrices, GenaiPrices, to_price
     from questfoundry.kit.redaction import MASK, redact, register_secret
     from questfoundry.kit.redis import RedisSettings, redis_scan_pattern, redis_schema
     from questfoundry.kit.retry_after import parse_retry_after

@@ -12,6 +12,10 @@ and ``pricing.providers.<provider>`` takes the same keys. Prices given in config
 provider's cost model plugin. Money is :class:`~decimal.Decimal`: a YAML float is converted through
 its shortest ``repr`` (``str(0.00002)``), so the price a user wrote is the price used, exactly,
 not the binary float nearest to it.
+
+The cost model plugins build on :class:`DailyPrices` (a dated price list, looked up once a day);
+:class:`GenaiPrices` is one over the data bundled in genai-prices, shared by the ``openai`` and
+``gemini`` cost models.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ import math
 from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from questfoundry.contracts.errors import ConfigError
 from questfoundry.contracts.records import Usage
+
+if TYPE_CHECKING:
+    import genai_prices
 
 INPUT_KEY = "cost_per_input_token"
 OUTPUT_KEY = "cost_per_output_token"
@@ -149,6 +156,66 @@ class DailyPrices:
         if isinstance(found, FixedPrices):
             return found.price(model, usage)
         return self.priced(found, usage)
+
+
+class GenaiPrices(DailyPrices):
+    """One provider's prices from the data bundled in genai-prices, never from the network.
+
+    genai-prices' own ``calc_price`` reads a process-wide snapshot that ``UpdatePrices`` (its
+    background fetcher, started by any library in the process) may replace with prices
+    downloaded at run time. This cost model builds its own snapshot from the bundled data
+    instead, so what a call costs depends only on the installed genai-prices version.
+
+    Matching a model name costs genai-prices about 100 µs, so the price found is kept for the
+    day (:class:`DailyPrices`); a plain per-token rate is then applied directly, a tiered price
+    (long context) still goes through genai-prices for every call.
+
+    genai-prices is imported when one is built, never with the kit: a plugin using this class
+    depends on genai-prices itself. ``provider_id`` is genai-prices' name for the provider;
+    ``model_prefix`` is dropped from a model's name before it is looked up (``models/`` of the
+    Gemini API).
+    """
+
+    def __init__(self, provider_id: str, *, model_prefix: str = "") -> None:
+        from genai_prices.data import providers
+        from genai_prices.data_snapshot import DataSnapshot
+
+        super().__init__()
+        self.provider_id = provider_id
+        self.model_prefix = model_prefix
+        self._snapshot = DataSnapshot(providers=providers, from_auto_update=False)
+
+    def name_of(self, model: str) -> str:
+        return model.removeprefix(self.model_prefix)
+
+    def lookup(self, name: str, now: datetime) -> object:
+        try:
+            _, info = self._snapshot.find_provider_model(name, None, self.provider_id, None)
+        except LookupError:
+            return None
+        prices = info.get_prices(now)
+        plain = FixedPrices.per_million(
+            prices.input_mtok, prices.output_mtok, prices.cache_read_mtok
+        )
+        return plain or prices
+
+    def priced(self, found: object, usage: Usage) -> Decimal:
+        from genai_prices.types import ModelPrice
+
+        assert isinstance(found, ModelPrice)
+        total: Decimal = found.calc_price(_genai_usage(usage))["total_price"]
+        return total
+
+
+def _genai_usage(usage: Usage) -> genai_prices.Usage:
+    """genai-prices counts cached tokens inside ``input_tokens``, as QuestFoundry does."""
+    import genai_prices
+
+    return genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=min(usage.cached_input_tokens, usage.input_tokens),
+    )
 
 
 def fixed_prices_from(settings: Mapping[str, Any], *, path: str = "") -> FixedPrices | None:

@@ -1,5 +1,5 @@
 """QuestFoundry cost model ``openai``: OpenAI prices from genai-prices' bundled data.
 
-The pricing itself lives in :mod:`questfoundry_pricing_openai.prices`, which imports genai-prices;
-importing this package does not.
+The pricing itself is the kit's :class:`~questfoundry.kit.GenaiPrices`, which imports genai-prices
+when it is built; importing this package does not.
 """

@@ -1,22 +1,21 @@
-"""Registers cost model ``openai``. genai-prices is imported by the factory, not here, so listing
-plugins stays fast."""
+"""Registers cost model ``openai``: the kit's :class:`~questfoundry.kit.GenaiPrices` over OpenAI's
+prices. genai-prices is imported when the cost model is built, not here, so listing plugins stays
+fast."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from questfoundry.kit import Backend, BackendContext, hookimpl
+from questfoundry.kit import Backend, BackendContext, GenaiPrices, hookimpl
 
-if TYPE_CHECKING:
-    from questfoundry_pricing_openai.prices import OpenAIPrices
+#: genai-prices' id for OpenAI
+PROVIDER_ID = "openai"
 
 
-def make_openai_prices(settings: Mapping[str, Any], context: BackendContext) -> OpenAIPrices:
+def make_openai_prices(settings: Mapping[str, Any], context: BackendContext) -> GenaiPrices:
     """Build the cost model; it has no settings."""
-    from questfoundry_pricing_openai.prices import OpenAIPrices
-
-    return OpenAIPrices()
+    return GenaiPrices(PROVIDER_ID)
 
 
 @hookimpl
