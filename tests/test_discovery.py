@@ -36,7 +36,6 @@ from questfoundry.registry import (
     get_plugin_manager,
     known_plugins,
 )
-from questfoundry.testing.plugin_suite import PluginSuite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -825,85 +824,6 @@ def test_the_ollama_cost_model_is_found_through_its_installed_entry_point() -> N
     )
     info = next(i for i in manager.plugins() if i.distribution == "questfoundry-pricing-ollama")
     assert info.version == metadata.version("questfoundry-pricing-ollama")
-
-
-def test_every_repository_plugin_runs_the_standard_plugin_suite() -> None:
-    suites = {cls.distribution for cls in InstalledRepositoryPlugin.__subclasses__()}
-    assert suites == set(repo_plugin_distributions())
-
-
-class InstalledRepositoryPlugin(PluginSuite):
-    """Skips, rather than fails, where the distribution is not installed."""
-
-    @pytest.fixture(autouse=True)
-    def _installed(self) -> None:
-        try:
-            metadata.distribution(self.distribution)
-        except metadata.PackageNotFoundError:
-            pytest.skip(f"{self.distribution} is not installed")
-
-
-class TestCacheFilePlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-cache-file"
-    registers = {"cache backend": ["file"]}
-    lazy_modules = ("diskcache", "questfoundry_cache_file.cache")
-
-
-class TestCacheRedisPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-cache-redis"
-    registers = {"cache backend": ["redis"]}
-    lazy_modules = ("redis", "questfoundry_cache_redis.cache")
-
-
-class TestLimiterRedisPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-limiter-redis"
-    registers = {"limiter strategy": ["redis"], "budget keeper": ["redis"]}
-    lazy_modules = (
-        "redis",
-        "questfoundry_limiter_redis.limiter",
-        "questfoundry_limiter_redis.budgets",
-    )
-
-
-class TestPricingGeminiPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-pricing-gemini"
-    registers = {"cost model": ["gemini"]}
-    lazy_modules = ("genai_prices",)
-
-
-class TestPricingOllamaPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-pricing-ollama"
-    registers = {"cost model": ["ollama"]}
-
-
-class TestPricingOpenAIPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-pricing-openai"
-    registers = {"cost model": ["openai"]}
-    lazy_modules = ("genai_prices",)
-
-
-class TestProviderGeminiPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-provider-gemini"
-    registers = {"provider": ["gemini"]}
-    lazy_modules = ("google.genai", "questfoundry_provider_gemini.provider")
-
-
-class TestProviderOllamaPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-provider-ollama"
-    registers = {"provider": ["ollama"]}
-    lazy_modules = ("ollama", "questfoundry_provider_ollama.provider")
-
-
-class TestProviderOpenAIPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-provider-openai"
-    registers = {"provider": ["openai"]}
-    lazy_modules = ("openai", "questfoundry_provider_openai.provider")
-
-
-class TestStoreRedisPlugin(InstalledRepositoryPlugin):
-    distribution = "questfoundry-store-redis"
-    registers = {"state store": ["redis"]}
-    lazy_modules = ("redis", "questfoundry_store_redis.store")
 
 
 # ------------------------------------------------------------------------ the template

@@ -121,14 +121,6 @@ def cache(backend_context: BackendContext) -> Iterator[FileCache]:
 # ----------------------------------------------------------------------------- plugin and settings
 
 
-def test_importing_the_plugin_module_does_not_import_diskcache() -> None:
-    code = "import sys, questfoundry_cache_file.plugin; print('diskcache' in sys.modules)"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "False"
-
-
 def test_installed_entry_point_registers_the_file_backend(
     backend_context: BackendContext,
 ) -> None:

@@ -1,7 +1,8 @@
-"""The LABEL ``NAME``: implements the matching protocol of :mod:`questfoundry.interfaces`.
+"""The LABEL ``NAME``: implements the matching protocol of :mod:`questfoundry.kit`.
 
-Import LIBRARY_MODULE at the top of this module. Wrap its exceptions into the core's
-(:mod:`questfoundry.contracts.errors`): callers never import LIBRARY_MODULE to handle its errors.
+Import LIBRARY_MODULE at the top of this module, and of QuestFoundry only :mod:`questfoundry.kit`.
+Wrap the library's exceptions into the kit's errors (``BackendUnavailableError``,
+``ConfigError``, …): callers never import LIBRARY_MODULE to handle its errors.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from questfoundry.kit import BackendContext
 class MyBackend:
     """Add the protocol's methods; declare optional features in ``capabilities``.
 
-    See :class:`questfoundry.contracts.protocols.Capability` for the feature names the core asks about.
+    See :class:`questfoundry.kit.Capability` for the feature names the core asks about.
     """
 
     capabilities: frozenset[str] = frozenset()

@@ -1,7 +1,7 @@
 """Registers LABEL ``NAME`` and the settings it takes.
 
-This module is imported whenever plugins are listed, so it imports only the core: the backend and
-its third-party library are imported by the factory, when config selects ``NAME``.
+This module is imported whenever plugins are listed, so it imports only :mod:`questfoundry.kit`:
+the backend and its third-party library are imported by the factory, when config selects ``NAME``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ SETTINGS = {
 def make_backend(settings: Mapping[str, Any], context: BackendContext) -> MyBackend:
     """Build the backend from its settings, already validated against :data:`SETTINGS`.
 
-    Check what the schema cannot say here and raise :class:`questfoundry.contracts.errors.ConfigError` with
-    the config path, so the user hears about it at start, not on the first call.
+    Check what the schema cannot say here and raise :class:`questfoundry.kit.ConfigError` with the
+    config path, so the user hears about it at start, not on the first call.
     """
     from .backend import MyBackend
 

@@ -1,0 +1,14 @@
+"""questfoundry-pricing-ollama passes the core's standard plugin suite.
+
+Found through its entry point, it registers what it declares, with valid settings, and loads no
+library until a backend is built.
+"""
+
+from __future__ import annotations
+
+from questfoundry.testing.plugin_suite import PluginSuite
+
+
+class TestPricingOllamaPlugin(PluginSuite):
+    distribution = "questfoundry-pricing-ollama"
+    registers = {"cost model": ["ollama"]}
