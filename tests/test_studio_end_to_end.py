@@ -234,7 +234,8 @@ def test_questfoundry_run_prints_the_report_and_where_the_book_is(
     unknown = runner.invoke(cli, ["--config", path, "run", "story_sprak"])
     assert unknown.exit_code == 1
     assert unknown.stderr.strip() == (
-        "Error: unknown loop 'story_sprak' (runnable loops: art_touch_up, binding_run, story_spark)"
+        "Error: unknown loop 'story_sprak' "
+        "(runnable loops: art_touch_up, binding_run, revision, story_spark)"
     )
 
 

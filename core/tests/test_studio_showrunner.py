@@ -304,9 +304,11 @@ def test_an_empty_section_is_asked_again_then_marked_as_a_placeholder(
         "start": "a",
         "sections": [{"id": "a", "title": "A", "summary": "", "choices": []}],
     }
+    passed = ProviderReply("m1", text='{"verdict": "pass", "notes": ""}')
     providers.script.extend(
         [ProviderReply("m1", text=json.dumps(sound))] + [ProviderReply("m1", text=" ")] * 2
     )
+    providers.script.append(passed)
     showrunner = studio()
     report = showrunner.run("story_spark", sections=1)
     section = showrunner.runtime.state.get("book/sections/a")

@@ -1,7 +1,11 @@
 """What a step's ``run`` is given: its roles, the project state, fan-out, and asking for answers.
 
-Every call goes through a :class:`~questfoundry.studio.role.Role` (so the gateway's cache, limits
-and ledger apply) and is added to the run's tally. An answer is read in three tries at most:
+Every call goes through a :class:`~questfoundry.studio.role.Role` and its run's
+:class:`~questfoundry.studio.calls.Calls` (the gateway, so its cache, limits and ledger apply;
+or a forecast) and is added to the run's tally. Every text and structured prompt starts with its
+background (:mod:`.briefing`): the brief, style guide and canon, and a section's neighbourhood
+when the step names the section; a step reads the state for it once, the first time it asks.
+An answer is read in three tries at most:
 
 1. the reply must have the right shape (JSON valid against the schema, for structured output);
    one that does not is asked again once with the error, then the step fails. A reply of the
@@ -17,20 +21,24 @@ as deterministic as its replies and a second run is answered from the cache.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from questfoundry.contracts.errors import QuestFoundryError, StepError
+from questfoundry.book.model import Topology
+from questfoundry.contracts.brief import CANON, STYLE, Brief, CanonEntry, StyleGuide
+from questfoundry.contracts.errors import StateError, StepError
 from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import Reply
 from questfoundry.contracts.structured import ShapeError, parse, schema_params
 from questfoundry.contracts.studio import RUN, Fix, LoopSpec, Step, sound
+from questfoundry.kit.loops import TOPOLOGY
+from questfoundry.studio.briefing import Knowledge, background, look
 from questfoundry.studio.role import Role
 
 if TYPE_CHECKING:
     from questfoundry.contracts.protocols import StateStore
+    from questfoundry.studio.calls import Calls
     from questfoundry.studio.report import Tally
     from questfoundry.studio.role import Cast
 
@@ -46,6 +54,13 @@ class Run(Protocol):
     loop: LoopSpec
     run_id: str
     sections: int
+    options: Mapping[str, Any]
+    force: bool
+    brief: Brief
+    notes: list[str]
+    calls: Calls
+    root: Path
+    context_tokens: int
 
     def progress(self, step: Step, done: int, total: int, status: str) -> None: ...
 
@@ -67,19 +82,37 @@ class StepContext:
         self.run_id = run.run_id
         #: how many sections the run was asked for
         self.sections = run.sections
+        #: the values of the loop's declared options
+        self.options = run.options
+        #: the run may rewrite what the author wrote by hand
+        self.force = run.force
         self._total = 1
         self._done = 0
+        self._knowledge: asyncio.Future[Knowledge] | None = None
 
     # ------------------------------------------------------------------ roles and state
 
     @property
     def project_root(self) -> Path:
-        """The folder holding the project's ``.questfoundry``: where a loop writes files."""
-        return self._run.showrunner.runtime.config.project_dir.parent
+        """The folder holding the project's ``.questfoundry``: where a loop writes files (a
+        temporary folder for a forecast)."""
+        return self._run.root
+
+    @property
+    def brief(self) -> Brief:
+        """The author's brief as the run found it (its flags applied)."""
+        return self._run.brief
 
     def role(self, name: str | None = None) -> Role:
         """The step's role, or another role of the loop by ``name``."""
         return self._run.showrunner.role(name or self.step.role)
+
+    def max_tokens(self, role: str | None = None) -> int | None:
+        """The most tokens one reply of the role may hold: its ``max_tokens``, or the cap the
+        gateway sends (:meth:`Gateway.plan <questfoundry.gateway.Gateway.plan>` says which)."""
+        request = self.role(role).request("")
+        limit = self._run.showrunner.runtime.gateway.plan(request).params.get("max_tokens")
+        return int(limit) if limit else None
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The state document at ``key``, whoever made it."""
@@ -120,6 +153,11 @@ class StepContext:
         """Tell the report where a file was written."""
         self._run.outputs[name] = path
 
+    def note(self, line: str) -> None:
+        """Tell the author something in the report (once, however often a resumed run says so)."""
+        if line not in self._run.notes:
+            self._run.notes.append(line)
+
     def fail(self, reason: str, role: str | None = None) -> StepError:
         """The error failing this step for ``reason`` (raise it)."""
         return StepError(self.loop, self.step.name, role or self.step.role, reason)
@@ -159,6 +197,42 @@ class StepContext:
     def _report(self, status: str) -> None:
         self._run.progress(self.step, self._done, self._total, status)
 
+    # ------------------------------------------------------------------ background
+
+    async def background(self, section: str | None = None) -> str:
+        """The context block a prompt starts with (:func:`~.briefing.background`): the book's,
+        or the section of id ``section``'s, within ``studio.context_tokens``."""
+        return background(await self.knowledge(), self._run.context_tokens, section)
+
+    async def knowledge(self) -> Knowledge:
+        """What the state holds that prompts draw on, read once per step (the concurrent asks of
+        a step's fan-out share one read)."""
+        if self._knowledge is None:
+            self._knowledge = asyncio.ensure_future(self._read_knowledge())
+        return await asyncio.shield(self._knowledge)
+
+    async def _read_knowledge(self) -> Knowledge:
+        """The style guide, canon and topology in the state; a malformed one fails the step in
+        one line naming its key."""
+        topology = await self.get(TOPOLOGY)
+        style = await self.get(STYLE)
+        canon = []
+        for key in await self.keys(CANON):
+            document = await self.get(key)
+            if document is not None:
+                canon.append((key[len(CANON) :], _read(key, CanonEntry.from_dict, document)))
+        return Knowledge(
+            self._run.brief,
+            None if style is None else _read(STYLE, StyleGuide.from_dict, style),
+            tuple(canon),
+            None if topology is None else Topology.from_dict(topology),
+        )
+
+    async def _told(self, prompt: str, section: str | None) -> str:
+        """``prompt`` after its background."""
+        told = await self.background(section)
+        return f"{told}\n\n{prompt}" if told else prompt
+
     # ------------------------------------------------------------------ asking
 
     async def text(
@@ -168,13 +242,18 @@ class StepContext:
         role: str | None = None,
         fix: Fix[str] = sound,
         instructions: str | None = None,
+        section: str | None = None,
+        words: int | None = None,
     ) -> str:
         """Prose from the role: plain text, its meaning checked by ``fix``.
 
-        ``instructions`` replace the step's, for a role other than the step's own.
+        ``instructions`` replace the step's, for a role other than the step's own. ``section``
+        (an id) adds its context to the background; ``words`` is the length expected, for
+        forecasts.
         """
         asked = self.role(role)
-        return await self._ask(asked, prompt, {}, lambda text: text or "", fix, instructions)
+        prompt = await self._told(prompt, section)
+        return await self._ask(asked, prompt, {}, lambda text: text or "", fix, instructions, words)
 
     async def structured(
         self,
@@ -184,16 +263,20 @@ class StepContext:
         schema: Mapping[str, Any],
         fix: Fix[T] = sound,
         role: str | None = None,
+        section: str | None = None,
     ) -> T:
-        """An instance of ``schema`` from the role (structured output), checked by ``fix``."""
+        """An instance of ``schema`` from the role (structured output), checked by ``fix``;
+        ``section`` as for :meth:`text`."""
         params = schema_params(name, schema)
         asked = self.role(role)
-        return await self._ask(asked, prompt, params, lambda t: parse(t, schema), fix, None)
+        prompt = await self._told(prompt, section)
+        return await self._ask(asked, prompt, params, lambda t: parse(t, schema), fix, None, None)
 
     async def image(self, prompt: str, *, role: str | None = None) -> bytes:
-        """Image bytes from an image role."""
+        """Image bytes from an image role; the prompt ends with the brief's look."""
         asked = self.role(role)
-        reply = await self._call(asked, prompt, {})
+        style = look(self._run.brief)
+        reply = await self._call(asked, f"{prompt} {style}" if style else prompt, {})
         if not reply.image:
             raise self.fail("the image provider returned no image", asked.name)
         return reply.image
@@ -204,19 +287,17 @@ class StepContext:
         prompt: str,
         params: Mapping[str, Any],
         instructions: str | None = None,
+        words: int | None = None,
     ) -> Reply:
         if instructions is None:
             instructions = self.step.instructions
-        reply = await role.agenerate(prompt, instructions=instructions, params=params)
+        reply = await self._run.calls.ask(role, prompt, instructions, params, words)
         self._run.tally.add(role, reply)
         return reply
 
     async def _forget(self, reply: Reply) -> None:
         """Drop an unusable reply from the cache, so running the step again asks afresh."""
-        cache = self._run.showrunner.runtime.cache
-        if cache is not None and reply.key:
-            with contextlib.suppress(QuestFoundryError):
-                await asyncio.to_thread(cache.delete, reply.key)
+        await self._run.calls.forget(reply)
 
     async def _ask(
         self,
@@ -226,10 +307,11 @@ class StepContext:
         read: Callable[[str | None], Any],
         fix: Fix[T],
         instructions: str | None,
+        words: int | None,
     ) -> T:
         asked, shape_retried, candidate = prompt, False, None
         for _ in range(3):
-            reply = await self._call(role, asked, params, instructions)
+            reply = await self._call(role, asked, params, instructions, words)
             try:
                 value = read(reply.text)
             except ShapeError as exc:
@@ -257,6 +339,14 @@ class StepContext:
         for note in notes:
             self.repaired(note)
         return fixed
+
+
+def _read(key: str, read: Callable[[dict[str, Any]], U], document: dict[str, Any]) -> U:
+    """``read(document)``; a :class:`StateError` saying which key holds what it refused."""
+    try:
+        return read(document)
+    except (StateError, AttributeError, TypeError) as exc:
+        raise StateError(f"{key}: {exc}") from None
 
 
 def _retry(prompt: str, answer: str | None, problem: str) -> str:

@@ -6,9 +6,10 @@ ready runs at once, on one event loop (the gateway keeps calls within the config
 The run record ``runs/<run_id>`` is saved when the run starts and after every step; the pointer
 ``runs/latest/<loop>`` names the loop's latest run. A run that did not finish (a failure, a
 crash, an interrupt) is continued by the next run of the same loop with the same number of
-sections: its finished steps are skipped, and within a step the artifacts it already saved
-(stamped with the run id) are not made again. A run that finished is not continued: the next
-one does everything again, which the response cache answers without calling a provider.
+sections and the same options: its finished steps are skipped, and within a step the artifacts
+it already saved (stamped with the run id) are not made again. A run that finished is not
+continued: the next one does everything again, which the response cache answers without calling
+a provider.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from questfoundry.contracts.brief import Brief
 from questfoundry.contracts.errors import LoopError, QuestFoundryError, StepError
 from questfoundry.contracts.protocols import StateStore
 from questfoundry.contracts.studio import LoopSpec, Step
+from questfoundry.studio.briefing import DEFAULT_CONTEXT_TOKENS
+from questfoundry.studio.calls import Calls, Direct
 from questfoundry.studio.context import StepContext
 from questfoundry.studio.report import RunReport, Tally
 
@@ -88,13 +93,30 @@ class LoopRun:
         loop: LoopSpec,
         sections: int,
         progress: Progress | None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        force: bool = False,
+        brief: Brief | None = None,
+        calls: Calls | None = None,
+        state: StateStore | None = None,
+        root: Path | None = None,
     ) -> None:
+        runtime = showrunner.runtime
         self.showrunner = showrunner
         self.loop = loop
         self.sections = sections
-        self.state: StateStore = showrunner.runtime.state
+        #: the loop's declared options, read (``LoopSpec.options_of``); resuming needs the same
+        self.options: Mapping[str, Any] = dict(options or {})
+        self.force = force
+        self.brief = brief or Brief()
+        self.calls: Calls = calls or Direct(runtime)
+        self.state: StateStore = state or runtime.state
+        self.root = root or runtime.config.project_dir.parent
+        tokens = runtime.config.get("studio.context_tokens")
+        self.context_tokens = DEFAULT_CONTEXT_TOKENS if tokens is None else int(tokens)
         self.tally = Tally()
         self.repairs: list[str] = []
+        self.notes: list[str] = []
         self.outputs: dict[str, str] = {}
         self._progress = progress
         self.run_id = ""
@@ -115,6 +137,7 @@ class LoopRun:
                 self.progress(step, 1, 1, SKIPPED)
         failure = await self._steps(waits, finished)
         self.record["repairs"] = self.repairs
+        self.record["notes"] = self.notes
         self.record["outputs"] = self.outputs
         if failure is not None:
             self.record.update(status=FAILED, error=str(failure))
@@ -131,6 +154,7 @@ class LoopRun:
             skipped,
             dict(self.outputs),
             time.perf_counter() - started,
+            list(self.notes),
         )
         self.record.update(status=DONE, error=None, report=report.as_json())
         await asyncio.to_thread(self._save)
@@ -182,10 +206,16 @@ class LoopRun:
         """Continue the loop's unfinished run, or start a new one; True when continuing."""
         pointer = self.state.get(LATEST + self.loop.name) or {}
         record = self.state.get(RUNS + pointer["run_id"]) if "run_id" in pointer else None
-        if record and record.get("status") != DONE and record.get("sections") == self.sections:
+        if (
+            record
+            and record.get("status") != DONE
+            and record.get("sections") == self.sections
+            and record.get("options", {}) == self.options
+        ):
             self.run_id, self.record = record["run_id"], record
             self.record.update(status=RUNNING, attempts=record.get("attempts", 1) + 1)
             self.repairs[:] = record.get("repairs", [])
+            self.notes[:] = record.get("notes", [])
             self.outputs.update(record.get("outputs", {}))
             self._save()
             return True
@@ -194,6 +224,7 @@ class LoopRun:
             "run_id": self.run_id,
             "loop": self.loop.name,
             "sections": self.sections,
+            "options": self.options,
             "status": RUNNING,
             "attempts": 1,
             "steps": {},

@@ -111,9 +111,10 @@ class Tally:
 class RunReport:
     """What one run of a loop did: per-role usage, totals, repairs, what it wrote and where.
 
-    ``status`` is ``done``; ``resumed`` says the run continued an interrupted one; ``skipped``
-    names steps an earlier attempt of the run had finished; ``outputs`` maps names (``html``,
-    ``markdown``) to the files written.
+    ``status`` is ``done`` (``estimate`` for a forecast); ``resumed`` says the run continued an
+    interrupted one; ``skipped`` names steps an earlier attempt of the run had finished;
+    ``outputs`` maps names (``html``, ``markdown``) to the files written; ``notes`` are what the
+    run tells the author (``the plotwright invented a premise``).
     """
 
     run_id: str
@@ -126,6 +127,7 @@ class RunReport:
     skipped: Sequence[str] = ()
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: Sequence[str] = ()
 
     @property
     def totals(self) -> RoleUsage:
@@ -147,6 +149,7 @@ class RunReport:
             "repairs": list(self.repairs),
             "skipped_steps": list(self.skipped),
             "outputs": dict(self.outputs),
+            "notes": list(self.notes),
         }
 
     COLUMNS = (

@@ -4,20 +4,36 @@ Roles are built lazily from the runtime's catalogue and resolution. Roles whose 
 settings are equal share one provider instance, because they share the runtime's provider pool.
 The Showrunner takes its runtime over: closing it (or leaving its ``with`` block) closes the
 runtime, once.
+
+A run is told what to do beyond its loop's name: ``sections`` (else the brief's planned length,
+else :data:`DEFAULT_SECTIONS`), the loop's declared ``options``, ``brief`` changes (saved as the
+project's brief before it starts), ``force`` (rewrite what the author wrote by hand) and
+``budget`` (a cap on what this run may spend, :mod:`.spending`). :meth:`estimate` forecasts the
+same run without calling any provider (:mod:`.forecast`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from questfoundry.book.model import DEFAULT_SECTIONS, MAX_SECTIONS
+from questfoundry.contracts.brief import BRIEF, Brief
 from questfoundry.contracts.errors import LoopError
+from questfoundry.contracts.protocols import StateStore
 from questfoundry.contracts.studio import LoopSpec
+from questfoundry.studio.calls import Calls, Direct
 from questfoundry.studio.engine import LoopRun, Progress
+from questfoundry.studio.forecast import Forecast, Overlay
 from questfoundry.studio.report import RunReport
 from questfoundry.studio.role import Role
+from questfoundry.studio.spending import RunBudget
 
 if TYPE_CHECKING:
     from questfoundry.config import Config
@@ -77,21 +93,118 @@ class Showrunner:
     # ------------------------------------------------------------------ running
 
     def run(
-        self, loop: str, *, sections: int = DEFAULT_SECTIONS, progress: Progress | None = None
+        self,
+        loop: str,
+        *,
+        sections: int | None = None,
+        progress: Progress | None = None,
+        options: Mapping[str, Any] | None = None,
+        brief: Mapping[str, Any] | None = None,
+        force: bool = False,
+        budget: Decimal | None = None,
     ) -> RunReport:
-        """Run ``loop`` to its end (or continue its unfinished run) and report what it cost."""
-        return asyncio.run(self.arun(loop, sections=sections, progress=progress))
+        """Run ``loop`` to its end (or continue its unfinished run) and report what it cost; see
+        the module docstring for the rest."""
+        return asyncio.run(
+            self.arun(
+                loop,
+                sections=sections,
+                progress=progress,
+                options=options,
+                brief=brief,
+                force=force,
+                budget=budget,
+            )
+        )
 
     async def arun(
-        self, loop: str, *, sections: int = DEFAULT_SECTIONS, progress: Progress | None = None
+        self,
+        loop: str,
+        *,
+        sections: int | None = None,
+        progress: Progress | None = None,
+        options: Mapping[str, Any] | None = None,
+        brief: Mapping[str, Any] | None = None,
+        force: bool = False,
+        budget: Decimal | None = None,
     ) -> RunReport:
         """:meth:`run` for asyncio."""
+        calls: Calls = Direct(self.runtime)
+        if budget is not None:
+            calls = RunBudget(calls, self.runtime, budget)
+        state = self.runtime.state
+        return await self._run(loop, sections, progress, options, brief, force, calls, state)
+
+    def estimate(
+        self,
+        loop: str,
+        *,
+        sections: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        brief: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> RunReport:
+        """What :meth:`run` would do and cost, per role, without calling any provider and
+        without changing anything (:mod:`.forecast`); the report's status is ``estimate``."""
+        return asyncio.run(
+            self.aestimate(loop, sections=sections, options=options, brief=brief, force=force)
+        )
+
+    async def aestimate(
+        self,
+        loop: str,
+        *,
+        sections: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        brief: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> RunReport:
+        """:meth:`estimate` for asyncio."""
+        overlay = Overlay(self.runtime.state)
+        forecast = Forecast(self.runtime)
+        with tempfile.TemporaryDirectory(prefix="questfoundry-estimate-") as root:
+            report = await self._run(
+                loop, sections, None, options, brief, force, forecast, overlay, Path(root)
+            )
+        return replace(report, run_id="", status="estimate", outputs={})
+
+    async def _run(
+        self,
+        loop: str,
+        sections: int | None,
+        progress: Progress | None,
+        options: Mapping[str, Any] | None,
+        changes: Mapping[str, Any] | None,
+        force: bool,
+        calls: Calls,
+        state: StateStore,
+        root: Path | None = None,
+    ) -> RunReport:
+        spec = self.loop(loop)
+        values = spec.options_of(options or {})
+        brief = Brief.from_dict(await asyncio.to_thread(state.get, BRIEF))
+        if changes:
+            brief = brief.updated(changes)
+            await asyncio.to_thread(state.set, BRIEF, brief.to_dict())
+        if sections is None:
+            sections = brief.sections or DEFAULT_SECTIONS
         if not 1 <= sections <= MAX_SECTIONS:
             raise LoopError(f"sections must be between 1 and {MAX_SECTIONS}, not {sections}")
-        spec = self.loop(loop)
         for step in spec.steps:
             self.role(step.role)
-        return await LoopRun(self, spec, sections, progress).execute()
+        run = LoopRun(
+            self,
+            spec,
+            sections,
+            progress,
+            options=values,
+            force=force,
+            brief=brief,
+            calls=calls,
+            state=state,
+            root=root,
+        )
+        return await run.execute()
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -1,11 +1,13 @@
-"""The loops the core ships with steps: ``story_spark``, ``art_touch_up``, ``binding_run``."""
+"""The loops the core ships with steps: ``story_spark``, ``art_touch_up``, ``binding_run`` and
+``revision`` (one section rewritten from the author's notes)."""
 
 from __future__ import annotations
 
 from questfoundry.builtins.loops.art_touch_up import ART_TOUCH_UP
 from questfoundry.builtins.loops.binding_run import BINDING_RUN
+from questfoundry.builtins.loops.revision import REVISION
 from questfoundry.builtins.loops.story_spark import STORY_SPARK
 
-__all__ = ["ART_TOUCH_UP", "BINDING_RUN", "RUNNABLE", "STORY_SPARK"]
+__all__ = ["ART_TOUCH_UP", "BINDING_RUN", "REVISION", "RUNNABLE", "STORY_SPARK"]
 
-RUNNABLE = (STORY_SPARK, ART_TOUCH_UP, BINDING_RUN)
+RUNNABLE = (STORY_SPARK, ART_TOUCH_UP, BINDING_RUN, REVISION)
