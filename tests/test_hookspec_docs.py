@@ -143,32 +143,6 @@ def test_hook_is_exercised_by_a_test(hook: str) -> None:
 # ----------------------------------------------------------------------------- the guide
 
 
-def guide_dotted_names() -> list[str]:
-    return sorted(set(re.findall(r"`(questfoundry(?:\.\w+)+)`", guide())))
-
-
-def resolve(dotted: str) -> object:
-    """Import the longest module prefix of ``dotted`` and get the rest as attributes."""
-    parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            target: object = import_module(".".join(parts[:cut]))
-        except ModuleNotFoundError:
-            continue
-        for attribute in parts[cut:]:
-            target = getattr(target, attribute)
-        return target
-    raise ModuleNotFoundError(dotted)
-
-
-@pytest.mark.parametrize("dotted", guide_dotted_names())
-def test_every_questfoundry_name_in_the_guide_exists(dotted: str) -> None:
-    try:
-        resolve(dotted)
-    except (ImportError, AttributeError) as exc:
-        pytest.fail(f"docs/plugins.md names `{dotted}`, which does not exist: {exc}")
-
-
 def test_the_guide_names_the_entry_point_group_and_the_selection_variables() -> None:
     text = guide()
     assert f"[project.entry-points.{ENTRY_POINT_GROUP}]" in text

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
