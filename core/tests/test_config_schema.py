@@ -30,6 +30,7 @@ SECTIONS = {
     "pricing",
     "state",
     "retry",
+    "studio",
 }
 
 
@@ -258,6 +259,7 @@ def test_a_full_config_touching_every_key_is_valid() -> None:
                 "max_delay_ms": 0,
                 "respect_retry_after": False,
             },
+            "studio": {"context_tokens": 0},
         },
         manager=get_plugin_manager(entry_points=False),
     )

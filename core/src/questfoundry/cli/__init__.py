@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from questfoundry.cli import ask, cache, costs, init, plugins_config, roles, run, state
+from questfoundry.cli import (
+    ask,
+    authoring,
+    book,
+    brief,
+    cache,
+    costs,
+    init,
+    plugins_config,
+    roles,
+    run,
+    state,
+)
 from questfoundry.cli.app import cli
 
 __all__ = ["cli", "main"]
 
-_COMMANDS = (ask, cache, costs, init, plugins_config, roles, run, state)
+_COMMANDS = (ask, authoring, book, brief, cache, costs, init, plugins_config, roles, run, state)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

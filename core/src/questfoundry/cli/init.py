@@ -6,18 +6,25 @@ Ollama, with the first model it has; else the demo: the stand-in OpenAI-compatib
 with QuestFoundry (``python -m questfoundry.testing.fakes openai``). A key's value is never
 written, only ``${OPENAI_API_KEY}``. The file starts with a ``yaml-language-server`` line naming
 the JSON Schema shipped in the package, so editors check and complete it.
+
+Then the book's brief: the brief's flags (``--premise``, ``--tone``, …) set it; without any, init
+asks for it on a terminal (each question may be skipped with Enter). ``--no-input`` never asks,
+and neither does init when its input is not a terminal (a pipe, a script, CI), so it never waits.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
 from questfoundry.cli.app import App, cli, pass_app
+from questfoundry.cli.brief import FIELDS, brief_options, changes
 
 #: how long a local Ollama has to answer before init decides there is none
 PROBE_SECONDS = 0.3
@@ -47,22 +54,80 @@ class Setup:
     help="What to set up; auto: an API key in the environment, a local Ollama, else the demo.",
 )
 @click.option("--base-url", metavar="URL", help="Endpoint of the provider (the demo's server).")
+@brief_options()
+@click.option("--no-input", is_flag=True, help="Never ask for the brief (a script's init).")
 @pass_app
-def init(app: App, force: bool, provider: str, base_url: str | None) -> None:
-    """Write a commented .questfoundry/config.yml here (--config: that path instead)."""
+def init(
+    app: App,
+    /,
+    force: bool,
+    provider: str,
+    base_url: str | None,
+    no_input: bool,
+    **values: Any,
+) -> None:
+    """Write a commented .questfoundry/config.yml here (--config: that path instead), and the
+    book's brief: from its flags, else asked on a terminal."""
     from questfoundry.config import PROJECT_DIR_NAME, load_config
+    from questfoundry.contracts.brief import Brief
     from questfoundry.contracts.errors import ConfigError
 
     path = Path(app.config_path or Path(PROJECT_DIR_NAME, "config.yml")).absolute()
     if path.exists() and not force:
         raise ConfigError(f"{path} exists; run again with --force to replace it")
+    given = changes(values)
+    Brief().updated(given)  # a bad value stops init before it writes anything
     setup = choose(provider, base_url, os.environ)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(setup, schema_uri()), encoding="utf-8")
-    load_config(path, manager=app.manager)  # what init writes validates, or this is a bug
+    config = load_config(path, manager=app.manager)  # what init writes validates, or a bug
     click.echo(f"Wrote {path}: {setup.reason}.")
+    if not given and not no_input and sys.stdin is not None and sys.stdin.isatty():
+        given = ask_brief()
+    if given:
+        _save_brief(config, app, given)
     click.echo("Next: questfoundry roles   # each role's provider and model")
     click.echo("      questfoundry run story_spark")
+
+
+def ask_brief() -> dict[str, Any]:
+    """The brief's fields, asked one by one (Enter skips one); each answer is checked as it is
+    given, and asked again when it is not valid."""
+    from questfoundry.contracts.brief import Brief
+    from questfoundry.contracts.errors import StateError
+
+    click.echo("The book's brief. Enter skips a question; `questfoundry brief` changes it later.")
+    given: dict[str, Any] = {}
+    for name, (_, question) in FIELDS.items():
+
+        def check(answer: str, name: str = name) -> Any:
+            value: Any = answer.strip() or None
+            if value is None:
+                return None
+            if name == "sections":
+                value = int(value) if value.isdigit() else value
+            try:
+                Brief().updated({name: value})
+            except StateError as exc:
+                raise click.UsageError(str(exc)) from None
+            return value
+
+        default = {"pov": "second", "language": "en"}.get(name, "")
+        answer = click.prompt(
+            question, default=default, show_default=bool(default), value_proc=check
+        )
+        if answer is not None and answer != default:
+            given[name] = answer
+    return given
+
+
+def _save_brief(config: Any, app: App, given: Mapping[str, Any]) -> None:
+    from questfoundry.cli.brief import save_brief
+    from questfoundry.runtime import Runtime
+
+    with Runtime(config, app.manager) as runtime:
+        brief = save_brief(runtime.state, given)
+    click.echo(f"Saved the brief: {', '.join(brief.shown())}.")
 
 
 def choose(provider: str, base_url: str | None, env: Mapping[str, str]) -> Setup:

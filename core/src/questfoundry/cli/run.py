@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from questfoundry.book.model import DEFAULT_SECTIONS, MAX_SECTIONS
+from questfoundry.book.model import MAX_SECTIONS
 from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
+from questfoundry.cli.brief import brief_options, changes
+from questfoundry.cli.loop_options import LoopCommand, budget_of, declared
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -19,28 +21,72 @@ if TYPE_CHECKING:
     from questfoundry.studio.engine import Progress
 
 
-@cli.command()
+@cli.command(cls=LoopCommand)
 @click.argument("loop")
 @click.option(
     "--sections",
     type=click.IntRange(1, MAX_SECTIONS),
-    default=DEFAULT_SECTIONS,
-    show_default=True,
-    help="How many sections the book has.",
+    default=None,
+    help="How many sections the book has, for this run (default: the brief's, else 6).",
 )
+@brief_options(sections=False)
+@click.option(
+    "--estimate",
+    is_flag=True,
+    help="Say what the run would do and cost, calling no provider; change nothing.",
+)
+@click.option(
+    "--budget",
+    metavar="USD",
+    help="Spend at most this much on this run: each call reserves its cost before it is sent.",
+)
+@click.option("--force", is_flag=True, help="Rewrite the sections the author wrote by hand too.")
 @json_option
 @pass_app
-def run(app: App, loop: str, sections: int, as_json: bool) -> None:
+def run(
+    app: App,
+    /,
+    loop: str,
+    sections: int | None,
+    estimate: bool,
+    budget: str | None,
+    force: bool,
+    as_json: bool,
+    **values: Any,
+) -> None:
     """Run LOOP (story_spark, art_touch_up, binding_run, …) and print what each role spent.
 
     An interrupted run continues where it stopped; a finished one runs again from the cache.
+    The brief's flags are saved as the project's brief (see questfoundry brief). `run LOOP
+    --help` lists the options LOOP takes besides these.
     """
     from questfoundry.studio import Showrunner, StepError
 
     showrunner = Showrunner(app.runtime)
+    spec = showrunner.loop(loop)
+    options = declared(spec, values)
+    brief = changes({k: v for k, v in values.items() if k not in options})
+    if estimate:
+        forecast = showrunner.estimate(
+            loop, sections=sections, options=options, brief=brief, force=force
+        )
+        if as_json:
+            print_json(forecast.as_json())
+        else:
+            _print_estimate(forecast)
+        return
+    cap = budget_of(budget)
     try:
         with _progress(quiet=as_json) as progress:
-            report = showrunner.run(loop, sections=sections, progress=progress)
+            report = showrunner.run(
+                loop,
+                sections=sections,
+                progress=progress,
+                options=options,
+                brief=brief,
+                force=force,
+                budget=cap,
+            )
     except StepError as exc:
         raise StepError(
             exc.loop, exc.step, exc.role, f"{exc.reason} (saved: run it again to continue)"
@@ -59,8 +105,23 @@ def _print(report: RunReport) -> None:
         click.echo(f"Steps already done before: {', '.join(report.skipped)}")
     for repair in report.repairs:
         click.echo(f"Repaired: {repair}")
+    for note in report.notes:
+        click.echo(f"Note: {note}")
     for name, path in report.outputs.items():
         click.echo(f"{'HTML book' if name == 'html' else name.capitalize()}: {path}")
+
+
+def _print_estimate(report: RunReport) -> None:
+    """The forecast: per role, the calls, how many the cache holds already, tokens and cost."""
+    totals = report.totals
+    title = f"{report.loop} · estimate for {report.sections} sections · no provider called"
+    print_table(title, report.COLUMNS[:-2], [row[:-2] for row in report.rows()])
+    click.echo(
+        f"Already in the cache (free): {totals.cache_hits} of {totals.calls} calls. "
+        "The cost assumes answers of the length each step asks for."
+    )
+    for note in report.notes:
+        click.echo(f"Note: {note}")
 
 
 @contextmanager

@@ -103,7 +103,7 @@ class LoopOption:
         :class:`LoopError` in one line when it is not one."""
         read = _READERS[self.kind](given, self.choices)
         if read is None:
-            wanted = f"one of {', '.join(self.choices)}" if self.choices else f"a {self.kind}"
+            wanted = f"one of {', '.join(self.choices)}" if self.choices else _WANTED[self.kind]
             raise LoopError(f"{self.flag} takes {wanted}, not {given!r}")
         return read
 
@@ -130,6 +130,7 @@ def _number(kind: type[int] | type[float]) -> Callable[[Any, tuple[str, ...]], A
     return read
 
 
+_WANTED = {"flag": "yes or no", "integer": "a whole number", "number": "a number", "text": "text"}
 _READERS: dict[str, Callable[[Any, tuple[str, ...]], Any]] = {
     "flag": _flag,
     "integer": _number(int),
