@@ -280,19 +280,17 @@ def test_meaning_problems_are_asked_about_once_then_repaired_and_reported(
 ) -> None:
     broken = {
         "title": "T",
-        "start": "a",
         "sections": [
-            {"id": "a", "title": "A", "summary": "", "choices": [{"text": "x", "target": "zz"}]},
-            {"id": "b", "title": "B", "summary": "", "choices": []},
+            {"title": "A", "summary": "", "ending": False, "choices": [{"text": "x", "target": 9}]},
+            {"title": "B", "summary": "", "ending": True, "choices": []},
         ],
     }
     providers.script.extend([ProviderReply("m1", text=json.dumps(broken))] * 2)
     report = studio().run("story_spark", sections=2)
     asked = texts(providers.main)
-    assert "choices naming sections that do not exist" in asked[1]
-    assert "'zz'" in asked[1]
-    assert any("draft_topology: choices naming sections" in r for r in report.repairs)
-    assert any("linked in" in r for r in report.repairs)
+    assert "choices leading to no section or back to their own were dropped (1): 1 → 9" in asked[1]
+    assert any("draft_topology: choices leading to no section" in r for r in report.repairs)
+    assert any("draft_topology: dead ends" in r for r in report.repairs)
     assert report.roles[0].calls == 2
 
 
@@ -301,8 +299,7 @@ def test_an_empty_section_is_asked_again_then_marked_as_a_placeholder(
 ) -> None:
     sound = {
         "title": "T",
-        "start": "a",
-        "sections": [{"id": "a", "title": "A", "summary": "", "choices": []}],
+        "sections": [{"title": "A", "summary": "", "ending": True, "choices": []}],
     }
     passed = ProviderReply("m1", text='{"verdict": "pass", "notes": ""}')
     providers.script.extend(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "1.1"
+API_VERSION = "2.0"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
@@ -145,10 +145,13 @@ _EXPORTS = {
     "MAX_SECTIONS": "questfoundry.book.model",
     "Section": "questfoundry.book.model",
     "Topology": "questfoundry.book.model",
-    "reachable": "questfoundry.book.model",
-    "repair": "questfoundry.book.model",
     "slug": "questfoundry.book.model",
-    "topology_schema": "questfoundry.book.model",
+    "Figures": "questfoundry.book.graph",
+    "figures": "questfoundry.book.graph",
+    "Part": "questfoundry.book.shape",
+    "Shape": "questfoundry.book.shape",
+    "draft_schema": "questfoundry.book.shape",
+    "outline_schema": "questfoundry.book.shape",
     "Book": "questfoundry.book.render",
     "Picture": "questfoundry.book.render",
     "to_html": "questfoundry.book.render",
@@ -187,6 +190,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "DeadlineExceeded",
     "DuplicatePluginError",
     "Factory",
+    "Figures",
     "Fix",
     "FixedPrices",
     "FlightLocking",
@@ -207,6 +211,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "MigrationError",
     "NonRetriableProviderError",
     "Outcome",
+    "Part",
     "PerLoop",
     "Period",
     "Picture",
@@ -232,6 +237,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "SECTIONS",
     "STYLE",
     "Section",
+    "Shape",
     "ShapeError",
     "Snapshot",
     "StateError",
@@ -248,7 +254,9 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "attempt",
     "authored",
     "check_key",
+    "draft_schema",
     "each_section",
+    "figures",
     "flavour_of",
     "from_pico",
     "hookimpl",
@@ -259,17 +267,16 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "max_reply_bytes",
     "obj",
     "open_sqlite",
+    "outline_schema",
     "parse",
     "parse_retry_after",
     "provider_error",
     "public_url",
-    "reachable",
     "redact",
     "redis_scan_pattern",
     "redis_schema",
     "refusal",
     "register_secret",
-    "repair",
     "response_schema",
     "schema_params",
     "slug",
@@ -282,24 +289,22 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "to_markdown",
     "to_pico",
     "to_price",
-    "topology_schema",
     "transport_failure",
     "usd",
 ]
 
 if TYPE_CHECKING:
+    from questfoundry.book.graph import Figures, figures
     from questfoundry.book.model import (
         DEFAULT_SECTIONS,
         MAX_SECTIONS,
         Choice,
         Section,
         Topology,
-        reachable,
-        repair,
         slug,
-        topology_schema,
     )
     from questfoundry.book.render import Book, Picture, to_html, to_markdown
+    from questfoundry.book.shape import Part, Shape, draft_schema, outline_schema
     from questfoundry.contracts.backends import (
         GENERATION_PARAMETERS,
         Backend,

@@ -1,7 +1,14 @@
-"""``story_spark``: the plotwright drafts a topology, the scene smith writes each section, the
-gatekeeper reviews each and may send it back once.
+"""``story_spark``: the plotwright drafts the book's shape, the scene smith writes each section,
+the gatekeeper reviews each and may send it back once.
 
-State: ``book/topology``, ``book/sections/<id>``, ``book/reviews/<id>``.
+The studio owns the shape (:class:`~questfoundry.kit.Shape`): it numbers the sections and lays
+out where each one's choices lead; the plotwright fills the slots. A book too large for one reply
+within the plotwright's ``max_tokens`` is drafted in parts: an outline of acts first, then each
+part's sections. Whatever it answers, the book meets the rules of a branching gamebook.
+
+State: ``book/topology``, ``book/sections/<id>``, ``book/reviews/<id>``; while a book in parts is
+drafted, ``book/drafts/outline`` and ``book/drafts/part-<n>`` (so a resumed run asks only for
+the parts it lacks; deleted once the topology is saved).
 """
 
 from __future__ import annotations
@@ -14,39 +21,115 @@ from questfoundry.kit import (
     TEXT,
     TOPOLOGY,
     LoopSpec,
+    Part,
     Section,
+    Shape,
     Step,
     StepContext,
     Topology,
+    draft_schema,
     each_section,
+    figures,
     obj,
-    repair,
-    topology_schema,
+    outline_schema,
 )
 
 REVIEWS = "book/reviews/"
+DRAFTS = "book/drafts/"
+OUTLINE = DRAFTS + "outline"
 #: prose written when the scene smith gives none even when asked again
 PLACEHOLDER = "(This section has no prose yet: the scene smith returned none.)"
 WRITING = "Write vivid, concise prose of 120 to 250 words. Answer with the prose only."
 REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
+FILLING = (
+    "The studio has numbered the sections and laid out where each one's choices lead:\n\n"
+    "{slots}\n\n"
+    "For each of these sections, in order, give: a short title; a summary of one or two "
+    "sentences saying what happens there; `ending`, true for an ending (a section without "
+    "choices) and false otherwise; and its choices, each a few words the reader picks and the "
+    "number of the section it leads to, as laid out. Make the choices real alternatives."
+)
 
 
 async def draft_topology(context: StepContext) -> None:
-    if await context.made(TOPOLOGY) is not None:
-        return
-    count = context.sections
+    made = await context.made(TOPOLOGY)
+    if made is None:
+        topology = await _draft(context, Shape.of(context.sections))
+        await context.save(TOPOLOGY, topology.to_dict())
+        await _forget_other_sections(context, topology)
+    else:
+        topology = Topology.from_dict(made)
+    for key in await context.keys(DRAFTS):
+        await context.delete(key)
+    context.note("the book: " + "; ".join(figures(topology).lines()))
+
+
+async def _draft(context: StepContext, shape: Shape) -> Topology:
+    """The book's topology: from one reply, or from an outline and one reply per part."""
+    parts = shape.parts(context.max_tokens())
+    if len(parts) == 1:
+        prompt = (
+            f"Draft a branching gamebook of {shape.size} sections: give the book a title. "
+            + FILLING.format(slots=shape.slots(parts[0]))
+        )
+        schema = draft_schema(shape.size, titled=True)
+        topology: Topology = await context.structured(
+            prompt, name="topology", schema=schema, fix=shape.whole
+        )
+        return topology
+    outline = await _outline(context, shape, parts)
+
+    async def draft(part: Part) -> None:
+        key = f"{DRAFTS}part-{parts.index(part) + 1}"
+        if await context.made(key) is None:
+            mended = await context.structured(
+                _part_prompt(shape, parts, part, outline),
+                name="sections",
+                schema=draft_schema(part.count, titled=False),
+                fix=shape.mender(part),
+            )
+            await context.save(key, mended)
+
+    await context.each(parts, draft)
+    drafts: list[dict[str, Any]] = []
+    for index in range(1, len(parts) + 1):
+        document = await context.get(f"{DRAFTS}part-{index}")
+        assert document is not None  # saved above
+        drafts += document["sections"]
+    topology, notes = shape.join(outline["title"], drafts)
+    for note in notes:
+        context.repaired(note)
+    return topology
+
+
+async def _outline(context: StepContext, shape: Shape, parts: tuple[Part, ...]) -> dict[str, Any]:
+    """The book's title and its acts (title, summary), asked once per run."""
+    made = await context.made(OUTLINE)
+    if made is not None:
+        return made
+    acts = parts[-1].act + 1
     prompt = (
-        f"Draft the topology of a branching gamebook of exactly {count} sections. Give the book "
-        "a title; give each section a short unique id (lowercase letters, digits, - or _), a "
-        "title, a one-paragraph summary and up to 3 choices, each naming the id of the section "
-        "it leads to. Name the id of the section the reader starts in. Every section must be "
-        "reachable from the start; sections without choices are endings."
+        f"Outline a branching gamebook of {shape.size} sections in {acts} acts: give the book a "
+        "title, and each act a title and a summary of two or three sentences (what happens, "
+        "what is at stake). The sections will be drafted act by act from this outline."
     )
-    topology: Topology = await context.structured(
-        prompt, name="topology", schema=topology_schema(count), fix=repair
+    outline: dict[str, Any] = await context.structured(
+        prompt, name="outline", schema=outline_schema(acts)
     )
-    await context.save(TOPOLOGY, topology.to_dict())
-    await _forget_other_sections(context, topology)
+    return await context.save(OUTLINE, outline)
+
+
+def _part_prompt(shape: Shape, parts: tuple[Part, ...], part: Part, outline: dict[str, Any]) -> str:
+    act = outline["acts"][part.act]
+    acts = len(outline["acts"])
+    title = act["title"].strip() or f"Act {part.act + 1}"
+    return (
+        f"You are drafting the branching gamebook {outline['title']!r} of {shape.size} sections "
+        f"in {acts} acts, part by part.\nAct {part.act + 1} of {acts}, {title}: "
+        f"{act['summary'].strip()}\n\nDraft sections {part.first} to {part.last} (part "
+        f"{parts.index(part) + 1} of {len(parts)}). Choices may lead to sections of other "
+        "parts. " + FILLING.format(slots=shape.slots(part))
+    )
 
 
 async def _forget_other_sections(context: StepContext, topology: Topology) -> None:
