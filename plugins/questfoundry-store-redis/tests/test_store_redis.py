@@ -75,6 +75,21 @@ def test_projects_with_other_namespaces_never_see_each_others_keys(
         other.close()
 
 
+def test_a_namespace_spelling_another_projects_keys_never_reaches_them(
+    store: RedisStore, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Namespace ``test:state:x``, written as it is, would put its keys inside project ``test``'s
+    (``<prefix>test:state:x:state:<key>``); escaped, it keeps to its own."""
+    lookalike = open_store(redis_url, redis_prefix, BackendContext(tmp_path, "test:state:x"))
+    try:
+        lookalike.set("doc", {"project": "lookalike"})
+        assert store.list_keys() == []
+        assert lookalike.list_keys() == ["doc"]
+        assert lookalike.prefix == f"{redis_prefix}test%3Astate%3Ax:state:"
+    finally:
+        lookalike.close()
+
+
 def test_list_keys_takes_glob_characters_literally_and_hides_internal_keys(
     store: RedisStore,
 ) -> None:
