@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "2.0"
+API_VERSION = "2.1"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
@@ -152,6 +152,9 @@ _EXPORTS = {
     "Shape": "questfoundry.book.shape",
     "draft_schema": "questfoundry.book.shape",
     "outline_schema": "questfoundry.book.shape",
+    "CodexEntry": "questfoundry.book.codex",
+    "depths": "questfoundry.book.codex",
+    "linked": "questfoundry.book.codex",
     "Book": "questfoundry.book.render",
     "Picture": "questfoundry.book.render",
     "to_html": "questfoundry.book.render",
@@ -181,6 +184,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "Choice",
     "Chunk",
     "Clock",
+    "CodexEntry",
     "ConfigError",
     "CostLimitExceededError",
     "CostModel",
@@ -254,6 +258,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "attempt",
     "authored",
     "check_key",
+    "depths",
     "draft_schema",
     "each_section",
     "figures",
@@ -263,6 +268,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "http_settings_schema",
     "is_internal",
     "key_problem",
+    "linked",
     "load_topology",
     "max_reply_bytes",
     "obj",
@@ -294,6 +300,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
 ]
 
 if TYPE_CHECKING:
+    from questfoundry.book.codex import CodexEntry, depths, linked
     from questfoundry.book.graph import Figures, figures
     from questfoundry.book.model import (
         DEFAULT_SECTIONS,
