@@ -26,6 +26,7 @@ from textwrap import dedent
 import genai_prices
 import pytest
 
+from questfoundry.kit.money import usd
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.fakes import FakeOpenAI, reply_text
 
@@ -178,7 +179,7 @@ def test_ask_prints_the_reply_then_one_line_about_the_call(asked_twice: AskedTwi
         "not cached",
     ]
     price = genai_price(MODEL, int(status["input"]), int(status["output"]))
-    assert price > 0 and status["cost"] == f"{price:.6f}"
+    assert price > 0 and "$" + status["cost"] == usd(price)
     assert asked_twice.requests_after_first == 1
 
 
@@ -188,7 +189,7 @@ def test_second_ask_of_the_same_prompt_is_answered_from_the_cache(asked_twice: A
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout
     assert second.status["status"] == "cached"
-    assert second.status["cost"] == "0.000000"
+    assert second.status["cost"] == "0.00"
     assert (second.status["input"], second.status["output"]) == (
         first.status["input"],
         first.status["output"],

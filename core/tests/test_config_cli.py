@@ -154,4 +154,4 @@ def test_schema_includes_the_settings_of_installed_plugins() -> None:
     if "file" not in get_plugin_manager().backends("cache backend"):
         pytest.skip("questfoundry-cache-file is not installed here")
     file_settings = schema["$defs"]["backend_settings"]["cache_backend"]["file"]
-    assert set(file_settings["properties"]) == {"cache_dir", "max_cache_size_mb"}
+    assert set(file_settings["properties"]) == {"cache_dir", "max_cache_size_mb", "eviction_policy"}

@@ -47,6 +47,7 @@ def ask(
     from dataclasses import replace
 
     from questfoundry.contracts.errors import QuestFoundryError
+    from questfoundry.kit.money import usd
 
     if prompt == "-":
         prompt = sys.stdin.read()
@@ -77,7 +78,7 @@ def ask(
         click.echo(f"<image: {len(reply.image)} bytes>")
     else:
         click.echo(reply.text)
-    cost = "unknown" if reply.cost is None else f"${reply.cost:.6f}"
+    cost = "unknown" if reply.cost is None else usd(reply.cost)
     status = "cached" if reply.cache_hit else "not cached"
     tokens = f"{reply.usage.input_tokens} in / {reply.usage.output_tokens} out"
     click.echo(

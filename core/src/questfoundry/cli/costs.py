@@ -38,7 +38,7 @@ def cost_report(app: App, by: str, since: Any, as_json: bool) -> None:
         return
     print_table(
         f"Cost by {by}",
-        (by, "calls", "hits", "hit rate", "tokens in", "tokens out", "spent $", "saved $"),
+        (by, "calls", "hits", "hit rate", "tokens in", "tokens out", "spent", "saved"),
         [
             (
                 row.key,
@@ -47,8 +47,8 @@ def cost_report(app: App, by: str, since: Any, as_json: bool) -> None:
                 f"{row.hit_rate:.0%}",
                 row.input_tokens,
                 row.output_tokens,
-                row.cost,
-                row.saved,
+                usd(row.cost),
+                usd(row.saved),
             )
             for row in rows
         ],

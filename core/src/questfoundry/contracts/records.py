@@ -186,7 +186,10 @@ class Reply:
     observers see it. ``cost`` is None when no cost model knows the model's price. ``cache_hit``
     replies cost nothing now; ``saved`` is what the original call cost. ``coalesced`` means
     another identical request in flight made the provider call. ``waited`` is seconds spent
-    waiting on rate limits. ``chunks`` are the pieces of a streamed reply, replayed on a hit.
+    waiting on rate limits, ``waits`` when: each wait's ``(start, seconds)``, its start on the
+    runtime clock's monotonic seconds, so a report can tell waits that overlapped (concurrent calls
+    held by one limit) from waits one after another. ``chunks`` are the pieces of a streamed reply,
+    replayed on a hit.
     """
 
     provider: str
@@ -206,6 +209,7 @@ class Reply:
     run_id: str = ""
     finish_reason: str | None = None
     chunks: tuple[str, ...] | None = None
+    waits: tuple[tuple[float, float], ...] = ()
 
 
 class Outcome(str, Enum):

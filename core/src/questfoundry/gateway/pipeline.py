@@ -180,7 +180,7 @@ class Pipeline:
         try:
             provider = yield from self._provider(plan)
             hold = yield from self._reserve(plan)
-            opened, waited, retries = yield from self._attempts(plan, provider, stream=True)
+            opened, waits, retries = yield from self._attempts(plan, provider, stream=True)
         except BaseException as exc:
             yield from self._release(hold)
             self._notify(plan, None, exc, Outcome.ERROR)
@@ -208,7 +208,7 @@ class Pipeline:
         text = "".join(pieces)
         usage = usage or Usage(plan.estimate.input_tokens, len(text) // 4 + 1)
         answer = ProviderReply(plan.model, text=text, usage=usage)
-        reply = self._reply(plan, answer, started, waited, retries)
+        reply = self._reply(plan, answer, started, waits, retries)
         reply.chunks = tuple(pieces)
         finished = outcome is Outcome.STREAM_FINISHED
         yield from self._settle(plan, reply, hold, store=finished)
@@ -309,12 +309,12 @@ class Pipeline:
         try:
             provider = yield from self._provider(plan)
             hold = yield from self._reserve(plan)
-            answer, waited, retries = yield from self._attempts(plan, provider, stream=False)
+            answer, waits, retries = yield from self._attempts(plan, provider, stream=False)
         except BaseException as exc:
             yield from self._release(hold)
             self._notify(plan, None, exc, Outcome.ERROR)
             raise
-        reply = self._reply(plan, answer, started, waited, retries)
+        reply = self._reply(plan, answer, started, waits, retries)
         yield from self._settle(plan, reply, hold, store=True)
         self._notify(plan, reply, None, Outcome.MISS)
         return reply
@@ -329,17 +329,17 @@ class Pipeline:
     def _attempts(self, plan: Plan, provider: Provider, *, stream: bool) -> Steps[Any]:
         """Attempts until one answers, each admitted by the limiter, all within the deadline.
 
-        Returns the answer (a reply, or an open stream and its first chunk), the seconds waited
-        on limits and the number of retries.
+        Returns the answer (a reply, or an open stream and its first chunk), the waits on limits
+        (each ``(start, seconds)``) and the number of retries.
         """
         runtime = self.runtime
         clock, policy = runtime.clock, runtime.retry
         deadline = clock.monotonic() + policy.deadline
         per_attempt = plan.timeout or self.planner.attempt_timeout(plan.provider, plan.kind)
-        waited = 0.0
+        waits: list[tuple[float, float]] = []
         retry = 0
         while True:
-            waited += yield from self._admit(plan, deadline)
+            yield from self._admit(plan, deadline, waits)
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 raise RetriableProviderError(
@@ -351,7 +351,7 @@ class Pipeline:
             effect = OpenStream(provider, request) if stream else Call(provider, request)
             try:
                 answer = yield effect
-                return answer, waited, retry
+                return answer, waits, retry
             except ProviderError as exc:
                 delay = policy.delay(exc, retry, deadline - clock.monotonic())
             log.info("retrying %s after %.2fs (retry %d)", plan.provider, delay, retry + 1)
@@ -359,7 +359,12 @@ class Pipeline:
             retry += 1
 
     def _reply(
-        self, plan: Plan, answer: ProviderReply, started: float, waited: float, retries: int
+        self,
+        plan: Plan,
+        answer: ProviderReply,
+        started: float,
+        waits: list[tuple[float, float]],
+        retries: int,
     ) -> Reply:
         return Reply(
             provider=plan.provider,
@@ -368,7 +373,8 @@ class Pipeline:
             image=answer.image,
             usage=answer.usage,
             retries=retries,
-            waited=waited,
+            waited=sum(seconds for _, seconds in waits),
+            waits=tuple(waits),
             latency=perf_counter() - started,
             role=plan.role,
             key=plan.key,
@@ -425,14 +431,15 @@ class Pipeline:
         except Exception as exc:
             self._warn_once("budget-release", f"budget reservation not released: {exc}")
 
-    def _admit(self, plan: Plan, deadline: float) -> Steps[float]:
-        """Wait until the limiter admits one attempt; the seconds waited."""
+    def _admit(self, plan: Plan, deadline: float, waits: list[tuple[float, float]]) -> Steps[None]:
+        """Wait until the limiter admits one attempt; each wait's ``(start, seconds)`` is added to
+        ``waits``."""
         limiter = yield from self._backend("limiter")
         if limiter is None:
-            return 0.0
+            return
         clock = self.runtime.clock
         amounts = admission(plan.provider, plan.estimate.total_tokens)
-        waited = needed = 0.0  # seconds slept; of them, what the limiter asked for
+        needed = 0.0  # seconds the limiter asked to wait (the sleeps add jitter)
         while wait := (yield blocking(limiter, limiter.acquire, amounts)):
             if (
                 self.on_limit == "raise"
@@ -444,9 +451,9 @@ class Pipeline:
             needed += wait
             room = deadline - clock.monotonic() - wait  # jitter never breaks the deadline
             slept = wait + random.uniform(0, max(0.0, min(wait * 0.2, LIMIT_JITTER_SECONDS, room)))
+            start = clock.monotonic()
             yield Sleep(slept, clock)
-            waited += slept
-        return waited
+            waits.append((start, slept))
 
     # ------------------------------------------------------------------ helpers
 

@@ -12,6 +12,6 @@ from questfoundry.kit.money import from_pico, usd
 def refusal(budget: Budget, used: int, estimate: Decimal) -> CostLimitExceededError:
     """The error refusing a call of ``estimate`` dollars when ``used`` pico-dollars are taken."""
     return CostLimitExceededError(
-        f"{budget.describe()}: ${from_pico(used):.4f} spent of "
+        f"{budget.describe()}: {usd(from_pico(used))} spent of "
         f"{usd(budget.limit)}; this call may cost {usd(estimate)}"
     )

@@ -28,8 +28,10 @@ def from_pico(amount: int) -> Decimal:
     return dollars.quantize(Decimal(1)) if dollars == dollars.to_integral() else dollars
 
 
-def usd(amount: Decimal, places: int = 2) -> str:
-    """``$0.02``; more places when fewer would round a small non-zero amount away."""
+def usd(amount: Decimal) -> str:
+    """Money as every report shows it: ``$0.02``, ``$5.00``; more places (up to six) when two
+    would round the amount, so ``$0.000144`` and ``$0.1234`` read as spent."""
+    places = 2
     shown = amount.quantize(Decimal(1).scaleb(-places))
     while shown != amount and places < 6:
         places += 1

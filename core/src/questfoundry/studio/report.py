@@ -18,7 +18,8 @@ ZERO = Decimal(0)
 class RoleUsage:
     """One role's calls in one run. ``calls`` counts every request; ``cache_hits`` and
     ``coalesced`` of them cost nothing. ``tokens`` and ``cost`` are what providers were paid for;
-    ``unpriced`` counts paid calls no cost model could price."""
+    ``unpriced`` counts paid calls no cost model could price; ``waits`` are the calls' waits on
+    limits, each ``(start, seconds)``."""
 
     role: str
     provider: str
@@ -31,15 +32,21 @@ class RoleUsage:
     cost: Decimal = ZERO
     saved: Decimal = ZERO
     unpriced: int = 0
-    waited: float = 0.0
+    waits: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def provider_calls(self) -> int:
         return self.calls - self.cache_hits - self.coalesced
 
+    @property
+    def waited(self) -> float:
+        """Seconds during which at least one of these calls waited on a limit: wall time, so
+        calls a limit held at the same time count once (never more than the run lasted)."""
+        return wall_seconds(self.waits)
+
     def add(self, reply: Reply) -> None:
         self.calls += 1
-        self.waited += reply.waited
+        self.waits.extend(reply.waits)
         if reply.cache_hit or reply.coalesced:
             self.cache_hits += reply.cache_hit
             self.coalesced += reply.coalesced
@@ -89,7 +96,7 @@ _SUMMED = (
     "cost",
     "saved",
     "unpriced",
-    "waited",
+    "waits",
 )
 
 
@@ -170,8 +177,19 @@ class RunReport:
         return [_row(usage) for usage in (*self.roles, self.totals)]
 
 
+def wall_seconds(spans: Sequence[tuple[float, float]]) -> float:
+    """How long at least one of ``spans`` (each ``(start, seconds)``) was going on."""
+    total, reached = 0.0, float("-inf")
+    for start, seconds in sorted(spans):
+        end = start + seconds
+        if end > reached:
+            total += end - max(start, reached)
+            reached = end
+    return total
+
+
 def _row(usage: RoleUsage) -> tuple[Any, ...]:
-    cost = usd(usage.cost, 4) + (f" (+{usage.unpriced} unpriced)" if usage.unpriced else "")
+    cost = usd(usage.cost) + (f" (+{usage.unpriced} unpriced)" if usage.unpriced else "")
     return (
         usage.role,
         usage.provider,
@@ -181,6 +199,6 @@ def _row(usage: RoleUsage) -> tuple[Any, ...]:
         usage.input_tokens,
         usage.output_tokens,
         cost,
-        usd(usage.saved, 4),
+        usd(usage.saved),
         f"{usage.waited:.2f}",
     )

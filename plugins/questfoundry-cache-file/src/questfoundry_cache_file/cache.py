@@ -20,10 +20,12 @@ transaction. What this module adds:
 - ``lock``/``unlock`` (:class:`~questfoundry_cache_file.locks.FlightLocks`) let identical calls in
   several processes on this machine make one provider call (the gateway's cross-process flights).
 
-Eviction is ``least-recently-stored``: unlike ``least-recently-used`` it never writes on a read, so
-a hit is a single SELECT. For the same reason diskcache's own statistics switch stays off (it
-writes on every read). TTLs are measured by diskcache on the wall clock (``time.time()``), not on
-the backend context's clock; the reopening delay runs on the context's clock.
+Eviction follows ``eviction_policy``, one of diskcache's: by default ``least-recently-stored``,
+which unlike ``least-recently-used`` and ``least-frequently-used`` never writes on a read, so a hit
+is a single SELECT. For the same reason diskcache's own statistics switch stays off (it writes on
+every read). Past the size limit each store evicts diskcache's ``cull_limit`` (ten) entries.
+TTLs are measured by diskcache on the wall clock (``time.time()``), not on the backend context's
+clock; the reopening delay runs on the context's clock.
 """
 
 from __future__ import annotations
@@ -77,16 +79,19 @@ class FileCache:
         directory: str | Path,
         size_limit: int,
         *,
+        eviction_policy: str = "least-recently-stored",
         lock_timeout: float = LOCK_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
-        """Open (or create) the cache in ``directory``; evict above ``size_limit`` bytes.
+        """Open (or create) the cache in ``directory``; evict above ``size_limit`` bytes, as
+        ``eviction_policy`` (one of diskcache's) says.
 
         ``lock_timeout`` is how long a write waits for another process's write to finish. Never
         raises for a folder that cannot be opened: the cache is then bypassed (see the module).
         """
         self.directory = Path(directory)
         self.size_limit = size_limit
+        self.eviction_policy = eviction_policy
         self._lock_timeout = lock_timeout
         self._clock = clock or Clock()
         self._lock = threading.Lock()  # guards the counts
@@ -229,7 +234,9 @@ class FileCache:
             if self._cache is not None:
                 return
             try:
-                self._cache = _open(self.directory, self.size_limit, self._lock_timeout)
+                self._cache = _open(
+                    self.directory, self.size_limit, self.eviction_policy, self._lock_timeout
+                )
             except BackendUnavailableError as exc:
                 self._problem = exc
                 self._retry_at = self._clock.monotonic() + REOPEN_SECONDS
@@ -354,14 +361,16 @@ class FileCache:
         return BackendUnavailableError(f"file cache {self.directory} {what}: {reason}")
 
 
-def _open(directory: Path, size_limit: int, lock_timeout: float) -> diskcache.Cache:
+def _open(
+    directory: Path, size_limit: int, eviction_policy: str, lock_timeout: float
+) -> diskcache.Cache:
     """Open diskcache with every setting that matters given here, not taken from the database."""
     try:
         return diskcache.Cache(
             str(directory),
             timeout=lock_timeout,
             disk=SafeDisk,
-            eviction_policy="least-recently-stored",
+            eviction_policy=eviction_policy,
             size_limit=size_limit,
             statistics=0,
             tag_index=0,

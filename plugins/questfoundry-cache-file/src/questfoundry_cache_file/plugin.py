@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CACHE_DIR = ".questfoundry/cache"
 DEFAULT_MAX_CACHE_SIZE_MB = 1024
+#: diskcache's eviction policies (its own names); the first is the default
+EVICTION_POLICIES = ("least-recently-stored", "least-recently-used", "least-frequently-used")
 _MB = 1024 * 1024
 
 #: the settings of the ``file`` backend, written flat in ``caching`` beside ``backend: file``
@@ -32,8 +34,18 @@ SETTINGS = {
             "exclusiveMinimum": 0,
             "default": DEFAULT_MAX_CACHE_SIZE_MB,
             "description": (
-                "Size the `file` backend keeps the cache under, evicting the least recently "
-                "used replies."
+                "Size the `file` backend keeps the cache under: past it, each new reply stored "
+                "evicts ten others, chosen by `eviction_policy`."
+            ),
+        },
+        "eviction_policy": {
+            "enum": list(EVICTION_POLICIES),
+            "default": EVICTION_POLICIES[0],
+            "description": (
+                "Which replies the `file` backend evicts when full (diskcache's policies): "
+                "`least-recently-stored` the oldest stored, however often read (a hit is one "
+                "read, no write); `least-recently-used` those read longest ago; "
+                "`least-frequently-used` those read least often. The last two write on every hit."
             ),
         },
     }
@@ -43,14 +55,29 @@ SETTINGS = {
 def make_file_cache(settings: Mapping[str, Any], context: BackendContext) -> FileCache:
     """Build the file cache from the whole ``caching`` section.
 
-    ``cache_dir`` (default ``.questfoundry/cache``, relative to the project root) and
-    ``max_cache_size_mb`` (default 1024) are read here; ``ttl_seconds`` is not: the gateway passes
-    a TTL with every ``set``.
+    ``cache_dir`` (default ``.questfoundry/cache``, relative to the project root),
+    ``max_cache_size_mb`` (default 1024) and ``eviction_policy`` are read here; ``ttl_seconds`` is
+    not: the gateway passes a TTL with every ``set``.
     """
     from questfoundry_cache_file.cache import FileCache
 
     directory = context.resolve_path(settings.get("cache_dir") or DEFAULT_CACHE_DIR)
-    return FileCache(directory, size_limit=_size_limit(settings), clock=context.clock)
+    return FileCache(
+        directory,
+        size_limit=_size_limit(settings),
+        eviction_policy=_eviction_policy(settings),
+        clock=context.clock,
+    )
+
+
+def _eviction_policy(settings: Mapping[str, Any]) -> str:
+    policy = settings.get("eviction_policy") or EVICTION_POLICIES[0]
+    if policy not in EVICTION_POLICIES:
+        raise ConfigError(
+            f"must be one of {', '.join(EVICTION_POLICIES)}, not {policy!r}",
+            path="caching.eviction_policy",
+        )
+    return str(policy)
 
 
 def _size_limit(settings: Mapping[str, Any]) -> int:
