@@ -23,6 +23,7 @@ from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.scripted import ScriptedProvider
 
 PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
+PREMISE = "A courier crosses a city that rearranges its streets every night."
 
 
 class CountingProvider(ScriptedProvider):
@@ -114,6 +115,7 @@ def studio(tmp_path: Path, providers: Providers) -> Iterator[Callable[..., Showr
             plugins.append(("test-loops", Loops(*loops)))
         manager = get_plugin_manager(entry_points=False, plugins=plugins)
         showrunner = Showrunner.from_config(config(tmp_path, extra), manager, clock=FakeClock())
+        showrunner.runtime.state.set("book/brief", {"premise": PREMISE})  # none to invent
         if options:
             showrunner = Showrunner(showrunner.runtime, **options)
         made.append(showrunner)
@@ -390,7 +392,10 @@ def test_a_run_stopped_mid_step_continues_without_redoing_what_it_saved(
 
     report = showrunner.run("pages")
     assert report.resumed and providers.calls == 5
-    assert texts(providers.main)[3:] == ["page 2", "page 3"]
+    assert [text.rsplit("\n\n", 1)[-1] for text in texts(providers.main)[3:]] == [
+        "page 2",
+        "page 3",
+    ]  # after each prompt's background
     assert state.list_keys("pages/") == [f"pages/{i}" for i in range(4)]
     assert report.totals.calls == 2
 

@@ -75,8 +75,8 @@ class LoopOption:
     ``name`` is the key in ``context.options`` and the flag (``--<name>``, ``_`` written ``-``).
     ``kind`` says what it holds: ``text``, ``integer``, ``number``, ``flag`` (True when given) or
     ``choice`` (one of ``choices``). ``default`` is its value when not given; a ``required`` one
-    must be given. A loop's option of the same name as one every loop takes (``--language``)
-    replaces it for that loop.
+    must be given; a number is refused outside ``minimum`` and ``maximum``. A loop's option of the
+    same name as one every loop takes (``--language``) replaces it for that loop.
     """
 
     name: str
@@ -85,6 +85,8 @@ class LoopOption:
     default: Any = None
     choices: tuple[str, ...] = ()
     required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
 
     def __post_init__(self) -> None:
         if not _OPTION_NAME.fullmatch(self.name):
@@ -105,6 +107,10 @@ class LoopOption:
         if read is None:
             wanted = f"one of {', '.join(self.choices)}" if self.choices else _WANTED[self.kind]
             raise LoopError(f"{self.flag} takes {wanted}, not {given!r}")
+        low, high = self.minimum, self.maximum
+        if (low is not None and read < low) or (high is not None and read > high):
+            bounds = f"from {low:g}" if high is None else f"{low or 0:g} to {high:g}"
+            raise LoopError(f"{self.flag} takes {bounds}, not {read!r}")
         return read
 
 
@@ -227,6 +233,10 @@ class StepContext(Protocol):
     @property
     def brief(self) -> Brief:
         """The author's brief as the run found it (its flags applied)."""
+
+    async def amend_brief(self, changes: Mapping[str, Any]) -> Brief:
+        """Save the brief with ``changes`` (``{"premise": …}``): the run's later prompts carry
+        it, and so do later runs'. Returns the brief as it now is."""
 
     @property
     def project_root(self) -> Path:

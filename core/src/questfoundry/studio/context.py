@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from questfoundry.book.model import Topology
-from questfoundry.contracts.brief import CANON, STYLE, Brief, CanonEntry, StyleGuide
+from questfoundry.contracts.brief import BRIEF, CANON, STYLE, Brief, CanonEntry, StyleGuide
 from questfoundry.contracts.errors import StateError, StepError
 from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import Reply
@@ -100,8 +100,18 @@ class StepContext:
 
     @property
     def brief(self) -> Brief:
-        """The author's brief as the run found it (its flags applied)."""
+        """The author's brief as the run found it (its flags applied), with what its steps
+        amended since."""
         return self._run.brief
+
+    async def amend_brief(self, changes: Mapping[str, Any]) -> Brief:
+        """Save the brief with ``changes``; this run's later prompts carry it (this step's read
+        of the state for prompts starts again), and so do later runs'."""
+        brief = self._run.brief.updated(changes)
+        await self._io(self._run.state.set, BRIEF, brief.to_dict())
+        self._run.brief = brief
+        self._knowledge = None
+        return brief
 
     def role(self, name: str | None = None) -> Role:
         """The step's role, or another role of the loop by ``name``."""

@@ -20,6 +20,7 @@ from questfoundry.kit import (
     SECTIONS,
     TEXT,
     TOPOLOGY,
+    LoopOption,
     LoopSpec,
     Part,
     Section,
@@ -39,7 +40,11 @@ DRAFTS = "book/drafts/"
 OUTLINE = DRAFTS + "outline"
 #: prose written when the scene smith gives none even when asked again
 PLACEHOLDER = "(This section has no prose yet: the scene smith returned none.)"
-WRITING = "Write vivid, concise prose of 120 to 250 words. Answer with the prose only."
+WRITING = "Write vivid, concise prose of the length asked for. Answer with the prose only."
+#: how long a section's prose runs when the run does not say (``--words``)
+WORDS = 200
+#: an invented premise longer than this is cut (it is meant to run two or three sentences)
+PREMISE_CHARS = 1000
 REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
 FILLING = (
     "The studio has numbered the sections and laid out where each one's choices lead:\n\n"
@@ -54,6 +59,8 @@ FILLING = (
 async def draft_topology(context: StepContext) -> None:
     made = await context.made(TOPOLOGY)
     if made is None:
+        if not context.brief.premise:
+            await _invent_premise(context)
         topology = await _draft(context, Shape.of(context.sections))
         await context.save(TOPOLOGY, topology.to_dict())
         await _forget_other_sections(context, topology)
@@ -62,6 +69,30 @@ async def draft_topology(context: StepContext) -> None:
     for key in await context.keys(DRAFTS):
         await context.delete(key)
     context.note("the book: " + "; ".join(figures(topology).lines()))
+
+
+async def _invent_premise(context: StepContext) -> None:
+    """The author gave no premise: the plotwright invents one, saved in the brief (so every
+    prompt after it, and every later run, carries it) and told in the report."""
+    prompt = (
+        f"The author has not said what this branching gamebook of {context.sections} sections "
+        "is about. Invent its premise in two or three sentences: who the reader plays, where, "
+        "what they want and what stands in the way. Answer with the premise only."
+    )
+    premise = " ".join((await context.text(prompt, words=60, fix=_said)).split())
+    await context.amend_brief({"premise": premise[:PREMISE_CHARS]})
+    context.note(
+        f"the brief had no premise: the plotwright invented one, saved in the brief: {premise}"
+    )
+
+
+def _said(text: str) -> tuple[str, list[str]]:
+    said = text.strip()
+    return (
+        (said, [])
+        if said
+        else ("A reader's adventure, told in numbered sections.", ["the premise was empty"])
+    )
 
 
 async def _draft(context: StepContext, shape: Shape) -> Topology:
@@ -156,13 +187,21 @@ def _prose(text: str) -> tuple[str, list[str]]:
     return (prose, []) if prose else (PLACEHOLDER, ["the prose was empty (placeholder written)"])
 
 
+def _asked(context: StepContext) -> str:
+    """How the prose is asked for: its point of view, language and length."""
+    brief, words = context.brief, context.options["words"]
+    language = f", in the language {brief.language}" if brief.language != "en" else ""
+    return f"in the {brief.pov} person{language}, about {words} words long"
+
+
 async def write_sections(context: StepContext) -> None:
     async def write(topology: Topology, section: Section, _: dict[str, Any]) -> dict[str, Any]:
         brief = _brief(topology, section)
-        prompt = f"Write the prose of this section, in the second person.\n\n{brief}"
-        return _section(await context.text(prompt, fix=_prose))
+        prompt = f"Write the prose of this section, {_asked(context)}.\n\n{brief}"
+        words = context.options["words"]
+        return _section(await context.text(prompt, fix=_prose, section=section.id, words=words))
 
-    await each_section(context, write, writes=SECTIONS)
+    await each_section(context, write, writes=SECTIONS, spare_authored=True)
 
 
 async def review_sections(context: StepContext) -> None:
@@ -176,14 +215,19 @@ async def review_sections(context: StepContext) -> None:
             f"what to change.\n\n{_brief(topology, section)}\n\nProse:\n{written['prose']}"
         )
         verdict: dict[str, Any] = await context.structured(
-            prompt, name="review", schema=REVIEW_SCHEMA
+            prompt, name="review", schema=REVIEW_SCHEMA, section=section.id
         )
         if verdict["verdict"] == "revise":
             await _revise(context, topology, section, written["prose"], verdict["notes"])
         return verdict
 
     await each_section(
-        context, review, writes=REVIEWS, reads=SECTIONS, missing="no prose to review"
+        context,
+        review,
+        writes=REVIEWS,
+        reads=SECTIONS,
+        missing="no prose to review",
+        spare_authored=True,
     )
 
 
@@ -192,10 +236,18 @@ async def _revise(
 ) -> None:
     """The section sent back once: the scene smith rewrites it from the gatekeeper's notes."""
     prompt = (
-        "The gatekeeper sent this section back. Rewrite its prose following the notes.\n\n"
-        f"{_brief(topology, section)}\n\nProse:\n{prose}\n\nNotes:\n{notes.strip() or '(none)'}"
+        f"The gatekeeper sent this section back. Rewrite its prose, {_asked(context)}, "
+        f"following the notes.\n\n{_brief(topology, section)}\n\nProse:\n{prose}\n\n"
+        f"Notes:\n{notes.strip() or '(none)'}"
     )
-    rewritten = await context.text(prompt, role="scene_smith", fix=_prose, instructions=WRITING)
+    rewritten = await context.text(
+        prompt,
+        role="scene_smith",
+        fix=_prose,
+        instructions=WRITING,
+        section=section.id,
+        words=context.options["words"],
+    )
     rewrite = {"id": section.id, **_section(rewritten, revised=True, notes=notes)}
     await context.save(SECTIONS + section.id, rewrite)
 
@@ -231,6 +283,16 @@ STORY_SPARK = LoopSpec(
             review_sections,
             reads=("topology", "sections"),
             writes=("reviews",),
+        ),
+    ),
+    options=(
+        LoopOption(
+            "words",
+            "About how many words each section's prose runs to.",
+            "integer",
+            default=WORDS,
+            minimum=20,
+            maximum=2000,
         ),
     ),
 )
