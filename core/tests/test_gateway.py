@@ -23,7 +23,7 @@ from questfoundry.contracts.records import CacheMode, ProviderReply, Request, Us
 from questfoundry.gateway import Gateway
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import ASYNC, SYNC, Face
-from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
+from questfoundry.testing.scripted import IMAGE, ScriptedProvider, scripted_plugin
 
 MakeGateway = Callable[..., Gateway]
 
@@ -414,7 +414,7 @@ def test_image_roles_get_image_bytes_that_survive_the_cache(
     first = gateway_face.generate(gateway, Request(role="illustrator", prompt="a lighthouse"))
     second = gateway_face.generate(gateway, Request(role="illustrator", prompt="a lighthouse"))
     assert provider.requests[0].kind == "image"
-    assert second.cache_hit and second.image == first.image == b"\x89PNG scripted"
+    assert second.cache_hit and second.image == first.image == IMAGE
 
 
 def test_sync_and_async_calls_share_one_cache(

@@ -3,12 +3,10 @@ not valid refused with one line."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
-from questfoundry.book import render
 from questfoundry.book.model import Choice, Section, Topology
 from questfoundry.contracts.errors import StateError
 
@@ -20,32 +18,6 @@ def section(ident: str, *targets: str, title: str = "A room") -> dict[str, Any]:
 
 def topology(*sections: dict[str, Any], start: str = "a", title: str = "T") -> dict[str, Any]:
     return {"title": title, "start": start, "sections": list(sections)}
-
-
-def test_the_html_links_every_choice_to_an_anchor_and_loads_nothing_from_outside() -> None:
-    sections = (
-        Section("a", "Gate <1>\nand more", "", (Choice('Knock & "wait" [now]', "b"),)),
-        Section("b", "Yard", "", ()),
-    )
-    bound = render.Book(
-        Topology("A & B", "a", sections),
-        "blurb",
-        {"a": "One.\n\nTwo <b>.", "b": "End."},
-        {"a": render.Picture("image/png", "iVBORw0KGgo=", 'a "gate"')},
-    )
-    page = render.to_html(bound)
-    ids = set(re.findall(r' id="([^"]+)"', page))
-    hrefs = re.findall(r' href="([^"]*)"', page)
-    assert hrefs and all(h.startswith("#") and h[1:] in ids for h in hrefs)
-    assert re.findall(r' src="([^"]*)"', page) == ["data:image/png;base64,iVBORw0KGgo="]
-    assert "<b>" not in page and "Two &lt;b&gt;." in page
-    assert "http" not in page and "<script" not in page and "<link" not in page
-    markdown = render.to_markdown(bound, {"a": "images/a.png"})
-    assert '<a id="sec-b"></a>' in markdown and "(#sec-b)" in markdown
-    assert "](images/a.png)" in markdown
-    assert (
-        "## Gate <1> and more\n" in markdown and '- [Knock & "wait" \\[now\\]](#sec-b)' in markdown
-    )
 
 
 def test_sections_are_numbered_in_reading_order_and_found_by_number_or_id() -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "2.1"
+API_VERSION = "3.0"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
@@ -155,10 +155,21 @@ _EXPORTS = {
     "CodexEntry": "questfoundry.book.codex",
     "depths": "questfoundry.book.codex",
     "linked": "questfoundry.book.codex",
-    "Book": "questfoundry.book.render",
-    "Picture": "questfoundry.book.render",
-    "to_html": "questfoundry.book.render",
-    "to_markdown": "questfoundry.book.render",
+    "Book": "questfoundry.book.edition",
+    "Picture": "questfoundry.book.edition",
+    "FORMATS": "questfoundry.book.exports",
+    "book_files": "questfoundry.book.exports",
+    "image_problem": "questfoundry.book.images",
+    "image_type": "questfoundry.book.images",
+    "EXPORT": "questfoundry.kit.bindery",
+    "FOLDER": "questfoundry.kit.bindery",
+    "FRONT_MATTER": "questfoundry.kit.bindery",
+    "IMAGES": "questfoundry.kit.bindery",
+    "SHOTS": "questfoundry.kit.bindery",
+    "book_keys": "questfoundry.kit.bindery",
+    "bound": "questfoundry.kit.bindery",
+    "digest": "questfoundry.kit.bindery",
+    "write_book_files": "questfoundry.kit.bindery",
 }
 
 __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
@@ -193,6 +204,10 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "DailyPrices",
     "DeadlineExceeded",
     "DuplicatePluginError",
+    "EXPORT",
+    "FOLDER",
+    "FORMATS",
+    "FRONT_MATTER",
     "Factory",
     "Figures",
     "Fix",
@@ -201,6 +216,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "GENERATION_PARAMETERS",
     "GenaiPrices",
     "Hold",
+    "IMAGES",
     "INTERNAL_KEY_PREFIX",
     "Kind",
     "LedgerError",
@@ -239,6 +255,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "RoleProvider",
     "RoleSpec",
     "SECTIONS",
+    "SHOTS",
     "STYLE",
     "Section",
     "Shape",
@@ -257,8 +274,12 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "async_transport",
     "attempt",
     "authored",
+    "book_files",
+    "book_keys",
+    "bound",
     "check_key",
     "depths",
+    "digest",
     "draft_schema",
     "each_section",
     "figures",
@@ -266,6 +287,8 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "from_pico",
     "hookimpl",
     "http_settings_schema",
+    "image_problem",
+    "image_type",
     "is_internal",
     "key_problem",
     "linked",
@@ -291,17 +314,19 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "sqlite_errors",
     "sync_transport",
     "take_authorship",
-    "to_html",
-    "to_markdown",
     "to_pico",
     "to_price",
     "transport_failure",
     "usd",
+    "write_book_files",
 ]
 
 if TYPE_CHECKING:
     from questfoundry.book.codex import CodexEntry, depths, linked
+    from questfoundry.book.edition import Book, Picture
+    from questfoundry.book.exports import FORMATS, book_files
     from questfoundry.book.graph import Figures, figures
+    from questfoundry.book.images import image_problem, image_type
     from questfoundry.book.model import (
         DEFAULT_SECTIONS,
         MAX_SECTIONS,
@@ -310,7 +335,6 @@ if TYPE_CHECKING:
         Topology,
         slug,
     )
-    from questfoundry.book.render import Book, Picture, to_html, to_markdown
     from questfoundry.book.shape import Part, Shape, draft_schema, outline_schema
     from questfoundry.contracts.backends import (
         GENERATION_PARAMETERS,
@@ -318,6 +342,14 @@ if TYPE_CHECKING:
         BackendContext,
         Clock,
         Factory,
+    )
+    from questfoundry.contracts.brief import (
+        BRIEF,
+        CANON,
+        STYLE,
+        Brief,
+        CanonEntry,
+        StyleGuide,
     )
     from questfoundry.contracts.errors import (
         BackendUnavailableError,
@@ -381,14 +413,6 @@ if TYPE_CHECKING:
         response_schema,
         schema_params,
     )
-    from questfoundry.contracts.brief import (
-        BRIEF,
-        CANON,
-        STYLE,
-        Brief,
-        CanonEntry,
-        StyleGuide,
-    )
     from questfoundry.contracts.studio import (
         RUN,
         Fix,
@@ -401,6 +425,17 @@ if TYPE_CHECKING:
         sound,
     )
     from questfoundry.kit.aio import PerLoop
+    from questfoundry.kit.bindery import (
+        EXPORT,
+        FOLDER,
+        FRONT_MATTER,
+        IMAGES,
+        SHOTS,
+        book_keys,
+        bound,
+        digest,
+        write_book_files,
+    )
     from questfoundry.kit.budgets import refusal
     from questfoundry.kit.deadline import (
         DeadlineExceeded,

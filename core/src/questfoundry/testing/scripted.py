@@ -13,6 +13,7 @@ instance of its schema instead, chosen by the request, as the fake servers answe
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
@@ -26,6 +27,10 @@ from questfoundry.contracts.structured import RESPONSE_SCHEMA
 from questfoundry.testing.schema_instance import instance_text
 
 Step = ProviderReply | BaseException
+#: what an image request gets when the script says nothing: a real 1x1 PNG
+IMAGE = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 
 
 class ScriptedProvider:
@@ -66,7 +71,7 @@ class ScriptedProvider:
         if step is not None:
             return step
         if request.kind == "image":
-            return ProviderReply(request.model, image=b"\x89PNG scripted", usage=self.usage)
+            return ProviderReply(request.model, image=IMAGE, usage=self.usage)
         asked = request.params.get(RESPONSE_SCHEMA)
         if isinstance(asked, Mapping):
             messages = [(m.role, m.content) for m in request.messages]

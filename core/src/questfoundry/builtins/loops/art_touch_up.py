@@ -1,45 +1,35 @@
 """``art_touch_up``: the art director plans a shot per section, the illustrator renders each.
 
 State: ``book/shots/<id>`` (subject, composition, caption) and ``book/images/<id>`` (the image,
-base64). Both carry the digest of the prose they illustrate, so the binder leaves out art made
-for a section that has since been rewritten.
+base64, and its media type as its bytes say). Both carry the digest of the prose they illustrate,
+so the binder leaves out art made for a section that has since been rewritten. Bytes that are not
+a PNG, JPEG, WebP or GIF image (an SVG, an HTML page) are refused: the report says so and the
+section's image document keeps the reason instead of the bytes.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 from typing import Any
 
 from questfoundry.kit import (
+    IMAGES,
     SECTIONS,
+    SHOTS,
     TEXT,
     LoopSpec,
     Section,
     Step,
     StepContext,
     Topology,
+    digest,
     each_section,
+    image_problem,
+    image_type,
     obj,
 )
 
-SHOTS = "book/shots/"
-IMAGES = "book/images/"
 SHOT_SCHEMA = obj(subject=TEXT, composition=TEXT, caption=TEXT)
-
-
-def digest(prose: str) -> str:
-    """A short fingerprint of a section's prose."""
-    return hashlib.sha256(prose.encode()).hexdigest()[:16]
-
-
-def mime_of(image: bytes) -> str:
-    """The media type of ``image``, from its first bytes (PNG unless it says otherwise)."""
-    if image.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/png"
 
 
 async def plan_shots(context: StepContext) -> None:
@@ -67,12 +57,12 @@ async def render_images(context: StepContext) -> None:
     async def render(topology: Topology, section: Section, shot: dict[str, Any]) -> dict[str, Any]:
         prompt = f"{shot['subject']}. {shot['composition']}".strip(" .") + "."
         image = await context.image(prompt)
-        return {
-            "mime": mime_of(image),
-            "data": base64.b64encode(image).decode(),
-            "caption": shot["caption"],
-            "digest": shot["digest"],
-        }
+        kept = {"caption": shot["caption"], "digest": shot["digest"]}
+        problem = image_problem(image)
+        if problem is not None:
+            context.repaired(f"refused the image of {section.id!r}: {problem}")
+            return kept | {"refused": problem}
+        return kept | {"mime": image_type(image), "data": base64.b64encode(image).decode()}
 
     await each_section(context, render, writes=IMAGES, reads=SHOTS, missing="no shot planned")
 

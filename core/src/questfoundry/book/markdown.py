@@ -1,0 +1,58 @@
+"""The book as Markdown (CommonMark): numbered sections, choices as "turn to N" links.
+
+Every text from the story is escaped so that a Markdown renderer shows it as text: no raw
+HTML, no link, image, code span or emphasis of its own, no block it could open at the start of
+a line, no attribute block (Pandoc's ``{…}``). The only markup in the file is the book's own:
+headings, its anchors (``<a id="sec-…">``, made of checked ids), links to them and to the
+pictures written beside the file (``images/<id>.<ext>``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from questfoundry.book.edition import Book, Page
+
+#: characters that may start or end inline markup (or an entity, an HTML tag, a Pandoc attribute)
+_INLINE = re.compile(r"([\\`*_\[\]<>&~|{}#])")
+#: what opens a block at the start of a line: a heading, quote, list item, break or setext line
+_BLOCK = re.compile(r"^(\d*)([-+=:>.)])")
+
+
+def to_markdown(book: Book) -> str:
+    """The whole book as one Markdown text; pictures are linked at :attr:`Page.image_path`."""
+    labels = book.labels
+    lines = [f"# {text(book.title)}", ""]
+    if book.blurb:
+        lines += [f"*{text(book.blurb)}*", ""]
+    lines += [f"- **{text(label)}:** {text(value)}" for label, value in book.front]
+    if book.front:
+        lines.append("")
+    lines += [f"[{text(labels.begin)}](#{book.start.anchor})", ""]
+    for page in book.pages:
+        lines += _page(book, page)
+    return "\n".join(lines)
+
+
+def _page(book: Book, page: Page) -> list[str]:
+    labels = book.labels
+    lines = [f'<a id="{page.anchor}"></a>', "", f"## {page.number}. {text(page.title)}", ""]
+    if page.picture is not None:
+        lines += [f"![{text(page.picture.caption)}]({page.image_path})", ""]
+    for paragraph in page.paragraphs:
+        lines += [text(paragraph), ""]
+    lines += [
+        f"- [{text(turn.text)}](#{turn.anchor}) — {text(labels.turn(turn.number))}"
+        for turn in page.turns
+    ]
+    if page.ending:
+        lines.append(f"*{text(labels.the_end)}* [{text(labels.start_again)}](#{book.start.anchor})")
+    lines.append("")
+    return lines
+
+
+def text(value: str) -> str:
+    """``value`` on one line, shown by a Markdown renderer as exactly these characters."""
+    flat = " ".join(value.split())
+    escaped = _INLINE.sub(r"\\\1", flat)
+    return _BLOCK.sub(r"\1\\\2", escaped)

@@ -1,0 +1,112 @@
+"""Binding: the book as the state holds it, made into files.
+
+``binding_run`` and ``questfoundry book export`` read the same state documents into one
+:class:`~questfoundry.book.edition.Book` (:func:`book_keys`, then :func:`bound`) and write its
+files the same way (:func:`write_book_files`). Keys: ``book/images/<id>`` (by ``art_touch_up``),
+``book/front_matter`` (the blurb, by ``binding_run``), ``book/brief`` (the author's brief).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from questfoundry.book.edition import Book, Picture
+from questfoundry.book.images import image_problem
+from questfoundry.book.model import Topology
+from questfoundry.contracts.errors import StateError
+from questfoundry.kit.loops import SECTIONS
+
+SHOTS = "book/shots/"
+IMAGES = "book/images/"
+FRONT_MATTER = "book/front_matter"
+BRIEF = "book/brief"
+EXPORT = "book/export"
+#: where the book's files go, under the project's root
+FOLDER = "book"
+
+
+def digest(prose: str) -> str:
+    """A short fingerprint of a section's prose: art made for other prose is left out."""
+    return hashlib.sha256(prose.encode()).hexdigest()[:16]
+
+
+def book_keys(topology: Topology) -> list[str]:
+    """Every state key :func:`bound` reads for ``topology``."""
+    per_section = [prefix + s.id for s in topology.sections for prefix in (SECTIONS, IMAGES)]
+    return [*per_section, FRONT_MATTER, BRIEF]
+
+
+def bound(
+    topology: Topology, documents: Mapping[str, dict[str, Any] | None]
+) -> tuple[Book, list[str]]:
+    """The book the state ``documents`` (by key, from :func:`book_keys`) make, and notes on the
+    pictures left out: made for older prose, or whose bytes are not an image (their stored media
+    type is never trusted). :class:`StateError` when a section has no prose yet."""
+    prose: dict[str, str] = {}
+    pictures: dict[str, Picture] = {}
+    stale: list[str] = []
+    notes: list[str] = []
+    for section in topology.sections:
+        written = documents.get(SECTIONS + section.id)
+        if written is None or not isinstance(written.get("prose"), str):
+            raise StateError(f"section {section.id!r} has no prose yet: run story_spark again")
+        prose[section.id] = written["prose"]
+        image = documents.get(IMAGES + section.id)
+        if image is None or "data" not in image:
+            continue
+        if image.get("digest") != digest(written["prose"]):
+            stale.append(section.id)
+            continue
+        data, problem = _image_bytes(image["data"])
+        if problem:
+            notes.append(f"left out the image of {section.id!r}: {problem}")
+        else:
+            pictures[section.id] = Picture(data, _text(image.get("caption")))
+    if stale:
+        notes.insert(
+            0,
+            f"left out {len(stale)} images made for older prose (run art_touch_up again): "
+            + ", ".join(stale),
+        )
+    front = documents.get(FRONT_MATTER) or {}
+    brief = {k: v for k, v in (documents.get(BRIEF) or {}).items() if isinstance(v, str)}
+    book = Book(
+        topology,
+        prose,
+        pictures,
+        blurb=_text(front.get("blurb")),
+        brief=brief,
+        lang=brief.get("language") or "en",
+    )
+    return book, notes
+
+
+def _image_bytes(value: Any) -> tuple[bytes, str | None]:
+    """An image document's bytes, and why they are refused (None when they are an image)."""
+    try:
+        data = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        return b"", "its data is not base64"
+    return data, image_problem(data)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def write_book_files(folder: Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Write ``files`` (paths relative to ``folder``) each whole or not at all; their paths."""
+    written = []
+    for name, data in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_bytes(data)
+        temporary.replace(path)
+        written.append(path)
+    return written
