@@ -103,7 +103,7 @@ def test_story_spark_art_and_binding_against_the_fake_openai(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:
     with showrunner(openai_project(tmp_path, openai)) as studio:
-        first = studio.run("story_spark", sections=4)
+        first = studio.run("story_spark", sections=4, brief={"premise": "A night ferry."})
         paid = len(openai.requests)
         assert paid == first.totals.provider_calls > 4
         assert {r.model for r in openai.requests} == {"gpt-4o-mini"}
