@@ -7,6 +7,7 @@ then binding_run run, the server stops and the HTML book's path is printed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -17,6 +18,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from click.testing import CliRunner
+
+from questfoundry.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("questfoundry_provider_openai")
@@ -73,6 +77,10 @@ def test_the_demo_writes_a_book_whose_links_work(tmp_path: Path) -> None:
     assert links.targets and set(links.targets) <= links.ids
     config = (project / ".questfoundry" / "config.yml").read_text()
     assert "yaml-language-server: $schema=" in config
+    brief = CliRunner().invoke(
+        cli, ["--config", str(project / ".questfoundry" / "config.yml"), "brief", "--json"]
+    )
+    assert json.loads(brief.stdout)["premise"].startswith("You are the last keeper of a lighthouse")
     url = urlsplit(re.findall(r"It listens at (\S+)", out)[0])
     with pytest.raises(OSError), socket.create_connection((url.hostname, url.port), timeout=1):
         pass  # the server is gone

@@ -4,8 +4,8 @@
    (``tools/install_editable.py``: uv when it is on PATH, else pip; skipped while nothing changed);
 2. starts the stand-in OpenAI-compatible server bundled with QuestFoundry
    (``python -m questfoundry.testing.fakes openai``), whose prose is placeholder text;
-3. writes the demo project's config, ``build/demo/.questfoundry/config.yml``, pointing at it
-   (``questfoundry init --provider demo --base-url …``);
+3. writes the demo project's config, ``build/demo/.questfoundry/config.yml``, pointing at it,
+   and the demo's brief (``questfoundry init --provider demo --base-url … --premise …``);
 4. runs ``questfoundry run story_spark`` then ``questfoundry run binding_run`` in that project;
 5. stops the server and prints where the book's HTML file is.
 
@@ -32,6 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 #: how long the stand-in server may take to say where it listens
 SERVER_START_SECONDS = 30
+#: the demo's own brief, passed to init (so init asks nothing, on a terminal or not)
+BRIEF = (
+    "--premise",
+    "You are the last keeper of a lighthouse on a drowned coast, and tonight the light fails.",
+    "--genre",
+    "gothic adventure",
+    "--tone",
+    "salt-bitten, hushed, hopeful",
+)
 #: the environment of every step: the demo project's config, not one QUESTFOUNDRY_CONFIG names
 ENV = {k: v for k, v in os.environ.items() if k != "QUESTFOUNDRY_CONFIG"}
 
@@ -130,7 +139,7 @@ def run_demo(python: str, project: Path, provider: str, sections: int) -> Path:
     project.mkdir(parents=True, exist_ok=True)
     questfoundry = [python, "-m", "questfoundry"]
     with stand_in(python, provider, project / "stand-in-server.log") as base_url:
-        init = [*questfoundry, "init", "--force", "--provider", provider]
+        init = [*questfoundry, "init", "--force", "--provider", provider, "--no-input", *BRIEF]
         if base_url:
             init += ["--base-url", base_url]
         say(f"Writing {project / '.questfoundry' / 'config.yml'}")
