@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lore_studio import answers, sparked, studio  # noqa: F401 - the lore loops' studio
 
 from questfoundry.config import Config
 from questfoundry.gateway import Gateway

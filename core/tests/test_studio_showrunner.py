@@ -401,11 +401,11 @@ def test_a_run_stopped_mid_step_continues_without_redoing_what_it_saved(
 
 
 def test_loops_that_cannot_run_say_why_in_one_line(studio: Callable[..., Showrunner]) -> None:
-    showrunner = studio()
+    showrunner = studio(LoopSpec("someday", ("scene_smith",), "named, not built yet"))
     with pytest.raises(LoopError, match=r"unknown loop 'nope' \(runnable loops: art_touch_up, "):
         showrunner.run("nope")
-    with pytest.raises(LoopError, match="'hook_harvest' has no steps yet"):
-        showrunner.run("hook_harvest")
+    with pytest.raises(LoopError, match="'someday' has no steps yet"):
+        showrunner.run("someday")
     with pytest.raises(LoopError, match="sections must be between 1 and 1000, not 0"):
         showrunner.run("story_spark", sections=0)
     with pytest.raises(StepError, match="has no topology yet: run story_spark first"):

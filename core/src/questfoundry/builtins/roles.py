@@ -40,9 +40,6 @@ ROLES = (
 #: loops with steps run (``questfoundry run``); the others are named here and cannot run yet
 LOOPS = (
     *RUNNABLE,
-    LoopSpec("hook_harvest", ("showrunner", "lore_weaver", "gatekeeper"), "triage new hooks"),
-    LoopSpec("lore_deepening", ("lore_weaver", "researcher", "gatekeeper"), "hooks into canon"),
-    LoopSpec("codex_expansion", ("codex_curator", "gatekeeper"), "canon into codex entries"),
     LoopSpec("style_tune_up", ("style_lead", "scene_smith", "gatekeeper"), "tighten the voice"),
     LoopSpec(
         "audio_pass", ("audio_director", "audio_producer", "gatekeeper"), "plan and make cues"

@@ -1,13 +1,34 @@
 """The loops the core ships with steps: ``story_spark``, ``art_touch_up``, ``binding_run`` and
-``revision`` (one section rewritten from the author's notes)."""
+``revision`` (one section rewritten from the author's notes), and the lore loops ``hook_harvest``,
+``lore_deepening`` and ``codex_expansion``."""
 
 from __future__ import annotations
 
 from questfoundry.builtins.loops.art_touch_up import ART_TOUCH_UP
 from questfoundry.builtins.loops.binding_run import BINDING_RUN
+from questfoundry.builtins.loops.codex_expansion import CODEX_EXPANSION
+from questfoundry.builtins.loops.hook_harvest import HOOK_HARVEST
+from questfoundry.builtins.loops.lore_deepening import LORE_DEEPENING
 from questfoundry.builtins.loops.revision import REVISION
 from questfoundry.builtins.loops.story_spark import STORY_SPARK
 
-__all__ = ["ART_TOUCH_UP", "BINDING_RUN", "REVISION", "RUNNABLE", "STORY_SPARK"]
+__all__ = [
+    "ART_TOUCH_UP",
+    "BINDING_RUN",
+    "CODEX_EXPANSION",
+    "HOOK_HARVEST",
+    "LORE_DEEPENING",
+    "REVISION",
+    "RUNNABLE",
+    "STORY_SPARK",
+]
 
-RUNNABLE = (STORY_SPARK, ART_TOUCH_UP, BINDING_RUN, REVISION)
+RUNNABLE = (
+    STORY_SPARK,
+    ART_TOUCH_UP,
+    BINDING_RUN,
+    REVISION,
+    HOOK_HARVEST,
+    LORE_DEEPENING,
+    CODEX_EXPANSION,
+)

@@ -1,0 +1,112 @@
+"""``codex_expansion``: player-safe entries from the canon, never linked before their depth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from lore_studio import SECTIONS, Answering, state
+
+from questfoundry.kit import CANON, TOPOLOGY, CodexEntry, Topology, depths, linked
+from questfoundry.studio import Showrunner, StepError
+
+CODEX = "book/codex/"
+
+
+def lore(showrunner: Showrunner) -> tuple[Topology, dict[str, int]]:
+    """Canon about the start (Ashford Mill) and about the deepest section (The Drowned King)."""
+    topology = Topology.from_dict(state(showrunner, TOPOLOGY))
+    deep = depths(topology)
+    last = max(topology.ids, key=deep.__getitem__)
+    store = showrunner.runtime.state
+    store.set(CANON + "ashford-mill", {"name": "Ashford Mill", "fact": "It burned down.",
+                                       "sections": [topology.start], "kind": "place"})  # fmt: skip
+    store.set(CANON + "drowned-king", {"name": "The Drowned King", "fact": "He is the miller.",
+                                       "sections": [last], "kind": "person"})  # fmt: skip
+    return topology, deep
+
+
+def test_an_entry_naming_canon_met_later_is_asked_again_then_shown_only_from_there(
+    studio: Callable[..., Showrunner], answers: Answering
+) -> None:
+    showrunner = studio()
+    _, deep = lore(showrunner)
+    spoiling = {"term": "Ashford Mill", "text": "Where the Drowned King waits."}
+    answers.when("codex", "about 'Ashford Mill'", reply=spoiling, times=2)
+    report = showrunner.run("codex_expansion", sections=SECTIONS)
+    first, again = [p for p in answers.prompts("codex") if "about 'Ashford Mill'" in p]
+    assert "The canon: Ashford Mill (place): It burned down." in first
+    assert "Do not name: The Drowned King." in first
+    assert "named canon met later (1): The Drowned King" in again
+    mill = CodexEntry.from_dict("ashford-mill", state(showrunner, CODEX + "ashford-mill"))
+    assert mill.depth == max(deep.values()) > 0
+    assert any("named canon met later" in r for r in report.repairs)
+    assert not answers.unused()
+
+
+@pytest.mark.parametrize("mended", [True, False])
+def test_an_entry_the_gatekeeper_finds_spoiling_is_rewritten_once_then_moved_deeper(
+    studio: Callable[..., Showrunner], answers: Answering, mended: bool
+) -> None:
+    showrunner = studio()
+    topology, deep = lore(showrunner)
+    later = next(s for s in topology.sections if deep[s.id] == 1)
+    answers.when("codex", "about 'Ashford Mill'", reply={"term": "Mill", "text": "A mill."})
+    spoils = {"spoils": [str(later.number)], "why": "It tells who dies there."}
+    answers.when("spoilers", "The entry: Mill: A mill.", reply=spoils)
+    answers.when("codex", "gives away", reply={"term": "Mill", "text": "A quiet mill."})
+    answer = {"spoils": [], "why": ""} if mended else spoils
+    answers.when("spoilers", "The entry: Mill: A quiet mill.", reply=answer)
+    report = showrunner.run("codex_expansion", sections=SECTIONS)
+    mill = CodexEntry.from_dict("ashford-mill", state(showrunner, CODEX + "ashford-mill"))
+    assert (mill.term, mill.text) == ("Mill", "A quiet mill.")
+    assert mill.depth == (0 if mended else 1)
+    moved = f"the codex entry 'Mill' gives away section {later.number}: it is linked from depth 1"
+    assert any(r.startswith(f"check_spoilers: {moved}") for r in report.repairs) != mended
+    assert not answers.unused()
+
+
+def test_a_term_links_its_first_mention_only_where_the_reader_is_deep_enough() -> None:
+    king = CodexEntry("drowned-king", "Drowned King", "The king under the lake.", depth=2)
+    mill = CodexEntry("mill", "mill", "A mill.", depth=0)
+    paragraphs = ("The drowned king's mill stands.", "The mill, the Drowned King, the mill.")
+    early = linked(paragraphs, [king, mill], depth=1)
+    assert early == (
+        (("The drowned king's ", None), ("mill", mill), (" stands.", None)),
+        (("The mill, the Drowned King, the mill.", None),),
+    )
+    late = linked(paragraphs, [king, mill], depth=2)
+    assert late[0] == (("The ", None), ("drowned king", king), ("'s ", None), ("mill", mill),
+                       (" stands.", None))  # fmt: skip
+    assert late[1] == (("The mill, the Drowned King, the mill.", None),)
+    assert all(
+        "".join(text for text, _ in spans) == p for spans, p in zip(late, paragraphs, strict=True)
+    )
+    windmill = CodexEntry("windmill", "windmill", "Taller.", depth=0)
+    assert linked(("A windmill.",), [mill, windmill], 0) == (
+        (("A ", None), ("windmill", windmill), (".", None)),
+    )
+
+
+def test_the_codex_of_an_arbitrary_canon_holds_sound_entries_and_a_second_run_is_free(
+    studio: Callable[..., Showrunner],
+) -> None:
+    showrunner = studio()
+    _, deep = lore(showrunner)
+    first = showrunner.run("codex_expansion", sections=SECTIONS)
+    keys = showrunner.runtime.state.list_keys(CODEX)
+    assert keys == [CODEX + "ashford-mill", CODEX + "drowned-king"]
+    entries = [CodexEntry.from_dict(k[len(CODEX) :], state(showrunner, k)) for k in keys]
+    assert entries[1].depth == max(deep.values()) and all(e.term and e.text for e in entries)
+    assert [u.role for u in first.roles] == ["codex_curator", "gatekeeper"]
+
+    second = showrunner.run("codex_expansion", sections=SECTIONS)
+    assert second.totals.provider_calls == 0 and second.totals.cost == 0
+    assert [CodexEntry.from_dict(k[len(CODEX) :], state(showrunner, k)) for k in keys] == entries
+
+
+def test_codex_expansion_before_lore_deepening_fails_in_one_line(
+    studio: Callable[..., Showrunner],
+) -> None:
+    with pytest.raises(StepError, match=r"no canon yet: run lore_deepening first$"):
+        studio().run("codex_expansion", sections=SECTIONS)
