@@ -36,7 +36,7 @@ from questfoundry.builtins.token_bucket import TokenBucketLimiter
 from questfoundry.contracts.records import Budget, Rate, Reply, Usage
 from questfoundry.gateway.admission import admission
 from questfoundry.ledger import Ledger
-from questfoundry.ledger.budgets import SQLiteBudgetKeeper
+from questfoundry.ledger.keeper import SQLiteBudgetKeeper
 from questfoundry.testing.ledgers import SCHEMA_1
 
 PROVIDERS = ("openai", "gemini", "ollama")
@@ -92,7 +92,7 @@ def ledger_rows(folder: Path, rows: int, runs: int) -> list[tuple[str, float, fl
     ledger = Ledger(path)
     migrated = time.perf_counter() - started
     keeper = SQLiteBudgetKeeper(
-        ledger, [Budget(None, "day", Decimal(10**9)), Budget("openai", "month", Decimal(10**9))]
+        ledger.file, [Budget(None, "day", Decimal(10**9)), Budget("openai", "month", Decimal(10**9))]
     )
     paid = Reply("openai", "gpt-4o", usage=Usage(900, 300), cost=Decimal("0.0042"), role="role-1")
 

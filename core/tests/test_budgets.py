@@ -19,7 +19,8 @@ from questfoundry.contracts.errors import BackendUnavailableError, CostLimitExce
 from questfoundry.contracts.protocols import Hold
 from questfoundry.contracts.records import Budget, BudgetLevel, Reply
 from questfoundry.ledger import Ledger
-from questfoundry.ledger.budgets import SQLiteBudgetKeeper, open_budgets
+from questfoundry.ledger.budgets import open_budgets
+from questfoundry.ledger.keeper import SQLiteBudgetKeeper
 from questfoundry.ledger.processes import ProcessName, is_gone, process_named, this_process
 from questfoundry.testing.budget_contract import BudgetContract, Opener
 from questfoundry.testing.clock import FakeClock
@@ -45,7 +46,7 @@ DAILY = [Budget(None, "day", Decimal(1))]
 
 def hold_of(ledger: Ledger, owner: ProcessName, amount: int = 10**12) -> None:
     """A hold as another process would have written it."""
-    with ledger.transaction() as conn:
+    with ledger.file.transaction() as conn:
         conn.execute(
             "INSERT INTO holds (provider, amount, time, host, pid, started)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -62,7 +63,7 @@ def poll_until(condition: Callable[[], bool], seconds: float = 10) -> bool:
 
 
 def held(ledger: Ledger) -> int:
-    with ledger.reading() as conn:
+    with ledger.file.reading() as conn:
         return int(conn.execute("SELECT COUNT(*) FROM holds").fetchone()[0])
 
 
@@ -91,7 +92,7 @@ def test_a_hold_whose_pid_now_names_another_process_is_dropped(
 ) -> None:
     me = this_process()
     hold_of(ledger, replace(me, pid=sleeper.pid))  # the sleeper runs, but did not make the hold
-    keeper = SQLiteBudgetKeeper(ledger, DAILY)
+    keeper = SQLiteBudgetKeeper(ledger.file, DAILY)
     assert spent(keeper) == 0
 
     assert keeper.reserve("openai", Decimal(1)) is not None
@@ -102,7 +103,7 @@ def test_a_hold_of_a_running_process_counts(
     ledger: Ledger, sleeper: subprocess.Popen[bytes]
 ) -> None:
     hold_of(ledger, process_named(sleeper.pid))
-    keeper = SQLiteBudgetKeeper(ledger, DAILY)
+    keeper = SQLiteBudgetKeeper(ledger.file, DAILY)
 
     assert spent(keeper) == 1
     with pytest.raises(CostLimitExceededError):
@@ -113,8 +114,8 @@ def test_a_hold_made_on_another_host_counts_until_stale_after(
     ledger: Ledger, fake_clock: FakeClock
 ) -> None:
     hold_of(ledger, ProcessName("another-host", os.getpid(), "boot:1"))
-    keeper = SQLiteBudgetKeeper(ledger, DAILY)
-    fake_clock.advance(ledger.stale_after - 1)
+    keeper = SQLiteBudgetKeeper(ledger.file, DAILY)
+    fake_clock.advance(ledger.file.stale_after - 1)
     assert spent(keeper) == 1
 
     fake_clock.advance(2)
@@ -125,10 +126,10 @@ def test_a_hold_made_on_another_host_counts_until_stale_after(
 def test_levels_only_read_so_a_ledger_that_cannot_be_written_still_shows_them(
     ledger: Ledger,
 ) -> None:
-    keeper = SQLiteBudgetKeeper(ledger, DAILY)
+    keeper = SQLiteBudgetKeeper(ledger.file, DAILY)
     ledger.record(Reply("openai", "m", cost=Decimal("0.25")), keeper.reserve("openai", Decimal(1)))
     hold_of(ledger, ProcessName(this_process().host, 2**22 + 7, "gone"))  # a dead process's
-    with ledger.reading() as conn:
+    with ledger.file.reading() as conn:
         conn.execute("PRAGMA query_only = ON")
 
     assert spent(keeper) == Decimal("0.25")
@@ -138,7 +139,7 @@ def test_a_hold_kept_in_the_same_file_by_another_ledger_is_settled_once(
     ledger: Ledger, fake_clock: FakeClock
 ) -> None:
     with Ledger(ledger.path, clock=fake_clock) as other:
-        keeper = SQLiteBudgetKeeper(other, DAILY)
+        keeper = SQLiteBudgetKeeper(other.file, DAILY)
         hold = keeper.reserve("openai", Decimal("0.5"))
 
         ledger.record(Reply("openai", "m", cost=Decimal("0.2")), hold)
@@ -181,12 +182,12 @@ def test_recording_a_call_held_by_a_keeper_outside_the_ledger_settles_it_there(
     assert [row.cost for row in ledger.report()] == [Decimal("0.3")]
 
 
-def test_a_keeper_outside_the_ledger_is_settled_even_when_the_row_is_spooled(
+def test_a_keeper_outside_the_ledger_is_settled_even_when_the_row_cannot_be_written(
     ledger: Ledger,
 ) -> None:
     outside = Outside()
     hold = outside.reserve("openai", Decimal(1))
-    with ledger.reading() as conn:
+    with ledger.file.reading() as conn:
         conn.execute("PRAGMA query_only = ON")
 
     ledger.record(Reply("openai", "m", cost=Decimal("0.3")), hold)

@@ -1,9 +1,10 @@
-"""The cost ledger: what it records, how it reports, its running totals, migration and spool.
+"""The cost ledger: what it records, how it reports, its running totals, migration and journal.
 
 How budgets hold is the budget keeper's suite (test_budgets.py)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -19,8 +20,8 @@ import pytest
 from questfoundry.contracts.errors import ConfigError, LedgerError
 from questfoundry.contracts.records import Budget, Reply, Usage
 from questfoundry.kit import from_pico
-from questfoundry.ledger import Ledger, ReportRow, spool
-from questfoundry.ledger.budgets import SQLiteBudgetKeeper
+from questfoundry.ledger import Ledger, ReportRow, journal
+from questfoundry.ledger.keeper import SQLiteBudgetKeeper
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.ledgers import SCHEMA_1
 
@@ -116,9 +117,10 @@ def spend(ledger: Ledger, provider: str, cost: str | None, model: str = "m", **f
 
 
 def spent_today(ledger: Ledger, scope: str | None = None) -> Decimal:
-    """What the running totals say was paid today, as budgets read it."""
-    with ledger.reading() as conn:
-        return from_pico(ledger.spent(conn, scope, "day", ledger.clock.time()))
+    """What the running totals say was paid today, as budgets read it (rows written first)."""
+    ledger.flush()
+    with ledger.file.reading() as conn:
+        return from_pico(ledger.file.spent(conn, scope, "day", ledger.clock.time()))
 
 
 # ----------------------------------------------------------------------------- storage
@@ -129,7 +131,7 @@ def test_opening_creates_the_folder_and_a_versioned_wal_database(path: Path) -> 
 
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_ledger_columns_are_the_documented_ones_and_none_can_hold_a_secret(path: Path) -> None:
@@ -140,7 +142,7 @@ def test_ledger_columns_are_the_documented_ones_and_none_can_hold_a_secret(path:
     assert columns == {
         "id", "time", "day", "run_id", "role", "provider", "model", "input_tokens",
         "output_tokens", "cached_input_tokens", "cost", "cache_hit", "saved", "latency",
-        "retries", "waited", "status",
+        "retries", "waited", "status", "unconfirmed",
     }  # fmt: skip
 
 
@@ -242,7 +244,9 @@ def test_calls_of_unknown_price_are_counted_apart_from_the_cost(ledger: Ledger) 
 
 
 def test_report_leaves_out_holds_of_calls_in_flight(ledger: Ledger) -> None:
-    SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(10))]).reserve("openai", Decimal(1))
+    SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(10))]).reserve(
+        "openai", Decimal(1)
+    )
 
     assert ledger.report() == []
 
@@ -366,7 +370,7 @@ def test_a_schema_1_ledger_is_migrated_in_place_keeping_every_call(
         assert spent_today(ledger) == Decimal("0.25")
 
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 4
         indexes = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
@@ -381,7 +385,7 @@ def test_a_migrated_reservation_still_holds_until_it_goes_stale(
     fake_clock.advance(12 * 3600)
     schema_1_ledger(path, fake_clock.time())
     with Ledger(path, clock=fake_clock) as ledger:
-        keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(2))])
+        keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(2))])
         (level,) = keeper.levels()
         assert level.spent == Decimal("1.25")  # 0.25 paid, 1 held by a call of schema 1's days
 
@@ -395,11 +399,15 @@ def fake_clock_month(clock: FakeClock) -> str:
     return datetime.fromtimestamp(clock.time(), ZoneInfo("UTC")).strftime("%Y-%m")
 
 
-# ----------------------------------------------------------------------------- the spool
+# ----------------------------------------------------------------------------- the journal
 
 
-def spooled(path: Path) -> list[dict[str, Any]]:
-    return [record for file, _ in spool.files(spool.folder_of(path)) for record in spool.read(file)]
+def journalled(path: Path) -> list[list[Any]]:
+    """Every line of every journal beside the ledger at ``path``."""
+    lines = []
+    for file in sorted(journal.folder_of(path).glob("*.jsonl")):
+        lines += [json.loads(line) for line in file.read_bytes().splitlines()]
+    return lines
 
 
 @pytest.fixture
@@ -414,89 +422,167 @@ def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
     holder.close()
 
 
-def test_a_paid_call_the_ledger_cannot_lock_is_spooled_with_one_warning(
-    path: Path, write_lock: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+def test_a_paid_call_is_in_the_journal_when_record_returns_and_in_sqlite_after_a_flush(
+    ledger: Ledger,
 ) -> None:
-    with Ledger(path, write_timeout=0.01, flush_interval=3600) as ledger:
-        started = time.monotonic()
-        ledger.record(reply(cost="0.5", role="plotwright"))
-        ledger.record(reply(cost="0.25"))
-        waited = time.monotonic() - started
+    ledger.record(reply(cost="0.5", role="plotwright"))
 
-        assert rows_in(path) == 0
-        assert [record["row"][9] for record in spooled(path)] == [5 * 10**11, 25 * 10**10]
-        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
-        assert len(warnings) == 1
-        assert "locked" in warnings[0].getMessage()
-        assert "\n" not in warnings[0].getMessage()
-        assert waited < 5  # the short write timeout, not busy_timeout's 30 s
+    assert rows_in(ledger.path) == 0  # off the caller's path
+    (line,) = journalled(ledger.path)
+    assert line[0] == "r" and line[3:][9] == 5 * 10**11  # its row, cost in pico-dollars
 
-        write_lock.execute("ROLLBACK")
-    assert rows_in(path, "spent") == 2  # closing wrote them
-    assert spooled(path) == []
+    ledger.flush()
+
+    assert rows_in(ledger.path, "spent") == 1
 
 
-def test_the_background_writer_writes_spooled_calls_once_the_lock_is_free(
-    path: Path, write_lock: sqlite3.Connection
-) -> None:
-    with Ledger(path, write_timeout=0.01, flush_interval=0.02) as ledger:
-        ledger.record(reply(cost="0.5"))
-        assert spooled(path) != []
+def test_an_intent_is_written_before_the_call_and_settled_by_its_row(ledger: Ledger) -> None:
+    intent = ledger.intend("openai", "m", Usage(100, 50), Decimal("0.3"), role="plotwright")
 
-        write_lock.execute("ROLLBACK")
-
-        assert poll(lambda: rows_in(path, "spent") == 1)
-        assert poll(lambda: spooled(path) == [])
-        assert ledger.report()[0].cost == Decimal("0.5")
+    assert journalled(ledger.path) == [
+        ["i", intent, ledger.clock.time(), "openai", "m", "plotwright", "", 100, 50, 3 * 10**11,
+         None],
+    ]  # fmt: skip
+    ledger.record(reply(cost="0.1"), intent=intent)
+    assert [line[:2] for line in journalled(ledger.path)] == [["i", intent], ["r", intent]]
 
 
-def test_a_read_only_ledger_spools_and_the_next_open_writes_the_rows(
+def test_a_journal_whose_ledger_stopped_is_settled_at_the_next_open(
     path: Path, fake_clock: FakeClock
 ) -> None:
     ledger = Ledger(path, clock=fake_clock, flush_interval=3600)
-    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(1))])
+    answered = ledger.intend("openai", "m", Usage(100, 50), Decimal("0.3"))
+    ledger.record(reply(cost="0.1", input_tokens=90, output_tokens=10), intent=answered)
+    failed = ledger.intend("openai", "m", Usage(100, 50), Decimal("0.3"))
+    ledger.void(failed)
+    ledger.intend("openai", "m", Usage(100, 50), Decimal("0.3"), role="scene_smith")
+    ledger.record(reply(cost="0.2"))
+    ledger.journal.close(remove=False)  # as a kill -9 leaves it: files there, lock released
+
+    with Ledger(path, clock=fake_clock) as reopened:
+        by_role = {row.key: row for row in reopened.report("role")}
+        assert spent_today(reopened) == Decimal("0.6")
+
+    assert by_role["(none)"].calls == 2 and by_role["(none)"].cost == Decimal("0.3")
+    unanswered = by_role["scene_smith"]
+    assert (unanswered.calls, unanswered.unconfirmed, unanswered.cost) == (1, 1, Decimal("0.3"))
+    assert (unanswered.input_tokens, unanswered.output_tokens) == (100, 50)  # the estimate
+    assert journal.names(journal.folder_of(path)) == set()
+
+
+def test_a_running_ledgers_journal_is_left_to_it(path: Path, fake_clock: FakeClock) -> None:
+    with Ledger(path, clock=fake_clock, flush_interval=3600) as running:
+        running.intend("openai", "m", Usage(100, 50), Decimal("0.3"))
+
+        with Ledger(path, clock=fake_clock) as other:
+            assert other.report() == []
+        assert journal.names(journal.folder_of(path)) == {running.journal.name}
+
+
+def test_a_journal_that_outlives_its_settlement_is_not_written_twice(
+    path: Path, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Ledger(path, clock=fake_clock, flush_interval=3600) as ledger:
+        ledger.record(reply(cost="0.5"))
+        ledger.intend("openai", "m", Usage(1, 1), Decimal("0.25"))
+        ledger.journal.close(remove=False)
+    with monkeypatch.context() as crash:  # the settling process dies before removing the files
+        crash.setattr(journal.Leftover, "remove", lambda self: None)
+        Ledger(path, clock=fake_clock).close()
+    assert journal.names(journal.folder_of(path)) != set()
+
+    with Ledger(path, clock=fake_clock) as reopened:
+        assert [(row.calls, row.cost) for row in reopened.report()] == [(2, Decimal("0.75"))]
+    assert rows_in(path) == 2
+    assert journal.names(journal.folder_of(path)) == set()
+
+
+def test_rows_written_while_a_call_is_in_flight_are_not_written_again(
+    path: Path, fake_clock: FakeClock
+) -> None:
+    ledger = Ledger(path, clock=fake_clock, flush_interval=3600)
+    ledger.intend("openai", "m", Usage(1, 1), Decimal("0.25"))  # never answered
+    for _ in range(3):
+        ledger.record(reply(cost="0.5"))
+    ledger.flush()  # rows 1-3 written, call 0 still open
+    ledger.journal.close(remove=False)
+
+    with Ledger(path, clock=fake_clock) as reopened:
+        (row,) = reopened.report()
+    assert (row.calls, row.unconfirmed, row.cost) == (4, 1, Decimal("1.75"))
+
+
+def test_a_hold_kept_in_the_file_is_dropped_with_an_unanswered_intent(
+    path: Path, fake_clock: FakeClock
+) -> None:
+    ledger = Ledger(path, clock=fake_clock, flush_interval=3600)
+    keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(1))])
     hold = keeper.reserve("openai", Decimal("0.6"))
-    with ledger.reading() as conn:  # what a read-only file does (root ignores file modes)
+    ledger.intend("openai", "m", Usage(1, 1), Decimal("0.6"), hold=hold)
+    ledger.journal.close(remove=False)
+
+    with Ledger(path, clock=fake_clock) as reopened:
+        (level,) = SQLiteBudgetKeeper(reopened.file, keeper.budgets).levels()
+        with reopened.file.reading() as conn:
+            assert conn.execute("SELECT COUNT(*) FROM holds").fetchone()[0] == 0
+    assert level.spent == Decimal("0.6")  # counted once: as the unconfirmed row
+
+
+def test_a_paid_call_the_ledger_cannot_write_waits_with_one_warning(
+    path: Path, write_lock: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Ledger(path, busy_timeout=0.01, flush_interval=0.02) as ledger:
+        started = time.monotonic()
+        ledger.record(reply(cost="0.5", role="plotwright"))
+        ledger.record(reply(cost="0.25"))
+        assert time.monotonic() - started < 1  # the caller never waits for the lock
+
+        assert poll(lambda: "not written to the ledger yet" in caplog.text)
+        assert rows_in(path) == 0
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "locked" in warnings[0].getMessage()
+        assert "\n" not in warnings[0].getMessage()
+
+        write_lock.execute("ROLLBACK")
+
+        assert poll(lambda: rows_in(path, "spent") == 2)
+    assert journal.names(journal.folder_of(path)) == set()
+
+
+def test_a_read_only_ledger_keeps_calls_in_its_journal_and_the_next_open_writes_them(
+    path: Path, fake_clock: FakeClock
+) -> None:
+    ledger = Ledger(path, clock=fake_clock, flush_interval=3600)
+    keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(1))])
+    hold = keeper.reserve("openai", Decimal("0.6"))
+    with ledger.file.reading() as conn:  # what a read-only file does (root ignores file modes)
         conn.execute("PRAGMA query_only = ON")
 
     ledger.record(reply(cost="0.1"), hold)
-    ledger.close()  # cannot write the spool either: it stays for the next open
+    ledger.close()  # cannot write: the journal stays for the next open
 
     assert rows_in(path) == 0
-    assert len(spooled(path)) == 1
+    assert [line[0] for line in journalled(path)] == ["r"]
     with Ledger(path, clock=fake_clock) as reopened:
         assert [row.cost for row in reopened.report()] == [Decimal("0.1")]
-        (level,) = SQLiteBudgetKeeper(reopened, keeper.budgets).levels()
+        (level,) = SQLiteBudgetKeeper(reopened.file, keeper.budgets).levels()
         assert level.spent == Decimal("0.1")  # the hold went with the row
-    assert spooled(path) == []
+    assert journalled(path) == []
 
 
-def test_a_spool_that_outlives_its_drain_is_not_written_twice(
-    path: Path, write_lock: sqlite3.Connection
+def test_when_the_journal_cannot_be_written_the_call_is_still_recorded(
+    path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with Ledger(path, write_timeout=0.01, flush_interval=3600) as ledger:
-        ledger.record(reply(cost="0.5"))
-        ((file, _),) = spool.files(spool.folder_of(path))
-        left = file.read_bytes()
-        write_lock.execute("ROLLBACK")
-    file.write_bytes(left)  # as if the process died between the commit and removing the file
-
-    with Ledger(path) as reopened:
-        assert [row.calls for row in reopened.report()] == [1]
-    assert rows_in(path) == 1
-    assert not file.exists()
-
-
-def test_when_even_the_spool_cannot_be_written_the_log_keeps_the_call(
-    path: Path, write_lock: sqlite3.Connection, caplog: pytest.LogCaptureFixture
-) -> None:
-    spool.folder_of(path).write_text("a file where the spool folder should be")
-    with Ledger(path, write_timeout=0.01, flush_interval=3600) as ledger:
+    path.parent.mkdir(parents=True)
+    journal.folder_of(path).write_text("a file where the journal folder should be")
+    with Ledger(path, flush_interval=3600) as ledger:
         ledger.record(reply("openai", cost="0.5", model="gpt-x"))
+        ledger.record(reply("openai", cost="0.5", model="gpt-x"))
+        (row,) = ledger.report()
 
-    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert "paid call not recorded" in error.getMessage()
-    assert "gpt-x" in error.getMessage() and str(5 * 10**11) in error.getMessage()
+    assert (row.calls, row.cost) == (2, Decimal(1))
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "journal" in warning and "cannot be written" in warning
 
 
 # ----------------------------------------------------------------------------- buffered hits
@@ -590,7 +676,7 @@ def test_recording_a_hit_on_a_closed_ledger_is_an_error(path: Path) -> None:
 
 
 def test_threads_share_one_ledger_without_losing_rows(ledger: Ledger) -> None:
-    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal("1000"))])
+    keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal("1000"))])
 
     def work() -> None:
         for _ in range(50):
@@ -612,7 +698,7 @@ def test_threads_share_one_ledger_without_losing_rows(ledger: Ledger) -> None:
 async def test_the_ledger_is_usable_from_asyncio_code(ledger: Ledger) -> None:
     import asyncio
 
-    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal("1"))])
+    keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal("1"))])
     held = await asyncio.to_thread(keeper.reserve, "openai", Decimal("0.5"))
     await asyncio.to_thread(ledger.record, reply(cost="0.5"), held)
 
@@ -652,7 +738,7 @@ def test_a_database_locked_beyond_the_timeout_is_a_ledger_error(path: Path) -> N
     holder.execute("BEGIN IMMEDIATE")
     try:
         with Ledger(path, busy_timeout=0.01) as ledger:
-            keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(1))])
+            keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(1))])
             with pytest.raises(LedgerError, match="locked"):
                 keeper.reserve("openai", Decimal("0.5"))
             holder.execute("ROLLBACK")
@@ -683,7 +769,7 @@ def test_a_paid_call_recorded_after_closing_is_kept_for_the_next_open(
 def test_the_local_day_turns_at_local_midnight_to_the_second(path: Path, zone: str) -> None:
     midnight = datetime(2026, 3, 14, tzinfo=ZoneInfo(zone)).timestamp()
     with Ledger(path, timezone=zone) as ledger:
-        days = [ledger.local_day(midnight + offset) for offset in (-61, -1, 0, 59, 60)]
+        days = [ledger.file.local_day(midnight + offset) for offset in (-61, -1, 0, 59, 60)]
     assert days == ["2026-03-13", "2026-03-13", "2026-03-14", "2026-03-14", "2026-03-14"]
 
 

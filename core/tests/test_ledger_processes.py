@@ -1,5 +1,5 @@
 """The cost ledger and its budgets across processes: killed writers, racing budgets, holds and
-spools left by killed processes, exit, fork."""
+journals left by killed processes, exit, fork."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from questfoundry.contracts.records import Budget, Reply
-from questfoundry.ledger import Ledger, spool
-from questfoundry.ledger.budgets import SQLiteBudgetKeeper
+from questfoundry.ledger import Ledger, journal
+from questfoundry.ledger.keeper import SQLiteBudgetKeeper
 from questfoundry.testing.racing import READY, race
 
 pytestmark = pytest.mark.slow
@@ -27,8 +27,8 @@ PRELUDE = """
 import sys, time
 from decimal import Decimal
 from pathlib import Path
-from questfoundry.ledger.budgets import SQLiteBudgetKeeper
-from questfoundry.contracts.records import Reply
+from questfoundry.ledger.keeper import SQLiteBudgetKeeper
+from questfoundry.contracts.records import Reply, Usage
 from questfoundry.contracts.errors import CostLimitExceededError
 from questfoundry.ledger import Ledger
 from questfoundry.contracts.records import Budget
@@ -38,7 +38,7 @@ from questfoundry.testing.racing import READY, race
 WRITER = PRELUDE + textwrap.dedent(
     """
     ledger = Ledger(Path(sys.argv[1]))
-    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "month", Decimal(1_000_000))])
+    keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "month", Decimal(1_000_000))])
     number = 0
     while True:
         held = keeper.reserve("openai", Decimal("0.01"))
@@ -52,7 +52,7 @@ RACER = PRELUDE + textwrap.dedent(
     """
     ledger = Ledger(Path(sys.argv[1]))
     budgets = [Budget(None, "day", Decimal(sys.argv[2])), Budget("openai", "day", Decimal(100))]
-    keeper = SQLiteBudgetKeeper(ledger, budgets)
+    keeper = SQLiteBudgetKeeper(ledger.file, budgets)
     estimate = Decimal(sys.argv[3])
     READY
     calls = 0
@@ -79,22 +79,22 @@ EXITS_WITHOUT_CLOSING = PRELUDE + textwrap.dedent(
 HOLDS_THEN_WAITS = PRELUDE + textwrap.dedent(
     """
     ledger = Ledger(Path(sys.argv[1]))
-    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(1))])
+    keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(1))])
     keeper.reserve("openai", Decimal("0.75"))
     print("held", flush=True)
     time.sleep(600)
     """
 )
 
-SPOOLS_THEN_WAITS = PRELUDE + textwrap.dedent(
+CALLS_THEN_WAITS = PRELUDE + textwrap.dedent(
     """
-    ledger = Ledger(Path(sys.argv[1]), write_timeout=0.01, flush_interval=3600)
-    keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(1))])
+    ledger = Ledger(Path(sys.argv[1]), flush_interval=3600)
+    keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(1))])
     hold = keeper.reserve("openai", Decimal("0.75"))
-    print("held", flush=True)
-    sys.stdin.readline()  # the parent now holds the write lock
-    ledger.record(Reply("openai", "m", run_id="spooled", cost=Decimal("0.5")), hold)
-    print("spooled", flush=True)
+    answered = ledger.intend("openai", "m", Usage(10, 20), Decimal("0.75"), hold=hold)
+    ledger.record(Reply("openai", "m", run_id="answered", cost=Decimal("0.5")), hold, answered)
+    ledger.intend("openai", "m", Usage(10, 20), Decimal("0.25"), run_id="in flight")
+    print("sent", flush=True)
     time.sleep(600)
     """
 )
@@ -136,7 +136,7 @@ def test_eight_processes_racing_one_budget_never_overspend_it(tmp_path: Path, ru
     calls = [int(line) for line in race(RACER, [str(path), str(limit), str(estimate)], 8)]
 
     with Ledger(path) as ledger:
-        levels = SQLiteBudgetKeeper(ledger, [Budget(None, "day", limit)]).levels()
+        levels = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", limit)]).levels()
     total = levels[0].spent
     assert total == limit  # not a cent over, and nothing left unspent
     assert total == estimate * sum(calls)
@@ -177,7 +177,7 @@ def test_a_ledger_inherited_through_fork_opens_its_own_connection(tmp_path: Path
 
 def spent(path: Path) -> Decimal:
     with Ledger(path) as ledger:
-        (level,) = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(1))]).levels()
+        (level,) = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(1))]).levels()
     return level.spent
 
 
@@ -193,33 +193,29 @@ def test_the_hold_of_a_killed_process_is_released_at_the_next_check(tmp_path: Pa
 
     assert spent(path) == 0
     with Ledger(path) as ledger:
-        keeper = SQLiteBudgetKeeper(ledger, [Budget(None, "day", Decimal(1))])
+        keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal(1))])
         assert keeper.reserve("openai", Decimal(1)) is not None
 
 
-def test_a_spool_left_by_a_killed_process_is_written_at_the_next_open(tmp_path: Path) -> None:
+def test_a_journal_left_by_a_killed_process_is_settled_at_the_next_open(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
-    child = python(SPOOLS_THEN_WAITS, path, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert child.stdin is not None and child.stdout is not None
-    assert child.stdout.readline().strip() == "held"
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    child.stdin.write("go\n")
-    child.stdin.flush()
-    assert child.stdout.readline().strip() == "spooled"
-    holder.execute("ROLLBACK")
-    holder.close()
+    child = python(CALLS_THEN_WAITS, path, stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "sent"
 
-    with Ledger(path):  # the child runs: its spool is its own to write
-        assert len(spool.files(spool.folder_of(path))) == 1
+    with Ledger(path) as ledger:  # the child runs: its journal is its own to settle
+        assert [row.calls for row in ledger.report()] == [1]  # the answered call, held: written
+        assert len(journal.names(journal.folder_of(path))) == 1
     child.kill()
     child.wait(timeout=30)
     with Ledger(path) as ledger:
-        assert [row.calls for row in ledger.report()] == [1]
-    assert spent(path) == Decimal("0.5")  # the row replaced the hold
-    assert spool.files(spool.folder_of(path)) == []
+        (row,) = ledger.report()
+    assert (row.calls, row.unconfirmed, row.cost) == (2, 1, Decimal("0.75"))
+    assert spent(path) == Decimal("0.75")  # the row replaced the hold; the estimate counts
+    assert journal.names(journal.folder_of(path)) == set()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT run_id FROM calls").fetchall() == [("spooled",)]
+        rows = conn.execute("SELECT run_id, unconfirmed FROM calls ORDER BY id").fetchall()
+    assert rows == [("answered", 0), ("in flight", 1)]
 
 
 def _open_together(path: str, barrier: Any, results: Any) -> None:

@@ -25,7 +25,8 @@ from questfoundry.contracts.errors import (
 from questfoundry.contracts.records import Budget, Rate, Request
 from questfoundry.gateway import Gateway
 from questfoundry.ledger import Ledger
-from questfoundry.ledger.budgets import SQLiteBudgetKeeper, open_budgets
+from questfoundry.ledger.budgets import open_budgets
+from questfoundry.ledger.keeper import SQLiteBudgetKeeper
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.budget_contract import BudgetContract, Opener
 from questfoundry.testing.clock import FakeClock

@@ -79,10 +79,12 @@ def budget_keepers() -> Mapping[str, Backend | Factory]:
     :returns: ``{name: Backend or factory}``; each factory returns a
         :class:`~questfoundry.kit.BudgetKeeper`. Its settings are the
         ``rate_limiting`` section plus ``budgets``: the list of
-        :class:`~questfoundry.kit.Budget` it enforces (never empty). Its keys are
-        declared by the limiter strategy of the same name, which shares the section. Where no keeper
-        has the backend's name, budgets are kept in the SQLite ledger. The ledger records every paid
-        call either way and then hands the call's hold to the keeper's ``settle``.
+        :class:`~questfoundry.kit.Budget` it enforces (never empty), ``ledger_path`` (the cost
+        ledger's file) and ``timezone``. Its keys are declared by the limiter strategy of the same
+        name, which shares the section. Where no keeper has the backend's name, the installed one
+        of highest ``priority`` keeps them (the core's ``sqlite``, in the ledger's file). The
+        ledger records every paid call either way and hands the call's hold to the keeper's
+        ``settle`` before its ``record`` returns.
     """
 
 

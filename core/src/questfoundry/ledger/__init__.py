@@ -1,10 +1,27 @@
 """The cost ledger and the budgets kept beside it, in one SQLite file.
 
-:mod:`.ledger` (one row per call, running totals, reports), :mod:`.spool` (rows that could not be
-written yet), :mod:`.budgets` (the SQLite budget keeper), :mod:`.processes` (whose rows and holds
-these are).
+:mod:`.file` (the SQLite file: schema, connection, running totals), :mod:`.rows` (rows and what
+they add up to), :mod:`.journal` (the write-ahead journal of paid calls), :mod:`.ledger` (writing
+calls), :mod:`.reports` (``cost report``), :mod:`.keeper` (the ``sqlite`` budget keeper, a
+built-in plugin), :mod:`.budgets` (opening the configured keeper), :mod:`.processes` (whose
+journals and holds these are). Names load on first use, so registering the keeper stays cheap.
 """
 
-from questfoundry.ledger.ledger import Ledger, ReportRow, open_ledger
+from typing import TYPE_CHECKING
+
+from questfoundry.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from questfoundry.ledger.ledger import Ledger, open_ledger
+    from questfoundry.ledger.reports import ReportRow
 
 __all__ = ["Ledger", "ReportRow", "open_ledger"]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "Ledger": "questfoundry.ledger.ledger",
+        "open_ledger": "questfoundry.ledger.ledger",
+        "ReportRow": "questfoundry.ledger.reports",
+    },
+)

@@ -84,6 +84,7 @@ DEFAULT_PLUGINS = (
     "questfoundry.builtins.sqlite_limiter",
     "questfoundry.builtins.file_store",
     "questfoundry.builtins.roles",
+    "questfoundry.ledger.keeper",
 )
 
 

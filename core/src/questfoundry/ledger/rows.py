@@ -1,0 +1,117 @@
+"""Rows of the ``calls`` table: made from a reply (or from a crash's unanswered intent), and
+written with the rollup and running totals they add to, in the caller's transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+from questfoundry.kit.money import optional_pico
+
+if TYPE_CHECKING:
+    from questfoundry.contracts.records import Reply
+    from questfoundry.ledger.file import LedgerFile
+
+_INSERT = """
+INSERT INTO calls (time, day, run_id, role, provider, model, input_tokens, output_tokens,
+                   cached_input_tokens, cost, cache_hit, saved, latency, retries, waited, status,
+                   unconfirmed)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_ROLLUP = """
+INSERT INTO rollup VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (day, provider, model, role) DO UPDATE SET
+    calls = calls + excluded.calls, hits = hits + excluded.hits,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cost = cost + excluded.cost, saved = saved + excluded.saved,
+    unknown_cost_calls = unknown_cost_calls + excluded.unknown_cost_calls,
+    unconfirmed = unconfirmed + excluded.unconfirmed
+"""
+
+
+class Row(NamedTuple):
+    """One row of ``calls``, in column order (what the journal keeps, too).
+
+    ``unconfirmed`` marks a paid call whose process died before the reply came: it is counted
+    at its estimated cost and tokens, since the provider may have served it.
+    """
+
+    time: float
+    day: str
+    run_id: str
+    role: str | None
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost: int | None
+    cache_hit: int
+    saved: int | None
+    latency: float
+    retries: int
+    waited: float
+    status: str
+    unconfirmed: int = 0
+
+    def rollup(self) -> tuple[tuple[str, str, str, str], tuple[int, ...]]:
+        """The rollup key of this row and what it adds there (calls, hits, tokens, money)."""
+        spent = self.status == "spent"
+        return (self.day, self.provider, self.model, self.role or ""), (
+            1,
+            int(not spent),
+            self.input_tokens if spent else 0,
+            self.output_tokens if spent else 0,
+            self.cost or 0,
+            self.saved or 0,
+            int(spent and self.cost is None),
+            self.unconfirmed,
+        )
+
+
+def row_of(reply: Reply, when: float, day: str, hit: bool = False) -> Row:
+    """The row of ``reply`` made at ``when`` (local ``day``); a hit costs nothing and is not
+    of unknown price. Raises ValueError for money that is not a number."""
+    hit = hit or reply.cache_hit
+    usage = reply.usage
+    return Row(
+        when,
+        day,
+        reply.run_id,
+        reply.role,
+        reply.provider,
+        reply.model,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        0 if hit else optional_pico(reply.cost),
+        int(hit),
+        optional_pico(reply.saved),
+        reply.latency,
+        reply.retries,
+        reply.waited,
+        "hit" if hit else "spent",
+    )
+
+
+def write_rows(file: LedgerFile, conn: sqlite3.Connection, rows: Iterable[Row]) -> None:
+    """Insert ``rows`` and add them to the rollup and the running totals, inside the caller's
+    transaction; a batch of rows of one key is one rollup update."""
+    rows = list(rows)
+    conn.executemany(_INSERT, rows)
+    sums: dict[tuple[str, str, str, str], list[int]] = {}
+    for row in rows:
+        key, adds = row.rollup()
+        total = sums.get(key)
+        if total is None:
+            sums[key] = list(adds)
+        else:
+            for index, amount in enumerate(adds):
+                total[index] += amount
+    conn.executemany(_ROLLUP, [(*key, *total) for key, total in sums.items()])
+    for row in rows:
+        if row.status == "spent" and row.cost:
+            file.add_spent(conn, row.provider, row.cost, row.day)
