@@ -37,7 +37,14 @@ from questfoundry.kit import from_pico
 from questfoundry.registry import PluginManager, get_plugin_manager
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import Face
-from questfoundry.testing.fakes import FakeGemini, FakeOllama, FakeOpenAI, FakeServer, Fault
+from questfoundry.testing.fakes import (
+    FakeGemini,
+    FakeOllama,
+    FakeOpenAI,
+    FakeServer,
+    Fault,
+    reply_text,
+)
 
 #: a fake key nobody could mistake for anything else, searched for wherever a key must not be
 SECRET_KEY = "qf-e2e-secret-7d1c0ffee9b4"
@@ -148,6 +155,11 @@ def ask(text: str) -> Request:
     return Request(messages=[{"role": "user", "content": text}])
 
 
+def said(case: Case, text: str) -> str:
+    """What the fake answers :func:`ask` (``text``): its placeholder prose for that prompt."""
+    return reply_text(text, case.model)
+
+
 def server_usage(case: Case, server: FakeServer, index: int = -1) -> Usage:
     """The usage the server reports for the ``index``-th recorded request, sent again as it was.
 
@@ -232,7 +244,7 @@ def test_second_identical_call_is_a_cache_hit_and_never_reaches_the_server(
     assert (served, received) == (1, 1)
     assert (server.served, len(server.requests)) == (served, received)
     assert not first.cache_hit and second.cache_hit
-    assert second.text == first.text and "lighthouse keeper" in (first.text or "")
+    assert second.text == first.text == said(case, "Name the lighthouse keeper.")
     assert second.usage == first.usage
     assert second.cost == 0 and second.saved == first.cost
     assert [row["status"] for row in ledger_rows(gateway)] == ["spent", "hit"]
@@ -302,7 +314,7 @@ def test_rate_limit_burst_is_retried_after_retry_after_and_succeeds(
 
     assert clock.slept == [RETRY_AFTER, RETRY_AFTER]
     assert reply.retries == 2
-    assert "Roll for initiative" in (reply.text or "")
+    assert reply.text == said(case, "Roll for initiative.")
     assert (len(server.requests), server.served, server.pending_faults) == (3, 1, 0)
     [row] = spent_rows(gateway)
     assert row["retries"] == 2
@@ -341,7 +353,7 @@ def test_streamed_call_is_priced_then_replayed_from_the_cache(
 
     assert len(chunks) > 1
     assert first.reply is not None and not first.reply.cache_hit
-    assert "".join(chunks) == first.reply.text and "drowned bell" in first.reply.text
+    assert "".join(chunks) == first.reply.text == said(case, "Tell the tale of the drowned bell.")
     assert replayed == chunks
     assert second.reply is not None and second.reply.cache_hit
     assert (server.served, len(server.requests)) == (served, received) == (1, 1)
@@ -357,7 +369,7 @@ def test_rate_limited_stream_is_retried_before_its_first_chunk(
     stream = gateway_face.stream(gateway, ask("Sing the ballad."))
     text = "".join(stream.pieces)
 
-    assert "Sing the ballad" in text
+    assert text == said(case, "Sing the ballad.")
     assert clock.slept == [RETRY_AFTER]
     assert stream.reply is not None and stream.reply.retries == 1
 
@@ -378,10 +390,10 @@ async def test_agenerate_answers_then_serves_the_repeat_from_the_cache(
     finally:
         await gateway.aclose()
 
-    assert "Which way to the keep" in (first.text or "")
+    assert first.text == said(case, "Which way to the keep?")
     assert first.retries == 1 and clock.slept == [RETRY_AFTER]
     assert second.cache_hit and second.text == first.text
-    assert "And back again" in "".join(streamed)
+    assert "".join(streamed) == said(case, "And back again?")
     assert (len(server.requests), server.served) == (3, 2)
 
 

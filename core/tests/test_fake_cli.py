@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from questfoundry.testing.fakes import reply_text
 from questfoundry.testing.fakes.__main__ import main
 
 STARTUP_SECONDS = 30  # a generous bound on a loaded machine; a healthy start takes well under 1 s
@@ -67,7 +68,7 @@ def test_openai_fake_serves_the_sdk_until_sigterm(start: Callable[..., tuple]) -
         reply = client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello there"}]
         )
-    assert "Hello there" in (reply.choices[0].message.content or "")
+    assert reply.choices[0].message.content == reply_text("Hello there", "gpt-4o-mini")
     assert "placeholder" in stop(process, signal.SIGTERM)
 
 
@@ -95,7 +96,8 @@ def test_gemini_fake_listens_on_the_port_asked_for(start: Callable[..., tuple]) 
     )
     with urllib.request.urlopen(request, timeout=STARTUP_SECONDS) as response:
         reply = json.load(response)
-    assert "Hi Gemini" in reply["candidates"][0]["content"]["parts"][0]["text"]
+    said = reply["candidates"][0]["content"]["parts"][0]["text"]
+    assert said == reply_text("Hi Gemini", "gemini-2.5-flash")
     stop(process, signal.SIGTERM)
 
 

@@ -162,7 +162,7 @@ def test_a_request_without_a_schema_still_gets_prose(
 ) -> None:
     server, body, text, _ = fake
     status, reply = text(server, body("Tell a tale.", None))
-    assert status == 200 and "Tell a tale." in reply
+    assert status == 200 and len(reply.split()) >= 100 and "tale" not in reply
 
 
 def test_a_schema_no_instance_satisfies_is_the_providers_400(

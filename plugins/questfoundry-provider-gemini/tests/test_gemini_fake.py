@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from questfoundry.testing.fakes import Fault
+from questfoundry.testing.fakes import Fault, reply_text
 from questfoundry.testing.fakes.gemini import FakeGemini
 
 KEY = "fake-key"
@@ -59,7 +59,8 @@ def test_generate_content_answers_with_a_candidate_and_usage(fake: FakeGemini) -
     assert status == 200
     candidate = body["candidates"][0]
     assert candidate["content"]["role"] == "model"
-    assert "Name a lighthouse." in candidate["content"]["parts"][0]["text"]
+    said = candidate["content"]["parts"][0]["text"]
+    assert said == reply_text("Name a lighthouse.", "gemini-2.5-flash")  # placeholder prose
     assert candidate["finishReason"] == "STOP"
     usage = body["usageMetadata"]
     assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
@@ -126,10 +127,13 @@ def test_an_injected_rate_limit_carries_retry_after_and_retry_info(fake: FakeGem
 
 
 def test_stop_sequences_cut_the_reply(fake: FakeGemini) -> None:
-    body = {**user("Once upon a time"), "generationConfig": {"stopSequences": ["upon"]}}
+    _, _, raw = post(fake, PATH + ":generateContent", user("Once upon a time"))
+    whole = json.loads(raw)["candidates"][0]["content"]["parts"][0]["text"]
+    word = whole.split()[3]  # a word the reply holds, wherever it comes first
+    body = {**user("Once upon a time"), "generationConfig": {"stopSequences": [word]}}
     _, _, raw = post(fake, PATH + ":generateContent", body)
     candidate = json.loads(raw)["candidates"][0]
-    assert candidate["content"]["parts"][0]["text"].endswith("Once ")
+    assert candidate["content"]["parts"][0]["text"] == whole[: whole.index(word)]
     assert candidate["finishReason"] == "STOP"
 
 

@@ -22,11 +22,10 @@ from questfoundry.testing.fakes.base import (
     estimate_tokens,
     fake_server_fixture,
     ndjson_line,
-    reply_text,
     split_text,
     sse_event,
-    tiny_png,
 )
+from questfoundry.testing.fakes.placeholder import reply_text, tiny_png
 
 _PROVIDER_FAKES = {
     "FakeOpenAI": "questfoundry.testing.fakes.openai",

@@ -32,10 +32,10 @@ DESCRIPTION = """\
 Run a stand-in for a provider's API on this machine: the OpenAI Chat Completions and Images API,
 Ollama's /api/chat, or Gemini's generateContent. It speaks the provider's documented wire format,
 so the real SDKs (and QuestFoundry's provider plugins) talk to it unchanged. Its replies are
-PLACEHOLDER TEXT: an echo of the prompt, or for a structured-output request an arbitrary instance
-of the JSON Schema asked for; images are tiny PNGs. No network, no API key needed (any key is
-accepted). It prints "url: ..." and "base_url: ..." on standard output, then serves until Ctrl-C
-or SIGTERM."""
+PLACEHOLDER TEXT: prose that means nothing, as long as the prompt asks, or for a structured-output
+request an arbitrary instance of the JSON Schema asked for; images are small patterned PNGs. No
+network, no API key needed (any key is accepted). It prints "url: ..." and "base_url: ..." on
+standard output, then serves until Ctrl-C or SIGTERM."""
 
 EPILOG = """\
 example:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import hashlib
 import io
 import json
 import logging
@@ -27,9 +26,7 @@ import math
 import re
 import select
 import socket
-import struct
 import threading
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -597,19 +594,6 @@ def limit_reply(text: str, stops: Any, max_tokens: Any) -> tuple[str, bool]:
     return text, False
 
 
-def reply_text(prompt: str, model: str = "") -> str:
-    """The deterministic reply a fake gives ``prompt``: the same request always gets the same text.
-
-    It echoes the prompt (shortened), so different prompts give different replies and a test can
-    see which request a reply answers.
-    """
-    words = " ".join(prompt.split())
-    if len(words) > 200:
-        words = words[:200].rstrip() + "…"
-    by = f" ({model})" if model else ""
-    return f"Echo{by}: {words}" if words else f"Echo{by}: (empty prompt)"
-
-
 def field_at(data: Any, *path: str) -> Any:
     """``data[path[0]][path[1]]…`` in parsed JSON, or None where an object or a key is missing."""
     for key in path:
@@ -624,25 +608,6 @@ def number_or_none(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
-
-
-def tiny_png(seed: str) -> bytes:
-    """A valid 2x2 PNG whose colour is derived from ``seed``: the same prompt, the same image."""
-    red, green, blue = hashlib.sha256(seed.encode()).digest()[:3]
-    row = b"\x00" + bytes([red, green, blue]) * 2
-    raw = row * 2
-
-    def block(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + block(b"IHDR", header)
-        + block(b"IDAT", zlib.compress(raw))
-        + block(b"IEND", b"")
-    )
 
 
 def split_text(text: str, pieces: int = 4) -> list[str]:

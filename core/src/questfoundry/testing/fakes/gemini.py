@@ -5,20 +5,22 @@ It speaks the REST wire format the ``google-genai`` SDK uses::
     POST /v1beta/models/{model}:generateContent
     POST /v1beta/models/{model}:streamGenerateContent?alt=sse   (server-sent events)
 
-(``v1`` and ``v1alpha`` paths are answered the same way.) Replies are deterministic: the same
-``contents`` always get the same text. ``usageMetadata`` is realistic: ``promptTokenCount``
-(system instruction included), ``candidatesTokenCount``, ``totalTokenCount`` and, like Gemini's
-implicit caching, ``cachedContentTokenCount`` when a prompt repeats a prefix of at least
-``cache_min_tokens`` tokens that an earlier request of the same model sent. Errors use Google's
-shape ``{"error": {"code", "message", "status"}}``; a 429 also carries a ``RetryInfo`` detail.
+(``v1`` and ``v1alpha`` paths are answered the same way.) Replies are deterministic placeholder
+prose: the same ``contents`` always get the same text. ``usageMetadata`` is realistic:
+``promptTokenCount`` (system instruction included), ``candidatesTokenCount``, ``totalTokenCount``
+and, like Gemini's implicit caching, ``cachedContentTokenCount`` when a prompt repeats a prefix of
+at least ``cache_min_tokens`` tokens that an earlier request of the same model sent. Errors use
+Google's shape ``{"error": {"code", "message", "status"}}``; a 429 also carries a ``RetryInfo``
+detail.
 
 Structured output: a ``generationConfig`` with ``responseMimeType: "application/json"`` and a
 ``responseJsonSchema`` (JSON Schema) or ``responseSchema`` (Gemini's OpenAPI-style ``Schema``) is
 answered with JSON text of an arbitrary valid instance of the schema, chosen by the request.
 
 Images, as Gemini's image models make them: a ``generationConfig`` whose ``responseModalities``
-include ``"IMAGE"`` is answered with one ``inlineData`` part, a tiny PNG chosen by the prompt (the
-same prompt, the same bytes), billed as :data:`IMAGE_TOKENS` output tokens of modality ``IMAGE``.
+include ``"IMAGE"`` is answered with one ``inlineData`` part, a small PNG picture chosen by the
+prompt (the same prompt, the same bytes), billed as :data:`IMAGE_TOKENS` output tokens of modality
+``IMAGE``.
 
 The server checks the API key the way Google does: no key is 403, a key other than ``api_key``
 (when one is set) is 400 "API key not valid".
@@ -42,11 +44,10 @@ from questfoundry.testing.fakes.base import (
     estimate_tokens,
     field_at,
     limit_reply,
-    reply_text,
     split_text,
     sse_event,
-    tiny_png,
 )
+from questfoundry.testing.fakes.placeholder import reply_text, tiny_png
 from questfoundry.testing.schema_instance import instance_text
 
 #: Google's canonical status names for the HTTP codes the fake answers with
@@ -187,7 +188,7 @@ class FakeGemini(FakeServer):
         elif schema is not None:
             reply = instance_text(schema, model, system, turns)
         else:
-            reply = reply_text("\n".join(turns), model)
+            reply = reply_text("\n".join(turns), model, system)
         text, finish = _shape(reply, config)
         prompt = "\n".join([system, *turns]) if system else "\n".join(turns)
         return _Answer(

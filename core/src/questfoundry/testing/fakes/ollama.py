@@ -7,11 +7,11 @@
 As in Ollama's API, ``stream`` defaults to true: a request that leaves it out gets NDJSON lines,
 each ``{"message": {"role": "assistant", "content": piece}, "done": false}``, then a last line with
 ``"done": true``, ``done_reason`` and the statistics (``prompt_eval_count``, ``eval_count``,
-``total_duration``, … in nanoseconds). Replies are deterministic: the same messages always get the
-same text. ``options.num_predict`` cuts the reply (``done_reason: "length"``) and ``options.stop``
-ends it early, as a model would. A ``format`` (a JSON Schema, or ``"json"``) asks for structured
-output: the reply is JSON text of an arbitrary valid instance of the schema, chosen by the request.
-Errors use Ollama's shape, ``{"error": "message"}``.
+``total_duration``, … in nanoseconds). Replies are deterministic placeholder prose: the same
+messages always get the same text. ``options.num_predict`` cuts the reply (``done_reason:
+"length"``) and ``options.stop`` ends it early, as a model would. A ``format`` (a JSON Schema, or
+``"json"``) asks for structured output: the reply is JSON text of an arbitrary valid instance of the
+schema, chosen by the request. Errors use Ollama's shape, ``{"error": "message"}``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from questfoundry.testing.fakes.base import (
     field_at,
     limit_reply,
     ndjson_line,
-    reply_text,
     split_text,
 )
+from questfoundry.testing.fakes.placeholder import reply_text
 from questfoundry.testing.schema_instance import SchemaInstanceError, instance_text
 
 #: tokens a chat template adds around each message (role markers, separators)
@@ -175,7 +175,8 @@ def _answer(
     if schema is not None:
         reply = instance_text(schema, model, contents)
     else:
-        reply = reply_text("\n".join(turns), model)
+        system = [c for m, c in zip(messages, contents, strict=True) if m.get("role") == "system"]
+        reply = reply_text("\n".join(turns), model, "\n".join(system))
     text, done_reason = _shape(reply, options)
     prompt_tokens = sum(estimate_tokens(c) + TEMPLATE_TOKENS_PER_MESSAGE for c in contents)
     return _Answer(model, text, done_reason, max(1, prompt_tokens))

@@ -4,7 +4,8 @@ It follows the documented wire format the official SDK parses (``ChatCompletion`
 ``ChatCompletionChunk``, ``ImagesResponse``, the ``{"error": {...}}`` envelope), so the real
 ``openai`` client talks to it unchanged: point ``base_url`` at :attr:`FakeOpenAI.base_url`.
 
-Replies are deterministic — an echo of the last user message, or for a ``response_format`` of type
+Replies are deterministic — placeholder prose answering the last user message, as long as it asks
+(:mod:`~questfoundry.testing.fakes.placeholder`), or for a ``response_format`` of type
 ``json_schema`` an arbitrary valid instance of the schema as JSON text (with ``strict``, the schema
 must follow OpenAI's strict rules: every object ``additionalProperties: false`` and every property
 required) — and usage is realistic: about four
@@ -32,11 +33,10 @@ from questfoundry.testing.fakes.base import (
     estimate_tokens,
     field_at,
     limit_reply,
-    reply_text,
     split_text,
     sse_event,
-    tiny_png,
 )
+from questfoundry.testing.fakes.placeholder import reply_text, tiny_png
 from questfoundry.testing.schema_instance import SchemaInstanceError, instance_text
 
 #: tokens OpenAI adds for each message's framing, and once to prime the reply
@@ -71,8 +71,8 @@ class FakeOpenAI(FakeServer):
 
     ``api_key``, when set, is the only key accepted; any bearer token is accepted otherwise, and a
     request without one is refused with 401, as the real API does. ``reply_tokens``, when set,
-    pads every reply to about that many tokens (before ``max_tokens`` cuts it): a long-winded
-    model.
+    makes every prose reply about that many tokens long (before ``max_tokens`` cuts it),
+    whatever length the prompt asks for.
     """
 
     def __init__(
@@ -220,7 +220,8 @@ class FakeOpenAI(FakeServer):
             return f"{prefix}-fake{self._ids:06d}"
 
     def _answer(self, body: dict[str, Any], schema: Any) -> _Answer:
-        """The reply: an echo, or JSON text of an instance of ``schema`` when one is asked for."""
+        """The reply: placeholder prose, or JSON text of an instance of ``schema`` when one is
+        asked for."""
         messages = [m for m in body["messages"] if isinstance(m, dict)]
         contents = [_content_text(m.get("content")) for m in messages]
         users = [c for m, c in zip(messages, contents, strict=True) if m.get("role") == "user"]
@@ -230,9 +231,10 @@ class FakeOpenAI(FakeServer):
             except SchemaInstanceError as error:
                 raise _InvalidFormat(f"Invalid schema for response_format: {error}") from None
         else:
-            text = reply_text(users[-1] if users else "", str(body["model"]))
-            if self.reply_tokens:
-                text = (text + " and so on,") * (self.reply_tokens * 4 // (len(text) + 11) + 1)
+            system = [c for m, c in zip(messages, contents, strict=True) if m.get("role") != "user"]
+            words = self.reply_tokens * 3 // 4 if self.reply_tokens else None
+            prompt, instructions = users[-1] if users else "", "\n".join(system)
+            text = reply_text(prompt, str(body["model"]), instructions, words=words)
         text, finish = _apply_limits(text, body)
         prompt_tokens = TOKENS_PER_REPLY + sum(
             TOKENS_PER_MESSAGE + estimate_tokens(c) for c in contents
