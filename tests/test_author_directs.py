@@ -87,18 +87,18 @@ def test_the_brief_and_a_sections_neighbours_reach_the_roles_within_the_budget(
     budget = 700
     path = project(tmp_path, openai, studio={"context_tokens": budget})
     with showrunner(path) as studio:
-        studio.run("story_spark", sections=8, brief={"premise": PREMISE, "tone": "salt-bitten"})
+        studio.run("story_spark", sections=6, brief={"premise": PREMISE, "tone": "salt-bitten"})
         studio.run("binding_run")
         topology = Topology.from_dict(studio.runtime.state.get("book/topology") or {})
     asked = prompts(openai)
     carrying = [p for p in asked if PREMISE in block(p) and "Tone: salt-bitten" in block(p)]
-    assert len(asked) > 16 and len(carrying) >= 0.9 * len(asked)
+    assert len(asked) > 12 and len(carrying) >= 0.9 * len(asked)
     assert max(math.ceil(len(block(p)) / 4) for p in asked) <= budget
 
     writes = [p for p in asked if p.startswith(OPEN) and "Write the prose of this section" in p]
-    assert len(writes) == 8
+    assert len(writes) == 6
     for section in topology.sections:
-        (write,) = [p for p in writes if f"Section {section.number} of 8, " in block(p)]
+        (write,) = [p for p in writes if f"Section {section.number} of 6, " in block(p)]
         leading_in = [
             s for s in topology.sections if any(c.target == section.id for c in s.choices)
         ]
@@ -212,7 +212,7 @@ def test_an_unchanged_import_takes_nothing_and_a_changed_one_marks_only_what_dif
     ("count", "words"),
     [
         (8, 120),
-        (8, 400),
+        pytest.param(8, 400, marks=pytest.mark.soak),
         pytest.param(40, 120, marks=pytest.mark.soak),
         pytest.param(40, 400, marks=pytest.mark.soak),
     ],
@@ -260,10 +260,10 @@ def test_run_budget_stops_a_run_before_it_passes_the_cap_and_the_run_resumes(
     """The race at concurrency 64 is core/tests/test_studio_spending.py's; this is the command."""
     config = project(tmp_path, openai)
     forecast = json.loads(
-        qf(config, "run", "story_spark", "--sections", "10", "--estimate", "--json").stdout
+        qf(config, "run", "story_spark", "--sections", "6", "--estimate", "--json").stdout
     )
     cap = (Decimal(forecast["totals"]["cost"]) / 3).quantize(Decimal("0.000001"))
-    stopped = qf(config, "run", "story_spark", "--sections", "10", "--budget", str(cap))
+    stopped = qf(config, "run", "story_spark", "--sections", "6", "--budget", str(cap))
     assert stopped.exit_code == 1
     (error,) = [line for line in stopped.stderr.splitlines() if line.startswith("Error:")]
     assert "this run's budget: $" in error and error.endswith("(saved: run it again to continue)")
@@ -271,7 +271,7 @@ def test_run_budget_stops_a_run_before_it_passes_the_cap_and_the_run_resumes(
         spent = sum(row.cost for row in studio.runtime.ledger.report())
     assert 0 < spent <= cap
     paid = len(openai.requests)
-    resumed = qf(config, "run", "story_spark", "--sections", "10", "--json")
+    resumed = qf(config, "run", "story_spark", "--sections", "6", "--json")
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["resumed"] and len(openai.requests) > paid
     bad = qf(config, "run", "story_spark", "--budget", "lots")

@@ -13,7 +13,7 @@ import pytest
 from questfoundry.config import Config
 from questfoundry.contracts.hookspecs import hookimpl
 from questfoundry.contracts.records import Usage
-from questfoundry.contracts.studio import LoopSpec, Step, StepContext
+from questfoundry.contracts.studio import LoopOption, LoopSpec, Step, StepContext
 from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner, StepError
 from questfoundry.testing.clock import FakeClock
@@ -30,7 +30,7 @@ async def fan(context: StepContext) -> None:
         if await context.made(f"items/{item}") is None:
             await context.save(f"items/{item}", {"text": await context.text(f"item {item}")})
 
-    await context.each(list(range(ITEMS)), one)
+    await context.each(list(range(context.options["items"])), one)
 
 
 class Loops:
@@ -38,7 +38,9 @@ class Loops:
 
     @hookimpl
     def loops(self) -> tuple[LoopSpec, ...]:
-        return (LoopSpec("fan", ("scene_smith",), steps=(Step("fan", "scene_smith", "", fan),)),)
+        items = LoopOption("items", "How many calls.", "integer", default=ITEMS)
+        steps = (Step("fan", "scene_smith", "", fan),)
+        return (LoopSpec("fan", ("scene_smith",), steps=steps, options=(items,)),)
 
 
 @pytest.fixture
@@ -101,9 +103,10 @@ def test_calls_the_cache_answers_cost_nothing_and_reserve_nothing(
     studio: Callable[..., Showrunner], provider: ScriptedProvider
 ) -> None:
     showrunner = studio()
-    showrunner.run("fan")
-    again = showrunner.run("fan", budget=Decimal(0))
-    assert again.totals.cache_hits == ITEMS and provider.calls == ITEMS
+    few = {"items": 12}
+    showrunner.run("fan", options=few)
+    again = showrunner.run("fan", options=few, budget=Decimal(0))
+    assert again.totals.cache_hits == 12 and provider.calls == 12
 
 
 def test_a_cap_needs_prices_and_says_where_to_set_them(
@@ -119,11 +122,12 @@ def test_a_forecast_calls_no_provider_writes_nothing_and_counts_the_cache(
     studio: Callable[..., Showrunner], provider: ScriptedProvider
 ) -> None:
     showrunner = studio()
-    first = showrunner.estimate("fan")
+    few = {"items": 12}
+    first = showrunner.estimate("fan", options=few)
     assert provider.calls == 0 and showrunner.runtime.state.list_keys("") == []
     assert first.status == "estimate" and first.run_id == ""
-    assert first.totals.calls == ITEMS and first.totals.cache_hits == 0 and first.totals.cost > 0
-    showrunner.run("fan")
-    cached = showrunner.estimate("fan")
-    assert cached.totals.cache_hits == ITEMS and cached.totals.cost == 0
-    assert provider.calls == ITEMS
+    assert first.totals.calls == 12 and first.totals.cache_hits == 0 and first.totals.cost > 0
+    showrunner.run("fan", options=few)
+    cached = showrunner.estimate("fan", options=few)
+    assert cached.totals.cache_hits == 12 and cached.totals.cost == 0
+    assert provider.calls == 12
