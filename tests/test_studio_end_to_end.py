@@ -268,3 +268,76 @@ def test_state_after_a_studio_run_exports_imports_and_exports_the_same(
     assert {"book/topology", "book/export"} <= set(documents)
     assert any(key.startswith("runs/") for key in documents)  # the run records: history
     assert "sk-studio-test" not in exported.read_text()
+
+
+# ---------------------------------------------------------------------- the book's shape
+
+
+class Graph(HTMLParser):
+    """The book's graph as the reader sees it: each ``<section id>`` of the story (not the
+    codex's, in an ``<aside>``) and the links of its choices (``ul.choices``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.order: list[str] = []
+        self.links: dict[str, list[str]] = {}
+        self._open: list[str] = []
+        self._here: str | None = None
+        self._choices = 0
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        self._open.append(tag)
+        if tag == "section" and "aside" not in self._open and "id" in found:
+            self._here = found["id"]
+            self.order.append(self._here)
+            self.links[self._here] = []
+        elif tag == "ul" and "choices" in found.get("class", "").split():
+            self._choices += 1
+        elif tag == "a" and self._here and self._choices:
+            self.links[self._here].append(found["href"].removeprefix("#"))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open and self._open.pop() != tag:
+            pass
+        if tag == "ul" and self._choices:
+            self._choices -= 1
+        elif tag == "section":
+            self._here = None
+
+    def figures(self) -> Any:
+        from questfoundry.book.graph import Graph as Numbers
+
+        number = {ident: n for n, ident in enumerate(self.order, 1)}
+        links = {number[i]: tuple(number.get(t, 0) for t in self.links[i]) for i in self.order}
+        endings = frozenset(n for n, targets in links.items() if not targets)
+        return Numbers(1, links, endings).figures()
+
+
+@pytest.mark.parametrize("sections", [6, 16, 50])
+def test_the_stand_in_writes_a_branching_book_whatever_it_answers(
+    tmp_path: Path, openai: FakeOpenAI, sections: int
+) -> None:
+    with showrunner(openai_project(tmp_path, openai)) as studio:
+        spark = studio.run("story_spark", sections=sections)
+        bound = studio.run("binding_run", sections=sections)
+    asked = [r.body["messages"][-1]["content"] for r in openai.requests if r.response_schema]
+    assert any("1 (the start): choices leading to 2, 3" in prompt for prompt in asked)
+    graph = Graph(Path(bound.outputs["html"]).read_text(encoding="utf-8"))
+    figures = graph.figures()
+    assert len(graph.order) == figures.sections == sections
+    assert figures.problems() == []  # every rule holds, read from the page
+    assert figures.endings >= 2 and figures.branching * 3 >= figures.choosing
+    assert any(note.startswith("the book: ") for note in spark.notes)
+    checked = CliRunner().invoke(
+        cli, ["--config", str(tmp_path / ".questfoundry" / "config.yml"), "book", "check", "--json"]
+    )
+    assert checked.exit_code == 0, checked.output
+    stated = json.loads(checked.stdout)
+    assert (stated["sections"], stated["endings"], stated["branching"]) == (
+        figures.sections,
+        figures.endings,
+        figures.branching,
+    )
+    assert stated["longest_shortest_path_to_an_ending"] == figures.longest
