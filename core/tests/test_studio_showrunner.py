@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from questfoundry.book.shape import Shape
 from questfoundry.config import Config
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.errors import NonRetriableProviderError, QuestFoundryError
@@ -294,6 +295,47 @@ def test_meaning_problems_are_asked_about_once_then_repaired_and_reported(
     assert any("draft_topology: choices leading to no section" in r for r in report.repairs)
     assert any("draft_topology: dead ends" in r for r in report.repairs)
     assert report.roles[0].calls == 2
+
+
+def test_a_book_in_parts_resumes_without_asking_again_for_the_parts_it_saved(
+    studio: Callable[..., Showrunner], providers: Providers
+) -> None:
+    shape = Shape.of(6)  # two sections a reply at max_tokens 600: three parts
+    assert [(p.first, p.last) for p in shape.parts(600)] == [(1, 2), (3, 4), (5, 6)]
+    acts = [{"title": f"Act {n}", "summary": "s"} for n in (1, 2, 3)]
+    part = [
+        {
+            "title": f"Room {n}",
+            "summary": "",
+            "ending": not shape.targets(n),
+            "choices": [{"text": "on", "target": t} for t in shape.targets(n)],
+        }
+        for n in (1, 2)
+    ]
+    down = NonRetriableProviderError("the service is down", provider="scripted")
+    providers.script.extend(
+        [
+            ProviderReply("m1", text=json.dumps({"title": "The Keep", "acts": acts})),
+            ProviderReply("m1", text=json.dumps({"sections": part})),
+            down,
+        ]
+    )
+    showrunner = studio(extra={"roles": {"plotwright": {"max_tokens": 600}}}, concurrency=1)
+    with pytest.raises(StepError, match=r"^story_spark: step draft_topology \(plotwright\)"):
+        showrunner.run("story_spark", sections=6)
+    state = showrunner.runtime.state
+    assert state.list_keys("book/drafts/") == ["book/drafts/outline", "book/drafts/part-1"]
+
+    report = showrunner.run("story_spark", sections=6)
+    again = texts(providers.main)[3:]
+    asked = {t.split("Draft sections ")[1][:6] for t in again if "Draft sections" in t}
+    assert asked == {"3 to 4", "5 to 6"}  # (each asked again once: the scripted one is nonsense)
+    assert not any("Outline a branching gamebook" in t for t in again)
+    assert report.resumed and report.roles[0].role == "plotwright"
+    topology = state.get("book/topology")
+    assert topology is not None and topology["title"] == "The Keep"
+    assert [s["title"] for s in topology["sections"][:2]] == ["Room 1", "Room 2"]
+    assert state.list_keys("book/drafts/") == []
 
 
 def test_an_empty_section_is_asked_again_then_marked_as_a_placeholder(
