@@ -329,7 +329,8 @@ def test_the_stand_in_writes_a_branching_book_whatever_it_answers(
     assert len(graph.order) == figures.sections == sections
     assert figures.problems() == []  # every rule holds, read from the page
     assert figures.endings >= 2 and figures.branching * 3 >= figures.choosing
-    assert any(note.startswith("the book: ") for note in spark.notes)
+    told = [n for r in (spark, bound) for n in r.notes if n.startswith("the book: ")]
+    assert len(told) == 2 and f"{sections} sections, {figures.endings} endings" in told[1]
     checked = CliRunner().invoke(
         cli, ["--config", str(tmp_path / ".questfoundry" / "config.yml"), "book", "check", "--json"]
     )

@@ -26,6 +26,7 @@ from questfoundry.kit import (
     book_files,
     book_keys,
     bound,
+    figures,
     load_topology,
     obj,
     write_book_files,
@@ -51,6 +52,7 @@ async def front_matter(context: StepContext) -> None:
 
 async def bind(context: StepContext) -> None:
     topology = await load_topology(context)
+    context.note("the book: " + "; ".join(figures(topology).lines()))
     documents = {key: await context.get(key) for key in book_keys(topology)}
     book, notes = bound(topology, documents)
     for note in notes:
