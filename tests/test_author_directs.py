@@ -88,8 +88,10 @@ def test_the_brief_and_a_sections_neighbours_reach_the_roles_within_the_budget(
     path = project(tmp_path, openai, studio={"context_tokens": budget})
     with showrunner(path) as studio:
         studio.run("story_spark", sections=6, brief={"premise": PREMISE, "tone": "salt-bitten"})
-        studio.run("binding_run")
+        bound = studio.run("binding_run")
         topology = Topology.from_dict(studio.runtime.state.get("book/topology") or {})
+    front = Path(bound.outputs["html"]).read_text(encoding="utf-8")
+    assert PREMISE in front and "salt-bitten" in front  # the title page shows the brief
     asked = prompts(openai)
     carrying = [p for p in asked if PREMISE in block(p) and "Tone: salt-bitten" in block(p)]
     assert len(asked) > 12 and len(carrying) >= 0.9 * len(asked)
