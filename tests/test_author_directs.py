@@ -90,9 +90,15 @@ def test_the_brief_and_a_sections_neighbours_reach_the_roles_within_the_budget(
         studio.run("story_spark", sections=6, brief={"premise": PREMISE, "tone": "salt-bitten"})
         bound = studio.run("binding_run")
         topology = Topology.from_dict(studio.runtime.state.get("book/topology") or {})
+        asked = prompts(openai)
+        studio.run("art_touch_up", brief={"genre": "gothic adventure"})
     front = Path(bound.outputs["html"]).read_text(encoding="utf-8")
     assert PREMISE in front and "salt-bitten" in front  # the title page shows the brief
-    asked = prompts(openai)
+    plans = prompts(openai)[len(asked) :]
+    assert len(plans) == 6 and all("Where this section stands:" in block(p) for p in plans)
+    pictures = [r.body["prompt"] for r in openai.requests if r.path == "/v1/images/generations"]
+    assert len(pictures) == 6
+    assert all(p.endswith("Style: gothic adventure; salt-bitten.") for p in pictures)
     carrying = [p for p in asked if PREMISE in block(p) and "Tone: salt-bitten" in block(p)]
     assert len(asked) > 12 and len(carrying) >= 0.9 * len(asked)
     assert max(math.ceil(len(block(p)) / 4) for p in asked) <= budget

@@ -45,7 +45,9 @@ async def plan_shots(context: StepContext) -> None:
             repaired = {**shot, "subject": section.title}
             return repaired, [f"the shot of {section.id!r} had no subject (its title is used)"]
 
-        shot = await context.structured(prompt, name="shot", schema=SHOT_SCHEMA, fix=fix)
+        shot = await context.structured(
+            prompt, name="shot", schema=SHOT_SCHEMA, fix=fix, section=section.id
+        )
         return {**shot, "digest": digest(written["prose"])}
 
     await each_section(
