@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -108,13 +109,15 @@ _value = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
     max_leaves=8,
 )
-_part = st.text(
-    st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="/\\"),
+_part = st.text(  # what a key may hold: no surrogate, control character or line separator
+    st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters="/\\"),
     min_size=1,
     max_size=6,
 ).filter(lambda part: part not in (".", ".."))
 _documents = st.dictionaries(
-    st.lists(_part, min_size=1, max_size=2).map("/".join).filter(lambda k: k[:4] != "_qf/"),
+    st.lists(_part, min_size=1, max_size=2)
+    .map(lambda parts: unicodedata.normalize("NFC", "/".join(parts)))  # as a store keeps keys
+    .filter(lambda k: k[:4] != "_qf/"),
     st.dictionaries(_text, _value, max_size=3),
     max_size=4,
 )

@@ -147,11 +147,15 @@ class Runtime:
         """The project's state store (``state.backend``, default ``file``)."""
         from questfoundry.state.manager import checked
 
+        store = checked(self.open_state(), self.manager)  # recovers, refuses a newer schema
+        return self._own("state", store, store.close)
+
+    def open_state(self) -> StateStore:
+        """A new handle on the state store as it is, unchecked, for the caller to close:
+        ``questfoundry state repair`` mends what opening it (:attr:`state`) refuses."""
         settings = self.config.section("state")
         name = settings.get("backend") or default_backend("state", self.manager)
-        store: StateStore = self.manager.create("state store", name, settings, self.context)
-        store = checked(store, self.manager)  # recovers, refuses a newer schema
-        return self._own("state", store, store.close)
+        return self.manager.create("state store", name, settings, self.context)
 
     @once
     def budgets(self) -> BudgetKeeper | None:

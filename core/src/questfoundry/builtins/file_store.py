@@ -10,10 +10,16 @@ the same lock, so never a live writer's). Without ``fcntl`` (Windows) the lock c
 of one process only, and the store says so: it then declares neither ``ATOMIC`` nor ``SHARED``.
 A folder on a network file system is one machine's store only where its ``flock`` is honest.
 The store keeps no expiry: a ``ttl`` is refused.
+
+A key's file is named by the key, percent-quoted (``book/1`` in ``book%2F1.json``). A key whose
+quoted name would pass the 255 bytes a file name may have (any valid key may: a part of 200 bytes
+quotes to 600) is kept in ``%long-<sha256 of the key>.json`` instead, as ``{"key": …,
+"document": …}``, so every key :func:`~questfoundry.kit.check_key` accepts can be stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -45,6 +51,9 @@ SUFFIX = ".json"
 #: no quoted key starts with these (a quoted "%" is "%25"), so a key can never look like them
 TEMP_PREFIX = "%tmp-"
 LOCK_NAME = "%lock"
+LONG_PREFIX = "%long-"
+#: the longest file name every common file system takes, in bytes
+MAX_NAME_BYTES = 255
 
 _CAPABILITIES = {Capability.PERSISTENT}
 if HAS_FLOCK:
@@ -70,6 +79,7 @@ class FileStore:
     # ------------------------------------------------------------------ reading
 
     def get(self, key: str) -> dict[str, Any] | None:
+        key = check_key(key)
         path = self._path(key)
         try:
             with path.open("rb") as handle:
@@ -78,33 +88,34 @@ class FileStore:
             return None
         except (OSError, ValueError) as exc:
             raise StateError(f"state {key!r} in {path} cannot be read: {exc}") from None
-        if not isinstance(document, dict):
-            raise StateError(f"state {key!r} in {path} is not a JSON object")
-        return document
+        return _decoded(key, path, document)
+
+    def path_of(self, key: str) -> Path:
+        """The file that holds ``key``'s document (whether it exists or not)."""
+        return self._path(check_key(key))
 
     def list_keys(self, prefix: str = "") -> list[str]:
-        keys = (
-            unquote(name[: -len(SUFFIX)])
-            for name in self._names()
-            if name.endswith(SUFFIX) and not name.startswith(TEMP_PREFIX)
-        )
-        return sorted(k for k in keys if k.startswith(prefix) and not is_internal(k))
+        keys = (self._key_of(name) for name in self._names() if name.endswith(SUFFIX))
+        return sorted(k for k in keys if k and k.startswith(prefix) and not is_internal(k))
 
     # ------------------------------------------------------------------ writing
 
     def set(self, key: str, document: Mapping[str, Any], ttl: float | None = None) -> None:
+        key = check_key(key)
         path = self._path(key)
         self._refuse_ttl(ttl)
-        data = _encode(key, document)
+        data = _encode(key, document, path)
         with self._locked(key):
             self._write(key, path, data)
 
     def delete(self, key: str) -> bool:
+        key = check_key(key)
         path = self._path(key)
         with self._locked(key):
             return self._unlink(key, path)
 
     def update(self, key: str, change: Change, ttl: float | None = None) -> dict[str, Any] | None:
+        key = check_key(key)
         path = self._path(key)
         self._refuse_ttl(ttl)
         with self._locked(key):
@@ -112,10 +123,9 @@ class FileStore:
             if new is None:
                 self._unlink(key, path)
                 return None
-            data = _encode(key, new)
+            data = _encode(key, new, path)
             self._write(key, path, data)
-            written: dict[str, Any] = json.loads(data)
-            return written
+            return _decoded(key, path, json.loads(data))
 
     def clean(self) -> int:
         """Remove the temporary files of writers that died mid-write; return how many."""
@@ -135,7 +145,24 @@ class FileStore:
     # ------------------------------------------------------------------ internals
 
     def _path(self, key: str) -> Path:
-        return self.root / (quote(check_key(key), safe="") + SUFFIX)
+        """The file of ``key``, a key :func:`check_key` returned."""
+        name = quote(key, safe="") + SUFFIX
+        if len(name.encode()) > MAX_NAME_BYTES:
+            name = LONG_PREFIX + hashlib.sha256(key.encode()).hexdigest() + SUFFIX
+        return self.root / name
+
+    def _key_of(self, name: str) -> str | None:
+        """The key file ``name`` holds (None: not a document's file, or one being written)."""
+        if name.startswith(TEMP_PREFIX) or name == LOCK_NAME:
+            return None
+        if not name.startswith(LONG_PREFIX):
+            return unquote(name[: -len(SUFFIX)])
+        try:
+            with (self.root / name).open("rb") as handle:
+                key = json.load(handle).get("key")
+        except (OSError, ValueError, AttributeError):
+            return None  # removed since it was listed, or not one of ours: not a key
+        return key if isinstance(key, str) else None
 
     def _names(self) -> list[str]:
         try:
@@ -195,14 +222,29 @@ class FileStore:
         return True
 
 
-def _encode(key: str, document: Mapping[str, Any]) -> bytes:
+def _encode(key: str, document: Mapping[str, Any], path: Path | None = None) -> bytes:
+    """The bytes of ``document``'s file (at ``path``: wrapped with its key under a long name)."""
     if not isinstance(document, Mapping):
         raise StateError(f"state {key!r} must be a JSON object, not {type(document).__name__}")
+    value: dict[str, Any] = dict(document)
+    if path is not None and path.name.startswith(LONG_PREFIX):
+        value = {"key": key, "document": value}
     try:
-        text = json.dumps(dict(document), ensure_ascii=False, sort_keys=True, allow_nan=False)
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
         return text.encode()
     except (TypeError, ValueError) as exc:
         raise StateError(f"state {key!r} is not JSON-serialisable: {exc}") from None
+
+
+def _decoded(key: str, path: Path, stored: Any) -> dict[str, Any]:
+    """The document in ``path``'s JSON (a long name's file holds its key too)."""
+    if path.name.startswith(LONG_PREFIX):
+        if not isinstance(stored, dict) or stored.get("key") != key:
+            raise StateError(f"state {key!r} in {path} does not hold that key")
+        stored = stored.get("document")
+    if not isinstance(stored, dict):
+        raise StateError(f"state {key!r} in {path} is not a JSON object")
+    return stored
 
 
 def make_file_store(settings: Mapping[str, Any], context: BackendContext) -> FileStore:

@@ -1,4 +1,4 @@
-"""``questfoundry state``: version, migrate, export, import."""
+"""``questfoundry state``: version, migrate, export, import, repair."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ SCHEMA_LOGGER = "questfoundry.state.schema"
 
 @cli.group()
 def state() -> None:
-    """Inspect, migrate, export and import the project's state (the studio's documents).
+    """Inspect, migrate, export, import and repair the project's state (the studio's documents).
 
     The store is `state.backend` in config.yml (`file` by default: one JSON file per document in
     .questfoundry/state). See docs/state.md.
@@ -169,6 +169,36 @@ def state_import(app: App, path: Path, merge: bool, replace: bool, as_json: bool
         return
     deleted = f", deleted {result.deleted}" if result.deleted else ""
     click.echo(f"Imported {_documents(result.written)} from {path}{deleted}.")
+
+
+@state.command("repair")
+@click.option(
+    "--discard",
+    is_flag=True,
+    help="Drop a committed change that cannot be finished, keeping the documents as they are.",
+)
+@json_option
+@pass_app
+def state_repair(app: App, discard: bool, as_json: bool) -> None:
+    """Undo or finish a change (an import, a migration) left half-done that opening the store
+    could not: the error that sent you here names its journal.
+
+    A change that had not committed is undone: the documents are as they were before it. A
+    committed one is finished; if it cannot be, --discard drops the rest of it (or restore a
+    backup with `questfoundry state import BACKUP --replace`). Run it while nothing else uses
+    the state.
+    """
+    from questfoundry.state.journal import repair
+
+    store = app.runtime.open_state()
+    try:
+        outcome = repair(store, discard=discard)
+    finally:
+        store.close()
+    if as_json:
+        print_json({"repaired": outcome is not None, "outcome": outcome})
+        return
+    click.echo(f"Repaired: {outcome}." if outcome else "Nothing to repair: no change is half-done.")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
+from questfoundry.contracts.bounded import Bounds, Unreadable, load_yaml, read_at_most
 from questfoundry.contracts.errors import ConfigError
 
 CONFIG_ENV = "QUESTFOUNDRY_CONFIG"
@@ -26,6 +26,8 @@ MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 #: most values (scalars, mappings, lists) once every alias is expanded
 MAX_VALUES = 100_000
+#: the bounds of a config file, and of each ``--set`` value
+BOUNDS = Bounds(MAX_BYTES, MAX_DEPTH, MAX_VALUES)
 
 
 def find_config(start: Path | None = None, env: Mapping[str, str] = os.environ) -> Path | None:
@@ -65,10 +67,10 @@ def read(file: Path) -> dict[str, Any]:
     source = str(file)
     try:
         with file.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+            raw = read_at_most(handle, MAX_BYTES)
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc}", source=source) from None
-    if len(raw) > MAX_BYTES:
+    if raw is None:
         raise ConfigError(
             f"config file is larger than {MAX_BYTES // 1024} KiB; is it the right file?",
             source=source,
@@ -81,17 +83,10 @@ def read(file: Path) -> dict[str, Any]:
 
 
 def parse_yaml(text: str, source: str) -> dict[str, Any]:
-    """Parse ``text``: its size after alias expansion and its depth are checked first."""
-    import yaml
-
+    """Parse ``text`` within :data:`BOUNDS` (:mod:`questfoundry.contracts.bounded`)."""
     try:
-        _check_shape(text)
-        data = yaml.load(text, Loader=_loader())  # a SafeLoader: builds plain data only
-    except yaml.MarkedYAMLError as exc:
-        raise ConfigError(_yaml_message(exc), source=source) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {_one_line(str(exc))}", source=source) from None
-    except _TooBig as exc:
+        data = load_yaml(text, BOUNDS)
+    except Unreadable as exc:
         raise ConfigError(str(exc), source=source) from None
     if data is None:
         return {}
@@ -102,95 +97,3 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
             f"the top level must be a mapping of sections, got {describe(data)}", source=source
         )
     return data
-
-
-class _TooBig(Exception):
-    """The YAML is deeper, or expands to more values, than a config can be."""
-
-
-def _check_shape(text: str) -> None:
-    """Walk the parser's events (no tree is built): refuse deep nesting and alias explosions.
-
-    Each node's expanded size is its own plus its children's; an alias counts the whole size of
-    the node it repeats, which is exactly what building the tree and walking it would cost.
-    """
-    import yaml
-    from yaml import events
-
-    stack: list[list[Any]] = []  # [anchor, expanded size] of each open mapping or list
-    anchors: dict[str, int] = {}
-    total = 0
-
-    def add(size: int, mark: Any) -> None:
-        nonlocal total
-        if stack:
-            stack[-1][1] += size
-            grown = stack[-1][1]
-        else:
-            total += size
-            grown = total
-        if grown > MAX_VALUES:
-            raise _TooBig(
-                f"the YAML expands to more than {MAX_VALUES:,} values{_at(mark)} "
-                "(aliases repeating aliases?)"
-            )
-
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, events.CollectionStartEvent):
-            stack.append([event.anchor, 1])
-            if len(stack) > MAX_DEPTH:
-                raise _TooBig(f"the YAML nests deeper than {MAX_DEPTH} levels{_at(event)}")
-        elif isinstance(event, events.CollectionEndEvent):
-            anchor, size = stack.pop()
-            if anchor:
-                anchors[anchor] = size
-            add(size, event)
-        elif isinstance(event, events.ScalarEvent):
-            if event.anchor:
-                anchors[event.anchor] = 1
-            add(1, event)
-        elif isinstance(event, events.AliasEvent):
-            add(anchors.get(event.anchor or "", 1), event)
-
-
-def _at(event: Any) -> str:
-    mark = getattr(event, "start_mark", None)
-    return f" at line {mark.line + 1}" if mark else ""
-
-
-def _yaml_message(exc: Any) -> str:
-    mark = exc.problem_mark or exc.context_mark
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = exc.problem or exc.context or "unreadable"
-    return f"invalid YAML{where}: {_one_line(problem)}"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-@cache
-def _loader() -> type[Any]:
-    """A SafeLoader that refuses duplicate keys, which plain YAML would silently overwrite."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
-            if isinstance(node, yaml.MappingNode):
-                seen: set[Any] = set()
-                for key_node, _ in node.value:
-                    if key_node.tag == "tag:yaml.org,2002:merge":
-                        continue
-                    key = self.construct_object(key_node, deep=True)
-                    try:
-                        duplicate = key in seen
-                        seen.add(key)
-                    except TypeError:
-                        continue  # unhashable: the base class reports it
-                    if duplicate:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {key!r}", key_node.start_mark
-                        )
-            return super().construct_mapping(node, deep=deep)
-
-    return Loader

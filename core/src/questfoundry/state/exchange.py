@@ -14,8 +14,11 @@ leaves no half file. Every string of every document passes :class:`Redactor` fir
 secrets, the config's secret values and anything shaped like an API key become ``***``.
 
 Import reads and checks the whole file before writing anything — the format, the versions (never
-newer than the code knows), every key (:func:`~questfoundry.kit.state_keys.key_problem`) and every
-document (a JSON object) — then writes it as one change (:mod:`questfoundry.state.journal`).
+newer than the code knows), every key (:func:`~questfoundry.kit.state_keys.key_problem`; two
+spellings of one key, or a key named twice, are refused) and every document (a JSON object) —
+then writes it as one change (:mod:`questfoundry.state.journal`). The file is read within bounds
+(:data:`BOUNDS`, :mod:`questfoundry.contracts.bounded`): its size, its depth, what YAML aliases
+expand to, and the size of each document.
 """
 
 from __future__ import annotations
@@ -30,10 +33,20 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from questfoundry.config.model import named_secrets, redact_url
+from questfoundry.contracts.bounded import (
+    Bounds,
+    TooBig,
+    Unreadable,
+    load_json,
+    load_yaml,
+    read_at_most,
+    shown,
+    size_text,
+)
 from questfoundry.contracts.errors import MigrationError, StateError
 from questfoundry.contracts.protocols import StateStore
 from questfoundry.kit.redaction import redact
-from questfoundry.kit.state_keys import is_internal, key_problem
+from questfoundry.kit.state_keys import check_key, is_internal, key_problem
 from questfoundry.state.history import HISTORY_KEY, is_history, log_document, migration_log
 from questfoundry.state.journal import Step, commit, no_steps
 from questfoundry.state.versions import (
@@ -54,6 +67,13 @@ Format = Literal["json", "yaml"]
 Mode = Literal["empty", "merge", "replace"]
 #: called with how many documents are done, of how many
 Progress = Callable[[int, int], None]
+
+#: the largest state file read (100,000 documents of 1 KB export to about 110 MB)
+MAX_FILE_BYTES = 256 * 1024 * 1024
+#: the largest document, as JSON
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+#: how a state file is read: 64 levels deep at most; YAML aliases repeat 100,000 values at most
+BOUNDS = Bounds(MAX_FILE_BYTES, 64, aliases=100_000)
 
 
 def file_format(path: Path) -> Format:
@@ -293,13 +313,19 @@ def read_state_file(path: Path, known: Mapping[str, int]) -> StateFile:
     fmt = file_format(path)
     try:
         with path.open("rb") as handle:
-            data = json.load(handle) if fmt == "json" else _load_yaml(handle)
+            raw = read_at_most(handle, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise StateError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise StateError(f"{path} is not valid {fmt.upper()}: {_first_line(exc)}") from None
-    except Exception as exc:  # yaml.YAMLError, without importing yaml for JSON files
-        raise StateError(f"{path} is not valid {fmt.upper()}: {_first_line(exc)}") from None
+    except OSError as exc:
+        raise StateError(f"{path} cannot be read: {exc}") from None
+    if raw is None:
+        raise StateError(f"{path} is larger than {size_text(MAX_FILE_BYTES)}: not a state file")
+    try:
+        data = load_json(raw, BOUNDS) if fmt == "json" else load_yaml(_text(raw), BOUNDS, fast=True)
+    except TooBig as exc:
+        raise StateError(f"{path} is refused: {exc}") from None
+    except Unreadable as exc:
+        raise StateError(f"{path} is not valid {fmt.upper()}: {exc}") from None
 
     def bad(message: str) -> StateError:
         return StateError(f"{path}: {message}")
@@ -321,6 +347,7 @@ def read_state_file(path: Path, known: Mapping[str, int]) -> StateFile:
     problem = next((p for k, d in documents.items() if (p := entry_problem(k, d))), None)
     if problem is not None:
         raise bad(problem)
+    documents = _normalised(documents, bad)
     migrations = data.get("migrations")
     if migrations is not None and (
         not isinstance(migrations, list)
@@ -330,14 +357,31 @@ def read_state_file(path: Path, known: Mapping[str, int]) -> StateFile:
     return StateFile(path, dict(versions), documents, migrations)
 
 
-def _load_yaml(handle: IO[bytes]) -> Any:
-    import yaml
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Unreadable(f"the YAML is not UTF-8 text ({exc.reason})") from None
 
-    return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
-
-def _first_line(error: BaseException) -> str:
-    return " ".join(str(error).split())
+def _normalised(
+    documents: dict[str, dict[str, Any]], bad: Callable[[str], StateError]
+) -> dict[str, dict[str, Any]]:
+    """``documents`` by the keys a store keeps (NFC); a key twice (two spellings of one key) or
+    a document larger than :data:`MAX_DOCUMENT_BYTES` is refused, naming the key."""
+    result: dict[str, dict[str, Any]] = {}
+    for key, document in documents.items():
+        normal = check_key(key)
+        if normal in result:
+            raise bad(f"the key {shown(normal)} is there twice (two spellings of one key)")
+        size = len(_dumps(document).encode())
+        if size > MAX_DOCUMENT_BYTES:
+            raise bad(
+                f"document {shown(normal)} is {size:,} bytes; a document may have at most "
+                f"{size_text(MAX_DOCUMENT_BYTES)}"
+            )
+        result[normal] = document
+    return result
 
 
 def entry_problem(key: Any, document: Any) -> str | None:

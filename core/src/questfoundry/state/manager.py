@@ -30,7 +30,7 @@ from questfoundry.contracts.records import Migration, Snapshot
 from questfoundry.state.backup import BackupPolicy
 from questfoundry.state.exchange import entry_problem
 from questfoundry.state.history import HISTORY_KEY, log_document, migration_log
-from questfoundry.state.journal import Step, commit, no_steps, recover
+from questfoundry.state.journal import JournalError, Step, commit, no_steps, recover
 from questfoundry.state.migrations import CORE_MIGRATIONS, all_migrations, chains
 from questfoundry.state.versions import (
     CORE_SCOPE,
@@ -105,8 +105,18 @@ class MigrationManager:
     # ------------------------------------------------------------------ versions
 
     def prepare(self) -> Versions:
-        """Open the store: recover, stamp an empty one, refuse a newer one; its versions."""
-        outcome = recover(self.store)
+        """Open the store: recover, stamp an empty one, refuse a newer one; its versions.
+
+        A journal that cannot be undone but left the documents as they were is a warning (the
+        store opens; the next change is refused until ``questfoundry state repair``); one that
+        may have left them half-changed is a :class:`~questfoundry.state.journal.JournalError`.
+        """
+        try:
+            outcome = recover(self.store)
+        except JournalError as stuck:
+            if not stuck.intact:
+                raise
+            outcome = str(stuck)
         if outcome:
             log.warning("state store: %s", outcome)
         versions = recorded(self.store)

@@ -53,7 +53,14 @@ INCREMENTS = 200
 #: how long a ttl of TTL_SECONDS may take to expire (servers expire lazily or by sampling)
 TTL_SECONDS = 0.2
 TTL_PATIENCE = 5.0
-BAD_KEYS = ("", "../escape", "a/../../b", "/etc/passwd", "a//b", "trailing/", "nul\0key", "a\\b")
+BAD_KEYS = (
+    *("", "../escape", "a/../../b", "/etc/passwd", "a//b", "trailing/", "nul\0key", "a\\b"),
+    *("del\x7fkey", "c1\x85key", "line\u2028sep", "para\u2029sep"),  # DEL, C1, U+2028/9
+    "a/" + "é" * 100 + "x",  # a part of 201 bytes
+    "/".join(["y" * 200] * 5) + "/" + "z" * 20,  # a key of 1,025 bytes
+)
+#: the longest key every store takes: five parts of 200 UTF-8 bytes and one of 19 (1,024 bytes)
+LONGEST_KEY = "/".join(["é" * 100, "ß" * 100, "x" * 200, "%" * 200, "€" * 66 + "ab", "q" * 19])
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,23 @@ class StateStoreContract(StandardSuite):
             ["canon/1", "hooks/1", "hooks/2", "odd key: ü/ß", ".tmp-looking", "%25"]
         )
         assert store.list_keys("nothing/") == []
+
+    def test_the_longest_key_any_store_takes_round_trips(self, store: StateStore) -> None:
+        assert len(LONGEST_KEY.encode()) == 1024
+        store.set(LONGEST_KEY, {"n": 1})
+        assert store.update(LONGEST_KEY, lambda doc: {"n": (doc or {"n": 0})["n"] + 1}) == {"n": 2}
+        assert store.get(LONGEST_KEY) == {"n": 2}
+        assert store.list_keys() == [LONGEST_KEY]
+        assert store.delete(LONGEST_KEY) is True
+        assert store.list_keys() == []
+
+    def test_two_spellings_of_one_key_are_one_key(self, store: StateStore) -> None:
+        composed, decomposed = "book/caf\u00e9", "book/cafe\u0301"  # NFC and NFD of "café"
+        store.set(decomposed, {"n": 1})
+        assert store.get(composed) == {"n": 1}
+        assert store.list_keys() == [composed]
+        assert store.delete(decomposed) is True
+        assert store.get(composed) is None
 
     def test_internal_keys_are_readable_but_never_listed(self, store: StateStore) -> None:
         store.set("_qf/schema_version", {"versions": {"questfoundry": 1}})
