@@ -8,7 +8,7 @@ import pytest
 
 from questfoundry.kit import redaction
 
-KEY = "sk-redaction-test-7f3a9c1e5b"
+KEY = "sk-rdx-7f3a9c1e5b-40d2e8"  # random-like: its 8-character runs appear in no path
 
 
 @pytest.fixture(autouse=True)

@@ -262,7 +262,7 @@ def test_secrets_never_reach_an_export(tmp_path: Path) -> None:
             "pasted": "my key is hunter2-live-credential, keep it safe",
             "header": "Authorization: Bearer abc.def.ghi",
             "url": "redis://:pa55word-xyz@cache:6379/0",
-            "registered": ["registered-secret-value"],
+            "listed": ["registered-secret-value"],  # "registered" itself is a run of the secret
             "registered-secret-value": "in a key too",
         },
     )

@@ -45,7 +45,7 @@ from questfoundry.contracts.bounded import (
 )
 from questfoundry.contracts.errors import MigrationError, StateError
 from questfoundry.contracts.protocols import StateStore
-from questfoundry.kit.redaction import redact
+from questfoundry.kit.redaction import Fragments, redact
 from questfoundry.kit.state_keys import check_key, is_internal, key_problem
 from questfoundry.state.history import HISTORY_KEY, is_history, log_document, migration_log
 from questfoundry.state.journal import Step, commit, no_steps
@@ -92,13 +92,15 @@ def file_format(path: Path) -> Format:
 class Redactor:
     """Masks secrets in every string of a document; counts the strings it masked.
 
-    Masked: ``secrets`` (e.g. :meth:`for_config`), every secret registered with
+    Masked: ``secrets`` (e.g. :meth:`for_config`) and every fragment of one
+    (:class:`~questfoundry.kit.redaction.Fragments`), every secret registered with
     :func:`~questfoundry.kit.redaction.register_secret`, credential-shaped text (``sk-…``,
     ``AIza…``, ``Authorization: …``) and passwords in URLs.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        self.fragments = Fragments(self.secrets)
         self.masked = 0
 
     @classmethod
@@ -115,13 +117,16 @@ class Redactor:
         return cls(values)
 
     def text(self, value: str) -> str:
-        masked = value
-        for secret in self.secrets:
-            masked = masked.replace(secret, "***")
-        masked = redact_url(redact(masked))
+        """``value`` masked, counted when it changed."""
+        masked = self._masked(value)
         if masked != value:
             self.masked += 1
         return masked
+
+    def _masked(self, value: str) -> str:
+        for secret in self.secrets:
+            value = value.replace(secret, "***")
+        return redact_url(redact(self.fragments.mask(value)))
 
     def __call__(self, value: Any) -> Any:
         """``value`` with every string masked; itself when nothing in it needs masking.
@@ -134,7 +139,7 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         joined = "\n".join(_strings(value))
-        if redact_url(redact(joined)) == joined and not any(s in joined for s in self.secrets):
+        if self._masked(joined) == joined:
             return value
         return self._walk(value)
 
