@@ -40,7 +40,6 @@ ROLES = (
 #: loops with steps run (``questfoundry run``); the others are named here and cannot run yet
 LOOPS = (
     *RUNNABLE,
-    LoopSpec("style_tune_up", ("style_lead", "scene_smith", "gatekeeper"), "tighten the voice"),
     LoopSpec(
         "audio_pass", ("audio_director", "audio_producer", "gatekeeper"), "plan and make cues"
     ),

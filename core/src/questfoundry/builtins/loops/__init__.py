@@ -11,6 +11,7 @@ from questfoundry.builtins.loops.hook_harvest import HOOK_HARVEST
 from questfoundry.builtins.loops.lore_deepening import LORE_DEEPENING
 from questfoundry.builtins.loops.revision import REVISION
 from questfoundry.builtins.loops.story_spark import STORY_SPARK
+from questfoundry.builtins.loops.style_tune_up import STYLE_TUNE_UP
 
 __all__ = [
     "ART_TOUCH_UP",
@@ -21,6 +22,7 @@ __all__ = [
     "REVISION",
     "RUNNABLE",
     "STORY_SPARK",
+    "STYLE_TUNE_UP",
 ]
 
 RUNNABLE = (
@@ -31,4 +33,5 @@ RUNNABLE = (
     HOOK_HARVEST,
     LORE_DEEPENING,
     CODEX_EXPANSION,
+    STYLE_TUNE_UP,
 )
