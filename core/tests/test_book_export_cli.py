@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from book_samples import SVG, png, small_book
 from click.testing import CliRunner, Result
 
 from questfoundry.book.exports import FORMATS
@@ -21,6 +20,7 @@ from questfoundry.kit.bindery import FRONT_MATTER, IMAGES, digest
 from questfoundry.kit.loops import SECTIONS, TOPOLOGY
 from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import Runtime
+from questfoundry.testing.books import SVG, png, small_book
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 from xml.etree import ElementTree
 
 import pytest
-from book_samples import GIF, HOSTILE, JPEG, SVG, WEBP, Elements, hostile_book, png, small_book
 from markdown_it import MarkdownIt
+from page_elements import Elements
 
 from questfoundry.book.edition import Book, Labels, Picture, file_name, paragraphs
 from questfoundry.book.epub import to_epub
@@ -27,6 +27,7 @@ from questfoundry.book.markdown import to_markdown
 from questfoundry.book.markup import asset, sha256_source
 from questfoundry.book.model import Choice, Section, Topology
 from questfoundry.contracts.errors import StateError
+from questfoundry.testing.books import GIF, HOSTILE, JPEG, SVG, WEBP, hostile_book, png, small_book
 
 OPF = "{http://www.idpf.org/2007/opf}"
 DC = "{http://purl.org/dc/elements/1.1/}"

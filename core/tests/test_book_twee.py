@@ -6,11 +6,11 @@ import json
 import re
 
 import pytest
-from book_samples import HOSTILE, hostile_book, small_book
 
 from questfoundry.book.edition import Book, paragraphs
 from questfoundry.book.model import Topology
 from questfoundry.book.twee import TweeError, escape, merge, parse, to_twee
+from questfoundry.testing.books import HOSTILE, hostile_book, small_book
 
 
 def round_trip(book: Book) -> tuple[str, Book, list[str]]:

@@ -1,14 +1,17 @@
-"""Books for the tests of the book's files: a small sound one, one whose every text is hostile."""
+"""Books for testing the book's files and readers: a small sound one, a branching one of any
+size (the studio's own shape), and one whose every text is hostile — script tags, event
+handlers, ``javascript:`` links, closing tags, Markdown, Twee and Harlowe markup — with pictures
+of each kind a book may hold and an SVG that none may."""
 
 from __future__ import annotations
 
 import base64
 import struct
 import zlib
-from html.parser import HTMLParser
 
 from questfoundry.book.edition import Book, Picture
 from questfoundry.book.model import Choice, Section, Topology
+from questfoundry.book.shape import Shape
 
 #: what a hostile model or state file writes in every text field
 HOSTILE = (
@@ -98,35 +101,26 @@ def hostile_book() -> Book:
     )
 
 
-class Elements(HTMLParser):
-    """Every element of an HTML page: (tag, attributes), script bodies, the text."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.elements: list[tuple[str, dict[str, str]]] = []
-        self.scripts: list[str] = []
-        self.text: list[str] = []
-        self._in_script = False
-        self.feed(text)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, {name: value or "" for name, value in attrs}))
-        self._in_script = tag == "script"
-        if self._in_script:
-            self.scripts.append("")
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_script = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_script:
-            self.scripts[-1] += data
-        else:
-            self.text.append(data)
-
-    def tags(self, name: str) -> list[dict[str, str]]:
-        return [attrs for tag, attrs in self.elements if tag == name]
-
-    def attributes(self) -> list[tuple[str, str, str]]:
-        return [(tag, name, value) for tag, attrs in self.elements for name, value in attrs.items()]
+def branching_book(count: int, title: str = "The Branching Keep") -> Book:
+    """A book of ``count`` sections laid out as the studio lays one out (:class:`Shape`), each
+    with two paragraphs of prose; the start is section 1."""
+    shape = Shape.of(count)
+    sections = tuple(
+        Section(
+            f"s{n}",
+            f"Room {n}",
+            "",
+            tuple(
+                Choice(f"Take door {k + 1} toward room {t}", f"s{t}")
+                for k, t in enumerate(shape.targets(n))
+            ),
+            n,
+        )
+        for n in range(1, count + 1)
+    )
+    prose = {
+        s.id: f"You stand in room {s.number}. Dust hangs in the lamplight.\n\nSomewhere a door "
+        "creaks, and the draught smells of rain and old paper."
+        for s in sections
+    }
+    return Book(Topology(title, "s1", sections), prose, {"s1": Picture(png(), "The keep")})
