@@ -63,27 +63,44 @@ def test_the_docs_index_links_every_page_and_every_link_lands() -> None:
 
 
 @pytest.mark.slow
-def test_the_demo_writes_a_book_whose_links_work(tmp_path: Path) -> None:
+def test_the_demo_writes_a_book_whose_links_work_and_its_project_continues(
+    tmp_path: Path,
+) -> None:
     project = tmp_path / "demo"
     done = demo("--project", str(project), "--sections", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "story_spark · run" in out and "binding_run · run" in out  # both reports
+    for loop in ("story_spark", "art_touch_up", "binding_run"):
+        assert f"{loop} · run" in out  # every report
     assert "placeholder text" in out and "Stopped the stand-in server" in out
     book = Path(re.findall(r"^==> Done\. The book: (.+)$", out, re.M)[0])
     assert book == project / "book" / "book.html" and book.is_file()
     links = Links()
     links.feed(book.read_text(encoding="utf-8"))
     assert links.targets and set(links.targets) <= links.ids
-    config = (project / ".questfoundry" / "config.yml").read_text()
+    assert len(list((project / "book" / "images").iterdir())) == 3  # a picture a section
+    config_path = project / ".questfoundry" / "config.yml"
+    config = config_path.read_text()
     assert "yaml-language-server: $schema=" in config
-    brief = CliRunner().invoke(
-        cli, ["--config", str(project / ".questfoundry" / "config.yml"), "brief", "--json"]
-    )
+    brief = CliRunner().invoke(cli, ["--config", str(config_path), "brief", "--json"])
     assert json.loads(brief.stdout)["premise"].startswith("You are the last keeper of a lighthouse")
     url = urlsplit(re.findall(r"It listens at (\S+)", out)[0])
     with pytest.raises(OSError), socket.create_connection((url.hostname, url.port), timeout=1):
         pass  # the server is gone
+    assert f"base_url: http://127.0.0.1:{url.port}/v1" in config
+
+    # the printed commands continue the project: the stand-in where its config points, a run
+    serve = re.findall(r"^  (.+ -m questfoundry\.testing\.fakes openai --port \d+)$", out, re.M)
+    assert serve == [f"{sys.executable} -m questfoundry.testing.fakes openai --port {url.port}"]
+    server = subprocess.Popen(serve[0].split(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().startswith("url: ")
+        again = CliRunner().invoke(cli, ["--config", str(config_path), "run", "binding_run"])
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert again.exit_code == 0, again.output
+    assert f"HTML book: {book}" in again.stdout
 
 
 @pytest.mark.slow

@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -43,6 +45,10 @@ BRIEF = (
 )
 #: the environment of every step: the demo project's config, not one QUESTFOUNDRY_CONFIG names
 ENV = {k: v for k, v in os.environ.items() if k != "QUESTFOUNDRY_CONFIG"}
+#: where a new demo project's stand-in listens (``questfoundry init``'s demo default)
+PORT = 8765
+#: a stand-in's address in a config.yml: ``base_url: http://127.0.0.1:PORT/v1``
+_BASE_URL = re.compile(r"^\s*base_url:\s*http://127\.0\.0\.1:(\d+)/v1\s*$", re.M)
 
 
 class DemoError(Exception):
@@ -53,15 +59,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if sys.version_info < (3, 10):  # noqa: UP036 - say so plainly on an older Python
         return fail("QuestFoundry needs Python 3.10 or newer")
+    project = args.project.absolute()
     try:
         python = sys.executable if args.no_install else install(BUILD / "demo-venv")
-        book = run_demo(python, args.project.absolute(), args.provider, args.sections)
+        book = run_demo(python, project, args.provider, args.sections)
     except DemoError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted")
     say(f"Done. The book: {book}")
     say(f"Open {book.as_uri()} in a browser. Run the demo again: nothing is paid twice.")
+    for line in continuing(python, project, args.provider, args.sections):
+        sys.stdout.write(line + "\n")
     return 0
 
 
@@ -76,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
         default="demo",
         help="demo (default): the bundled stand-in server, placeholder prose; or a real service",
     )
-    options.add_argument("--sections", type=int, default=6, help="sections of the book (6)")
+    options.add_argument("--sections", type=int, default=16, help="sections of the book (16)")
     options.add_argument(
         "--project",
         type=Path,
@@ -135,40 +144,82 @@ def _sources_digest() -> str:
 
 
 def run_demo(python: str, project: Path, provider: str, sections: int) -> Path:
-    """Run story_spark then binding_run in ``project``; the book's HTML file."""
+    """Run story_spark, art_touch_up and binding_run in ``project``; the book's HTML file."""
     project.mkdir(parents=True, exist_ok=True)
     questfoundry = [python, "-m", "questfoundry"]
-    with stand_in(python, provider, project / "stand-in-server.log") as base_url:
+    log = project / "stand-in-server.log"
+    with stand_in(python, provider, log, stand_in_port(project)) as base_url:
         init = [*questfoundry, "init", "--force", "--provider", provider, "--no-input", *BRIEF]
         if base_url:
             init += ["--base-url", base_url]
         say(f"Writing {project / '.questfoundry' / 'config.yml'}")
         step(init, "writing the demo project's config", cwd=project)
-        say(f"questfoundry run story_spark --sections {sections}")
-        step(
-            [*questfoundry, "run", "story_spark", "--sections", str(sections)],
-            "story_spark",
-            cwd=project,
-        )
-        say("questfoundry run binding_run")
-        output = step([*questfoundry, "run", "binding_run"], "binding_run", cwd=project)
+        runs = (["story_spark", "--sections", str(sections)], ["art_touch_up"], ["binding_run"])
+        for run in runs:
+            say("questfoundry run " + " ".join(run))
+            output = step([*questfoundry, "run", *run], run[0], cwd=project)
     for line in output.splitlines():
         if line.startswith("HTML book: "):
             return Path(line.removeprefix("HTML book: ").strip())
     raise DemoError("binding_run did not say where the HTML book is")
 
 
+def stand_in_port(project: Path) -> int:
+    """The port of the stand-in the project's config names (:data:`PORT` for a new project),
+    or a free one when another program holds it."""
+    config = project / ".questfoundry" / "config.yml"
+    named = _BASE_URL.search(config.read_text()) if config.is_file() else None
+    port = int(named.group(1)) if named else PORT
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    return int(port)
+
+
+def continuing(python: str, project: Path, provider: str, sections: int) -> list[str]:
+    """The commands that continue the demo project, as the demo prints them last."""
+    questfoundry = f"{python} -m questfoundry"
+    lines = ["", f"To continue this project ({project}):"]
+    if provider == "demo":
+        config = (project / ".questfoundry" / "config.yml").read_text()
+        named = _BASE_URL.search(config)
+        port = named.group(1) if named else PORT
+        lines += [
+            "  # start the stand-in again where its config points (it serves until Ctrl-C):",
+            f"  {python} -m questfoundry.testing.fakes openai --port {port}",
+            "  # then, in another terminal:",
+        ]
+    lines += [
+        f"  cd {project}",
+        f"  {questfoundry} book check",
+        f"  {questfoundry} run story_spark --sections {sections}",
+        f"  {questfoundry} run art_touch_up && {questfoundry} run binding_run",
+    ]
+    if provider == "demo":
+        lines += [
+            "For real prose and pictures, point it at a real provider, then run the loops again:",
+            f"  cd {project} && OPENAI_API_KEY=... {questfoundry} init --force --no-input"
+            " --provider openai",
+            "  (or GEMINI_API_KEY=... with --provider gemini, or a running Ollama with"
+            " --provider ollama)",
+        ]
+    return lines
+
+
 @contextmanager
-def stand_in(python: str, provider: str, log: Path) -> Iterator[str | None]:
-    """For the demo, the stand-in OpenAI server running (its base_url; its stderr in ``log``);
-    else nothing."""
+def stand_in(python: str, provider: str, log: Path, port: int) -> Iterator[str | None]:
+    """For the demo, the stand-in OpenAI server running on ``port`` (its base_url; its stderr in
+    ``log``); else nothing."""
     if provider != "demo":
         yield None
         return
     say("Starting the stand-in OpenAI-compatible server (its prose is placeholder text)")
     with log.open("w") as errors:
         server = subprocess.Popen(
-            [python, "-m", "questfoundry.testing.fakes", "openai"],
+            [python, "-m", "questfoundry.testing.fakes", "openai", "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=errors,
             text=True,
