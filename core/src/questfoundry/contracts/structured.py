@@ -12,11 +12,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from questfoundry.contracts.bounded import Bounds, TooBig, Unreadable, load_json
+
 #: the generation parameter asking for structured output: ``{"name": str, "schema": JSON Schema}``.
 #: A provider maps it onto its API (OpenAI ``response_format`` json_schema, Ollama ``format``,
 #: Gemini ``response_schema``) and replies with JSON text of an instance of that schema. Being a
 #: parameter, it is part of the cache key.
 RESPONSE_SCHEMA = "response_schema"
+#: what a structured reply may be: 1 MiB of text (no model writes more in one reply: 128k tokens
+#: are about 512 KB), 64 levels deep
+REPLY_BOUNDS = Bounds(1024 * 1024, 64)
+#: the longest :class:`ShapeError` message: it is quoted in a retry's prompt and in the step's error
+MAX_MESSAGE = 300
 
 
 def response_schema(params: Mapping[str, Any], provider: str) -> tuple[str, dict[str, Any]] | None:
@@ -53,22 +60,51 @@ def schema_params(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse(text: str | None, schema: Mapping[str, Any]) -> Any:
-    """The instance in ``text``, or :class:`ShapeError` saying why it is not one."""
+    """The instance in ``text``, or :class:`ShapeError` saying why it is not one, in one line of
+    at most :data:`MAX_MESSAGE` characters: a reply is read within :data:`REPLY_BOUNDS`, so one
+    nested 200,000 levels deep, or far larger than any answer, is refused before it is built."""
     import jsonschema
 
     if not text or not text.strip():
         raise ShapeError("the reply is empty, not JSON")
     try:
-        value = json.loads(_unfenced(text))
-    except ValueError as exc:
-        raise ShapeError(f"the reply is not JSON ({exc})") from None
+        value = load_json(_unfenced(text), REPLY_BOUNDS)
+    except TooBig as exc:
+        raise ShapeError(f"the reply is refused unread: {exc}") from None
+    except Unreadable as exc:
+        raise ShapeError(_short(f"the reply is not JSON ({exc})")) from None
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(schema).iter_errors(value)
     )
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "the top level"
-        raise ShapeError(f"the reply does not match the schema at {where}: {error.message}")
+        raise ShapeError(
+            _short(f"the reply does not match the schema at {where}: {_problem(error)}")
+        )
     return value
+
+
+def _problem(error: Any) -> str:
+    """What is wrong; jsonschema's own message unless it quotes a large instance whole."""
+    message: str = error.message
+    if len(message) <= MAX_MESSAGE // 2:
+        return message
+    instance = error.instance
+    if isinstance(instance, list):
+        what = f"a list of {len(instance)} items"
+    elif isinstance(instance, dict):
+        what = f"an object of {len(instance)} keys"
+    elif isinstance(instance, str):
+        what = f"a string of {len(instance)} characters"
+    else:
+        what = f"a {type(instance).__name__}"
+    return f"{what} breaks {error.validator} {json.dumps(error.validator_value)[:80]}"
+
+
+def _short(message: str) -> str:
+    """``message`` on one line of at most :data:`MAX_MESSAGE` characters."""
+    line = " ".join(message.split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 1] + "…"
 
 
 def _unfenced(text: str) -> str:

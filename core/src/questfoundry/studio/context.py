@@ -336,6 +336,9 @@ class StepContext:
                 shape_retried = True
                 asked = _retry(prompt, reply.text, str(exc))
                 continue
+            except Exception:
+                await self._forget(reply)  # whatever failed, never keep the reply that did it
+                raise
             fixed, notes = fix(value)
             if not notes:
                 return fixed

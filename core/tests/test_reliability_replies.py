@@ -1,0 +1,128 @@
+"""Structured replies are read within bounds and a bad one never stays cached (issue 19, items 2
+and 5): one short line, and a re-run asks afresh.
+
+Before: a reply nested 200,000 levels deep (400 KB) crashed ``run`` with a ``RecursionError``
+traceback and stayed in the cache, so every re-run against a healthy server crashed the same way
+until ``cache clear``; a rejected reply of 50,000 sections gave a 4.8 MB "one-line" error, and the
+retry prompt quoted it whole.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from questfoundry.book.shape import draft_schema
+from questfoundry.config import Config
+from questfoundry.contracts.records import ProviderReply, ProviderRequest
+from questfoundry.contracts.structured import MAX_MESSAGE, RESPONSE_SCHEMA, ShapeError, parse
+from questfoundry.registry import get_plugin_manager
+from questfoundry.studio import Showrunner, StepError
+from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
+
+DEEP = "[" * 200_000 + "]" * 200_000
+SECTION = {"title": "t", "summary": "x" * 40, "ending": False, "choices": []}
+HUGE = json.dumps({"title": "T", "sections": [SECTION] * 50_000})  # 4.8 MB
+LARGE = json.dumps({"title": "T", "sections": [SECTION] * 2_000})  # 190 KB
+SCHEMA = draft_schema(2, titled=True)
+
+
+class Broken(ScriptedProvider):
+    """Answers every structured request with ``text`` until it is mended (``text`` None)."""
+
+    text: str | None = None
+
+    def _next(self, request: ProviderRequest) -> ProviderReply:
+        if self.text is None or RESPONSE_SCHEMA not in request.params:
+            return super()._next(request)
+        self.requests.append(request)
+        return ProviderReply(request.model, text=self.text)
+
+
+@pytest.fixture
+def provider() -> Broken:
+    return Broken()
+
+
+@pytest.fixture
+def showrunner(tmp_path: Path, provider: ScriptedProvider) -> Iterator[Showrunner]:
+    config = Config(
+        {
+            "providers": {"text": {"default": "scripted", "scripted": {"model": "m1"}}},
+            "caching": {"backend": "memory"},
+            "retry": {"max_retries": 0},
+        },
+        None,
+        tmp_path / ".questfoundry",
+    )
+    manager = get_plugin_manager(entry_points=False, plugins=[scripted_plugin(provider)])
+    made = Showrunner.from_config(config, manager, clock=FakeClock())
+    yield made
+    made.close()
+
+
+def test_a_reply_nested_200000_deep_is_one_short_line() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ShapeError) as caught:
+        parse(DEEP, SCHEMA)
+    assert time.perf_counter() - started < 1
+    assert str(caught.value) == "the reply is refused unread: the JSON nests deeper than 64 levels"
+
+
+def test_a_reply_nested_just_past_the_bound_is_refused_and_one_within_it_is_read() -> None:
+    schema = {"type": "array"}
+    assert parse("[" * 64 + "]" * 64, schema) == parse("[" * 64 + "]" * 64, schema)
+    with pytest.raises(ShapeError, match="nests deeper than 64 levels"):
+        parse("[" * 65 + "]" * 65, schema)
+
+
+def test_a_reply_of_50000_sections_is_refused_unread() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ShapeError) as caught:
+        parse(HUGE, SCHEMA)
+    assert time.perf_counter() - started < 1
+    assert str(caught.value) == "the reply is refused unread: the JSON is larger than 1 MiB"
+
+
+def test_a_rejected_reply_of_2000_sections_is_named_not_quoted() -> None:
+    with pytest.raises(ShapeError) as caught:
+        parse(LARGE, SCHEMA)
+    message = str(caught.value)
+    assert len(message) <= MAX_MESSAGE and "\n" not in message
+    assert "at sections: a list of 2000 items breaks maxItems 2" in message
+
+
+def test_a_key_named_twice_in_a_reply_is_asked_about() -> None:
+    with pytest.raises(ShapeError, match="names the key 'title' twice"):
+        parse('{"title": "a", "title": "b"}', {"type": "object"})
+
+
+def test_a_deep_reply_fails_the_step_in_one_line_and_never_stays_cached(
+    showrunner: Showrunner, provider: Broken
+) -> None:
+    provider.text = DEEP
+    with pytest.raises(StepError) as failure:
+        showrunner.run("story_spark", sections=2)
+    message = str(failure.value)
+    assert "nests deeper than 64 levels" in message and "\n" not in message
+    assert len(message) < 500
+    provider.text = None  # the server is healthy again: the step asks afresh, and succeeds
+    report = showrunner.run("story_spark", sections=2)
+    assert report.resumed
+    assert showrunner.runtime.state.get("book/topology") is not None
+
+
+def test_a_large_rejected_reply_keeps_the_retry_prompt_and_the_error_short(
+    showrunner: Showrunner, provider: Broken
+) -> None:
+    provider.text = LARGE
+    with pytest.raises(StepError) as failure:
+        showrunner.run("story_spark", sections=2)
+    assert len(str(failure.value)) < 500
+    first, retry = (r.messages[-1].content for r in provider.requests if r.params)
+    assert len(retry) < len(first) + 5_000
