@@ -44,7 +44,6 @@ LOOPS = (
         "audio_pass", ("audio_director", "audio_producer", "gatekeeper"), "plan and make cues"
     ),
     LoopSpec("translation_pass", ("translator", "gatekeeper"), "translate the book"),
-    LoopSpec("narration_dry_run", ("player_narrator", "gatekeeper"), "play it as a reader"),
 )
 
 

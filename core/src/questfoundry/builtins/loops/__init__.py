@@ -9,6 +9,7 @@ from questfoundry.builtins.loops.binding_run import BINDING_RUN
 from questfoundry.builtins.loops.codex_expansion import CODEX_EXPANSION
 from questfoundry.builtins.loops.hook_harvest import HOOK_HARVEST
 from questfoundry.builtins.loops.lore_deepening import LORE_DEEPENING
+from questfoundry.builtins.loops.narration_dry_run import NARRATION_DRY_RUN
 from questfoundry.builtins.loops.revision import REVISION
 from questfoundry.builtins.loops.story_spark import STORY_SPARK
 from questfoundry.builtins.loops.style_tune_up import STYLE_TUNE_UP
@@ -19,6 +20,7 @@ __all__ = [
     "CODEX_EXPANSION",
     "HOOK_HARVEST",
     "LORE_DEEPENING",
+    "NARRATION_DRY_RUN",
     "REVISION",
     "RUNNABLE",
     "STORY_SPARK",
@@ -34,4 +36,5 @@ RUNNABLE = (
     LORE_DEEPENING,
     CODEX_EXPANSION,
     STYLE_TUNE_UP,
+    NARRATION_DRY_RUN,
 )

@@ -64,13 +64,7 @@ async def rewrite(context: StepContext) -> None:
             "revise it with --force to have the scene smith rewrite it"
         )
     notes = context.options["notes"]
-    prompt = (
-        "The author asks for this section to be revised. Rewrite its prose following the "
-        "author's notes, keeping what the notes do not ask to change.\n\n"
-        f"{_task(section, document['prose'])}\n\nThe author's notes:\n{notes}"
-    )
-    words = len(document["prose"].split()) or None
-    prose = await context.text(prompt, section=section.id, words=words, fix=_prose)
+    prose = await rewritten(context, section, document["prose"], notes)
     if not prose:
         raise context.fail(
             f"the scene smith returned no prose; section {section.number} is as it was"
@@ -83,20 +77,47 @@ async def review(context: StepContext) -> None:
     pending = await context.get(PENDING + section.id)
     if pending is None:
         raise context.fail(f"section {section.number} has no rewrite to review")
-    prose = pending["prose"]
+    await reviewed(context, section, pending["prose"], pending["notes"])
+    await context.delete(PENDING + section.id)
+
+
+async def rewritten(context: StepContext, section: Section, prose: str, notes: str) -> str:
+    """The scene smith's rewrite of ``section`` (its prose now ``prose``) following the
+    author's ``notes``; empty when it gave none. Any loop revising a section from notes asks
+    this way (``narration_dry_run --apply`` does)."""
+    prompt = (
+        "The author asks for this section to be revised. Rewrite its prose following the "
+        "author's notes, keeping what the notes do not ask to change.\n\n"
+        f"{_task(section, prose)}\n\nThe author's notes:\n{notes}"
+    )
+    words = len(prose.split()) or None
+    return await context.text(
+        prompt,
+        role="scene_smith",
+        instructions=WRITING,
+        section=section.id,
+        words=words,
+        fix=_prose,
+    )
+
+
+async def reviewed(context: StepContext, section: Section, prose: str, notes: str) -> None:
+    """The gatekeeper reviews a rewrite against its brief and ``notes`` and may send it back
+    to the scene smith once; the section's prose and review are saved. Asked by a step of the
+    gatekeeper's, whose instructions are :data:`REVIEWING`."""
     prompt = (
         "Review this rewritten section against its brief and the author's notes. Answer pass, "
         f"or revise with notes saying what to change.\n\n{_task(section, prose)}\n\n"
-        f"The author's notes:\n{pending['notes']}"
+        f"The author's notes:\n{notes}"
     )
     verdict: dict[str, Any] = await context.structured(
-        prompt, name="review", schema=REVIEW_SCHEMA, section=section.id
+        prompt, name="review", schema=REVIEW_SCHEMA, section=section.id, role="gatekeeper"
     )
     if verdict["verdict"] == "revise":
         again = (
             "The gatekeeper sent this rewrite back. Rewrite its prose following its notes and "
             f"the author's.\n\n{_task(section, prose)}\n\nThe author's notes:\n"
-            f"{pending['notes']}\n\nThe gatekeeper's notes:\n{verdict['notes'].strip() or '(none)'}"
+            f"{notes}\n\nThe gatekeeper's notes:\n{verdict['notes'].strip() or '(none)'}"
         )
         prose = (
             await context.text(
@@ -110,9 +131,8 @@ async def review(context: StepContext) -> None:
             or prose
         )  # an empty second rewrite keeps the first
     written = {"id": section.id, "prose": prose, "placeholder": False}
-    await context.save(SECTIONS + section.id, {**written, "notes": pending["notes"]})
+    await context.save(SECTIONS + section.id, {**written, "notes": notes})
     await context.save(REVIEWS + section.id, {"id": section.id, **verdict})
-    await context.delete(PENDING + section.id)
 
 
 REVISION = LoopSpec(
