@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "plugins.md"
 CHANGE = "the kit changed: update API_VERSION, docs/plugins.md and this test together"
 
-API_VERSION = "3.0"
+API_VERSION = "3.1"
 NAMES = """
     API_VERSION AUTHOR BRIEF Backend BackendContext BackendUnavailableError Book Brief
-    BucketLevel Budget BudgetKeeper BudgetLevel CANON CacheBackend CacheMode CacheStats
+    BucketLevel Budget BudgetKeeper BudgetLevel CANON CODEX CacheBackend CacheMode CacheStats
     CallEvent CanonEntry Capability Choice Chunk Clock CodexEntry ConfigError
     CostLimitExceededError CostModel DEFAULT_MAX_REPLY_BYTES DEFAULT_SECTIONS DailyPrices
     DeadlineExceeded DuplicatePluginError EXPORT FOLDER FORMATS FRONT_MATTER Factory Figures Fix

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from lore_studio import SECTIONS, Answering, state
 
 from questfoundry.kit import CANON, TOPOLOGY, CodexEntry, Topology, depths, linked
+from questfoundry.kit import SECTIONS as PROSE
 from questfoundry.studio import Showrunner, StepError
 
 CODEX = "book/codex/"
@@ -110,3 +114,60 @@ def test_codex_expansion_before_lore_deepening_fails_in_one_line(
 ) -> None:
     with pytest.raises(StepError, match=r"no canon yet: run lore_deepening first$"):
         studio().run("codex_expansion", sections=SECTIONS)
+
+
+class Links(HTMLParser):
+    """Each element id of a page, and the links inside each ``<section>`` by its id."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: dict[str, list[str]] = {}
+        self.inside: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        if "id" in found:
+            self.ids.add(found["id"])
+        if tag == "section":
+            self.inside.append(found.get("id", ""))
+            self.links[self.inside[-1]] = []
+        if tag == "a" and self.inside:
+            self.links[self.inside[-1]].append(found.get("href", ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self.inside.pop()
+
+
+def test_the_bound_book_links_a_term_only_where_the_reader_is_deep_enough(
+    studio: Callable[..., Showrunner], answers: Answering
+) -> None:
+    showrunner = studio()
+    topology, deep = lore(showrunner)
+    last = max(topology.ids, key=deep.__getitem__)
+    prose = "The Drowned King waits by Ashford Mill. Ashford Mill burns; the drowned king waits."
+    for ident in (topology.start, last):
+        showrunner.runtime.state.set(PROSE + ident, {"id": ident, "prose": prose})
+    answers.when("codex", "about 'Ashford Mill'", reply={"term": "Ashford Mill", "text": "Ash."})
+    answers.when("codex", "about 'The Drowned King'", reply={"term": "Drowned King", "text": "?"})
+    answers.when("spoilers", reply={"spoils": [], "why": ""})
+    showrunner.run("codex_expansion", sections=SECTIONS)
+    outputs = showrunner.run("binding_run", sections=SECTIONS).outputs
+
+    page = Links(Path(outputs["html"]).read_text(encoding="utf-8"))
+    mill, king = "#codex-ashford-mill", "#codex-drowned-king"
+    assert [h for h in page.links[f"sec-{topology.start}"] if "codex" in h] == [mill]
+    assert [h for h in page.links[f"sec-{last}"] if "codex" in h] == [king, mill]
+    assert {"codex-ashford-mill", "codex-drowned-king"} <= page.ids
+    assert all(h[1:] in page.ids for links in page.links.values() for h in links)
+    markdown = Path(outputs["markdown"]).read_text(encoding="utf-8")
+    assert markdown.count(f"[Drowned King]({king})") == 1  # the deep section only
+    assert markdown.count(f"[Ashford Mill]({mill})") == 2  # once in each section
+    assert '<a id="codex-drowned-king"></a>' in markdown and "**Drowned King**" in markdown
+    with zipfile.ZipFile(outputs["epub"]) as epub:
+        start = epub.read(f"EPUB/sec-{topology.start}.xhtml").decode()
+        assert "codex.xhtml#codex-ashford-mill" in start and "codex-drowned-king" not in start
+        assert 'id="codex-drowned-king"' in epub.read("EPUB/codex.xhtml").decode()
+    assert "codex" not in Path(outputs["twee"]).read_text(encoding="utf-8")

@@ -3,8 +3,9 @@
 The HTML reader, the Markdown text, the EPUB and the Twee source all read the same pages, so
 they agree on numbers, anchors, paragraphs and pictures. Room is left where later work goes: a
 ``Book`` carries its language and the words its files print (:class:`Labels`), so a translated
-edition is another ``Book`` written as ``book.<lang>.html`` (:func:`file_name`); a page is where
-a codex's term links or a section's audio cues would join its paragraphs and picture.
+edition is another ``Book`` written as ``book.<lang>.html`` (:func:`file_name`); a page's
+paragraphs come as runs with the codex's term links (:attr:`Page.runs`), and a section's audio
+cues would join them there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from questfoundry.book.codex import CodexEntry, Span, depths, linked
 from questfoundry.book.images import EXTENSIONS, image_type
 from questfoundry.book.model import Topology
 from questfoundry.contracts.errors import StateError
@@ -64,6 +66,7 @@ class Labels:
     keys: str = "Keys: 1 to {most} choose, B goes back."
     contents: str = "Contents"
     title_page: str = "Title page"
+    codex: str = "Codex"
     brief: Mapping[str, str] = field(
         default_factory=lambda: {
             "premise": "Premise",
@@ -101,10 +104,17 @@ class Page:
     turns: tuple[Turn, ...]
     picture: Picture | None = None
     start: bool = False
+    #: the paragraphs with the codex's terms linked (:func:`~.codex.linked`); none: no codex
+    links: tuple[tuple[Span, ...], ...] = ()
 
     @property
     def anchor(self) -> str:
         return anchor(self.id)
+
+    @property
+    def runs(self) -> tuple[tuple[Span, ...], ...]:
+        """Each paragraph as runs of text, a run linking a codex term carrying its entry."""
+        return self.links or tuple(((p, None),) for p in self.paragraphs)
 
     @property
     def ending(self) -> bool:
@@ -120,7 +130,9 @@ class Page:
 @dataclass(frozen=True)
 class Book:
     """Everything the files of a book hold: its topology, each section's prose and picture, the
-    blurb, the brief's fields for the title page, its language and the words around the story.
+    blurb, the brief's fields for the title page, its language, the words around the story and
+    its codex (printed as an appendix; a term's first mention in a section links to its entry
+    when the reader is deep enough, :mod:`.codex`).
 
     The topology is checked again as a state document is (valid ids, no broken link), so no file
     is ever written from one that could not have been read.
@@ -133,6 +145,7 @@ class Book:
     brief: Mapping[str, str] = field(default_factory=dict)
     lang: str = "en"
     labels: Labels = field(default_factory=Labels)
+    codex: tuple[CodexEntry, ...] = ()
 
     def __post_init__(self) -> None:
         Topology.from_dict(self.topology.to_dict())
@@ -159,23 +172,35 @@ class Book:
         shown = [(self.labels.brief[f], one_line(str(self.brief.get(f, "")))) for f in BRIEF_FIELDS]
         return [(label, text) for label, text in shown if text]
 
+    @property
+    def appendix(self) -> list[CodexEntry]:
+        """The codex entries in the order the appendix prints them: by term."""
+        return sorted(self.codex, key=lambda entry: (entry.term.casefold(), entry.id))
+
     @cached_property
     def pages(self) -> list[Page]:
         """Every section as a page, by number (the order a printed gamebook has)."""
         topology = self.topology
         numbers = {s.id: s.number for s in topology.sections}
-        return [
-            Page(
-                section.id,
-                section.number,
-                one_line(section.title) or f"{section.number}",
-                paragraphs(self.prose.get(section.id, "")),
-                tuple(Turn(one_line(c.text), numbers[c.target], c.target) for c in section.choices),
-                self.pictures.get(section.id),
-                section.id == topology.start,
+        depth = depths(topology) if self.codex else {}
+        pages = []
+        for section in sorted(topology.sections, key=lambda s: s.number):
+            prose = paragraphs(self.prose.get(section.id, ""))
+            pages.append(
+                Page(
+                    section.id,
+                    section.number,
+                    one_line(section.title) or f"{section.number}",
+                    prose,
+                    tuple(
+                        Turn(one_line(c.text), numbers[c.target], c.target) for c in section.choices
+                    ),
+                    self.pictures.get(section.id),
+                    section.id == topology.start,
+                    linked(prose, self.codex, depth.get(section.id, 0)) if self.codex else (),
+                )
             )
-            for section in sorted(topology.sections, key=lambda s: s.number)
-        ]
+        return pages
 
 
 def anchor(ident: str) -> str:

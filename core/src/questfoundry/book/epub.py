@@ -1,7 +1,8 @@
 """The book as an EPUB 3 file for e-readers, packaged by ebooklib.
 
 A title page, then one XHTML document per section in number order (a printed gamebook's order),
-each choice a link to its section's document with "turn to N" beside it, the pictures inside.
+each choice a link to its section's document with "turn to N" beside it, the pictures inside,
+and the codex when the book has one (its terms linked from the prose as the reader's are).
 The navigation lists the title page and every section by number only, so it spoils nothing.
 Each document's body comes from an autoescaping template; ebooklib parses it and writes the
 XHTML, the package document, the navigation document and the NCX.
@@ -18,6 +19,8 @@ from questfoundry.book.edition import Book
 from questfoundry.book.markup import asset, environment
 
 TITLE_PAGE = "title.xhtml"
+#: the codex appendix, after the last section (only when the book has a codex)
+CODEX = "codex.xhtml"
 STYLE = "style/book.css"
 
 
@@ -37,7 +40,12 @@ def to_epub(book: Book, *, modified: datetime | None = None) -> bytes:
         name = f"{page.anchor}.xhtml"
         documents.append(
             _document(
-                book, page.anchor, name, str(page.number), "epub-section.html", {"page": page}
+                book,
+                page.anchor,
+                name,
+                str(page.number),
+                "epub-section.html",
+                {"page": page, "codex_file": CODEX},
             )
         )
         if page.picture is not None:
@@ -49,6 +57,8 @@ def to_epub(book: Book, *, modified: datetime | None = None) -> bytes:
                     content=page.picture.data,
                 )
             )
+    if book.codex:
+        documents.append(_document(book, "codex", CODEX, book.labels.codex, "epub-codex.html", {}))
     for document in documents:
         document.add_item(style)
         packaged.add_item(document)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "3.0"
+API_VERSION = "3.1"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
@@ -161,6 +161,7 @@ _EXPORTS = {
     "book_files": "questfoundry.book.exports",
     "image_problem": "questfoundry.book.images",
     "image_type": "questfoundry.book.images",
+    "CODEX": "questfoundry.kit.bindery",
     "EXPORT": "questfoundry.kit.bindery",
     "FOLDER": "questfoundry.kit.bindery",
     "FRONT_MATTER": "questfoundry.kit.bindery",
@@ -186,6 +187,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "BudgetKeeper",
     "BudgetLevel",
     "CANON",
+    "CODEX",
     "CacheBackend",
     "CacheMode",
     "CacheStats",
@@ -426,6 +428,7 @@ if TYPE_CHECKING:
     )
     from questfoundry.kit.aio import PerLoop
     from questfoundry.kit.bindery import (
+        CODEX,
         EXPORT,
         FOLDER,
         FRONT_MATTER,

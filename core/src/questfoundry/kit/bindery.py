@@ -3,7 +3,8 @@
 ``binding_run`` and ``questfoundry book export`` read the same state documents into one
 :class:`~questfoundry.book.edition.Book` (:func:`book_keys`, then :func:`bound`) and write its
 files the same way (:func:`write_book_files`). Keys: ``book/images/<id>`` (by ``art_touch_up``),
-``book/front_matter`` (the blurb, by ``binding_run``), ``book/brief`` (the author's brief).
+``book/front_matter`` (the blurb, by ``binding_run``), ``book/brief`` (the author's brief),
+``book/codex/<id>`` (by ``codex_expansion``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from questfoundry.book.codex import CodexEntry
 from questfoundry.book.edition import Book, Picture
 from questfoundry.book.images import image_problem
 from questfoundry.book.model import Topology
@@ -26,6 +28,8 @@ IMAGES = "book/images/"
 FRONT_MATTER = "book/front_matter"
 BRIEF = "book/brief"
 EXPORT = "book/export"
+#: the codex's entries, ``book/codex/<id>``
+CODEX = "book/codex/"
 #: where the book's files go, under the project's root
 FOLDER = "book"
 
@@ -35,10 +39,11 @@ def digest(prose: str) -> str:
     return hashlib.sha256(prose.encode()).hexdigest()[:16]
 
 
-def book_keys(topology: Topology) -> list[str]:
-    """Every state key :func:`bound` reads for ``topology``."""
+def book_keys(topology: Topology, codex: Iterable[str] = ()) -> list[str]:
+    """Every state key :func:`bound` reads for ``topology``, given the ``codex`` keys the state
+    lists (under :data:`CODEX`)."""
     per_section = [prefix + s.id for s in topology.sections for prefix in (SECTIONS, IMAGES)]
-    return [*per_section, FRONT_MATTER, BRIEF]
+    return [*per_section, FRONT_MATTER, BRIEF, *codex]
 
 
 def bound(
@@ -73,6 +78,8 @@ def bound(
             f"left out {len(stale)} images made for older prose (run art_touch_up again): "
             + ", ".join(stale),
         )
+    codex, refused = _codex(documents)
+    notes += refused
     front = documents.get(FRONT_MATTER) or {}
     brief = {k: v for k, v in (documents.get(BRIEF) or {}).items() if isinstance(v, str)}
     book = Book(
@@ -82,8 +89,23 @@ def bound(
         blurb=_text(front.get("blurb")),
         brief=brief,
         lang=brief.get("language") or "en",
+        codex=codex,
     )
     return book, notes
+
+
+def _codex(
+    documents: Mapping[str, dict[str, Any] | None],
+) -> tuple[tuple[CodexEntry, ...], list[str]]:
+    """The codex entries among ``documents``, and notes on those left out as malformed."""
+    entries, notes = [], []
+    for key, document in documents.items():
+        if key.startswith(CODEX) and document is not None:
+            try:
+                entries.append(CodexEntry.from_dict(key[len(CODEX) :], document))
+            except StateError as exc:
+                notes.append(f"left out a codex entry: {exc}")
+    return tuple(entries), notes
 
 
 def _image_bytes(value: Any) -> tuple[bytes, str | None]:

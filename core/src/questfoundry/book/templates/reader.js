@@ -42,6 +42,11 @@
     return Object.prototype.hasOwnProperty.call(known, id) ? id : null;
   }
   function here() { return named() || start; }
+  // a codex entry the address names is read beside the story: never a step of the path
+  function aside() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    return id.indexOf("codex-") === 0 && document.getElementById(id) !== null;
+  }
 
   function go(id, replace) {
     if (replace) {
@@ -91,6 +96,7 @@
   }
 
   function goBack() {
+    if (aside()) { history.back(); return; }
     if (path.length < 2) return;
     var state = history.state;
     if (pushed > 0 && state && state.book === key && state.step === path.length - 1) {
@@ -111,7 +117,7 @@
   function onKey(event) {
     if (event.altKey || event.ctrlKey || event.metaKey || event.isComposing) return;
     if (event.key === "b" || event.key === "B") { event.preventDefault(); goBack(); return; }
-    if (/^[1-9]$/.test(event.key)) {
+    if (/^[1-9]$/.test(event.key) && !aside()) {
       var links = known[here()].querySelectorAll(".choices a");
       var chosen = links[Number(event.key) - 1];
       if (chosen) { event.preventDefault(); chosen.click(); }
@@ -121,12 +127,12 @@
   back.addEventListener("click", goBack);
   restart.addEventListener("click", begin);
   document.addEventListener("keydown", onKey);
-  window.addEventListener("hashchange", function () { arrive(false); });
+  window.addEventListener("hashchange", function () { if (!aside()) arrive(false); });
   document.getElementById("controls").hidden = false;
   document.getElementById("keys").hidden = false;
   if (named() === null && path.length > 0 && path[path.length - 1] !== start) {
     go(path[path.length - 1], true);  // the place kept from the last visit
-  } else {
+  } else if (!aside()) {
     arrive(true);
   }
 })();

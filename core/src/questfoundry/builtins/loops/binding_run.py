@@ -1,11 +1,12 @@
 """``binding_run``: the book binder writes the front matter and binds the book into files.
 
-It reads what ``story_spark`` (and, when it ran, ``art_touch_up``) left in the state and writes,
-under the project's root (the folder holding ``.questfoundry``), ``book/book.html`` (the reader,
-self-contained), ``book/book.md`` with the pictures it shows in ``book/images/``,
-``book/book.epub`` and ``book/book.twee``. A picture whose bytes are not a PNG, JPEG, WebP or GIF
-is left out, said in the report. State: ``book/front_matter``, ``book/export`` (where the files
-are).
+It reads what ``story_spark`` (and, when they ran, ``art_touch_up`` and ``codex_expansion``) left
+in the state and writes, under the project's root (the folder holding ``.questfoundry``),
+``book/book.html`` (the reader, self-contained), ``book/book.md`` with the pictures it shows in
+``book/images/``, ``book/book.epub`` and ``book/book.twee``; the codex is an appendix of the first
+three (the Twee source an author edits keeps to the story). A picture whose bytes are not a PNG,
+JPEG, WebP or GIF is left out, said in the report. State: ``book/front_matter``,
+``book/export`` (where the files are).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 from pathlib import Path
 
 from questfoundry.kit import (
+    CODEX,
     EXPORT,
     FOLDER,
     FORMATS,
@@ -53,7 +55,8 @@ async def front_matter(context: StepContext) -> None:
 async def bind(context: StepContext) -> None:
     topology = await load_topology(context)
     context.note("the book: " + "; ".join(figures(topology).lines()))
-    documents = {key: await context.get(key) for key in book_keys(topology)}
+    keys = book_keys(topology, await context.keys(CODEX))
+    documents = {key: await context.get(key) for key in keys}
     book, notes = bound(topology, documents)
     for note in notes:
         context.repaired(note)
@@ -89,7 +92,7 @@ BINDING_RUN = LoopSpec(
             "book_binder",
             "",
             bind,
-            reads=("topology", "sections", "images", "front_matter"),
+            reads=("topology", "sections", "images", "front_matter", "codex"),
             writes=("book",),
         ),
     ),

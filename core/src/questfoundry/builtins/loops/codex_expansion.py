@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from questfoundry.builtins.loops.lore import CODEX, TIMELINE, WORK, flat, noted, section_refs
+from questfoundry.builtins.loops.lore import TIMELINE, WORK, flat, noted, section_refs
 from questfoundry.kit import (
     CANON,
+    CODEX,
     TEXT,
     LoopSpec,
     Section,

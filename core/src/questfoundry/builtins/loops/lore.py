@@ -2,8 +2,9 @@
 
 ``hook_harvest`` fills :data:`HOOKS`, ``lore_deepening`` turns its kept hooks into canon
 (``book/canon/<id>``, the shape every prompt's background reads) and a :data:`TIMELINE`, and
-``codex_expansion`` writes player-safe :data:`CODEX` entries from the canon. Their working
-documents (drafts and verdicts a resumed run need not ask for again) live under :data:`WORK`.
+``codex_expansion`` writes player-safe entries from the canon (``book/codex/<id>``, the kit's
+``CODEX``, which the binder prints). Their working documents (drafts and verdicts a resumed run
+need not ask for again) live under :data:`WORK`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ FOUND = "book/hooks/"
 HOOKS = "book/hooks"
 #: the canon's events in the order they happened
 TIMELINE = "book/timeline"
-#: player-safe entries, one per canon entry (``book/codex/<canon id>``)
-CODEX = "book/codex/"
 #: drafts and verdicts of the lore loops, kept so an interrupted run does not ask again
 WORK = "book/lore/"
 #: a note names at most this many examples of one problem
