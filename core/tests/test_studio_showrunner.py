@@ -297,6 +297,34 @@ def test_meaning_problems_are_asked_about_once_then_repaired_and_reported(
     assert report.roles[0].calls == 2
 
 
+def test_a_good_draft_is_kept_as_it_is_with_no_repair_and_no_second_ask(
+    studio: Callable[..., Showrunner], providers: Providers
+) -> None:
+    shape = Shape.of(6)
+    draft = [
+        {
+            "title": f"Room {n}",
+            "summary": f"What happens in room {n}.",
+            "ending": not shape.targets(n),
+            "choices": [{"text": f"Walk to room {t}", "target": t} for t in shape.targets(n)],
+        }
+        for n in range(1, 7)
+    ]
+    reply = json.dumps({"title": "The Keep", "sections": draft})
+    providers.script.append(ProviderReply("m1", text=reply))
+    showrunner = studio()
+    report = showrunner.run("story_spark", sections=6)
+    assert not [r for r in report.repairs if r.startswith("draft_topology")]
+    assert report.roles[0].role == "plotwright" and report.roles[0].calls == 1
+    topology = showrunner.runtime.state.get("book/topology")
+    assert topology is not None
+    assert [(s["number"], s["title"]) for s in topology["sections"]] == [
+        (n, f"Room {n}") for n in range(1, 7)
+    ]
+    first = topology["sections"][0]["choices"]
+    assert [c["text"] for c in first] == ["Walk to room 2", "Walk to room 3"]
+
+
 def test_a_book_in_parts_resumes_without_asking_again_for_the_parts_it_saved(
     studio: Callable[..., Showrunner], providers: Providers
 ) -> None:
