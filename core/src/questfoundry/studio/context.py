@@ -222,8 +222,10 @@ class StepContext:
         return await asyncio.shield(self._knowledge)
 
     async def _read_knowledge(self) -> Knowledge:
-        """The style guide, canon and topology in the state; a malformed one fails the step in
-        one line naming its key."""
+        """The style guide, canon and topology in the state. A malformed style guide or canon
+        entry fails the step in one line naming its key; a malformed topology gives no section
+        its context (a step reading the topology itself says what is wrong with it, and one
+        drafting a new one needs nothing of the old)."""
         topology = await self.get(TOPOLOGY)
         style = await self.get(STYLE)
         canon = []
@@ -235,7 +237,7 @@ class StepContext:
             self._run.brief,
             None if style is None else _read(STYLE, StyleGuide.from_dict, style),
             tuple(canon),
-            None if topology is None else Topology.from_dict(topology),
+            _topology(topology),
         )
 
     async def _told(self, prompt: str, section: str | None) -> str:
@@ -352,6 +354,13 @@ class StepContext:
         for note in notes:
             self.repaired(note)
         return fixed
+
+
+def _topology(document: dict[str, Any] | None) -> Topology | None:
+    try:
+        return None if document is None else Topology.from_dict(document)
+    except StateError:
+        return None
 
 
 def _read(key: str, read: Callable[[dict[str, Any]], U], document: dict[str, Any]) -> U:

@@ -1,5 +1,5 @@
-"""A run's spending cap and its forecast, over the scripted provider: the cap holds however many
-calls race for it, and a forecast never calls a provider."""
+"""A loop run over the scripted provider: its spending cap holds however many calls race for it,
+its forecast never calls a provider, and what the state holds for its prompts is read safely."""
 
 from __future__ import annotations
 
@@ -131,3 +131,32 @@ def test_a_forecast_calls_no_provider_writes_nothing_and_counts_the_cache(
     cached = showrunner.estimate("fan", options=few)
     assert cached.totals.cache_hits == 12 and cached.totals.cost == 0
     assert provider.calls == 12
+
+
+def test_a_malformed_canon_entry_fails_the_step_in_one_line_naming_it(
+    studio: Callable[..., Showrunner], provider: ScriptedProvider
+) -> None:
+    showrunner = studio()
+    showrunner.runtime.state.set("book/canon/bell", {"name": "Bell", "fact": 7})
+    with pytest.raises(StepError) as failed:
+        showrunner.run("fan", options={"items": 2})
+    assert str(failed.value) == (
+        "fan: step fan (scene_smith) failed: book/canon/bell: a canon entry's fact must be "
+        "text, not int"
+    )
+    assert provider.calls == 0
+
+
+def test_canon_and_the_style_guide_reach_every_prompt(
+    studio: Callable[..., Showrunner], provider: ScriptedProvider
+) -> None:
+    showrunner = studio()
+    state = showrunner.runtime.state
+    state.set("book/canon/bell", {"name": "Bell", "fact": "It rings at dusk.", "sections": []})
+    state.set("book/style", {"guide": "Short sentences.", "rules": ["No slang."]})
+    state.set("book/topology", {"title": "T", "start": "x", "sections": "not a list"})
+    showrunner.run("fan", options={"items": 3})
+    for request in provider.requests:
+        prompt = request.messages[-1].content
+        assert "Style guide:\nShort sentences.\n- No slang." in prompt
+        assert "- Bell: It rings at dusk." in prompt
