@@ -262,7 +262,7 @@ def test_estimate_on_the_command_line_has_the_run_reports_shape(
 def test_run_budget_stops_a_run_before_it_passes_the_cap_and_the_run_resumes(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:
-    """The race at concurrency 64 is core/tests/test_studio_spending.py's; this is the command."""
+    """The race at concurrency 64 is core/tests/test_studio_runs.py's; this is the command."""
     config = project(tmp_path, openai)
     forecast = json.loads(
         qf(config, "run", "story_spark", "--sections", "6", "--estimate", "--json").stdout
