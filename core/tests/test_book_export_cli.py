@@ -4,9 +4,10 @@ provider, and an author's Twine edits brought back, checked whole, one line when
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -101,14 +102,30 @@ def test_export_without_a_book_is_one_line(tmp_path: Path) -> None:
     assert done.stderr == "Error: the book has no topology yet: run story_spark first\n"
 
 
-def test_hostile_ids_in_the_state_are_refused_in_one_line(config: Path) -> None:
+HOSTILE_ID = '"><script>document.title="PWNED"</script>'
+
+
+@pytest.mark.parametrize(
+    ("where", "what"),
+    [
+        (lambda t: t.update(start=HOSTILE_ID), "start"),
+        (lambda t: t["sections"][1].update(id=HOSTILE_ID), "section id"),
+        (lambda t: t["sections"][0]["choices"][0].update(target=HOSTILE_ID), "choice target"),
+    ],
+    ids=["start", "id", "target"],
+)
+def test_hostile_ids_in_the_state_are_refused_in_one_line(
+    config: Path, where: Callable[[dict[str, Any]], None], what: str
+) -> None:
     with state_of(config) as state:
         topology = state.get(TOPOLOGY) or {}
-        topology["start"] = '"><script>document.title="PWNED-start"</script>'
+        where(topology)
         state.set(TOPOLOGY, topology)
-    done = book_command(config, "export")
-    assert done.exit_code == 1 and len(done.stderr.splitlines()) == 1
-    assert "is not a valid id" in done.stderr and "Traceback" not in done.output
+    for kind in FORMATS:
+        done = book_command(config, "export", "--format", kind)
+        assert done.exit_code == 1 and len(done.stderr.splitlines()) == 1, done.output
+        assert f"the book's {what}" in done.stderr and "is not a valid id" in done.stderr
+    assert not (config.parent.parent / "book").exists()
 
 
 def test_twee_export_import_export_is_the_same_file_and_changes_nothing(
