@@ -35,8 +35,11 @@ def test_the_guides_plugin_loop_runs_after_story_spark(tmp_path: Path) -> None:
     config = Config(data, None, tmp_path / ".questfoundry", frozenset())
     with Showrunner.from_config(config, manager, clock=FakeClock()) as showrunner:
         showrunner.run("story_spark", sections=2)
-        report = showrunner.run("hook_sweep", sections=2)
+        report = showrunner.run("epigraphs", sections=2)
+        again = showrunner.run("epigraphs", sections=2)
         state = showrunner.runtime.state
-        keys = state.list_keys("book/hooks/")
-        assert len(keys) == 2 and all("hooks" in (state.get(k) or {}) for k in keys)
-    assert [(u.role, u.calls) for u in report.roles] == [("lore_weaver", 2)]
+        keys = state.list_keys("epigraphs/")
+        assert len(keys) == 2 and all((state.get(k) or {})["quote"] for k in keys)
+        assert not [k for k in state.list_keys("book/") if "epigraph" in k]  # its own keys only
+    assert [(u.role, u.calls) for u in report.roles] == [("epigrapher", 2)]
+    assert again.totals.provider_calls == 0 and again.totals.cache_hits == 2
