@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from typing import Any
@@ -41,6 +42,7 @@ def test_prose_is_deterministic_and_never_repeats_the_prompt_or_the_instructions
     said = {w.strip(".,").lower() for w in (PROMPT + " scene smith studio").split()}
     assert not said & {w.strip(".,").lower() for w in prose.split()} - {"the", "you", "a", "and"}
     assert "\n\n" in prose and prose[0].isupper() and prose.endswith(".")
+    assert not re.search(r"\b[Aa] [aeiou]", reply_text("a long one", words=2000))  # "an ancient"
 
 
 def test_the_instructions_say_how_long_when_the_prompt_does_not() -> None:

@@ -24,6 +24,7 @@ MAX_WORDS = 5000
 PICTURE = (96, 64)
 
 _ASKED = re.compile(r"\b(\d{1,5})(?:\s*(?:to|-|\u2013|and)\s*(\d{1,5}))?\s+words\b", re.IGNORECASE)
+_AN = re.compile(r"\b([Aa]) (?=[aeiou])")
 _ADJECTIVES = (
     "amber", "quiet", "narrow", "ancient", "pale", "restless", "silver", "hollow", "distant",
     "crooked", "bright", "heavy", "salt-worn", "gentle", "broken", "hidden",
@@ -92,6 +93,7 @@ def _sentence(rng: random.Random) -> str:
         v2=rng.choice(_VERBS),
         p=rng.choice(_PLACES),
     )
+    text = _AN.sub(lambda m: m.group(1) + "n ", text)  # "an ancient", not "a ancient"
     return text[0].upper() + text[1:]
 
 
