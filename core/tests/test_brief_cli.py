@@ -187,9 +187,9 @@ def test_a_flag_the_loop_does_not_take_is_one_line_naming_the_loops_that_do(
     assert taken.stderr.splitlines() == [
         "Error: run story_spark takes no --notes; loops that take it: revision"
     ]
-    nobody = qf("run", "--premise", "x", "story_spark", "--apply")
+    nobody = qf("run", "--premise", "x", "story_spark", "--no-such-flag")
     assert nobody.stderr.splitlines() == [
-        "Error: run story_spark takes no --apply (no loop does); "
+        "Error: run story_spark takes no --no-such-flag (no loop does); "
         "see: questfoundry run story_spark --help"
     ]
 
@@ -220,3 +220,9 @@ def test_a_loop_reads_its_declared_options_as_their_kinds() -> None:
             loop.options_of(given)
     with pytest.raises(ValueError, match="two options share a name"):
         LoopSpec("m", (), options=(LoopOption("a", ""), LoopOption("a", "")))
+    with pytest.raises(ValueError, match="every loop takes --budget already"):
+        LoopSpec("m", (), options=(LoopOption("budget", ""),))
+    with pytest.raises(LoopError, match="--count takes 1 to 9, not 12"):
+        LoopSpec(
+            "m", (), options=(LoopOption("count", "", "integer", minimum=1, maximum=9),)
+        ).options_of({"count": "12"})

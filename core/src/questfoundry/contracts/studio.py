@@ -65,6 +65,8 @@ class Step:
 
 
 OptionKind = Literal["text", "integer", "number", "flag", "choice"]
+#: the run options every loop takes besides the brief's fields: no loop's own is named so
+COMMON_OPTIONS = frozenset({"sections", "estimate", "budget", "force", "json", "wait"})
 _OPTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
@@ -167,6 +169,9 @@ class LoopSpec:
         names = [option.name for option in self.options]
         if len(set(names)) != len(names):
             raise ValueError(f"loop {self.name!r}: two options share a name")
+        taken = sorted(COMMON_OPTIONS.intersection(names))
+        if taken:
+            raise ValueError(f"loop {self.name!r}: every loop takes --{taken[0]} already")
 
     def options_of(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Every option's value: ``given`` ones read as their kind, the others their default.
