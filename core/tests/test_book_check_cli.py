@@ -9,11 +9,12 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from questfoundry.book.shape import Part, Shape
+from questfoundry.book.shape import Shape
 from questfoundry.cli import cli
 from questfoundry.config import load_config
 from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import Runtime
+from questfoundry.testing.drafts import faithful_draft
 
 
 def project(root: Path, topology: dict[str, Any] | None) -> Path:
@@ -32,20 +33,8 @@ def check(config: Path, *args: str) -> Result:
 
 def sixteen() -> dict[str, Any]:
     shape = Shape.of(16)
-    reply = {
-        "title": "The Keep",
-        "sections": [
-            {
-                "title": f"Room {n}",
-                "summary": "",
-                "ending": not shape.targets(n),
-                "choices": [{"text": "on", "target": t} for t in shape.targets(n)],
-            }
-            for n in range(1, 17)
-        ],
-    }
-    mended, _ = shape.fill(Part(1, 16), reply)
-    topology, _ = shape.join("The Keep", mended["sections"])
+    topology, notes = shape.whole({"title": "The Keep", "sections": faithful_draft(shape)})
+    assert notes == []
     return topology.to_dict()
 
 

@@ -15,21 +15,8 @@ from hypothesis import strategies as st
 from questfoundry.book.graph import Graph, endings_wanted, figures
 from questfoundry.book.model import MAX_CHOICES, Choice, Section, Topology
 from questfoundry.book.shape import Part, Shape, draft_schema, outline_schema
+from questfoundry.testing.drafts import faithful_draft
 from questfoundry.testing.schema_instance import schema_instance
-
-
-def good_draft(shape: Shape, part: Part | None = None) -> list[dict[str, Any]]:
-    """What a plotwright following the instructions answers: every slot filled as laid out."""
-    part = part or Part(1, shape.size)
-    return [
-        {
-            "title": f"Room {n}",
-            "summary": f"What happens in room {n}.",
-            "ending": not shape.targets(n),
-            "choices": [{"text": f"Walk to room {t}", "target": t} for t in shape.targets(n)],
-        }
-        for n in range(part.first, part.last + 1)
-    ]
 
 
 def assert_meets_the_rules(topology: Topology, sections: int) -> None:
@@ -52,7 +39,7 @@ def test_the_skeleton_meets_the_rules_with_forward_links_only(sections: int) -> 
 
 def test_a_good_draft_is_kept_as_it_is_with_no_repair() -> None:
     shape = Shape.of(16)
-    topology, notes = shape.whole({"title": "The Keep", "sections": good_draft(shape)})
+    topology, notes = shape.whole({"title": "The Keep", "sections": faithful_draft(shape)})
     assert notes == []
     assert topology.title == "The Keep"
     assert [s.title for s in topology.sections] == [f"Room {n}" for n in range(1, 17)]
@@ -64,7 +51,7 @@ def test_a_good_draft_is_kept_as_it_is_with_no_repair() -> None:
 
 def test_a_draft_that_leaves_the_slots_but_meets_the_rules_is_kept() -> None:
     shape = Shape.of(6)
-    draft = good_draft(shape)
+    draft = faithful_draft(shape)
     draft[0]["choices"] = [{"text": "Dive", "target": 3}, {"text": "Climb", "target": 2}]
     draft[1]["choices"] = [{"text": "Back", "target": 1}, {"text": "On", "target": 4}]
     topology, notes = shape.whole({"title": "T", "sections": draft})
@@ -88,7 +75,7 @@ def test_a_draft_in_a_line_becomes_a_branching_book() -> None:
 
 def test_each_section_is_mended_on_its_own_and_every_change_is_said() -> None:
     shape = Shape.of(6)
-    draft = good_draft(shape)
+    draft = faithful_draft(shape)
     draft[0]["choices"] = [
         {"text": "Nowhere", "target": 99},
         {"text": "Here", "target": 1},
@@ -112,7 +99,7 @@ def test_each_section_is_mended_on_its_own_and_every_change_is_said() -> None:
 
 def test_a_book_without_enough_endings_gets_its_slots_endings_back() -> None:
     shape = Shape.of(6)
-    draft = good_draft(shape)
+    draft = faithful_draft(shape)
     draft[4]["choices"] = [{"text": "Loop", "target": 2}]
     draft[4]["ending"] = False
     topology, notes = shape.whole({"title": "T", "sections": draft})
@@ -123,7 +110,7 @@ def test_a_book_without_enough_endings_gets_its_slots_endings_back() -> None:
 
 def test_a_trap_the_reader_cannot_leave_is_opened() -> None:
     shape = Shape.of(8)
-    draft = good_draft(shape)
+    draft = faithful_draft(shape)
     draft[1]["choices"] = [{"text": "In", "target": 4}]  # 4 and 5 loop between themselves
     draft[3]["choices"] = [{"text": "Round", "target": 5}]
     draft[4]["choices"] = [{"text": "And round", "target": 4}]
@@ -156,7 +143,7 @@ def test_parts_cover_the_book_in_order_and_each_reply_fits_max_tokens() -> None:
         assert [p.act for p in parts] == sorted(p.act for p in parts)
         assert parts[-1].act + 1 == min(5, len(parts))
         biggest = max(parts, key=lambda p: p.count)
-        reply = {"sections": _wordy(good_draft(shape, biggest))}
+        reply = {"sections": _wordy(faithful_draft(shape, biggest))}
         jsonschema.validate(reply, draft_schema(biggest.count, titled=False))
         assert len(json.dumps(reply)) / 4 <= max_tokens
     assert len(Shape.of(12).parts(4096)) == 1  # a small book: one reply

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from questfoundry.book.shape import Shape
+from questfoundry.book.shape import Part, Shape
 from questfoundry.config import Config
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.errors import NonRetriableProviderError, QuestFoundryError
@@ -21,6 +21,7 @@ from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import LoopError, Showrunner, StepContext, StepError
 from questfoundry.studio.engine import dependencies
 from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.drafts import faithful_draft
 from questfoundry.testing.scripted import ScriptedProvider
 
 PRICED = {"cost_per_input_token": 0.001, "cost_per_output_token": 0.002}
@@ -300,17 +301,7 @@ def test_meaning_problems_are_asked_about_once_then_repaired_and_reported(
 def test_a_good_draft_is_kept_as_it_is_with_no_repair_and_no_second_ask(
     studio: Callable[..., Showrunner], providers: Providers
 ) -> None:
-    shape = Shape.of(6)
-    draft = [
-        {
-            "title": f"Room {n}",
-            "summary": f"What happens in room {n}.",
-            "ending": not shape.targets(n),
-            "choices": [{"text": f"Walk to room {t}", "target": t} for t in shape.targets(n)],
-        }
-        for n in range(1, 7)
-    ]
-    reply = json.dumps({"title": "The Keep", "sections": draft})
+    reply = json.dumps({"title": "The Keep", "sections": faithful_draft(Shape.of(6))})
     providers.script.append(ProviderReply("m1", text=reply))
     showrunner = studio()
     report = showrunner.run("story_spark", sections=6)
@@ -331,15 +322,7 @@ def test_a_book_in_parts_resumes_without_asking_again_for_the_parts_it_saved(
     shape = Shape.of(6)  # two sections a reply at max_tokens 600: three parts
     assert [(p.first, p.last) for p in shape.parts(600)] == [(1, 2), (3, 4), (5, 6)]
     acts = [{"title": f"Act {n}", "summary": "s"} for n in (1, 2, 3)]
-    part = [
-        {
-            "title": f"Room {n}",
-            "summary": "",
-            "ending": not shape.targets(n),
-            "choices": [{"text": "on", "target": t} for t in shape.targets(n)],
-        }
-        for n in (1, 2)
-    ]
+    part = faithful_draft(shape, Part(1, 2))
     down = NonRetriableProviderError("the service is down", provider="scripted")
     providers.script.extend(
         [
