@@ -92,23 +92,6 @@ def test_a_term_links_its_first_mention_only_where_the_reader_is_deep_enough() -
     )
 
 
-def test_the_codex_of_an_arbitrary_canon_holds_sound_entries_and_a_second_run_is_free(
-    studio: Callable[..., Showrunner],
-) -> None:
-    showrunner = studio()
-    _, deep = lore(showrunner)
-    first = showrunner.run("codex_expansion", sections=SECTIONS)
-    keys = showrunner.runtime.state.list_keys(CODEX)
-    assert keys == [CODEX + "ashford-mill", CODEX + "drowned-king"]
-    entries = [CodexEntry.from_dict(k[len(CODEX) :], state(showrunner, k)) for k in keys]
-    assert entries[1].depth == max(deep.values()) and all(e.term and e.text for e in entries)
-    assert [u.role for u in first.roles] == ["codex_curator", "gatekeeper"]
-
-    second = showrunner.run("codex_expansion", sections=SECTIONS)
-    assert second.totals.provider_calls == 0 and second.totals.cost == 0
-    assert [CodexEntry.from_dict(k[len(CODEX) :], state(showrunner, k)) for k in keys] == entries
-
-
 def test_codex_expansion_before_lore_deepening_fails_in_one_line(
     studio: Callable[..., Showrunner],
 ) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from lore_studio import SECTIONS, Answering, state
 
-from questfoundry.builtins.loops.hook_harvest import KINDS, NO_REASON, VERDICTS
+from questfoundry.builtins.loops.hook_harvest import NO_REASON
 from questfoundry.kit import TOPOLOGY, Topology
 from questfoundry.studio import Showrunner, StepError
 
@@ -16,29 +16,6 @@ FOUND = "book/hooks/"
 
 def hook(title: str, *sections: str) -> dict[str, object]:
     return {"title": title, "kind": "mystery", "detail": f"{title}?", "sections": list(sections)}
-
-
-def test_every_hook_is_triaged_once_with_a_reason_and_a_second_run_is_free(
-    studio: Callable[..., Showrunner],
-) -> None:
-    showrunner = studio()
-    first = showrunner.run("hook_harvest", sections=SECTIONS)
-    topology = Topology.from_dict(state(showrunner, TOPOLOGY))
-    found = [state(showrunner, FOUND + ident)["hooks"] for ident in topology.ids]
-    hooks = state(showrunner, "book/hooks")["hooks"]
-    assert hooks and [h["id"] for h in hooks] == list(dict.fromkeys(h["id"] for h in hooks))
-    assert {h["id"] for h in hooks} == {h["id"] for f in found for h in f}
-    for triaged in hooks:
-        assert triaged["sections"] and set(triaged["sections"]) <= set(topology.ids)
-        assert triaged["kind"] in KINDS and triaged["triage"] in VERDICTS
-        assert triaged["reason"].strip()
-    assert [u.role for u in first.roles] == ["lore_weaver", "showrunner"]
-    assert first.totals.cost > 0
-
-    second = showrunner.run("hook_harvest", sections=SECTIONS)
-    assert second.totals.provider_calls == 0 and second.totals.cost == 0
-    assert second.totals.cache_hits == first.totals.calls
-    assert state(showrunner, "book/hooks")["hooks"] == hooks
 
 
 def test_a_hook_naming_a_section_the_book_lacks_is_asked_again_then_repaired(

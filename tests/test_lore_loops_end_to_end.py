@@ -1,0 +1,110 @@
+"""The lore loops on the stand-in: the real OpenAI plugin and SDK over HTTP to the fake server.
+
+The fake answers every structured request with an arbitrary valid instance of its schema, so
+this proves the loops cope with nonsense: after ``story_spark``, ``hook_harvest``,
+``lore_deepening`` and ``codex_expansion`` each run, a repeated run reaches no server, the canon
+is in the prompts of the sections it concerns (the fake's request log), and ``binding_run``
+binds a book whose links all work, with the codex printed as its appendix. What each loop
+saved keeps its meaning checks: hooks named once, naming real sections, each triaged with a
+reason; canon of the shape every prompt reads; codex entries with a term and a text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from questfoundry.config import load_config
+from questfoundry.kit import CanonEntry, CodexEntry, Topology
+from questfoundry.registry import get_plugin_manager
+from questfoundry.studio import Showrunner
+from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.fakes import FakeOpenAI
+
+SECTIONS = 6
+KEY = "sk-lore-test"
+
+
+class Page(HTMLParser):
+    """The ids an HTML page defines and the links it holds."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        if "id" in found:
+            self.ids.add(found["id"])
+        if tag == "a":
+            self.links.append(found.get("href", ""))
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Iterator[tuple[Showrunner, FakeOpenAI]]:
+    with FakeOpenAI() as server:
+        path = tmp_path / ".questfoundry" / "config.yml"
+        path.parent.mkdir(parents=True)
+        text = {"api_key": KEY, "base_url": server.base_url, "model": "gpt-4o-mini"}
+        path.write_text(
+            yaml.safe_dump({"providers": {"text": {"default": "openai", "openai": text}}})
+        )
+        config = load_config(path, env={"OPENAI_API_KEY": KEY})
+        with Showrunner.from_config(config, get_plugin_manager(), clock=FakeClock()) as showrunner:
+            yield showrunner, server
+
+
+def test_the_lore_loops_run_on_the_stand_in_and_the_book_binds_with_its_codex(
+    studio: tuple[Showrunner, FakeOpenAI],
+) -> None:
+    showrunner, server = studio
+    showrunner.run("story_spark", sections=SECTIONS)
+    for loop in ("hook_harvest", "lore_deepening", "codex_expansion"):
+        first = showrunner.run(loop, sections=SECTIONS)
+        paid = len(server.requests)
+        again = showrunner.run(loop, sections=SECTIONS)
+        assert first.totals.provider_calls > 0 and first.totals.cost > 0, loop
+        assert len(server.requests) == paid, f"{loop} asked the server again"
+        assert again.totals.cost == 0 and again.totals.cache_hits == first.totals.calls
+
+    state = showrunner.runtime.state
+    ids = set(Topology.from_dict(state.get("book/topology") or {}).ids)
+    hooks = (state.get("book/hooks") or {})["hooks"]
+    assert len({h["id"] for h in hooks}) == len(hooks)  # none twice
+    for hook in hooks:
+        assert hook["sections"] and set(hook["sections"]) <= ids
+        assert hook["triage"] in ("keep", "drop", "later") and hook["reason"].strip()
+    canon = {key: state.get(key) or {} for key in state.list_keys("book/canon/")}
+    for entry in canon.values():
+        assert set(CanonEntry.from_dict(entry).sections) <= ids  # the shape prompts read
+    codex = state.list_keys("book/codex/")
+    assert canon and len(codex) == len(canon)
+    for key in codex:
+        assert CodexEntry.from_dict(key.rsplit("/", 1)[1], state.get(key) or {}).text
+    curated = [r.body["messages"][-1]["content"] for r in server.requests if _named(r, "codex")]
+    for entry in canon.values():
+        assert any(f"The canon: {entry['name']} ({entry['kind']}): " in p for p in curated)
+
+    ident = next(iter(canon.values()))["sections"][0]
+    before = len(server.requests)
+    showrunner.run("revision", sections=SECTIONS, options={"section": ident, "notes": "Darker."})
+    rewrite = server.requests[before].body["messages"][-1]["content"]
+    concerning = [e for e in canon.values() if ident in e["sections"]]
+    assert all(f"- {e['name']}: {e['fact']}" in rewrite for e in concerning)
+
+    bound = showrunner.run("binding_run", sections=SECTIONS)
+    page = Page(Path(bound.outputs["html"]).read_text(encoding="utf-8"))
+    assert page.links and all(link[1:] in page.ids for link in page.links if link.startswith("#"))
+    assert {f"codex-{key.rsplit('/', 1)[1]}" for key in codex} <= page.ids
+    assert "codex-title" in page.ids
+
+
+def _named(request: object, name: str) -> bool:
+    schema = (getattr(request, "body", None) or {}).get("response_format") or {}
+    return bool(schema.get("json_schema", {}).get("name") == name)
