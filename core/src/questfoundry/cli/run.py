@@ -120,8 +120,6 @@ def _print_estimate(report: RunReport) -> None:
         f"Already in the cache (free): {totals.cache_hits} of {totals.calls} calls. "
         "The cost assumes answers of the length each step asks for."
     )
-    for note in report.notes:
-        click.echo(f"Note: {note}")
 
 
 @contextmanager

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from questfoundry.contracts.records import Reply, Usage
@@ -73,8 +74,7 @@ class Forecast:
         plan = self.runtime.gateway.plan(request)
         hit = await self._cached(plan)
         if hit is not None:
-            hit.role, hit.key = role.name, plan.key
-            return hit
+            return replace(hit, role=role.name, key=plan.key)
         text: str | None = None
         image: bytes | None = None
         usage = plan.estimate

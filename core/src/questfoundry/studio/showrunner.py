@@ -145,7 +145,8 @@ class Showrunner:
         force: bool = False,
     ) -> RunReport:
         """What :meth:`run` would do and cost, per role, without calling any provider and
-        without changing anything (:mod:`.forecast`); the report's status is ``estimate``."""
+        without changing anything (:mod:`.forecast`); the report's status is ``estimate``, and it
+        has no notes (they would be about stand-in answers)."""
         return asyncio.run(
             self.aestimate(loop, sections=sections, options=options, brief=brief, force=force)
         )
@@ -166,7 +167,7 @@ class Showrunner:
             report = await self._run(
                 loop, sections, None, options, brief, force, forecast, overlay, Path(root)
             )
-        return replace(report, run_id="", status="estimate", outputs={})
+        return replace(report, run_id="", status="estimate", outputs={}, notes=())
 
     async def _run(
         self,

@@ -89,8 +89,7 @@ class RunBudget:
         if self.spent + self.held + estimate > self.limit:
             raise CostLimitExceededError(
                 f"this run's budget: ${self.spent + self.held:.4f} spent or held of "
-                f"{usd(self.limit)}; the next call may cost {usd(estimate)} "
-                "(run again to continue, with a larger --budget or none)"
+                f"{usd(self.limit)}; the next call may cost {usd(estimate)}"
             )
         self.held += estimate
         return estimate
