@@ -29,7 +29,8 @@ SECTIONS = 6
 
 class Answering(ScriptedProvider):
     """A scripted provider with rules: :meth:`when` a structured request named ``name`` holds
-    every one of ``words`` in its prompt, it is answered with ``reply`` (``times`` times)."""
+    every one of ``words`` in its prompt, it is answered with ``reply`` (``times`` times; an
+    exception is raised instead)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,6 +48,8 @@ class Answering(ScriptedProvider):
                 if times and asked.get("name") == name and all(w in prompt for w in words):
                     rule[3] -= 1
                     self.requests.append(request)
+                    if isinstance(reply, BaseException):
+                        raise reply
                     return ProviderReply(request.model, text=json.dumps(reply), usage=self.usage)
         return super()._next(request)
 

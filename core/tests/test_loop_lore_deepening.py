@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from lore_studio import SECTIONS, Answering, state
 
-from questfoundry.kit import CANON, TOPOLOGY, Topology
+from questfoundry.kit import CANON, TOPOLOGY, NonRetriableProviderError, Topology
 from questfoundry.studio import Showrunner, StepError
 
 PLAUSIBLE = {"verdict": "plausible", "notes": ""}
@@ -96,6 +96,33 @@ def test_implausible_canon_is_rewritten_from_the_researchers_notes(
     assert canon(showrunner)["ashford-mill"]["fact"] == "The mill burned down ten years ago."
     assert state(showrunner, "book/lore/drafts/the-old-mill")["revised"] is True
     assert not answers.unused()
+
+
+def test_a_run_stopped_by_a_failing_check_continues_without_drafting_again(
+    studio: Callable[..., Showrunner], answers: Answering
+) -> None:
+    showrunner = studio()
+    kept(showrunner, ("The old mill", 1), ("The debt", 2))
+    burned = entry("place", "Ashford Mill", "The mill burned down ten years ago.", "1")
+    debt = entry("fact", "The debt", "The miller owes rent.", "2")
+    answers.when("canon", "Deepen", "The old mill", reply={"entries": [burned]})
+    answers.when("canon", "Deepen", "The debt", reply={"entries": [debt]})
+    answers.when("research", reply=PLAUSIBLE, times=2)
+    answers.when("contradictions", "New canon:\n- Ashford Mill", reply=AGREES)
+    outage = NonRetriableProviderError("the gatekeeper's provider is down", provider="scripted")
+    answers.when("contradictions", "New canon:\n- The debt", reply=outage)
+    with pytest.raises(
+        StepError, match=r"check_contradictions .*the gatekeeper's provider is down"
+    ):
+        showrunner.run("lore_deepening", sections=SECTIONS)
+    assert canon(showrunner) == {}  # nothing established from half a check
+    asked = len(answers.requests)
+    answers.when("contradictions", "New canon:\n- The debt", reply=AGREES)
+    report = showrunner.run("lore_deepening", sections=SECTIONS)
+    assert report.resumed and report.skipped == ["draft_canon", "check_plausibility"]
+    assert [(u.role, u.calls) for u in report.roles] == [("gatekeeper", 1)]
+    assert len(answers.requests) == asked + 1  # the debt's check; the mill's was saved
+    assert set(canon(showrunner)) == {"ashford-mill", "the-debt"}
 
 
 def test_the_canon_reaches_the_prompts_of_the_sections_it_concerns(

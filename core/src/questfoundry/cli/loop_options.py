@@ -2,8 +2,9 @@
 
 A loop declares its own in ``LoopSpec.options``; :class:`LoopCommand` adds them to the command
 once it knows which loop is named, so ``run LOOP --help`` lists them and ``run LOOP --flag``
-reads them. A flag the loop does not take is refused in one line naming the loops that take it.
-A loop's option named like one of the brief's flags (``--language``) replaces it for that loop.
+reads them; ``run --help`` ends with every loop that runs and what it makes. A flag the loop
+does not take is refused in one line naming the loops that take it. A loop's option named like
+one of the brief's flags (``--language``) replaces it for that loop.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ class LoopCommand(click.Command):
             return super().parse_args(ctx, args)
         except click.NoSuchOption as exc:
             raise OneLineUsageError(_not_taken(ctx, spec, exc.option_name)) from None
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """After the options: every loop that runs and what it makes."""
+        super().format_epilog(ctx, formatter)
+        loops = sorted((n, spec.description) for n, spec in _loops(ctx).items() if spec.steps)
+        if loops:
+            with formatter.section("Loops"):
+                formatter.write_dl(loops)
 
     def named_loop(self, ctx: click.Context, args: Sequence[str]) -> LoopSpec | None:
         """The loop ``args`` name (their first argument), if there is one by that name."""

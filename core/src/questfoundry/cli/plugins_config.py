@@ -33,9 +33,16 @@ def plugins(app: App, as_json: bool) -> None:
 
 
 def _registered(registers: dict[str, list[str]], descriptions: dict[str, str]) -> list[str]:
-    """One line per kind; a single backend with a description shows it."""
+    """One line per kind; a single backend with a description shows it, and so does each loop
+    (one line each: what it makes)."""
     lines = []
     for kind, names in registers.items():
+        if kind == "loop":
+            made = {name: descriptions.get(f"loop {name}") for name in names}
+            lines += [
+                f"loop: {name}" + (f" — {about}" if about else "") for name, about in made.items()
+            ]
+            continue
         about = descriptions.get(f"{kind} {names[0]}") if len(names) == 1 else None
         lines.append(f"{kind}: {', '.join(names)}" + (f" ({about})" if about else ""))
     return lines

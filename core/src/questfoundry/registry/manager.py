@@ -340,6 +340,9 @@ class PluginManager:
         for label, entries in (("role", catalogue.roles), ("loop", catalogue.loops)):
             for name, (_, plugin) in entries.items():
                 infos[plugin].registers.setdefault(label, []).append(name)
+        for name, (loop, plugin) in catalogue.loops.items():
+            if loop.description:
+                infos[plugin].descriptions[f"loop {name}"] = loop.description
         for hook_name, label in HOOK_LABELS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin_name in infos:
