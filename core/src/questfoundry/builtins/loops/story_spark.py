@@ -43,7 +43,8 @@ PLACEHOLDER = "(This section has no prose yet: the scene smith returned none.)"
 WRITING = "Write vivid, concise prose of the length asked for. Answer with the prose only."
 #: how long a section's prose runs when the run does not say (``--words``)
 WORDS = 200
-#: an invented premise longer than this is cut (it is meant to run two or three sentences)
+#: how long an invented premise is asked to run, and the most of it kept (in characters)
+PREMISE_WORDS = 50
 PREMISE_CHARS = 1000
 REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
 FILLING = (
@@ -76,10 +77,11 @@ async def _invent_premise(context: StepContext) -> None:
     prompt after it, and every later run, carries it) and told in the report."""
     prompt = (
         f"The author has not said what this branching gamebook of {context.sections} sections "
-        "is about. Invent its premise in two or three sentences: who the reader plays, where, "
-        "what they want and what stands in the way. Answer with the premise only."
+        f"is about. Invent its premise in two or three sentences, about {PREMISE_WORDS} words: "
+        "who the reader plays, where, what they want and what stands in the way. Answer with "
+        "the premise only."
     )
-    premise = " ".join((await context.text(prompt, words=60, fix=_said)).split())
+    premise = " ".join((await context.text(prompt, words=PREMISE_WORDS, fix=_said)).split())
     await context.amend_brief({"premise": premise[:PREMISE_CHARS]})
     context.note(
         f"the brief had no premise: the plotwright invented one, saved in the brief: {premise}"
