@@ -36,7 +36,7 @@ from questfoundry.kit import (
 DRAFTS = WORK + "codex/"
 ENTRY_SCHEMA = obj(term=TEXT, text=TEXT)
 SPOILER_SCHEMA = obj(spoils={"type": "array", "items": TEXT}, why=TEXT)
-#: the most later sections a prompt lists (the nearest first)
+#: the most later sections, and canon names met later, a prompt lists (the nearest first)
 SHOWN_LATER = 30
 WRITING = (
     "Write for a reader who has read only this far: what the reader may know, in two to four "
@@ -107,15 +107,16 @@ async def write_entries(context: StepContext) -> None:
         if await context.made(DRAFTS + ident) is not None:
             return
         entry, depth = lore.canon[ident], lore.depth(ident)
-        secrets = [e["name"] for o, e in lore.canon.items() if lore.depth(o) > depth]
-        later = _listed(lore.later(depth))
+        met = sorted((lore.depth(o), e["name"]) for o, e in lore.canon.items())
+        secrets = [name for deeper, name in met if deeper > depth][:SHOWN_LATER]
+        later = _listed(lore.later(depth)) or "(none)"
         prompt = (
             f"Write the codex entry of the gamebook {lore.topology.title!r} about "
             f"{entry['name']!r}: the term a reader looks up (as the prose names it) and two to "
             f"four sentences a reader may know {_where(depth)}.\n\nThe canon: "
             f"{entry['name']} ({entry.get('kind', 'fact')}): {entry['fact']}\n\n"
             f"Do not name: {', '.join(secrets) or '(nothing)'}.\n"
-            f"Do not reveal what these later sections hold:\n{later or '(none)'}"
+            f"Do not reveal what these later sections hold:\n{later}"
         )
         draft = await context.structured(
             prompt,
