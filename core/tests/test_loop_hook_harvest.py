@@ -38,8 +38,10 @@ def test_a_hook_naming_a_section_the_book_lacks_is_asked_again_then_repaired(
     ]
     asked_again = [p for p in answers.prompts("hooks") if "threads section 2," in p][1]
     assert "sections the book does not have (1): 99" in asked_again
-    assert "collect_hooks: hooks named sections the book does not have (1): 99" in report.repairs
-    assert "collect_hooks: hooks listed twice were listed once (1): The sealed door" in (
+    assert "collect_hooks: section 2: hooks named sections the book does not have (1): 99" in (
+        report.repairs
+    )
+    assert "collect_hooks: section 2: hooks listed twice were listed once (1): The sealed door" in (
         report.repairs
     )
     assert not answers.unused()

@@ -215,7 +215,9 @@ async def _spoiled(context: StepContext, lore: Lore, draft: dict[str, Any]) -> l
 
     def fix(answer: dict[str, Any]) -> tuple[list[str], list[str]]:
         ids, unknown = section_refs(lore.topology, answer["spoils"])
-        notes = noted("the spoiler check named sections the book does not have", unknown)
+        notes = noted(
+            f"the spoiler check of {draft['term']!r} named sections the book does not have", unknown
+        )
         return [ident for ident in ids if ident in deeper], notes
 
     found: list[str] = await context.structured(

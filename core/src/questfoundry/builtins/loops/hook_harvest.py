@@ -108,7 +108,7 @@ def found_fix(topology: Topology, section: Section) -> Any:
         notes = [f"{untitled} hooks without a title were dropped"] if untitled else []
         notes += noted("hooks listed twice were listed once", twice)
         notes += noted("hooks named sections the book does not have", strangers)
-        return {"hooks": hooks}, notes
+        return {"hooks": hooks}, [f"section {section.number}: {note}" for note in notes]
 
     return fix
 

@@ -165,7 +165,7 @@ def entries_fix(topology: Topology, hook: dict[str, Any]) -> Any:
         notes += noted("entries named twice were kept once", twice)
         notes += noted("entries named sections the book does not have", strangers)
         notes += noted("entries the canon cannot hold were dropped", unfit)
-        return entries, notes
+        return entries, [f"hook {hook['id']!r}: {note}" for note in notes]
 
     return fix
 
@@ -377,7 +377,10 @@ class Check:
                 else:
                     what = flat(f"{item['contradicts']}: {item['why']}").strip(": ")
                     found.setdefault(entry["id"], what or "contradicts the canon")
-            return found, noted("the check named entries the canon does not have", strangers)
+            hook = self.hook["id"]
+            return found, noted(
+                f"the check of hook {hook!r} named entries it does not have", strangers
+            )
 
         found: dict[str, str] = await self.context.structured(
             prompt,
