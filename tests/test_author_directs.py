@@ -149,7 +149,7 @@ def sections(config: Path) -> dict[str, dict[str, Any]]:
 
 def test_revise_and_the_authors_own_edits(tmp_path: Path, openai: FakeOpenAI) -> None:
     config = project(tmp_path, openai)
-    assert qf(config, "run", "story_spark", "--sections", "4").exit_code == 0
+    assert qf(config, "run", "story_spark", "--sections", "3").exit_code == 0
     with showrunner(config) as studio:
         topology = Topology.from_dict(studio.runtime.state.get("book/topology") or {})
     second, third = (f"book/sections/{topology.by_number(n).id}" for n in (2, 3))
@@ -182,7 +182,7 @@ def test_revise_and_the_authors_own_edits(tmp_path: Path, openai: FakeOpenAI) ->
         "(edited by hand): revise it with --force to have the scene smith rewrite it"
     ]
 
-    again = qf(config, "run", "story_spark", "--sections", "4")
+    again = qf(config, "run", "story_spark", "--sections", "3")
     assert again.exit_code == 0, again.output
     assert "Note: kept 1 sections the author wrote" in again.output
     assert sections(config)[second]["prose"] == "My own words, by hand."
