@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "3.1"
+API_VERSION = "3.2"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
@@ -111,6 +111,7 @@ _EXPORTS = {
     "register_secret": "questfoundry.kit.redaction",
     "parse_retry_after": "questfoundry.kit.retry_after",
     "RedisSettings": "questfoundry.kit.redis",
+    "redis_outage": "questfoundry.kit.redis",
     "redis_scan_pattern": "questfoundry.kit.redis",
     "redis_schema": "questfoundry.kit.redis",
     "DailyPrices": "questfoundry.kit.prices",
@@ -304,6 +305,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "provider_error",
     "public_url",
     "redact",
+    "redis_outage",
     "redis_scan_pattern",
     "redis_schema",
     "refusal",
@@ -459,7 +461,12 @@ if TYPE_CHECKING:
     from questfoundry.kit.money import from_pico, to_pico, usd
     from questfoundry.kit.prices import DailyPrices, FixedPrices, GenaiPrices, to_price
     from questfoundry.kit.redaction import MASK, redact, register_secret
-    from questfoundry.kit.redis import RedisSettings, redis_scan_pattern, redis_schema
+    from questfoundry.kit.redis import (
+        RedisSettings,
+        redis_outage,
+        redis_scan_pattern,
+        redis_schema,
+    )
     from questfoundry.kit.retry_after import parse_retry_after
     from questfoundry.kit.sqlite import open_sqlite, sqlite_errors
     from questfoundry.kit.state_keys import check_key, is_internal, key_problem

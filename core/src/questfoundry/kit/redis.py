@@ -13,7 +13,9 @@ and checks them once for all three (without importing redis-py: the core does no
   project's keys begin like another's; :func:`redis_scan_pattern` matches a prefix literally;
 - **the connection**: :meth:`~RedisSettings.client_options` are the keyword arguments every
   plugin gives redis-py's ``from_url`` (short timeouts, no retry on a timeout, no health checks);
-  the plugin adds ``retry=Retry(NoBackoff(), 0)``, which needs redis-py itself.
+  the plugin adds ``retry=Retry(NoBackoff(), 0)``, which needs redis-py itself;
+- **outages**: :func:`redis_outage` says when to warn, so an outage costs one warning per process
+  and backend, and when to say Redis is back.
 
 The namespace is escaped by percent-encoding exactly ``%``, ``:``, ``{`` and ``}``: a ``:``
 would let one project's prefix begin another's, braces would break a Redis Cluster hash tag, and
@@ -24,6 +26,7 @@ project name read as written.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from questfoundry.contracts.errors import ConfigError
 from questfoundry.kit.redaction import register_secret
 
-__all__ = ["RedisSettings", "redis_scan_pattern", "redis_schema"]
+__all__ = ["RedisSettings", "redis_outage", "redis_scan_pattern", "redis_schema"]
 
 SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_URL = "redis://localhost:6379/0"
@@ -163,6 +166,30 @@ class RedisSettings:
 
     def _at(self, name: str) -> str:
         return f"{self.section}.{name}" if self.section else name
+
+
+_down: set[str] = set()
+_down_lock = threading.Lock()
+
+
+def redis_outage(backend: str, *, down: bool) -> bool:
+    """Note whether the Redis behind ``backend`` (a label naming the backend and its address)
+    just failed or just answered; True when that changes what this process knows.
+
+    So a plugin warns when it returns True for ``down=True`` (the first failure of an outage,
+    once per process however many objects, threads and calls meet it) and says Redis is back
+    when it returns True for ``down=False``.
+    """
+    if down == (backend in _down):  # nothing new: the usual answer, without the lock
+        return False
+    with _down_lock:
+        if down == (backend in _down):
+            return False
+        if down:
+            _down.add(backend)
+        else:
+            _down.discard(backend)
+        return True
 
 
 def redis_scan_pattern(prefix: str) -> str:

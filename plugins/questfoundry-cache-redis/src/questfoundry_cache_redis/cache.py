@@ -18,9 +18,14 @@ thread. Both share one breaker, one set of counts and the same warnings.
 Fail-open: a hit is one ``GET`` with short socket and connect timeouts, no client-side retries
 (redis-py 8's ``Redis(host=...)`` retries ten times with backoff: 4.6 s for one call to a frozen
 server at a 0.1 s timeout) and a :class:`~questfoundry_cache_redis.breaker.Breaker`
-that, after a few failures in a row, stops asking Redis for a few seconds. While Redis is down or
-frozen, ``get`` is a miss, ``set`` stores nothing, ``lock`` says "go ahead without one" and one
-warning per cause says why; the first answer from Redis ends the outage (logged at INFO). The
+that, after a few failures in a row, stops asking Redis for a few seconds. The breaker's open
+state is kept in a small file of the project's ``.questfoundry/`` (``redis-cache-<id>.breaker``),
+so every process of the machine leaves the failing Redis alone: a short process (an ``ask``)
+started during an outage skips Redis at once instead of paying the timeouts again. While Redis
+is down or frozen, ``get`` is a miss, ``set`` stores nothing, ``lock`` says "go ahead without
+one" and one warning says why, once per process however many calls, threads and cache objects
+meet the outage (later causes are logged at DEBUG); the first answer from Redis ends the outage
+(logged at INFO), and a later outage is warned about again. The
 maintenance calls (``delete``, ``clear``, ``prune``, ``stats``) always try Redis and raise
 :class:`~questfoundry.contracts.errors.BackendUnavailableError` with one line when it does not
 answer.
@@ -37,7 +42,8 @@ import logging
 import math
 import secrets
 import threading
-from collections.abc import Callable, Iterator, MutableSet
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import redis
@@ -53,6 +59,7 @@ from questfoundry.kit import (
     ConfigError,
     PerLoop,
     RedisSettings,
+    redis_outage,
     redis_scan_pattern,
 )
 from questfoundry_cache_redis.breaker import Breaker
@@ -67,8 +74,8 @@ _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError, asyncio.Time
 #: Redis answered with an error (out of memory, a key of another type, an ACL refusal)
 _REFUSED = (redis.RedisError,)
 
-#: distinct causes remembered so each is warned about once; beyond this, warnings repeat
-_CAUSES_LIMIT = 100
+#: what the outage of a Redis that answers with errors is noted under, after the cache's label
+_REFUSING = " refusing"
 #: what a call-path command answers when the breaker is open or Redis fails
 _FAILED: Any = object()
 #: keys per SCAN step and per UNLINK
@@ -101,9 +108,14 @@ class RedisCache:
         namespace: str,
         breaker_failures: int = 3,
         breaker_cooldown: float = 5.0,
+        breaker_file: Path | None = None,
         clock: Clock | None = None,
     ) -> None:
-        """A client for the Redis of ``settings``; nothing is connected until the first call."""
+        """A client for the Redis of ``settings``; nothing is connected until the first call.
+
+        ``breaker_file``, when given, holds the breaker's open state for every process (see the
+        module); without it the breaker is this object's own.
+        """
         self.where = settings.address
         self.namespace = namespace
         url, options = settings.url, settings.client_options()
@@ -118,16 +130,20 @@ class RedisCache:
             lambda: redis.asyncio.Redis.from_url(url, retry=AsyncRetry(NoBackoff(), 0), **options),
             lambda client: client.aclose(),
         )
-        self._breaker = Breaker(breaker_failures, breaker_cooldown, clock or Clock())
+        self._breaker = Breaker(
+            breaker_failures,
+            breaker_cooldown,
+            clock or Clock(),
+            shared=breaker_file,
+            name=self._label(),
+        )
         base = settings.prefix(namespace, "cache")
         self._entries = base + "e:"
         self._locks = base + "lock:"
         self._counts = base + "counts"
         self._unlock = self._client.register_script(_UNLOCK)
-        self._lock = threading.Lock()  # guards the counts and the warnings
+        self._lock = threading.Lock()  # guards the counts
         self._hits = self._misses = 0  # not yet added to the counts in Redis
-        self._outage: set[str] = set()  # why Redis did not answer, warned since it last did
-        self._refusals: set[str] = set()  # errors Redis answered with, each warned once
 
     def __repr__(self) -> str:
         return f"RedisCache({self.where!r}, namespace={self.namespace!r})"
@@ -141,7 +157,9 @@ class RedisCache:
     async def aget(self, key: str) -> bytes | None:
         """:meth:`get` on this event loop's own asyncio client."""
         value = _FAILED
-        if self._breaker.allow():
+        if not self._breaker.allow():
+            self._left_alone()
+        else:
             try:
                 client = await self._aclients.get()
                 value = await client.get(self._entries + key)
@@ -203,6 +221,7 @@ class RedisCache:
         """One command on the call path: its answer, or :data:`_FAILED` when the breaker is
         open or Redis fails (warned about as ``failure`` says, and counted by the breaker)."""
         if not self._breaker.allow():
+            self._left_alone()
             return _FAILED
         try:
             answer = command(*args, **options)
@@ -333,27 +352,34 @@ class RedisCache:
 
     def _answered(self) -> None:
         self._breaker.succeeded()
-        if self._outage:
-            with self._lock:
-                self._outage.clear()
-            log.info("%s answers again; caching resumes", self._label())
+        label = self._label()
+        redis_outage(label + _REFUSING, down=False)
+        if redis_outage(label, down=False):
+            log.info("%s answers again; caching resumes", label)
 
     def _unreachable(self, what: str, exc: BaseException) -> None:
-        """Redis did not answer: count it against the breaker; warn once per outage and cause."""
+        """Redis did not answer: count it against the breaker; warn once per process and outage."""
         opened = self._breaker.failed()
         after = f"; Redis is left alone for {self._breaker.cooldown:g}s" if opened else ""
-        self._warn(self._outage, type(exc).__name__, f"{what.format(_reason(exc))}{after}")
+        self._warn("", f"{what.format(_reason(exc))}{after}")
 
     def _refused(self, what: str, exc: BaseException) -> None:
-        """Redis answered with an error: warn once per distinct error; the breaker stays closed."""
-        self._warn(self._refusals, _reason(exc), what.format(_reason(exc)))
+        """Redis answered with an error: warned once per process until it answers without one;
+        the breaker stays closed."""
+        self._warn(_REFUSING, what.format(_reason(exc)))
 
-    def _warn(self, seen: MutableSet[str], cause: str, problem: str) -> None:
-        with self._lock:
-            first = cause not in seen
-            if first and len(seen) < _CAUSES_LIMIT:
-                seen.add(cause)
-        log.log(logging.WARNING if first else logging.DEBUG, "%s %s", self._label(), problem)
+    def _left_alone(self) -> None:
+        """A call skipped Redis, the breaker being open (maybe by another process)."""
+        self._warn(
+            "",
+            f"did not answer a moment ago; it is left alone for up to "
+            f"{self._breaker.cooldown:g}s and calls go to the provider",
+        )
+
+    def _warn(self, kind: str, problem: str) -> None:
+        label = self._label()
+        first = redis_outage(label + kind, down=True)
+        log.log(logging.WARNING if first else logging.DEBUG, "%s %s", label, problem)
 
     def _label(self) -> str:
         return f"redis cache {self.where} (namespace {self.namespace!r})"

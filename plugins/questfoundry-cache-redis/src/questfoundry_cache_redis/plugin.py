@@ -6,6 +6,7 @@ imported by :func:`make_redis_cache`, only when a Redis cache is built.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -100,13 +101,20 @@ def make_redis_cache(settings: Mapping[str, Any], context: BackendContext) -> Re
     values = {name: settings.get(name, default) for name, default in DEFAULTS.items()}
     _require_positive("breaker_cooldown_seconds", values["breaker_cooldown_seconds"])
     _require_positive("breaker_failures", values["breaker_failures"], integer=True)
+    where = f"{redis.address} {redis.prefix(context.namespace)}"
     return RedisCache(
         redis,
         namespace=context.namespace,
         breaker_failures=int(values["breaker_failures"]),
         breaker_cooldown=float(values["breaker_cooldown_seconds"]),
+        breaker_file=context.project_dir / f"redis-cache-{_digest(where)}.breaker",
         clock=context.clock,
     )
+
+
+def _digest(text: str) -> str:
+    """A short name for ``text`` (which Redis and project a breaker file is for)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _require_positive(name: str, value: object, *, integer: bool = False) -> None:

@@ -29,6 +29,7 @@ from questfoundry.kit import (
     Clock,
     ConfigError,
     RedisSettings,
+    redis_outage,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ class ServerTime:
 
 
 class Outage:
-    """The ``on_backend_error`` policy of one backend, with its breaker and its one warning."""
+    """The ``on_backend_error`` policy of one backend, with its breaker and its warning: one per
+    process and outage, however many objects, threads and calls meet it."""
 
     def __init__(self, what: str, where: str, policy: Policy, clock: Clock) -> None:
         self.what = what
@@ -113,7 +115,6 @@ class Outage:
         self.clock = clock
         self._lock = threading.Lock()
         self._until = float("-inf")
-        self._warned = False
 
     @property
     def open(self) -> bool:
@@ -124,15 +125,13 @@ class Outage:
         """Redis did not answer: open the breaker; raise under ``fail_closed``."""
         with self._lock:
             self._until = self.clock.monotonic() + BREAKER_SECONDS
-            warn = not self._warned
-            self._warned = True
         message = f"{self.what}: Redis at {self.where} cannot be reached ({reason})"
         if self.policy == "fail_closed":
             raise BackendUnavailableError(
                 f"{message}; no call is sent while it is down (rate_limiting.on_backend_error: "
                 "fail_closed)"
             )
-        if warn:
+        if redis_outage(self._label(), down=True):
             log.warning(
                 "%s; calls go ahead unchecked until it is back (rate_limiting.on_backend_error: "
                 "fail_open)",
@@ -148,10 +147,11 @@ class Outage:
             )
 
     def recovered(self) -> None:
-        if self._warned:
-            with self._lock:
-                self._warned = False
+        if redis_outage(self._label(), down=False):
             log.info("%s: Redis at %s answers again", self.what, self.where)
+
+    def _label(self) -> str:
+        return f"{self.what} {self.where}"
 
 
 def reason(exc: BaseException) -> str:
