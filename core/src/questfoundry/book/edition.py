@@ -4,19 +4,22 @@ The HTML reader, the Markdown text, the EPUB and the Twee source all read the sa
 they agree on numbers, anchors, paragraphs and pictures. Room is left where later work goes: a
 ``Book`` carries its language and the words its files print (:class:`Labels`), so a translated
 edition is another ``Book`` written as ``book.<lang>.html`` (:func:`file_name`); a page's
-paragraphs come as runs with the codex's term links (:attr:`Page.runs`), and a section's audio
-cues would join them there.
+paragraphs come as runs with the codex's term links (:attr:`Page.runs`), and its audio cues
+(:attr:`Page.cues`) come from the book's cue sheet.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import string
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from typing import Any
 
+from questfoundry.book.audio import Cue, CueSheet
 from questfoundry.book.codex import CodexEntry, Span, depths, linked
 from questfoundry.book.images import EXTENSIONS, image_type
 from questfoundry.book.model import Topology
@@ -67,6 +70,9 @@ class Labels:
     contents: str = "Contents"
     title_page: str = "Title page"
     codex: str = "Codex"
+    cues: str = "Audio cues"
+    cue_sheet: str = "Cue sheet"
+    production: str = "Production notes"
     brief: Mapping[str, str] = field(
         default_factory=lambda: {
             "premise": "Premise",
@@ -75,9 +81,48 @@ class Labels:
             "tone": "Tone",
         }
     )
+    cue_kinds: Mapping[str, str] = field(
+        default_factory=lambda: {"ambience": "Ambience", "music": "Music", "effect": "Effect"}
+    )
+    placements: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "opening": "at the opening",
+            "throughout": "throughout",
+            "moment": "on “{moment}”",
+            "close": "at the close",
+        }
+    )
 
     def turn(self, number: int) -> str:
         return self.turn_to.format(number=number)
+
+    def placed(self, cue: Cue) -> str:
+        """Where ``cue`` plays, in these words."""
+        return self.placements[cue.placement].format(moment=cue.moment)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every label by name (a group of them, like ``brief``, as a mapping of its own)."""
+        return asdict(self)
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> tuple[Labels, list[str]]:
+        """The labels ``data`` holds (shaped as :meth:`to_dict`, a translation's words): each
+        missing, empty, not text, or not keeping its placeholders (``{number}``, ``{most}``,
+        ``{moment}``) exactly stays as it is here, and is named in the notes."""
+        given = data if isinstance(data, Mapping) else {}
+        refused: list[str] = []
+        kept: dict[str, Any] = {}
+        for name, default in cls().to_dict().items():
+            if isinstance(default, dict):
+                found = given.get(name)
+                group = found if isinstance(found, Mapping) else {}
+                kept[name] = {
+                    key: _label(group.get(key), text, f"{name}.{key}", refused)
+                    for key, text in default.items()
+                }
+            else:
+                kept[name] = _label(given.get(name), default, name, refused)
+        return cls(**kept), refused
 
 
 @dataclass(frozen=True)
@@ -106,6 +151,8 @@ class Page:
     start: bool = False
     #: the paragraphs with the codex's terms linked (:func:`~.codex.linked`); none: no codex
     links: tuple[tuple[Span, ...], ...] = ()
+    #: the section's audio cues, from the book's cue sheet
+    cues: tuple[Cue, ...] = ()
 
     @property
     def anchor(self) -> str:
@@ -130,9 +177,10 @@ class Page:
 @dataclass(frozen=True)
 class Book:
     """Everything the files of a book hold: its topology, each section's prose and picture, the
-    blurb, the brief's fields for the title page, its language, the words around the story and
-    its codex (printed as an appendix; a term's first mention in a section links to its entry
-    when the reader is deep enough, :mod:`.codex`).
+    blurb, the brief's fields for the title page, its language, the words around the story, its
+    codex (printed as an appendix; a term's first mention in a section links to its entry when
+    the reader is deep enough, :mod:`.codex`) and its cue sheet (printed in its notes, each
+    section's cues beside it, :mod:`.audio`).
 
     The topology is checked again as a state document is (valid ids, no broken link), so no file
     is ever written from one that could not have been read.
@@ -146,6 +194,7 @@ class Book:
     lang: str = "en"
     labels: Labels = field(default_factory=Labels)
     codex: tuple[CodexEntry, ...] = ()
+    cue_sheet: CueSheet | None = None
 
     def __post_init__(self) -> None:
         Topology.from_dict(self.topology.to_dict())
@@ -198,9 +247,38 @@ class Book:
                     self.pictures.get(section.id),
                     section.id == topology.start,
                     linked(prose, self.codex, depth.get(section.id, 0)) if self.codex else (),
+                    self.cue_sheet.cues.get(section.id, ()) if self.cue_sheet else (),
                 )
             )
         return pages
+
+    @property
+    def cued(self) -> list[Page]:
+        """The pages with audio cues, by number: the cue sheet the notes print."""
+        return [page for page in self.pages if page.cues]
+
+
+def _label(given: Any, default: str, name: str, refused: list[str]) -> str:
+    """``given`` on one line when it is a label that can stand for ``default``, else
+    ``default`` (and ``name`` joins ``refused``)."""
+    text = one_line(given) if isinstance(given, str) else ""
+    if text and _placeholders(text) == _placeholders(default):
+        return text
+    refused.append(name)
+    return default
+
+
+def _placeholders(text: str) -> list[str] | None:
+    """The ``{name}`` fields of ``text`` in order, None when it is not a plain format string
+    (a conversion, a format spec or a stray brace)."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError:
+        return None
+    fields = [(name, spec, conversion) for _, name, spec, conversion in parts if name is not None]
+    if any(spec or conversion or not name.isidentifier() for name, spec, conversion in fields):
+        return None
+    return sorted(name for name, _, _ in fields)
 
 
 def anchor(ident: str) -> str:

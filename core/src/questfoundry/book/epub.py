@@ -21,6 +21,8 @@ from questfoundry.book.markup import asset, environment
 TITLE_PAGE = "title.xhtml"
 #: the codex appendix, after the last section (only when the book has a codex)
 CODEX = "codex.xhtml"
+#: the notes (the cue sheet), last (only when some section has audio cues)
+NOTES = "notes.xhtml"
 STYLE = "style/book.css"
 
 
@@ -59,6 +61,9 @@ def to_epub(book: Book, *, modified: datetime | None = None) -> bytes:
             )
     if book.codex:
         documents.append(_document(book, "codex", CODEX, book.labels.codex, "epub-codex.html", {}))
+    if book.cued:
+        labels = book.labels
+        documents.append(_document(book, "notes", NOTES, labels.cue_sheet, "epub-notes.html", {}))
     for document in documents:
         document.add_item(style)
         packaged.add_item(document)

@@ -41,11 +41,14 @@ FORMATS = {
 }
 
 
-def book_files(book: Book, kind: str, name: str | None = None) -> dict[str, bytes]:
+def book_files(
+    book: Book, kind: str, name: str | None = None, *, edition: bool = False
+) -> dict[str, bytes]:
     """The files of ``book`` as ``kind`` (a key of :data:`FORMATS`): the main one, named
-    ``name`` (default ``book.<extension>``), then the pictures it shows from beside it."""
+    ``name`` (default ``book.<extension>``; an ``edition`` in another language,
+    ``book.<lang>.<extension>``), then the pictures it shows from beside it."""
     chosen = FORMATS[kind]
-    made = {name or file_name(chosen.extension, None): chosen.make(book)}
+    made = {name or file_name(chosen.extension, book.lang if edition else None): chosen.make(book)}
     if chosen.pictures_beside:
         made |= {p.image_path: p.picture.data for p in book.pages if p.picture is not None}
     return made

@@ -39,7 +39,25 @@ def to_markdown(book: Book) -> str:
         for entry in book.appendix:
             lines += [f'<a id="{entry.anchor}"></a>', "", f"**{text(entry.term)}**", ""]
             lines += [text(entry.text), ""]
+    if book.cued:
+        lines += _cue_sheet(book)
     return "\n".join(lines)
+
+
+def _cue_sheet(book: Book) -> list[str]:
+    """The book's notes: the cue sheet, section by section."""
+    labels = book.labels
+    lines = [f"## {text(labels.cue_sheet)}", ""]
+    if book.cue_sheet is not None and book.cue_sheet.notes:
+        lines += [f"*{text(labels.production)}:* {text(book.cue_sheet.notes)}", ""]
+    for page in book.cued:
+        lines += [f"**[{page.number}](#{page.anchor}). {text(page.title)}**", ""]
+        for cue in page.cues:
+            note = f" — *{text(cue.note)}*" if cue.note else ""
+            kind, where = labels.cue_kinds[cue.kind], labels.placed(cue)
+            lines.append(f"- {text(kind)}: {text(cue.sound)} ({text(where)}){note}")
+        lines.append("")
+    return lines
 
 
 def _page(book: Book, page: Page) -> list[str]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "3.2"
+API_VERSION = "3.3"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
@@ -154,15 +154,19 @@ _EXPORTS = {
     "draft_schema": "questfoundry.book.shape",
     "outline_schema": "questfoundry.book.shape",
     "CodexEntry": "questfoundry.book.codex",
+    "Cue": "questfoundry.book.audio",
+    "CueSheet": "questfoundry.book.audio",
     "depths": "questfoundry.book.codex",
     "linked": "questfoundry.book.codex",
     "Book": "questfoundry.book.edition",
+    "Labels": "questfoundry.book.edition",
     "Picture": "questfoundry.book.edition",
     "FORMATS": "questfoundry.book.exports",
     "book_files": "questfoundry.book.exports",
     "image_problem": "questfoundry.book.images",
     "image_type": "questfoundry.book.images",
     "CODEX": "questfoundry.kit.bindery",
+    "AUDIO": "questfoundry.kit.bindery",
     "EXPORT": "questfoundry.kit.bindery",
     "FOLDER": "questfoundry.kit.bindery",
     "FRONT_MATTER": "questfoundry.kit.bindery",
@@ -172,10 +176,13 @@ _EXPORTS = {
     "bound": "questfoundry.kit.bindery",
     "digest": "questfoundry.kit.bindery",
     "write_book_files": "questfoundry.kit.bindery",
+    "TRANSLATIONS": "questfoundry.kit.editions",
+    "translated": "questfoundry.kit.editions",
 }
 
 __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "API_VERSION",
+    "AUDIO",
     "AUTHOR",
     "BRIEF",
     "Backend",
@@ -202,6 +209,8 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "ConfigError",
     "CostLimitExceededError",
     "CostModel",
+    "Cue",
+    "CueSheet",
     "DEFAULT_MAX_REPLY_BYTES",
     "DEFAULT_SECTIONS",
     "DailyPrices",
@@ -222,6 +231,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "IMAGES",
     "INTERNAL_KEY_PREFIX",
     "Kind",
+    "Labels",
     "LedgerError",
     "Limiter",
     "LoopError",
@@ -272,6 +282,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "StyleGuide",
     "TEXT",
     "TOPOLOGY",
+    "TRANSLATIONS",
     "Topology",
     "Usage",
     "async_transport",
@@ -320,14 +331,16 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "take_authorship",
     "to_pico",
     "to_price",
+    "translated",
     "transport_failure",
     "usd",
     "write_book_files",
 ]
 
 if TYPE_CHECKING:
+    from questfoundry.book.audio import Cue, CueSheet
     from questfoundry.book.codex import CodexEntry, depths, linked
-    from questfoundry.book.edition import Book, Picture
+    from questfoundry.book.edition import Book, Labels, Picture
     from questfoundry.book.exports import FORMATS, book_files
     from questfoundry.book.graph import Figures, figures
     from questfoundry.book.images import image_problem, image_type
@@ -430,6 +443,7 @@ if TYPE_CHECKING:
     )
     from questfoundry.kit.aio import PerLoop
     from questfoundry.kit.bindery import (
+        AUDIO,
         CODEX,
         EXPORT,
         FOLDER,
@@ -442,6 +456,7 @@ if TYPE_CHECKING:
         write_book_files,
     )
     from questfoundry.kit.budgets import refusal
+    from questfoundry.kit.editions import TRANSLATIONS, translated
     from questfoundry.kit.deadline import (
         DeadlineExceeded,
         ReplyTooLarge,

@@ -4,7 +4,7 @@
 :class:`~questfoundry.book.edition.Book` (:func:`book_keys`, then :func:`bound`) and write its
 files the same way (:func:`write_book_files`). Keys: ``book/images/<id>`` (by ``art_touch_up``),
 ``book/front_matter`` (the blurb, by ``binding_run``), ``book/brief`` (the author's brief),
-``book/codex/<id>`` (by ``codex_expansion``).
+``book/codex/<id>`` (by ``codex_expansion``), ``book/audio`` (the cue sheet, by ``audio_pass``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from questfoundry.book.audio import CueSheet
 from questfoundry.book.codex import CodexEntry
 from questfoundry.book.edition import Book, Picture
 from questfoundry.book.images import image_problem
@@ -30,6 +31,8 @@ BRIEF = "book/brief"
 EXPORT = "book/export"
 #: the codex's entries, ``book/codex/<id>``
 CODEX = "book/codex/"
+#: the cue sheet
+AUDIO = "book/audio"
 #: where the book's files go, under the project's root
 FOLDER = "book"
 
@@ -43,7 +46,7 @@ def book_keys(topology: Topology, codex: Iterable[str] = ()) -> list[str]:
     """Every state key :func:`bound` reads for ``topology``, given the ``codex`` keys the state
     lists (under :data:`CODEX`)."""
     per_section = [prefix + s.id for s in topology.sections for prefix in (SECTIONS, IMAGES)]
-    return [*per_section, FRONT_MATTER, BRIEF, *codex]
+    return [*per_section, FRONT_MATTER, BRIEF, AUDIO, *codex]
 
 
 def bound(
@@ -80,6 +83,8 @@ def bound(
         )
     codex, refused = _codex(documents)
     notes += refused
+    cue_sheet, refused = _cue_sheet(topology, documents.get(AUDIO))
+    notes += refused
     front = documents.get(FRONT_MATTER) or {}
     brief = {k: v for k, v in (documents.get(BRIEF) or {}).items() if isinstance(v, str)}
     book = Book(
@@ -90,8 +95,28 @@ def bound(
         brief=brief,
         lang=brief.get("language") or "en",
         codex=codex,
+        cue_sheet=cue_sheet,
     )
     return book, notes
+
+
+def _cue_sheet(
+    topology: Topology, document: dict[str, Any] | None
+) -> tuple[CueSheet | None, list[str]]:
+    """The cue sheet ``document`` holds, keeping the cues of sections the book has; notes on
+    what was left out."""
+    if document is None:
+        return None, []
+    try:
+        sheet = CueSheet.from_dict(document)
+    except StateError as exc:
+        return None, [f"left out the cue sheet: {exc}"]
+    gone = sorted(set(sheet.cues) - set(topology.ids))
+    if not gone:
+        return sheet, []
+    kept = {ident: cues for ident, cues in sheet.cues.items() if ident not in gone}
+    note = f"left out the cues of sections the book no longer has (run audio_pass again): {gone}"
+    return CueSheet(kept, sheet.notes), [note]
 
 
 def _codex(

@@ -4,8 +4,11 @@ It reads what ``story_spark`` (and, when they ran, ``art_touch_up`` and ``codex_
 in the state and writes, under the project's root (the folder holding ``.questfoundry``),
 ``book/book.html`` (the reader, self-contained), ``book/book.md`` with the pictures it shows in
 ``book/images/``, ``book/book.epub`` and ``book/book.twee``; the codex is an appendix of the first
-three (the Twee source an author edits keeps to the story). A picture whose bytes are not a PNG,
-JPEG, WebP or GIF is left out, said in the report. State: ``book/front_matter``,
+three (the Twee source an author edits keeps to the story), and the cue sheet ``audio_pass``
+made is printed in their notes (the HTML shows each section's cues beside it, collapsed). Each
+language ``translation_pass`` carried the book into is an edition of its own:
+``book/book.<lang>.html``, ``.md``, ``.epub`` and ``.twee``. A picture whose bytes are not a
+PNG, JPEG, WebP or GIF is left out, said in the report. State: ``book/front_matter``,
 ``book/export`` (where the files are).
 """
 
@@ -21,8 +24,10 @@ from questfoundry.kit import (
     FORMATS,
     FRONT_MATTER,
     TEXT,
+    TRANSLATIONS,
     Book,
     LoopSpec,
+    StateError,
     Step,
     StepContext,
     book_files,
@@ -31,6 +36,7 @@ from questfoundry.kit import (
     figures,
     load_topology,
     obj,
+    translated,
     write_book_files,
 )
 
@@ -58,18 +64,33 @@ async def bind(context: StepContext) -> None:
     keys = book_keys(topology, await context.keys(CODEX))
     documents = {key: await context.get(key) for key in keys}
     book, notes = bound(topology, documents)
+    editions = []
+    for key in await context.keys(TRANSLATIONS):
+        try:
+            edition, more = translated(book, await context.get(key) or {})
+        except StateError as exc:
+            notes.append(f"left out the edition at {key}: {exc}")
+            continue
+        editions.append(edition)
+        notes += more
     for note in notes:
         context.repaired(note)
-    outputs = await asyncio.to_thread(_write, context.project_root / FOLDER, book)
+    folder = context.project_root / FOLDER
+    outputs = await asyncio.to_thread(_write, folder, book)
+    for edition in editions:
+        outputs |= await asyncio.to_thread(_write, folder, edition, True)
     for name, path in outputs.items():
         context.output(name, path)
     await context.save(EXPORT, outputs | {"images": len(book.pictures)})
 
 
-def _write(folder: Path, book: Book) -> dict[str, str]:
-    """Every format's files in ``folder``; where each main file is, by the report's name."""
+def _write(folder: Path, book: Book, edition: bool = False) -> dict[str, str]:
+    """Every format's files in ``folder``; where each main file is, by the report's name (an
+    edition's names say its language: ``html (de)``)."""
     return {
-        form.output: str(write_book_files(folder, book_files(book, kind))[0])
+        f"{form.output} ({book.lang})" if edition else form.output: str(
+            write_book_files(folder, book_files(book, kind, edition=edition))[0]
+        )
         for kind, form in FORMATS.items()
     }
 
@@ -92,7 +113,15 @@ BINDING_RUN = LoopSpec(
             "book_binder",
             "",
             bind,
-            reads=("topology", "sections", "images", "front_matter", "codex"),
+            reads=(
+                "topology",
+                "sections",
+                "images",
+                "front_matter",
+                "codex",
+                "audio",
+                "translation",
+            ),
             writes=("book",),
         ),
     ),
