@@ -75,16 +75,14 @@ class CueSheet:
         if not isinstance(sections, Mapping):
             raise StateError("the cue sheet must map section ids to their cues")
         cues = {}
-        for ident, listed in sections.items():
+        for key, listed in sections.items():
+            ident = valid_id(key, "cue sheet's section id")
             if not isinstance(listed, list) or not all(isinstance(c, Mapping) for c in listed):
-                raise StateError(f"the cue sheet's cues of {str(ident)[:40]!r} must be a list")
+                raise StateError(f"the cue sheet's cues of {ident!r} must be a list")
             try:
                 made = tuple(Cue(**{k: v for k, v in c.items() if k in _FIELDS}) for c in listed)
             except TypeError:
-                raise StateError(
-                    f"a cue of {str(ident)[:40]!r} lacks its kind, sound or placement"
-                ) from None
-            ident = valid_id(ident, "cue sheet's section id")
+                raise StateError(f"a cue of {ident!r} lacks its kind, sound or placement") from None
             if made:
                 cues[ident] = made
         return cls(cues, _text(data.get("notes", ""), "the cue sheet's notes"))

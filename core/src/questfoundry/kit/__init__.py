@@ -456,13 +456,13 @@ if TYPE_CHECKING:
         write_book_files,
     )
     from questfoundry.kit.budgets import refusal
-    from questfoundry.kit.editions import TRANSLATIONS, translated
     from questfoundry.kit.deadline import (
         DeadlineExceeded,
         ReplyTooLarge,
         attempt,
         transport_failure,
     )
+    from questfoundry.kit.editions import TRANSLATIONS, translated
     from questfoundry.kit.loops import (
         AUTHOR,
         SECTIONS,
