@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from lore_studio import SECTIONS, Answering, state
 
 from questfoundry.builtins.loops.narration_dry_run import (
@@ -16,7 +15,7 @@ from questfoundry.builtins.loops.narration_dry_run import (
 )
 from questfoundry.kit import SECTIONS as PROSE
 from questfoundry.kit import TOPOLOGY, Choice, Section, Topology, take_authorship
-from questfoundry.studio import Showrunner, StepError
+from questfoundry.studio import Showrunner
 
 
 def diamonds(count: int) -> Topology:
@@ -144,10 +143,3 @@ def test_apply_revises_the_noted_sections_as_revise_does_but_never_the_authors_o
     assert f"--apply: revised from the playtest's notes: sections {start.number}" in applied.notes
     assert applied.totals.cache_hits == listed.totals.calls  # the playtest itself was free
     assert not answers.unused()
-
-
-def test_narration_dry_run_before_story_spark_fails_in_one_line(
-    studio: Callable[..., Showrunner],
-) -> None:
-    with pytest.raises(StepError, match=r"has no topology yet: run story_spark first$"):
-        studio(spark=False).run("narration_dry_run", sections=SECTIONS)

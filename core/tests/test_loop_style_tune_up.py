@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 from lore_studio import SECTIONS, Answering, state
 
 from questfoundry.kit import SECTIONS as PROSE
 from questfoundry.kit import STYLE, TOPOLOGY, StyleGuide, Topology, take_authorship
-from questfoundry.studio import Showrunner, StepError
+from questfoundry.studio import Showrunner
 
 GUIDE = {
     "voice": "Hushed, salt-bitten, close to the keeper's breath",
@@ -113,10 +112,3 @@ def test_a_section_using_an_avoided_word_is_out_of_voice_but_the_authors_own_is_
     assert "a section passed in voice uses words the style guide avoids (1): echo" in asked_again[0]
     assert "kept 1 sections the author wrote" in " ".join(report.notes)
     assert not answers.unused()
-
-
-def test_style_tune_up_before_story_spark_fails_in_one_line(
-    studio: Callable[..., Showrunner],
-) -> None:
-    with pytest.raises(StepError, match=r"has no topology yet: run story_spark first$"):
-        studio(spark=False).run("style_tune_up", sections=SECTIONS)

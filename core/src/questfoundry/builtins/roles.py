@@ -37,14 +37,8 @@ ROLES = (
     RoleSpec("player_narrator", "text", "plays the book through as a reader would, in-world"),
 )
 
-#: loops with steps run (``questfoundry run``); the others are named here and cannot run yet
-LOOPS = (
-    *RUNNABLE,
-    LoopSpec(
-        "audio_pass", ("audio_director", "audio_producer", "gatekeeper"), "plan and make cues"
-    ),
-    LoopSpec("translation_pass", ("translator", "gatekeeper"), "translate the book"),
-)
+#: the loops the core ships, every one with steps (``questfoundry run``)
+LOOPS = RUNNABLE
 
 
 def _kind(role: str, config: Mapping[str, Any], kind: Kind | None) -> tuple[Kind, str]:
