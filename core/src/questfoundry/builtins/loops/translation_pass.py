@@ -1,14 +1,15 @@
 """``translation_pass``: the translator carries the book into another language (``--language
 de``), the gatekeeper checks every part of it.
 
-The parts: the front (the title, the blurb, the brief's premise, genre, audience and tone), the
-words the book's files print around the story (:class:`~questfoundry.kit.Labels`), each
-section (title, prose, choices, the picture's caption) and each codex entry. Each is asked as
-JSON of its source's shape, so nothing can be left out of the answer. The meaning check: a text
-left empty, one returned unchanged (four words or more, or the whole part) and a label that lost
-its placeholder (``{number}``) are asked again, then the source's words stay and are marked
-untranslated. The gatekeeper then reads each part beside its source, told what the studio found:
-a part it sends back, or one still marked, is translated once more from its notes.
+The parts: the front (the title, the brief's premise, genre, audience and tone, and the blurb
+once ``binding_run`` wrote one), the words the book's files print around the story
+(:class:`~questfoundry.kit.Labels`), each section (title, prose, choices, the picture's caption)
+and each codex entry. Each is asked as JSON of its source's shape, so nothing can be left out of
+the answer. The meaning check: a text left empty, one returned unchanged (four words or more, or
+the whole part) and a label that lost its placeholder (``{number}``) are asked again, then the
+source's words stay and are marked untranslated. The gatekeeper then reads each part beside its
+source, told what the studio found: a part it sends back, or one still marked, is translated
+once more from its notes.
 
 Last, the parts are joined into ``book/translations/<lang>`` (the shape the binder reads,
 :mod:`questfoundry.kit` ``TRANSLATIONS``): ``binding_run`` writes ``book.<lang>.html``, ``.md``,
@@ -75,6 +76,8 @@ async def parts(context: StepContext, topology: Topology) -> list[Part]:
     blurb = (await context.get(FRONT_MATTER) or {}).get("blurb")
     if isinstance(blurb, str) and blurb.strip():
         front["blurb"] = blurb
+    else:
+        context.note("the book has no blurb yet: run this loop again after binding_run writes one")
     found = [
         Part("front", front, "the book's title page: its title, the author's brief and blurb"),
         Part(LABELS, Labels().to_dict(), "the words the book prints around the story (buttons, "
