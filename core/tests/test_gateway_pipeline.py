@@ -197,6 +197,7 @@ def test_blocking_cache_io_runs_off_the_event_loop(make: MakeGateway, plugins: P
     async def twice() -> None:
         loop_threads.append(threading.get_ident())
         await gateway.agenerate(ask())
+        await asyncio.to_thread(gateway.runtime.deferred.drain)  # stored after the reply
         assert (await gateway.agenerate(ask())).cache_hit
 
     asyncio.run(twice())
@@ -360,6 +361,9 @@ class BrokenLedger:
     """A ledger whose every write fails, as a read-only or locked file would."""
 
     capabilities = frozenset[str]()
+
+    def intend(self, *args: Any, **kwargs: Any) -> int:
+        raise OSError("attempt to write a readonly database")
 
     def record(self, *args: Any) -> None:
         raise OSError("attempt to write a readonly database")

@@ -31,6 +31,7 @@ from questfoundry.registry import PluginManager
 
 if TYPE_CHECKING:
     from questfoundry.gateway import Gateway
+    from questfoundry.gateway.deferred import Deferred
     from questfoundry.ledger import Ledger
     from questfoundry.ledger.budgets import BudgetKeeper
 
@@ -159,11 +160,27 @@ class Runtime:
 
     @once
     def budgets(self) -> BudgetKeeper | None:
-        """The keeper of cost budgets, or None when no budget is configured."""
+        """The keeper of cost budgets, or None when no budget is configured.
+
+        The ledger is opened first, so what a killed process left in its journal counts before
+        this process reserves anything.
+        """
         from questfoundry.ledger.budgets import open_budgets
 
         keeper = open_budgets(self.config, self.ledger, self.context, self.manager)
         return None if keeper is None else self._own("budgets", keeper, keeper.close)
+
+    @once
+    def deferred(self) -> Deferred:
+        """The gateway's work after a reply (cache sets, lock releases, limiter reconciling);
+        drained before any backend closes."""
+        from questfoundry.gateway.deferred import Deferred
+
+        return Deferred()
+
+    def ready(self, name: str) -> bool:
+        """Whether backend ``name`` is built, so reading it does no I/O."""
+        return name in vars(self)
 
     def cost_model(self, provider: str) -> CostModel | None:
         """Prices from config for ``provider``, else its cost model plugin, else None."""
@@ -249,6 +266,8 @@ class Runtime:
 
     def close(self) -> None:
         """Close every provider and backend this runtime built, once, newest first."""
+        if self.ready("deferred"):
+            self.deferred.drain()
         with self._lock:
             if self._closed:
                 return

@@ -178,18 +178,19 @@ class Request:
     timeout: float | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Reply:
-    """The answer to a :class:`Request` and how it was obtained (treat it as read-only).
+    """The answer to a :class:`Request` and how it was obtained.
 
-    This one record travels the whole pipeline: the cache stores it, the ledger records it and
-    observers see it. ``cost`` is None when no cost model knows the model's price. ``cache_hit``
-    replies cost nothing now; ``saved`` is what the original call cost. ``coalesced`` means
-    another identical request in flight made the provider call. ``waited`` is seconds spent
-    waiting on rate limits, ``waits`` when: each wait's ``(start, seconds)``, its start on the
-    runtime clock's monotonic seconds, so a report can tell waits that overlapped (concurrent calls
-    held by one limit) from waits one after another. ``chunks`` are the pieces of a streamed reply,
-    replayed on a hit.
+    This one record travels the whole pipeline, built once with what it needs (a step that adds
+    a field makes a new one with :func:`dataclasses.replace`): the cache stores it, the ledger
+    records it and observers see it. ``cost`` is None when no cost model knows the model's price.
+    ``cache_hit`` replies cost nothing now; ``saved`` is what the original call cost.
+    ``coalesced`` means another identical request in flight made the provider call. ``waited`` is
+    seconds spent waiting on rate limits, ``waits`` when: each wait's ``(start, seconds)``, its
+    start on the runtime clock's monotonic seconds, so a report can tell waits that overlapped
+    (concurrent calls held by one limit) from waits one after another. ``chunks`` are the pieces
+    of a streamed reply, replayed on a hit.
     """
 
     provider: str

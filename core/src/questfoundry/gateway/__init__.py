@@ -6,8 +6,9 @@ with :meth:`Gateway.from_config`. :meth:`~Gateway.generate` and :meth:`~Gateway.
 :class:`~questfoundry.gateway.pipeline.Pipeline`; see that module for the steps of a call.
 
 Modules: :mod:`.plan` (requests into plans and keys), :mod:`.flights` (single flight),
-:mod:`.pipeline` (the steps), :mod:`.effects` (what the steps ask for, and the drivers),
-:mod:`.streams` (the stream drivers).
+:mod:`.pipeline` (the steps), :mod:`.books` (limits, budgets, ledger, observers),
+:mod:`.caching` (reads and stores), :mod:`.deferred` (work after the reply), :mod:`.effects`
+(what the steps ask for, and the drivers), :mod:`.streams` (the stream drivers).
 """
 
 from __future__ import annotations
@@ -78,9 +79,9 @@ class Gateway:
         started = perf_counter()
         plan = self._planner.plan(request)
         pipeline = self._pipeline
-        if plan.read and pipeline.can_look_now(asynchronous):
+        if plan.read and pipeline.cache.can_look_now(asynchronous):
             landings = pipeline.flights.landings
-            hit = pipeline.lookup_now(plan, started)
+            hit = pipeline.cache.lookup_now(plan, started)
             return hit if hit is not None else pipeline.call(plan, started, landings)
         return pipeline.call(plan, started)
 

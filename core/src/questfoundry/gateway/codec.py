@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from decimal import Decimal, InvalidOperation
+from time import perf_counter
 from typing import Any
 
 from questfoundry.contracts.records import Reply, Usage
@@ -69,7 +70,8 @@ class HitDecoder:
 
     The last ``size`` values decoded are remembered by their bytes (up to ``largest`` bytes each):
     a memory cache hands back the very object it stored, whose hash Python keeps, so a repeated
-    hit costs a dict lookup instead of a JSON parse. Every call still returns a new :class:`Reply`.
+    hit costs a dict lookup instead of a JSON parse. Every call returns a new :class:`Reply`,
+    made once with the caller's fields.
     """
 
     def __init__(self, size: int = 512, largest: int = 64 * 1024) -> None:
@@ -77,7 +79,11 @@ class HitDecoder:
         self.largest = largest
         self._seen: dict[bytes, Reply] = {}
 
-    def __call__(self, raw: bytes, provider: str) -> Reply | None:
+    def __call__(
+        self, raw: bytes, provider: str, role: str | None, key: str, run_id: str, started: float
+    ) -> Reply | None:
+        """The hit in ``raw`` for ``role`` under ``key``, its latency counted from ``started``
+        (a :func:`~time.perf_counter` reading); None when ``raw`` is no cache value."""
         seen = self._seen.get(raw) if len(raw) <= self.largest else None
         if seen is None:
             seen = decode(raw, provider)
@@ -96,6 +102,10 @@ class HitDecoder:
             ZERO,
             seen.saved,
             cache_hit=True,
+            latency=perf_counter() - started,
+            role=role,
+            key=key,
+            run_id=run_id,
             finish_reason=seen.finish_reason,
             chunks=seen.chunks,
         )

@@ -4,6 +4,10 @@ The first caller of a key leads its flight and settles it with the reply (or the
 wait for that. A caller reads the cache once, before joining; :attr:`Flights.landings` lets a new
 leader see that a flight landed since that read, in which case the answer may now be cached and
 it reads once more instead of calling the provider.
+
+A flight whose reply is still on its way to a cache that blocks stays on the board after it lands
+(:meth:`Flights.land` with ``kept``) until :meth:`Flights.release`: a caller joining it then gets
+the answer at once.
 """
 
 from __future__ import annotations
@@ -23,23 +27,44 @@ class Flights(Generic[T]):
         self._flights: dict[str, Future[T]] = {}
         self.landings = 0  #: how many flights have landed; read before the cache lookup
 
-    def join(self, key: str) -> tuple[Future[T], bool]:
-        """The flight for ``key`` and whether the caller leads it (and must :meth:`land` it)."""
+    def join(self, key: str, *, landed: bool = True) -> tuple[Future[T], bool]:
+        """The flight for ``key`` and whether the caller leads it (and must :meth:`land` it).
+
+        ``landed=False``: a flight that already landed is not joined (a caller who must not read
+        a cached answer leads a new one in its place).
+        """
         with self._lock:
             flight = self._flights.get(key)
-            if flight is not None:
+            if flight is not None and (landed or not flight.done()):
                 return flight, False
             flight = self._flights[key] = Future()
             return flight, True
 
     def land(
-        self, key: str, flight: Future[T], result: T | None, error: BaseException | None
+        self,
+        key: str,
+        flight: Future[T],
+        result: T | None,
+        error: BaseException | None,
+        *,
+        kept: bool = False,
     ) -> None:
-        """Settle the flight the caller leads and take it off the board."""
+        """Settle the flight the caller leads; take it off the board unless ``kept``."""
         with self._lock:
-            self._flights.pop(key, None)
+            if not kept:
+                self._remove(key, flight)
             self.landings += 1
         if error is not None:
             flight.set_exception(error)
         else:
             flight.set_result(result)  # type: ignore[arg-type]
+
+    def release(self, key: str, flight: Future[T]) -> None:
+        """Take a kept flight off the board (its answer is in the cache now)."""
+        with self._lock:
+            self._remove(key, flight)
+            self.landings += 1
+
+    def _remove(self, key: str, flight: Future[T]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]

@@ -1,4 +1,4 @@
-"""The one pipeline: every decision of a call, written once for both faces.
+"""The one pipeline: every decision of a call, written once for both faces and for streams.
 
 ::
 
@@ -7,37 +7,34 @@
          → shared flight (a cache with locks): another process calling for it? wait for its
            answer to reach the cache (``caching.coalesce_seconds`` at most), else take the lock
          → budget: reserve the estimate (refused before anything is sent)
+         → journal: the intent to call, one append (a crash leaves it for the ledger)
          → limiter: requests and estimated tokens (wait or raise), again before every attempt
          → provider attempt, retried on 429/5xx/network with backoff + jitter, within a deadline
-         → reconcile the limiter → price → ledger (settles the reservation) → cache set → reply
+           (a stream relays its chunks here)
+         → price → ledger: the row settles the intent and the hold → reply
+         → afterwards (:mod:`~questfoundry.gateway.deferred`): cache set, lock release, limiter
+           reconciled — in place for backends that never block
 
 Each step is a generator that yields :mod:`~questfoundry.gateway.effects` for its driver to carry
 out (sync in place, async awaited, blocking backend I/O on a worker thread). Observers
 (``call_completed``) are called here, once per call, for every ending — so on the caller's thread
 or task. A cache or ledger that fails never fails a call: it is bypassed with one warning, and a
-reply the provider answered is always returned.
+reply the provider answered is always returned. The limiter, budget and bookkeeping steps are in
+:mod:`~questfoundry.gateway.books`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import random
 from dataclasses import replace
-from decimal import Decimal
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.contracts.errors import (
-    ConfigError,
-    ProviderError,
-    RateLimitError,
-    RetriableProviderError,
-)
+from questfoundry.contracts.errors import ProviderError, RetriableProviderError
 from questfoundry.contracts.protocols import Capability, FlightLocking, Provider
-from questfoundry.contracts.records import CallEvent, Chunk, Outcome, ProviderReply, Reply, Usage
-from questfoundry.gateway.admission import admission
-from questfoundry.gateway.codec import HitDecoder, encode
+from questfoundry.contracts.records import Chunk, Outcome, ProviderReply, Reply, Usage
+from questfoundry.gateway.books import ZERO, Books
+from questfoundry.gateway.caching import CacheSteps
 from questfoundry.gateway.effects import (
     DONE,
     Blocking,
@@ -48,7 +45,6 @@ from questfoundry.gateway.effects import (
     OpenStream,
     Sleep,
     Steps,
-    Twin,
     blocking,
 )
 from questfoundry.gateway.flights import Flights
@@ -59,14 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("questfoundry.gateway")
 
-ZERO = Decimal(0)
 #: seconds between two looks in the cache while another process calls for the same key
 POLL_SECONDS = 0.02
-#: at most this much (and 20 % of the wait) is added at random to a wait on a limit, so callers
-#: refused together do not all wake at one instant: the next free slot goes to a random one of
-#: them, not always to the process the scheduler wakes first. ``max_wait_seconds`` counts the
-#: waits the limiter asked for, never the jitter
-LIMIT_JITTER_SECONDS = 0.02
 
 
 class Abandoned(Exception):
@@ -80,13 +70,9 @@ class Pipeline:
         self.runtime = runtime
         self.planner = planner
         self.flights: Flights[Reply] = Flights()
-        limits = runtime.config.section("rate_limiting")
-        self.on_limit = limits.get("on_limit", "wait")
-        self.max_wait = float(limits.get("max_wait_seconds", 60))
         self.coalesce = float(runtime.config.section("caching").get("coalesce_seconds", 30))
-        self._observed = bool(runtime.manager.hook.call_completed.get_hookimpls())
-        self._warned: set[str] = set()
-        self._decode = HitDecoder()
+        self.books = Books(runtime, planner)
+        self.cache = CacheSteps(runtime, self.books, self.flights)
 
     # ------------------------------------------------------------------ calls
 
@@ -98,40 +84,52 @@ class Pipeline:
         """
         if landings is None:
             landings = self.flights.landings
-            if plan.read and (hit := (yield from self._lookup(plan, started))):
+            if plan.read and (hit := (yield from self.cache.lookup(plan, started))):
                 return hit
         if not plan.key:
             return (yield from self._miss(plan, started))
-        flight, leader = self.flights.join(plan.key)
+        flight, leader = self.flights.join(plan.key, landed=plan.read)
         if not leader:
+            landed = flight.done()
             try:
                 first = yield Join(flight)
             except BaseException as exc:
-                self._notify(plan, None, exc, Outcome.ERROR)
+                self.books.notify(plan, None, exc, Outcome.ERROR)
                 raise
-            return self._coalesced(plan, first, started)
+            return self._follow(plan, first, started, landed)
         reply: Reply | None = None
         error: BaseException | None = None
         try:
             if plan.read and self.flights.landings != landings:  # it may be cached by now
-                reply = yield from self._lookup(plan, started)
+                reply = yield from self.cache.lookup(plan, started)
             if reply is None:
-                reply = yield from self._shared_flight(plan, started)
+                reply = yield from self._shared_flight(plan, started, flight)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            self.flights.land(plan.key, flight, reply, error)
+            self.flights.land(plan.key, flight, reply, error, kept=self.cache.keeps(plan, reply))
         return reply
 
-    def _shared_flight(self, plan: Plan, started: float) -> Steps[Reply]:
+    def stream(self, plan: Plan, started: float) -> Steps[Reply]:
+        """A streamed call: yields :class:`Emit` for each piece of text, replayed on a hit."""
+        if plan.read and (hit := (yield from self.cache.lookup(plan, started))):
+            try:
+                for piece in hit.chunks if hit.chunks is not None else (hit.text or "",):
+                    yield Emit(piece)
+            except Abandoned:
+                pass  # a replay costs nothing: the hit is already recorded
+            return hit
+        return (yield from self._miss(plan, started, stream=True))
+
+    def _shared_flight(self, plan: Plan, started: float, flight: Any) -> Steps[Reply]:
         """The miss, led or followed across processes when the cache has flight locks.
 
         Until this caller takes the key's lock it polls the cache: another process calling for
         the same key stores its answer there (a hit here). The lock's holder re-reads once after
-        taking it (the answer may have landed just before), calls, stores, then releases it. After
-        ``coalesce_seconds`` without the lock the caller calls anyway; a holder killed mid-call
-        frees the lock when it expires.
+        taking it (the answer may have landed just before), calls, then stores and releases it
+        (afterwards, for a cache that blocks). After ``coalesce_seconds`` without the lock the
+        caller calls anyway; a holder killed mid-call frees the lock when it expires.
         """
         cache = self.runtime.cache
         if (
@@ -139,7 +137,7 @@ class Pipeline:
             or not (plan.read and plan.write and self.coalesce > 0)
             or Capability.LOCKS not in cache.capabilities
         ):
-            return (yield from self._miss(plan, started))
+            return (yield from self._miss(plan, started, flight=flight))
         locks: FlightLocking = cache  # type: ignore[assignment]
         clock = self.runtime.clock
         give_up = clock.monotonic() + self.coalesce
@@ -149,12 +147,12 @@ class Pipeline:
                 break
             yield Sleep(POLL_SECONDS, clock)
         if token:
-            hit = self._hit(plan, (yield blocking(cache, self._read, plan)), started)
+            hit = self.cache.hit(plan, (yield blocking(cache, self.cache.read, plan)), started)
             if hit is not None:
                 yield blocking(cache, locks.unlock, plan.key, token)
                 return hit
         try:
-            reply = yield from self._miss(plan, started)
+            return (yield from self._miss(plan, started, flight=flight, token=token))
         except GeneratorExit:
             if token:
                 locks.unlock(plan.key, token)
@@ -163,160 +161,47 @@ class Pipeline:
             if token:
                 yield blocking(cache, locks.unlock, plan.key, token)
             raise
-        if token:
-            yield blocking(cache, locks.unlock, plan.key, token)
-        return reply
-
-    def stream(self, plan: Plan, started: float) -> Steps[Reply]:
-        """A streamed call: yields :class:`Emit` for each piece of text, replayed on a hit."""
-        if plan.read and (hit := (yield from self._lookup(plan, started))):
-            try:
-                for piece in hit.chunks if hit.chunks is not None else (hit.text or "",):
-                    yield Emit(piece)
-            except Abandoned:
-                pass  # a replay costs nothing: the hit is already recorded
-            return hit
-        hold, provider = None, None
-        try:
-            provider = yield from self._provider(plan)
-            hold = yield from self._reserve(plan)
-            opened, waits, retries = yield from self._attempts(plan, provider, stream=True)
-        except BaseException as exc:
-            yield from self._release(hold)
-            self._notify(plan, None, exc, Outcome.ERROR)
-            raise
-        chunks, chunk = opened
-        pieces: list[str] = []
-        usage: Usage | None = None
-        outcome = Outcome.STREAM_FINISHED
-        try:
-            while chunk is not DONE and chunk is not None:
-                assert isinstance(chunk, Chunk)
-                usage = chunk.usage or usage
-                if chunk.text:
-                    pieces.append(chunk.text)
-                    yield Emit(chunk.text)
-                chunk = yield NextChunk(chunks)
-        except Abandoned:
-            outcome = Outcome.STREAM_ABANDONED
-        except GeneratorExit:  # collected unread: nothing more may be yielded
-            raise
-        except BaseException as exc:
-            yield from self._release(hold)
-            self._notify(plan, None, exc, Outcome.STREAM_FAILED)
-            raise
-        text = "".join(pieces)
-        usage = usage or Usage(plan.estimate.input_tokens, len(text) // 4 + 1)
-        answer = ProviderReply(plan.model, text=text, usage=usage)
-        reply = self._reply(plan, answer, started, waits, retries)
-        reply.chunks = tuple(pieces)
-        finished = outcome is Outcome.STREAM_FINISHED
-        yield from self._settle(plan, reply, hold, store=finished)
-        self._notify(plan, reply, None, outcome)
-        return reply
-
-    # ------------------------------------------------------------------ cache
-
-    def can_look_now(self, asynchronous: bool) -> bool:
-        """Whether a face may call :meth:`lookup_now` itself instead of yielding an effect:
-        the cache and ledger are built, and (under asyncio) the cache never blocks."""
-        built = vars(self.runtime)  # the backends already built (cached properties)
-        if "cache" not in built or "ledger" not in built:
-            return False
-        return not asynchronous or Capability.NON_BLOCKING in built["cache"].capabilities
-
-    def lookup_now(self, plan: Plan, started: float) -> Reply | None:
-        """The cache hit for ``plan``, read in place (see :meth:`can_look_now`)."""
-        return self._hit(plan, self._read(plan), started)
-
-    def _lookup(self, plan: Plan, started: float) -> Steps[Reply | None]:
-        """:meth:`lookup_now` as steps: the read is an effect, built backends first."""
-        cache = yield from self._backend("cache")
-        if Capability.ASYNC_GET in cache.capabilities:
-            raw = yield Twin(self._read, self._aread, (plan,))
-        else:
-            raw = yield blocking(cache, self._read, plan)
-        yield from self._backend("ledger")
-        return self._hit(plan, raw, started)
-
-    def _read(self, plan: Plan) -> bytes | None:
-        """The cached bytes; None on a miss, or when the cache fails (warned once)."""
-        try:
-            return self.runtime.cache.get(plan.key)  # type: ignore[union-attr]
-        except Exception as exc:
-            self._read_failed(exc)
-            return None
-
-    async def _aread(self, plan: Plan) -> bytes | None:
-        """:meth:`_read` through the cache's ``aget`` (``Capability.ASYNC_GET``)."""
-        try:
-            raw: bytes | None = await self.runtime.cache.aget(plan.key)  # type: ignore[union-attr]
-        except Exception as exc:
-            self._read_failed(exc)
-            return None
-        return raw
-
-    def _read_failed(self, exc: Exception) -> None:
-        self._warn_once("cache-read", f"cache read failed, calling the provider: {exc}")
-
-    def _hit(self, plan: Plan, raw: bytes | None, started: float) -> Reply | None:
-        """The hit in ``raw``, recorded and observed as one; None for nothing or a broken entry."""
-        if raw is None:
-            return None
-        reply = self._decode(raw, plan.provider)
-        if reply is None:
-            self._warn_once("cache-corrupt", f"ignoring an unreadable cache entry {plan.key}")
-            return None
-        reply.role, reply.key, reply.run_id = plan.role, plan.key, self.runtime.run_id
-        reply.latency = perf_counter() - started
-        self._recorded_hit(reply)
-        self._notify(plan, reply, None, Outcome.HIT)
-        return reply
-
-    def _store(self, plan: Plan, reply: Reply) -> Steps[None]:
-        cache = self.runtime.cache
-        assert cache is not None
-        try:
-            yield blocking(cache, cache.set, plan.key, encode(reply), plan.ttl)
-        except Exception as exc:
-            self._warn_once("cache-write", f"cache write failed, reply not cached: {exc}")
-
-    def _coalesced(self, plan: Plan, first: Reply, started: float) -> Reply:
-        """The leader's reply for a follower: it cost nothing, it saved what the leader paid."""
-        reply = replace(
-            first,
-            coalesced=True,
-            cost=ZERO,
-            saved=first.saved if first.cache_hit else first.cost,
-            latency=perf_counter() - started,
-            role=plan.role,
-        )
-        self._recorded_hit(reply)
-        self._notify(plan, reply, None, Outcome.COALESCED)
-        return reply
-
-    def _recorded_hit(self, reply: Reply) -> None:
-        """Queue a hit in the ledger (no I/O here; a background writer flushes it)."""
-        try:
-            self.runtime.ledger.record_hit(reply)
-        except Exception as exc:
-            self._warn_once("ledger-hit", f"cache hit not recorded in the ledger: {exc}")
 
     # ------------------------------------------------------------------ the provider
 
-    def _miss(self, plan: Plan, started: float) -> Steps[Reply]:
-        hold = None
+    def _miss(
+        self,
+        plan: Plan,
+        started: float,
+        *,
+        stream: bool = False,
+        flight: Any = None,
+        token: str = "",
+    ) -> Steps[Reply]:
+        """Reserve, write the intent, call (relaying a stream), record; then reconcile the
+        limiter, store the reply and release ``token``'s lock (after the reply where they block)."""
+        books = self.books
+        hold = intent = None
+        outcome = Outcome.STREAM_FINISHED if stream else Outcome.MISS
+        opened = False
         try:
             provider = yield from self._provider(plan)
-            hold = yield from self._reserve(plan)
-            answer, waits, retries = yield from self._attempts(plan, provider, stream=False)
-        except BaseException as exc:
-            yield from self._release(hold)
-            self._notify(plan, None, exc, Outcome.ERROR)
+            estimate = books.price(plan.provider, plan.model, plan.estimate)
+            hold = yield from books.reserve(plan, estimate)
+            intent = yield from books.intend(plan, estimate, hold)
+            answer, waits, retries = yield from self._attempts(plan, provider, stream=stream)
+            chunks = None
+            if stream:
+                opened = True
+                answer, chunks, outcome = yield from self._relay(plan, answer)
+        except GeneratorExit:  # collected unread: nothing more may be yielded
+            books.abandon(hold, intent)
             raise
-        reply = self._reply(plan, answer, started, waits, retries)
-        yield from self._settle(plan, reply, hold, store=True)
-        self._notify(plan, reply, None, Outcome.MISS)
+        except BaseException as exc:
+            yield from books.release(hold, intent)
+            books.notify(plan, None, exc, Outcome.STREAM_FAILED if opened else Outcome.ERROR)
+            raise
+        reply = self._reply(plan, answer, started, waits, retries, chunks)
+        store = plan.write and outcome is not Outcome.STREAM_ABANDONED
+        yield from books.record(plan, reply, hold, intent)
+        books.reconcile(plan, reply)
+        self.cache.store(plan, reply if store else None, flight, token)
+        books.notify(plan, reply, None, outcome)
         return reply
 
     def _provider(self, plan: Plan) -> Steps[Provider]:
@@ -339,7 +224,7 @@ class Pipeline:
         waits: list[tuple[float, float]] = []
         retry = 0
         while True:
-            yield from self._admit(plan, deadline, waits)
+            yield from self.books.admit(plan, deadline, waits)
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 raise RetriableProviderError(
@@ -358,6 +243,27 @@ class Pipeline:
             yield Sleep(delay, clock)
             retry += 1
 
+    def _relay(self, plan: Plan, opened: Any) -> Steps[Any]:
+        """Hand a stream's text to the caller as it arrives: the answer it adds up to, its
+        pieces and how it ended (finished, or abandoned by the caller)."""
+        chunks, chunk = opened
+        pieces: list[str] = []
+        usage: Usage | None = None
+        outcome = Outcome.STREAM_FINISHED
+        try:
+            while chunk is not DONE and chunk is not None:
+                assert isinstance(chunk, Chunk)
+                usage = chunk.usage or usage
+                if chunk.text:
+                    pieces.append(chunk.text)
+                    yield Emit(chunk.text)
+                chunk = yield NextChunk(chunks)
+        except Abandoned:
+            outcome = Outcome.STREAM_ABANDONED
+        text = "".join(pieces)
+        usage = usage or Usage(plan.estimate.input_tokens, len(text) // 4 + 1)
+        return ProviderReply(plan.model, text=text, usage=usage), tuple(pieces), outcome
+
     def _reply(
         self,
         plan: Plan,
@@ -365,13 +271,17 @@ class Pipeline:
         started: float,
         waits: list[tuple[float, float]],
         retries: int,
+        chunks: tuple[str, ...] | None,
     ) -> Reply:
+        """The call's one record, priced."""
+        model = answer.model or plan.model
         return Reply(
             provider=plan.provider,
-            model=answer.model or plan.model,
+            model=model,
             text=answer.text,
             image=answer.image,
             usage=answer.usage,
+            cost=self.books.price(plan.provider, model, answer.usage),
             retries=retries,
             waited=sum(seconds for _, seconds in waits),
             waits=tuple(waits),
@@ -380,113 +290,25 @@ class Pipeline:
             key=plan.key,
             run_id=self.runtime.run_id,
             finish_reason=answer.finish_reason,
+            chunks=chunks,
         )
 
-    def _settle(self, plan: Plan, reply: Reply, hold: Any, *, store: bool) -> Steps[None]:
-        """Reconcile the limiter, price the call, record it and cache it; none of it can fail
-        the call: the reply is paid for, so it is returned whatever breaks here."""
-        limiter = self.runtime.limiter
-        if limiter is not None:
-            extra = float(reply.usage.total_tokens - plan.estimate.total_tokens)
-            amounts = {"global/tokens": extra, f"provider:{plan.provider}/tokens": extra}
-            try:
-                yield blocking(limiter, limiter.adjust, amounts)
-            except Exception as exc:
-                self._warn_once("limiter-adjust", f"rate limiter not reconciled: {exc}")
-        reply.cost = self._price(plan.provider, plan.model, reply.usage)
-        ledger = yield from self._backend("ledger")
-        try:
-            yield blocking(ledger, ledger.record, reply, hold)
-        except Exception as exc:
-            self._warn_once("ledger", f"call not recorded in the cost ledger: {exc}")
-        if plan.write and store:
-            yield from self._store(plan, reply)
-
-    # ------------------------------------------------------------------ limits and budgets
-
-    def _reserve(self, plan: Plan) -> Steps[Any]:
-        """Hold the call's estimated cost against every budget that applies; None if none."""
-        if self.planner.output_cap(plan.provider) is None:  # no budget applies
-            return None
-        keeper = yield from self._backend("budgets")
-        if keeper is None:
-            return None
-        estimate = self._price(plan.provider, plan.model, plan.estimate)
-        if estimate is None:
-            raise ConfigError(
-                f"a cost budget applies to {plan.provider} but model {plan.model!r} has no known "
-                f"price: set cost_per_input_token and cost_per_output_token there, or install "
-                f"the provider's pricing plugin",
-                path=f"rate_limiting.providers.{plan.provider}",
-            )
-        return (yield blocking(keeper, keeper.reserve, plan.provider, estimate))
-
-    def _release(self, hold: Any) -> Steps[None]:
-        if hold is None:
-            return
-        keeper = self.runtime.budgets
-        assert keeper is not None
-        try:
-            yield blocking(keeper, keeper.release, hold)
-        except Exception as exc:
-            self._warn_once("budget-release", f"budget reservation not released: {exc}")
-
-    def _admit(self, plan: Plan, deadline: float, waits: list[tuple[float, float]]) -> Steps[None]:
-        """Wait until the limiter admits one attempt; each wait's ``(start, seconds)`` is added to
-        ``waits``."""
-        limiter = yield from self._backend("limiter")
-        if limiter is None:
-            return
-        clock = self.runtime.clock
-        amounts = admission(plan.provider, plan.estimate.total_tokens)
-        needed = 0.0  # seconds the limiter asked to wait (the sleeps add jitter)
-        while wait := (yield blocking(limiter, limiter.acquire, amounts)):
-            if (
-                self.on_limit == "raise"
-                or math.isinf(wait)
-                or needed + wait > self.max_wait
-                or clock.monotonic() + wait > deadline
-            ):
-                raise RateLimitError(f"rate limit reached for {plan.provider}", retry_after=wait)
-            needed += wait
-            room = deadline - clock.monotonic() - wait  # jitter never breaks the deadline
-            slept = wait + random.uniform(0, max(0.0, min(wait * 0.2, LIMIT_JITTER_SECONDS, room)))
-            start = clock.monotonic()
-            yield Sleep(slept, clock)
-            waits.append((start, slept))
-
-    # ------------------------------------------------------------------ helpers
-
-    def _backend(self, name: str) -> Steps[Any]:
-        """The runtime's backend ``name``, built off the event loop the first time."""
-        built = vars(self.runtime)  # the backends already built (cached properties)
-        if name in built:
-            return built[name]
-        return (yield Blocking(getattr, (self.runtime, name)))
-
-    def _price(self, provider: str, model: str, usage: Usage) -> Decimal | None:
-        cost_model = self.runtime.cost_model(provider)
-        cost = None if cost_model is None else cost_model.price(model, usage)
-        if cost is None:
-            self._warn_once(
-                f"price:{provider}:{model}",
-                f"no price known for {provider} model {model!r}; its cost is recorded as unknown",
-            )
-        return cost
-
-    def _notify(
-        self, plan: Plan, reply: Reply | None, error: BaseException | None, outcome: Outcome
-    ) -> None:
-        if not self._observed:
-            return
-        model = reply.model if reply else plan.model
-        event = CallEvent(plan.provider, model, plan.role, reply, error, outcome)
-        try:
-            self.runtime.manager.hook.call_completed(event=event)
-        except Exception:
-            log.exception("a call_completed observer failed")
-
-    def _warn_once(self, topic: str, message: str) -> None:
-        if topic not in self._warned:
-            self._warned.add(topic)
-            log.warning(message)
+    def _follow(self, plan: Plan, first: Reply, started: float, landed: bool) -> Reply:
+        """The leader's reply for a follower: it cost nothing, it saved what the leader paid.
+        A flight that had landed (its reply on its way to the cache) answers as a hit."""
+        reply = replace(
+            first,
+            coalesced=not landed,
+            cache_hit=landed or first.cache_hit,
+            cost=ZERO,
+            saved=first.saved if first.cache_hit else first.cost,
+            retries=0 if landed else first.retries,
+            waited=0.0 if landed else first.waited,
+            waits=() if landed else first.waits,
+            latency=perf_counter() - started,
+            role=plan.role,
+            run_id=self.runtime.run_id,
+        )
+        self.books.recorded_hit(reply)
+        self.books.notify(plan, reply, None, Outcome.HIT if landed else Outcome.COALESCED)
+        return reply
