@@ -2,7 +2,7 @@
 
 ``--no-install`` reuses the test environment instead of making a virtualenv; everything else is
 what a user runs: the stand-in server starts, the demo project's config is written, story_spark
-then binding_run run, the server stops and the HTML book's path is printed.
+and the loops after it run, the server stops and the HTML books' paths are printed.
 """
 
 from __future__ import annotations
@@ -70,14 +70,18 @@ def test_the_demo_writes_a_book_whose_links_work_and_its_project_continues(
     done = demo("--project", str(project), "--sections", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for loop in ("story_spark", "art_touch_up", "binding_run"):
+    for loop in ("story_spark", "art_touch_up", "translation_pass", "binding_run"):
         assert f"{loop} · run" in out  # every report
     assert "placeholder text" in out and "Stopped the stand-in server" in out
     book = Path(re.findall(r"^==> Done\. The book: (.+)$", out, re.M)[0])
     assert book == project / "book" / "book.html" and book.is_file()
-    links = Links()
-    links.feed(book.read_text(encoding="utf-8"))
-    assert links.targets and set(links.targets) <= links.ids
+    german = Path(re.findall(r"^==> The book in its second language \(de\): (.+)$", out, re.M)[0])
+    assert german == project / "book" / "book.de.html"
+    for html in (book, german):
+        links = Links()
+        links.feed(html.read_text(encoding="utf-8"))
+        assert links.targets and set(links.targets) <= links.ids
+    assert '<html lang="de">' in german.read_text(encoding="utf-8")
     assert len(list((project / "book" / "images").iterdir())) == 3  # a picture a section
     config_path = project / ".questfoundry" / "config.yml"
     config = config_path.read_text()

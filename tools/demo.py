@@ -6,8 +6,10 @@
    (``python -m questfoundry.testing.fakes openai``), whose prose is placeholder text;
 3. writes the demo project's config, ``build/demo/.questfoundry/config.yml``, pointing at it,
    and the demo's brief (``questfoundry init --provider demo --base-url … --premise …``);
-4. runs ``questfoundry run story_spark`` then ``questfoundry run binding_run`` in that project;
-5. stops the server and prints where the book's HTML file is.
+4. runs ``questfoundry run story_spark`` then the loops of :data:`LOOPS` in that project: the
+   style guide, the pictures, the cue sheet, the book bound, then translated into
+   :data:`LANGUAGE` and bound again with its second language;
+5. stops the server and prints where the book's HTML files are.
 
 ``--provider openai`` (or ``gemini``, ``ollama``) runs the same job against the real service
 instead: no stand-in server, the key from ``OPENAI_API_KEY`` (``GEMINI_API_KEY``). ``--no-install``
@@ -43,6 +45,19 @@ BRIEF = (
     "--tone",
     "salt-bitten, hushed, hopeful",
 )
+#: the second language the demo's book is translated into
+LANGUAGE = "de"
+#: what the demo runs after story_spark, in order: the style guide before the pictures (which
+#: are made for the prose as it is then); the book bound before it is translated, so that its
+#: blurb (binding_run's) is translated too, then bound again with its second language
+LOOPS = (
+    ["style_tune_up"],
+    ["art_touch_up"],
+    ["audio_pass"],
+    ["binding_run"],
+    ["translation_pass", "--language", LANGUAGE],
+    ["binding_run"],
+)
 #: the environment of every step: the demo project's config, not one QUESTFOUNDRY_CONFIG names
 ENV = {k: v for k, v in os.environ.items() if k != "QUESTFOUNDRY_CONFIG"}
 #: where a new demo project's stand-in listens (``questfoundry init``'s demo default)
@@ -62,12 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     project = args.project.absolute()
     try:
         python = sys.executable if args.no_install else install(BUILD / "demo-venv")
-        book = run_demo(python, project, args.provider, args.sections)
+        book, edition = run_demo(python, project, args.provider, args.sections)
     except DemoError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted")
     say(f"Done. The book: {book}")
+    say(f"The book in its second language ({LANGUAGE}): {edition}")
     say(f"Open {book.as_uri()} in a browser. Run the demo again: nothing is paid twice.")
     for line in continuing(python, project, args.provider, args.sections):
         sys.stdout.write(line + "\n")
@@ -143,8 +159,9 @@ def _sources_digest() -> str:
 # ----------------------------------------------------------------------------- the job
 
 
-def run_demo(python: str, project: Path, provider: str, sections: int) -> Path:
-    """Run story_spark, art_touch_up and binding_run in ``project``; the book's HTML file."""
+def run_demo(python: str, project: Path, provider: str, sections: int) -> tuple[Path, Path]:
+    """Run story_spark and the loops of :data:`LOOPS` in ``project``; the book's HTML file and
+    its edition's in :data:`LANGUAGE`."""
     project.mkdir(parents=True, exist_ok=True)
     questfoundry = [python, "-m", "questfoundry"]
     log = project / "stand-in-server.log"
@@ -154,14 +171,14 @@ def run_demo(python: str, project: Path, provider: str, sections: int) -> Path:
             init += ["--base-url", base_url]
         say(f"Writing {project / '.questfoundry' / 'config.yml'}")
         step(init, "writing the demo project's config", cwd=project)
-        runs = (["story_spark", "--sections", str(sections)], ["art_touch_up"], ["binding_run"])
-        for run in runs:
+        for run in (["story_spark", "--sections", str(sections)], *LOOPS):
             say("questfoundry run " + " ".join(run))
             output = step([*questfoundry, "run", *run], run[0], cwd=project)
-    for line in output.splitlines():
-        if line.startswith("HTML book: "):
-            return Path(line.removeprefix("HTML book: ").strip())
-    raise DemoError("binding_run did not say where the HTML book is")
+    said = dict(line.partition(": ")[::2] for line in output.splitlines() if ": " in line)
+    book, edition = said.get("HTML book"), said.get(f"Html ({LANGUAGE})")
+    if not book or not edition:
+        raise DemoError("binding_run did not say where the HTML books are")
+    return Path(book.strip()), Path(edition.strip())
 
 
 def stand_in_port(project: Path) -> int:
@@ -197,6 +214,7 @@ def continuing(python: str, project: Path, provider: str, sections: int) -> list
         f"  {questfoundry} book check",
         f"  {questfoundry} run story_spark --sections {sections}",
         f"  {questfoundry} run art_touch_up && {questfoundry} run binding_run",
+        f"  {questfoundry} run narration_dry_run   # a playtest: revision notes, --apply them",
     ]
     if provider == "demo":
         lines += [
