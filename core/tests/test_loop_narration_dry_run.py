@@ -95,8 +95,11 @@ def test_a_finding_naming_a_section_the_book_lacks_is_asked_again_then_dropped(
     report = showrunner.run("narration_dry_run", sections=SECTIONS)
     again = [p for p in answers.prompts("playtest") if "It cannot be used" in p]
     assert len(again) == len(paths)
-    assert "findings named sections the book does not have (1): 99. Answer again" in again[0]
-    assert "play_paths: findings named sections the book does not have (1): 99" in report.repairs
+    assert "findings naming sections the book does not have (1): 99. Answer again" in again[0]
+    assert report.repairs == [
+        f"play_paths: {len(paths)} findings naming sections the book does not have were "
+        "dropped, though the narrator was asked again"
+    ]
     for index in range(1, len(paths) + 1):
         assert state(showrunner, f"book/playtest/paths/{index}")["findings"] == [
             {"section": start.id, "kind": "contradiction", "note": "The lamp was lit."}

@@ -18,7 +18,7 @@ played and found), ``book/playtest/paths/<n>`` (each reading's findings),
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -52,6 +52,10 @@ KINDS = ("confusion", "contradiction", "unmotivated_choice", "ending_from_nowher
 FINDING_SCHEMA = obj(section=TEXT, kind={"type": "string", "enum": list(KINDS)}, note=TEXT)
 PLAY_SCHEMA = obj(findings={"type": "array", "items": FINDING_SCHEMA, "maxItems": MOST_FINDINGS})
 REVISE, DISMISS = "revise", "dismiss"
+#: what a reading's findings may get wrong
+STRANGERS = "findings naming sections the book does not have"
+ELSEWHERE = "findings naming sections the reading did not pass"
+BARE = "findings saying nothing of what is wrong"
 NOTE_SCHEMA = obj(verdict={"type": "string", "enum": [REVISE, DISMISS]}, notes=TEXT)
 
 
@@ -146,6 +150,7 @@ async def play_paths(context: StepContext) -> None:
         prose[ident] = str(written["prose"])
     shown = "a sample of" if sampled else "every one of the"
     context.note(f"played {shown} {len(paths)} paths from the start to an ending")
+    dropped: Counter[str] = Counter()
 
     async def play(index: int) -> None:
         key = f"{PLAYS}{index + 1}"
@@ -161,11 +166,16 @@ async def play_paths(context: StepContext) -> None:
             f"none when the path reads well.\n\n{_reading(topology, path, prose)}"
         )
         findings = await context.structured(
-            prompt, name="playtest", schema=PLAY_SCHEMA, fix=findings_fix(topology, path)
+            prompt,
+            name="playtest",
+            schema=PLAY_SCHEMA,
+            fix=findings_fix(topology, path, dropped),
         )
         await context.save(key, {"path": path, "findings": findings})
 
     await context.each(range(len(paths)), play)
+    for what, count in sorted(dropped.items()):
+        context.repaired(f"{count} {what} were dropped, though the narrator was asked again")
     await context.save(PLAYTEST, {"paths": len(paths), "sampled": sampled})
 
 
@@ -183,15 +193,19 @@ def _reading(topology: Topology, path: list[str], prose: dict[str, str]) -> str:
     return "\n\n".join(parts)
 
 
-def findings_fix(topology: Topology, path: list[str]) -> Any:
+def findings_fix(topology: Topology, path: list[str], dropped: Counter[str]) -> Any:
     """The meaning check of a reading's findings: each names a section of the book that the
-    reading passed and says what is wrong; the others are dropped, a finding given twice
-    kept once."""
+    reading passed and says what is wrong; a finding given twice is kept once. The others are
+    asked again once, naming them; what the second answer still gets wrong is dropped and
+    counted in ``dropped`` (the step reports the count once, not a line per reading)."""
     played = set(path)
+    answers = 0
 
     def fix(answer: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+        nonlocal answers
+        answers += 1
         kept: list[dict[str, Any]] = []
-        strangers, elsewhere, bare = [], [], 0
+        strangers, elsewhere, bare = [], [], []
         for raw in answer["findings"]:
             ids, unknown = section_refs(topology, [raw["section"]])
             note = flat(raw["note"])
@@ -200,15 +214,16 @@ def findings_fix(topology: Topology, path: list[str]) -> Any:
             elif ids[0] not in played:
                 elsewhere.append(str(topology.section(ids[0]).number))
             elif not note:
-                bare += 1
+                bare.append(str(topology.section(ids[0]).number))
             else:
                 finding = {"section": ids[0], "kind": raw["kind"], "note": note}
                 if finding not in kept:
                     kept.append(finding)
-        notes = noted("findings named sections the book does not have", strangers)
-        notes += noted("findings named sections the reading did not pass", elsewhere)
-        notes += [f"{bare} findings said nothing of what is wrong"] if bare else []
-        return kept, notes
+        problems = {STRANGERS: strangers, ELSEWHERE: elsewhere, BARE: bare}
+        if answers > 1:
+            dropped.update({what: len(found) for what, found in problems.items() if found})
+            return kept, []
+        return kept, [line for what, found in problems.items() for line in noted(what, found)]
 
     return fix
 
