@@ -1,16 +1,21 @@
 """The codex in Chromium: a term's link shows its entry alone, Back returns to the story with the
 path as it was, a term is linked only where the reader is deep enough, the print view holds the
-whole codex, and an entry's hostile text runs nothing."""
+whole codex, and an entry's hostile text runs nothing; EPUBCheck finds nothing wrong with an
+EPUB's codex and its links."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from readers import Reader
+from test_epubcheck import epubcheck
 
 from questfoundry.book.codex import CodexEntry
+from questfoundry.book.epub import to_epub
 from questfoundry.testing.books import HOSTILE, small_book
 
 pytestmark = pytest.mark.browser
@@ -41,7 +46,7 @@ def test_a_term_shows_its_entry_alone_and_back_returns_to_the_story(
     tab.page.click(f"#{here[0]} a.term")
     tab.page.wait_for_function("location.hash === '#codex-rain'")
     assert shown_entries(tab) == ["codex-rain"] and tab.visible() == []
-    assert tab.page.inner_text("#codex-rain").split() == "Rain Water from a low sky.".split()
+    assert " ".join(tab.page.inner_text("#codex-rain").split()) == "Rain Water from a low sky."
     if javascript:
         tab.page.keyboard.press("1")  # the choice keys wait while an entry is read
         assert tab.page.evaluate("location.hash") == "#codex-rain"
@@ -79,3 +84,14 @@ def test_a_hostile_entry_runs_nothing(book_file: Write, reader: Open) -> None:
         assert shown_entries(tab) == [entry.anchor]
     assert tab.page.title() == "The Vigil" and tab.dialogs == []
     assert tab.page.evaluate("document.scripts.length") == 1
+
+
+def test_epubcheck_finds_nothing_wrong_with_a_codex_and_its_links(tmp_path: Path) -> None:
+    hostile = tuple(CodexEntry(f"h{n}", text, text, 0) for n, text in enumerate(HOSTILE))
+    path = tmp_path / "book.epub"
+    path.write_bytes(to_epub(small_book(codex=(RAIN, KEEP, *hostile))))
+    checked = subprocess.run(
+        [*epubcheck(), str(path)], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "No errors or warnings detected." in checked.stdout
