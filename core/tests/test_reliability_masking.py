@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from questfoundry.builtins.file_store import FileStore
 from questfoundry.cli import cli
 from questfoundry.config import Config
-from questfoundry.kit.redaction import FRAGMENT, MASK, Fragments, redact, register_secret
+from questfoundry.kit.redaction import FRAGMENT, MASK, Fragments, register_secret
 from questfoundry.state.exchange import Redactor, export_state
 from questfoundry.testing.fakes import FakeOpenAI, RecordedRequest, Response
 
@@ -82,7 +82,7 @@ def test_every_run_of_eight_characters_is_masked_wherever_it_starts(start: int) 
 
 def test_shorter_runs_and_the_public_prefix_are_left_alone() -> None:
     fragments = Fragments([KEY])
-    text = f"sk-proj- and {PRIVATE[:FRAGMENT - 1]} stay"
+    text = f"sk-proj- and {PRIVATE[: FRAGMENT - 1]} stay"
     assert fragments.mask(text) == text
 
 
@@ -100,12 +100,12 @@ def test_log_records_holding_a_fragment_are_masked(caplog: pytest.LogCaptureFixt
     assert PRIVATE[3:] not in caplog.text and MASK in caplog.text
 
 
-def test_masking_a_megabyte_costs_a_few_tens_of_milliseconds() -> None:
-    register_secret(KEY)
+def test_finding_fragments_in_a_megabyte_costs_a_few_tens_of_milliseconds() -> None:
     prose = "the storm rolled over the lighthouse and its keeper watched the sea " * 15_000
     text = prose[:500_000] + PRIVATE[5:21] + prose[500_000:1_000_000]
+    fragments = Fragments([KEY, "sk-" + PRIVATE[::-1], "AIza" + PRIVATE.upper()])
     started = time.perf_counter()
-    masked = redact(text)
+    masked = fragments.mask(text)
     elapsed = time.perf_counter() - started
-    assert PRIVATE[5:21] not in masked and len(masked) == len(text) - 16 + len(MASK)
-    assert elapsed < 0.5, f"{elapsed * 1000:.0f} ms"
+    assert masked == text[:500_000] + MASK + text[500_016:]
+    assert elapsed < 0.5, f"{elapsed * 1000:.0f} ms"  # 25 ms quiet, 60 ms loaded, on 2 cores

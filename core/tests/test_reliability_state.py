@@ -165,7 +165,7 @@ def test_a_committed_change_that_cannot_be_finished_waits_for_repair(project: Pa
     block(store, "book/a")
 
     error = one_line(qf(project, "version"))
-    assert "is committed but cannot be completed" in error
+    assert "was interrupted after it committed and cannot be completed" in error
     assert "run `questfoundry state repair`" in error
     refused = one_line(qf(project, "repair"))
     assert "--discard" in refused and "state import BACKUP --replace" in refused

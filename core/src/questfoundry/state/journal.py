@@ -91,8 +91,8 @@ def commit(store: StateStore, writes: Writes, what: str, step: Step = no_steps) 
             raise
         if problem:
             raise JournalError(
-                f"{what} failed ({failure}) and could not be undone ({problem}); "
-                + repair_hint(store),
+                f"{what} failed and could not be undone: "
+                + repair_hint(store, f"{failure}; {problem}"),
                 intact=True,
             ) from None
         raise StateError(f"{what} failed; nothing was changed: {failure}") from None
@@ -126,17 +126,16 @@ def recover(store: StateStore) -> str | None:
             _roll_forward(store, keys, no_steps)
         except StateError as exc:
             raise JournalError(
-                f"{what} was interrupted: it is committed but cannot be completed ({exc}); "
-                + repair_hint(store),
+                f"{what} was interrupted after it committed and cannot be completed: "
+                + repair_hint(store, str(exc)),
                 intact=False,
             ) from None
         return f"completed {what}, which was interrupted"
     problem = _roll_back(store, keys, journal.get("token"))
     if problem:
         raise JournalError(
-            f"{what} was interrupted and cannot be undone ({problem}); the documents are as they "
-            f"were before it, and no other change can be made until it is repaired: "
-            + repair_hint(store),
+            f"{what} was interrupted and cannot be undone; the documents are as they were "
+            "before it, and no other change can be made until you " + repair_hint(store, problem),
             intact=True,
         )
     return f"rolled back {what}, which was interrupted"
@@ -164,9 +163,10 @@ def repair(store: StateStore, *, discard: bool = False) -> str | None:
         failed = _each(keys, lambda key: _apply(store, key))
         if failed and not discard:
             raise JournalError(
-                f"{what} is committed but {_failures(failed)}; `questfoundry state repair "
+                f"{what} is committed but cannot be finished: `questfoundry state repair "
                 "--discard` keeps the documents as they are now (that change partly made), or "
-                "restore a backup with `questfoundry state import BACKUP --replace`",
+                "restore a backup with `questfoundry state import BACKUP --replace` "
+                f"({_failures(failed)})",
                 intact=False,
             )
         store.delete(JOURNAL_KEY)
@@ -179,9 +179,11 @@ def repair(store: StateStore, *, discard: bool = False) -> str | None:
     return f"rolled back {what}: the documents are as they were before it{left}"
 
 
-def repair_hint(store: StateStore) -> str:
-    """Where the journal is, and the command that repairs it."""
-    return f"the journal {_where(store)} is left: run `questfoundry state repair`"
+def repair_hint(store: StateStore, detail: str = "") -> str:
+    """The command that repairs the journal, then where it is and ``detail`` (the command first:
+    a long line is cut at its end)."""
+    more = f"; {detail}" if detail else ""
+    return f"run `questfoundry state repair` (its journal: {_where(store)}{more})"
 
 
 def _journal(store: StateStore) -> dict[str, Any] | None:
@@ -194,7 +196,7 @@ def _journal(store: StateStore) -> dict[str, Any] | None:
         except StateError:
             raise exc from None  # the store cannot be reached: its own message says so
         raise JournalError(
-            f"the journal of an interrupted change cannot be read ({exc}); " + repair_hint(store),
+            "the journal of an interrupted change cannot be read: " + repair_hint(store, str(exc)),
             intact=False,
         ) from None
 
@@ -225,7 +227,7 @@ def _begin(
             "when it has finished"
         )
     raise JournalError(
-        f"{what} was interrupted and not repaired; " + repair_hint(store), intact=True
+        f"{what} was interrupted and not repaired: " + repair_hint(store), intact=True
     )
 
 
