@@ -69,7 +69,10 @@ Relative paths inside the file (`cache_dir`, `ledger_path`, `state.path`) are re
 project root: the folder that holds `.questfoundry/`.
 
 A file larger than 1 MiB, nested deeper than 32 levels, or whose YAML aliases expand to more than
-100,000 values is refused with one line before anything is built.
+100,000 values is refused with one line before anything is built; so is a `--set` value beyond
+those bounds, or a `--set` key of more than 32 dotted parts. A `config.yml` that is a link to a
+file outside its project is read, but its problems are not quoted: the error names the file it
+links to (check that one with `questfoundry config validate PATH`).
 
 ## Environment variables
 
@@ -97,7 +100,7 @@ Beyond the schema, `rate_limiting.timezone` must be a real IANA time zone and
 `retry.initial_delay_ms` may not exceed `retry.max_delay_ms`. `questfoundry config validate` also
 checks that every backend, provider and cost model the file names is installed; its error lists
 what is and which package provides the missing one (`pip install questfoundry-cache-file`).
-Check a file without running anything:
+Check a file without running anything (with no file to check, it fails and says to run `init`):
 
     questfoundry config validate [PATH]
     questfoundry config show [--sources] [--json]  # in effect, defaults applied, secrets redacted
@@ -106,7 +109,8 @@ Check a file without running anything:
 Each backend declares its own settings (see [Backend settings](#backend-settings)); they are
 validated where you write them, so `caching.cache_dir` is a key only while `caching.backend` is
 `file`. A key that only a backend you did not select takes says which one; a key of a repository
-plugin that is not installed says what to `pip install`. A role under `roles` must be in the role
+plugin that is not installed says what to `pip install`; one whose plugin is installed but
+disabled (it failed to load) says so, and why. A role under `roles` must be in the role
 catalogue (QuestFoundry's roles plus any a plugin adds): a misspelt one is refused with a
 suggestion.
 
@@ -121,6 +125,8 @@ OpenAI-compatible server bundled with QuestFoundry, whose prose is placeholder t
 chooses instead, `--base-url URL` sets the endpoint, and `--force` replaces a file that exists
 (without it, init refuses). It writes `${OPENAI_API_KEY}`, never a key's value, and its first line
 names this schema for editors (`# yaml-language-server: $schema=file:///…/config.schema.json`).
+For the demo it prints the command that starts the stand-in; for OpenAI or Gemini with its key's
+variable unset it warns that the key must be set first.
 
 ## Overrides for one run
 
@@ -128,7 +134,7 @@ Any command takes `--set KEY=VALUE`, repeatable, before or after the subcommand:
 path, `VALUE` is read as YAML (`0.2` a number, `true` a boolean, `gpt-4o-mini` text), and a later
 `--set` of the same key wins. The values are laid over the file (or over nothing, when there is no
 file) before it is interpolated and validated, exactly as if the file said them; a problem only
-they cause ends in `(in --set)`:
+they cause (at a key they set, or one they made) ends in `(in --set)`:
 
     questfoundry --set roles.gatekeeper.model=gpt-4o-mini run story_spark
     questfoundry run story_spark --set providers.text.default=ollama
@@ -146,7 +152,9 @@ the provider. The role's kind (`text` or `image`) is the catalogue's unless `rol
 says otherwise. `questfoundry roles [--json]` shows every role of the catalogue — kind, provider,
 model, temperature, max_tokens — and where each value came from (`roles.gatekeeper`,
 `providers.text.openai`, `providers.text.default`, `--set roles.gatekeeper.model`, `role
-catalogue`); a role that cannot resolve is listed with the reason.
+catalogue`); a role that cannot resolve is listed with the reason, and a provider the config
+names that nothing installed provides (a misspelt one) also makes the command exit with status
+1. `ask --role` refuses a role the catalogue lacks, naming the nearest one.
 
 ## Secrets
 

@@ -75,8 +75,10 @@ def test_a_role_that_cannot_resolve_is_listed_with_the_reason(project: Path) -> 
 
 
 def test_a_role_on_a_provider_that_is_not_installed_says_so(project: Path) -> None:
-    found = rows("--set", "roles.gatekeeper.provider=olama", "--set", "roles.gatekeeper.model=m")
-    row = found["gatekeeper"]
+    args = ["--set", "roles.gatekeeper.provider=olama", "--set", "roles.gatekeeper.model=m"]
+    result = CliRunner().invoke(cli, ["roles", "--json", *args])
+    assert result.exit_code == 1  # a provider nothing provides is a mistake: exit status 1
+    row = {row["role"]: row for row in json.loads(result.stdout)}["gatekeeper"]
     assert (
         row["provider"] == "olama"
         and row["sources"]["provider"] == "--set roles.gatekeeper.provider"

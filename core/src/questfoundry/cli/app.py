@@ -1,8 +1,9 @@
 """What every ``questfoundry`` command shares: the top-level group, the app object, output helpers.
 
 Every QuestFoundryError becomes one line on stderr and exit status 1; ``--debug`` shows the
-traceback instead, API keys masked. Heavy imports (rich, yaml, jsonschema, plugins) happen inside
-the commands, so ``questfoundry --help`` stays fast.
+traceback instead, API keys masked. An error or warning line is at most :data:`MAX_LINE`
+characters; ``--debug`` shows the rest. Heavy imports (rich, yaml, jsonschema, plugins) happen
+inside the commands, so ``questfoundry --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -52,6 +53,23 @@ class App:
         from questfoundry.config import load_config
 
         return load_config(self.config_path, manager=self.manager, overrides=self.overrides)
+
+    def known_role(self, name: str) -> None:
+        """Refuse ``name`` unless the role catalogue has it, naming the nearest role."""
+        import difflib
+
+        from questfoundry.contracts.errors import ConfigError
+
+        catalogue = sorted(self.manager.roles())
+        if name not in catalogue:
+            close = difflib.get_close_matches(name, catalogue, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown role {name!r}; {hint}(roles: {', '.join(catalogue)})")
+
+    def without_config(self) -> bool:
+        """Whether the command ran with no config file and no ``--set`` (config already read)."""
+        config = vars(self).get("config")
+        return config is not None and config.path is None and not config.overridden
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -147,17 +165,30 @@ class QuestFoundryGroup(click.Group):
             except QuestFoundryError as exc:
                 if _debug(ctx):
                     _print_traceback(ctx, exc)
-                click.echo(f"Error: {exc}", err=True)
+                click.echo(line(f"Error: {exc}{_no_project_hint(ctx, exc)}"), err=True)
                 ctx.exit(1)
             except (OSError, ValueError) as exc:
                 if _debug(ctx):
                     _print_traceback(ctx, exc)
-                click.echo(f"Error: {exc} (run with --debug for details)", err=True)
+                click.echo(line(f"Error: {exc} (run with --debug for details)"), err=True)
                 ctx.exit(1)
             except Exception as exc:
                 if _debug(ctx):
                     _print_traceback(ctx, exc)
                 raise
+
+
+def _no_project_hint(ctx: click.Context, exc: BaseException) -> str:
+    """What a config error means when there is no config file at all: run ``init`` first."""
+    from questfoundry.config import PROJECT_DIR_NAME
+    from questfoundry.contracts.errors import ConfigError
+
+    if not isinstance(exc, ConfigError) or not (ctx.obj and ctx.obj.without_config()):
+        return ""
+    return (
+        f"; there is no config file ({PROJECT_DIR_NAME}/config.yml here or in a parent folder): "
+        "run `questfoundry init` first"
+    )
 
 
 def _print_traceback(ctx: click.Context, exc: BaseException) -> None:
@@ -168,19 +199,33 @@ def _print_traceback(ctx: click.Context, exc: BaseException) -> None:
     ctx.exit(1)
 
 
-def _debug(ctx: click.Context) -> bool:
-    return bool(ctx.obj and ctx.obj.debug)
+def _debug(ctx: click.Context | None) -> bool:
+    return bool(ctx and ctx.obj and ctx.obj.debug)
+
+
+#: the longest error or warning line the CLI prints; ``--debug`` shows the whole text
+MAX_LINE = 500
+
+
+def line(text: str) -> str:
+    """``text`` as one line of at most :data:`MAX_LINE` characters, saying how much is left out
+    (all of it under ``--debug``)."""
+    flat = " ".join(text.split())
+    if len(flat) <= MAX_LINE or _debug(click.get_current_context(silent=True)):
+        return flat
+    tail = f"… ({len(flat):,} characters in all: run with --debug to see them)"
+    return flat[: MAX_LINE - len(tail)] + tail
 
 
 def _show_warning(message: Any, category: Any, *_args: Any, **_kwargs: Any) -> None:
-    click.echo(f"Warning: {message}", err=True)
+    click.echo(line(f"Warning: {message}"), err=True)
 
 
 class _LogLine(logging.Formatter):
     """The package's warnings and errors as the CLI writes its own: ``Warning: …``, one line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.capitalize()}: {record.getMessage()}"
+        return line(f"{record.levelname.capitalize()}: {record.getMessage()}")
 
 
 @contextmanager

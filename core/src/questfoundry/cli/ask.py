@@ -53,7 +53,7 @@ def ask(
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise QuestFoundryError("the prompt is empty")
-    request = replace(_request(prompt, role, provider, model, params, system), cache=cache)
+    request = replace(_request(app, prompt, role, provider, model, params, system), cache=cache)
     reply = app.runtime.gateway.generate(request)
     if as_json:
         print_json(

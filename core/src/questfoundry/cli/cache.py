@@ -88,7 +88,7 @@ def cache_explain(
     """Show the canonical fields that make PROMPT's cache key, and the key."""
     from questfoundry.gateway.keys import request_fields
 
-    plan = app.runtime.gateway.plan(_request(prompt, role, provider, model, params))
+    plan = app.runtime.gateway.plan(_request(app, prompt, role, provider, model, params))
     fields = request_fields(plan.provider, plan.request)
     key = plan.key or "(caching is off for this provider)"
     if as_json:
@@ -121,6 +121,7 @@ def _cache(app: App) -> tuple[Any, str]:
 
 
 def _request(
+    app: App,
     prompt: str,
     role: str | None,
     provider: str | None,
@@ -129,10 +130,13 @@ def _request(
     system: str | None = None,
 ) -> Any:
     """The request ``ask`` and ``cache explain`` make: PROMPT, optional system text, parameters
-    given as ``KEY=VALUE`` (each VALUE read as YAML)."""
+    given as ``KEY=VALUE`` (each VALUE read as YAML). A ``role`` the catalogue lacks is refused,
+    with the nearest name: answering as a made-up role would hide a typo."""
     from questfoundry.config.overrides import parse_assignments
     from questfoundry.contracts.records import Request
 
+    if role is not None:
+        app.known_role(role)
     values = parse_assignments(params, "--param")
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})

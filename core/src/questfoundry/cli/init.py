@@ -82,12 +82,37 @@ def init(
     path.write_text(render(setup, schema_uri()), encoding="utf-8")
     config = load_config(path, manager=app.manager)  # what init writes validates, or a bug
     click.echo(f"Wrote {path}: {setup.reason}.")
+    for warning in missing(setup, os.environ):
+        click.echo(f"Warning: {warning}", err=True)
     if not given and not no_input and sys.stdin is not None and sys.stdin.isatty():
         given = ask_brief()
     if given:
         _save_brief(config, app, given)
+    if setup.provider == "demo":
+        click.echo(f"Start the stand-in first (it serves until Ctrl-C): {stand_in(setup)}")
     click.echo("Next: questfoundry roles   # each role's provider and model")
     click.echo("      questfoundry run story_spark")
+
+
+def missing(setup: Setup, env: Mapping[str, str]) -> list[str]:
+    """What the new config needs from the environment that is not there (a key's variable)."""
+    variable = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}.get(setup.provider)
+    if variable is None or env.get(variable):
+        return []
+    return [
+        f"{variable} is not set: the config reads the key from it, so set it before running "
+        f"(export {variable}=...), or run `questfoundry init --force` for another provider"
+    ]
+
+
+def stand_in(setup: Setup) -> str:
+    """The command that starts the demo's stand-in where the new config points."""
+    from urllib.parse import urlsplit
+
+    address = urlsplit(setup.base_url or DEMO_URL)
+    host = "" if address.hostname in (None, "127.0.0.1") else f" --host {address.hostname}"
+    port = f" --port {address.port}" if address.port else ""
+    return f"python -m questfoundry.testing.fakes openai{port}{host}"
 
 
 def ask_brief() -> dict[str, Any]:

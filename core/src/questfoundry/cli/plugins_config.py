@@ -59,15 +59,23 @@ def config() -> None:
 def config_validate(app: App, path: str | None) -> None:
     """Check PATH (default: the project's config.yml) against the schema and installed plugins.
 
-    Unlike other commands, it also fails on an environment variable that is not set.
+    Unlike other commands, it also fails on an environment variable that is not set, and when
+    there is no config file at all.
     """
-    from questfoundry.config import check_backends, load_config
+    from questfoundry.config import PROJECT_DIR_NAME, check_backends, load_config
+    from questfoundry.contracts.errors import ConfigError
 
     loaded = load_config(path or app.config_path, manager=app.manager, overrides=app.overrides)
+    if loaded.path is None and not loaded.overridden:
+        raise ConfigError(
+            f"no config file to validate: none in {PROJECT_DIR_NAME}/ here or in a parent "
+            "folder; run `questfoundry init` to write one, or name one: `questfoundry config "
+            "validate PATH`"
+        )
     loaded.require_variables()
     check_backends(loaded, app.manager)
-    where = loaded.path or "no config file; defaults apply"
-    click.echo(f"OK: {where} is valid")
+    where = loaded.path or "no config file; the --set values"
+    click.echo(f"OK: {where} is valid" if loaded.path else f"OK: {where} are valid")
 
 
 @config.command("show")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, print_table
+import click
+
+from questfoundry.cli.app import App, cli, json_option, line, pass_app, print_json, print_table
 
 #: the parameters shown in their own column (every parameter is in the JSON)
 SHOWN = ("temperature", "max_tokens")
@@ -18,11 +20,13 @@ def roles(app: App, as_json: bool) -> None:
     (--set, roles.<role>, providers.<kind>.<provider>, providers.<kind>.default, role catalogue).
 
     A role that cannot resolve (no provider configured, or one not installed) is listed with the
-    reason.
+    reason; a provider or other backend the config names that is not installed also makes the
+    command exit with status 1.
     """
     rows = role_rows(app)
     if as_json:
         print_json(rows)
+        _refuse(app)
         return
     columns = ("role", "kind", "provider", "model", *SHOWN, "from")
     table = [
@@ -37,6 +41,21 @@ def roles(app: App, as_json: bool) -> None:
         for row in rows
     ]
     print_table("Roles", columns, table)
+    _refuse(app)
+
+
+def _refuse(app: App) -> None:
+    """Exit status 1, with the one line that names it, when the config names a backend no
+    installed plugin provides (a misspelt provider): a role merely left without a provider (no
+    image provider configured, say) is a choice, and its row says what to set."""
+    from questfoundry.config import check_backends
+    from questfoundry.contracts.errors import ConfigError
+
+    try:
+        check_backends(app.config, app.manager)
+    except ConfigError as exc:
+        click.echo(line(f"Error: {exc}"), err=True)
+        click.get_current_context().exit(1)
 
 
 def role_rows(app: App) -> list[dict[str, Any]]:

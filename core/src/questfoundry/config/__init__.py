@@ -9,7 +9,9 @@ Where the file comes from, first match wins:
 
 No file at all is fine: the configuration is then empty and every default applies. A file larger
 than 1 MiB, nested deeper than 32 levels or whose aliases expand past 100,000 values is refused
-(:mod:`questfoundry.config.files`).
+(:mod:`questfoundry.config.files`), and so is a ``--set`` value beyond those bounds. A file that
+is a link to one outside its project is read, but its problems are not quoted: the error names
+the file it links to, to check by name.
 
 Strings may use ``${VAR}`` and ``${VAR:-default}`` (:mod:`questfoundry.config.interpolate`). A
 variable that is not set fails only what reads that value (:mod:`questfoundry.config.model`);
@@ -29,7 +31,8 @@ filled from environment variables named like a secret (``*KEY*``, ``*TOKEN*``, `
 QuestFoundry stays cheap.
 
 ``overrides`` (the CLI's ``--set KEY=VALUE``) are merged into the file's data before it is
-interpolated and validated; a problem they alone cause says ``(in --set)``.
+interpolated and validated; a problem they alone cause (at a key they set, or made) says
+``(in --set)``.
 """
 
 from __future__ import annotations
@@ -81,24 +84,23 @@ def load_config(
         return Config({}, None, project_dir)
     from questfoundry.config.interpolate import Interpolator
     from questfoundry.config.model import named_secrets, without_unresolved
-    from questfoundry.config.overrides import SET, apply_overrides, overridden
+    from questfoundry.config.overrides import SET, apply_overrides, blamed
     from questfoundry.config.validation import Validation, error
 
-    source = str(file) if file else None
-    raw = files.read(file) if file else {}
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    validation = Validation(_manager(manager, env))
-    interpolator = Interpolator(env, validation.accepts_string)
-    data = interpolator.walk(raw, ())
-    problems = interpolator.problems
-    secrets = interpolator.secrets | named_secrets(data)
-    if not problems:
-        problems = validation.problems(without_unresolved(data), frozenset(secrets))
-    if problems:
-        keys = set(overrides or ())
-        ours = all(overridden(".".join(map(str, where)), keys) for where, _ in problems)
-        raise error(problems, SET if ours else source)
+    with files.unquoted_outside(file):
+        source = str(file) if file else None
+        from_file = files.read(file) if file else {}
+        raw = apply_overrides(from_file, overrides) if overrides else from_file
+        validation = Validation(_manager(manager, env))
+        interpolator = Interpolator(env, validation.accepts_string)
+        data = interpolator.walk(raw, ())
+        problems = interpolator.problems
+        secrets = interpolator.secrets | named_secrets(data)
+        if not problems:
+            problems = validation.problems(without_unresolved(data), frozenset(secrets))
+        if problems:
+            ours = blamed([where for where, _ in problems], set(overrides or ()), from_file)
+            raise error(problems, SET if ours else source)
     variables = {path: tuple(names) for path, names in interpolator.sources.items()}
     return Config(
         data, file, project_dir, frozenset(secrets), variables, frozenset(overrides or ())
@@ -127,9 +129,11 @@ def load_schema(manager: PluginManager | None = None) -> dict[str, Any]:
 
 def check_backends(config: Config, manager: PluginManager) -> None:
     """Raise :class:`ConfigError` for each backend the config names that nothing registers."""
+    from questfoundry.config.files import unquoted_outside
     from questfoundry.config.validation import check_backends as check
 
-    check(config, manager)
+    with unquoted_outside(config.path):
+        check(config, manager)
 
 
 def _manager(manager: PluginManager | None, env: Mapping[str, str]) -> PluginManager:

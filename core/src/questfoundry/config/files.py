@@ -9,7 +9,8 @@ brackets) costs milliseconds, not minutes and gigabytes.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,29 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
             f"the top level must be a mapping of sections, got {describe(data)}", source=source
         )
     return data
+
+
+@contextmanager
+def unquoted_outside(file: Path | None) -> Iterator[None]:
+    """Within: a :class:`ConfigError` about ``file`` quotes none of it when ``file`` is a link to
+    a file outside its project (the folder holding ``.questfoundry``): a link must not print
+    another file's lines. The error names that file instead, to check by name."""
+    try:
+        yield
+    except ConfigError as exc:
+        target = _outside_target(file)
+        if target is None or exc.source != str(file):
+            raise
+        raise ConfigError(
+            f"{file} links to {target}, outside the project, so its problems are not quoted "
+            f"here: check it with `questfoundry config validate {target}`"
+        ) from None
+
+
+def _outside_target(file: Path | None) -> Path | None:
+    """The file ``file`` resolves to, when that is outside ``file``'s project; else None."""
+    if file is None:
+        return None
+    target = file.resolve()
+    root = file.absolute().parent.parent.resolve()
+    return None if target.is_relative_to(root) else target

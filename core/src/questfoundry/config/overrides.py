@@ -12,29 +12,41 @@ import copy
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from questfoundry.config.files import BOUNDS, MAX_DEPTH
+from questfoundry.config.model import KeyPath, dotted
+from questfoundry.contracts.bounded import TooBig, Unreadable, load_yaml, shown
 from questfoundry.contracts.errors import ConfigError
 
 #: the source label of a value an override set
 SET = "--set"
+#: the longest key an override may name, in characters
+MAX_KEY = 1024
 
 
 def parse_assignments(items: Iterable[str], option: str) -> dict[str, Any]:
     """``["a.b=1", …]`` as ``{"a.b": 1, …}``, each value read as YAML; later items win.
 
-    A malformed item raises :class:`ConfigError` naming ``option`` and the item.
+    Values are read within the bounds of config.yml itself (:data:`~questfoundry.config.files.
+    BOUNDS`), and a key has at most as many dotted parts as config.yml has levels, in at most
+    :data:`MAX_KEY` characters. A malformed item raises :class:`ConfigError` naming ``option``
+    and the item (never the value: it may be a secret).
     """
-    import yaml
-
     values: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"{option} {item!r}: expected KEY=VALUE")
+            raise ConfigError(f"{option} {shown(item)}: expected KEY=VALUE")
+        if len(key) > MAX_KEY or key.count(".") >= MAX_DEPTH:
+            raise ConfigError(
+                f"{option} {shown(key)}: a key has at most {MAX_DEPTH} dotted parts and "
+                f"{MAX_KEY} characters"
+            )
         try:
-            values[key] = yaml.safe_load(text)
-        except yaml.YAMLError:
-            # the value is not shown: it may be a key's
+            values[key] = load_yaml(text, BOUNDS)
+        except TooBig as exc:
+            raise ConfigError(f"{option} {key}: {exc}") from None
+        except Unreadable:
             raise ConfigError(f"{option} {key}: the value is not valid YAML; quote it") from None
     return values
 
@@ -66,3 +78,25 @@ def overridden(path: str, keys: Collection[str]) -> bool:
         return True
     parts = path.split(".")
     return any(".".join(parts[:end]) in keys for end in range(1, len(parts)))
+
+
+def blamed(paths: Iterable[KeyPath], keys: Collection[str], file_data: Any = None) -> bool:
+    """Whether the problems at ``paths`` are all the overrides' (``keys``) doing: each at a path
+    an override set or one below it, or at one the file's data (``file_data``, when known) does
+    not have, so an override made it."""
+    if not keys:
+        return False
+    return all(
+        overridden(dotted(path), keys) or (file_data is not None and not _holds(file_data, path))
+        for path in paths
+    )
+
+
+def _holds(data: Any, path: KeyPath) -> bool:
+    """Whether ``data`` has a value at ``path``."""
+    for part in path:
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if not (in_list or (isinstance(data, Mapping) and part in data)):
+            return False
+        data = data[part]
+    return True

@@ -135,6 +135,12 @@ class Validation:
         for distribution, kinds in sorted(known_plugins().items()):
             for name, keys in sorted(kinds.get(kind, {}).items()):
                 if key in keys:
+                    failed = self.manager.failure_providing(kind, name)
+                    if failed is not None:
+                        return (
+                            f"{here}; {key!r} is a setting of {kind} {name!r}, whose plugin "
+                            f"{failed.distribution} is installed but disabled: {failed.error}"
+                        )
                     return (
                         f"{here}; {key!r} is a setting of {kind} {name!r}, which is not "
                         f"installed: pip install {distribution}"
@@ -289,7 +295,10 @@ def check_backends(config: Config, manager: PluginManager) -> None:
         except PluginNotFoundError as err:
             problems.append((path, str(err)))
     if problems:
-        raise error(problems, config.source)
+        from questfoundry.config.overrides import SET, blamed
+
+        ours = blamed([path for path, _ in problems], config.overridden)
+        raise error(problems, SET if ours else config.source)
 
 
 def _backend_references(data: Mapping[str, Any]) -> Iterator[tuple[KeyPath, str, str]]:
