@@ -18,6 +18,7 @@ import pytest
 
 from questfoundry.book.shape import draft_schema
 from questfoundry.config import Config
+from questfoundry.contracts.bounded import depth
 from questfoundry.contracts.records import ProviderReply, ProviderRequest
 from questfoundry.contracts.structured import MAX_MESSAGE, RESPONSE_SCHEMA, ShapeError, parse
 from questfoundry.registry import get_plugin_manager
@@ -66,27 +67,23 @@ def showrunner(tmp_path: Path, provider: ScriptedProvider) -> Iterator[Showrunne
     made.close()
 
 
-def test_a_reply_nested_200000_deep_is_one_short_line() -> None:
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [(DEEP, "the JSON nests deeper than 64 levels"), (HUGE, "the JSON is larger than 1 MiB")],
+    ids=["200000 deep", "50000 sections"],
+)
+def test_a_reply_past_its_bounds_is_refused_unread_in_one_short_line(reply: str, said: str) -> None:
     started = time.perf_counter()
     with pytest.raises(ShapeError) as caught:
-        parse(DEEP, SCHEMA)
+        parse(reply, SCHEMA)
     assert time.perf_counter() - started < 1
-    assert str(caught.value) == "the reply is refused unread: the JSON nests deeper than 64 levels"
+    assert str(caught.value) == f"the reply is refused unread: {said}"
 
 
-def test_a_reply_nested_just_past_the_bound_is_refused_and_one_within_it_is_read() -> None:
-    schema = {"type": "array"}
-    assert parse("[" * 64 + "]" * 64, schema) == parse("[" * 64 + "]" * 64, schema)
+def test_a_reply_nested_to_the_bound_is_read_and_one_level_more_is_not() -> None:
+    assert depth(parse("[" * 64 + "]" * 64, {"type": "array"}), 100) == 64
     with pytest.raises(ShapeError, match="nests deeper than 64 levels"):
-        parse("[" * 65 + "]" * 65, schema)
-
-
-def test_a_reply_of_50000_sections_is_refused_unread() -> None:
-    started = time.perf_counter()
-    with pytest.raises(ShapeError) as caught:
-        parse(HUGE, SCHEMA)
-    assert time.perf_counter() - started < 1
-    assert str(caught.value) == "the reply is refused unread: the JSON is larger than 1 MiB"
+        parse("[" * 65 + "]" * 65, {"type": "array"})
 
 
 def test_a_rejected_reply_of_2000_sections_is_named_not_quoted() -> None:
@@ -102,15 +99,20 @@ def test_a_key_named_twice_in_a_reply_is_asked_about() -> None:
         parse('{"title": "a", "title": "b"}', {"type": "object"})
 
 
-def test_a_deep_reply_fails_the_step_in_one_line_and_never_stays_cached(
-    showrunner: Showrunner, provider: Broken
-) -> None:
-    provider.text = DEEP
+def failed_step(showrunner: Showrunner, provider: Broken, reply: str) -> str:
+    """The one-line error of a story_spark run whose structured replies are all ``reply``."""
+    provider.text = reply
     with pytest.raises(StepError) as failure:
         showrunner.run("story_spark", sections=2)
     message = str(failure.value)
-    assert "nests deeper than 64 levels" in message and "\n" not in message
-    assert len(message) < 500
+    assert len(message) < 500 and "\n" not in message
+    return message
+
+
+def test_a_deep_reply_fails_the_step_in_one_line_and_never_stays_cached(
+    showrunner: Showrunner, provider: Broken
+) -> None:
+    assert "nests deeper than 64 levels" in failed_step(showrunner, provider, DEEP)
     provider.text = None  # the server is healthy again: the step asks afresh, and succeeds
     report = showrunner.run("story_spark", sections=2)
     assert report.resumed
@@ -120,9 +122,6 @@ def test_a_deep_reply_fails_the_step_in_one_line_and_never_stays_cached(
 def test_a_large_rejected_reply_keeps_the_retry_prompt_and_the_error_short(
     showrunner: Showrunner, provider: Broken
 ) -> None:
-    provider.text = LARGE
-    with pytest.raises(StepError) as failure:
-        showrunner.run("story_spark", sections=2)
-    assert len(str(failure.value)) < 500
+    assert "a list of 2000 items breaks maxItems 2" in failed_step(showrunner, provider, LARGE)
     first, retry = (r.messages[-1].content for r in provider.requests if r.params)
     assert len(retry) < len(first) + 5_000

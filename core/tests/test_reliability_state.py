@@ -298,19 +298,17 @@ def test_deep_nesting_is_one_line(tmp_path: Path, name: str, text: str) -> None:
     assert "\n" not in str(caught.value)
 
 
-def test_a_document_over_the_size_bound_is_refused_naming_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("bound", "said"),
+    [
+        ("MAX_DOCUMENT_BYTES", r"document 'book/big' is 2,012 bytes; a document may have at most"),
+        ("MAX_FILE_BYTES", r"in\.json is larger than 1 KiB: not a state file"),
+    ],
+)
+def test_a_document_or_file_over_its_size_bound_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str, said: str
 ) -> None:
-    monkeypatch.setattr(exchange, "MAX_DOCUMENT_BYTES", 1024)
+    monkeypatch.setattr(exchange, bound, 1024)
     path = state_file(tmp_path / "in.json", json.dumps({"book/big": {"text": "x" * 2000}}))
-    with pytest.raises(StateError, match=r"document 'book/big' is 2,012 bytes; a document may"):
-        read_state_file(path, KNOWN)
-
-
-def test_a_file_over_the_size_bound_is_refused_unread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(exchange, "MAX_FILE_BYTES", 1024)
-    path = state_file(tmp_path / "in.json", json.dumps({"book/a": {"text": "x" * 2000}}))
-    with pytest.raises(StateError, match=r"in\.json is larger than 1 KiB: not a state file"):
+    with pytest.raises(StateError, match=said):
         read_state_file(path, KNOWN)
