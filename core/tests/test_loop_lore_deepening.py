@@ -98,6 +98,26 @@ def test_implausible_canon_is_rewritten_from_the_researchers_notes(
     assert not answers.unused()
 
 
+def test_the_authors_canon_is_held_against_and_never_overwritten(
+    studio: Callable[..., Showrunner], answers: Answering
+) -> None:
+    showrunner = studio()
+    kept(showrunner, ("The old mill", 1))
+    theirs = {"name": "The Old Mill", "fact": "It stands by the river.", "tags": ["mill"]}
+    showrunner.runtime.state.set(CANON + "mill", theirs)  # no kind, no sections: still canon
+    answers.when("canon", "Deepen", reply={"entries": [entry("fact", "Mill", "It burned.", "1")]})
+    answers.when("research", reply=PLAUSIBLE)
+    answers.when("contradictions", reply=AGREES)
+    report = showrunner.run("lore_deepening", sections=SECTIONS)
+    (checked,) = answers.prompts("contradictions")
+    assert "Established canon:\n- The Old Mill (fact; sections none): It stands by the river." in (
+        checked
+    )
+    assert canon(showrunner) == {"mill": theirs}
+    assert "establish_canon: canon whose key holds canon this loop did not make was left out " \
+        "(1): Mill" in report.repairs  # fmt: skip
+
+
 def test_a_run_stopped_by_a_failing_check_continues_without_drafting_again(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:

@@ -75,9 +75,9 @@ DRAFTING = (
     "what is established. Answer with JSON only."
 )
 ASKED = (
-    "Give up to 4 entries, each a fact, place, person or event: a short name; one to three "
-    "sentences of fact; when it happened (for an event; empty otherwise); the numbers of the "
-    "sections it concerns; a few tags (the names, places and things it is about)."
+    f"Give up to {MOST_ENTRIES} entries, each a fact, place, person or event: a short name; "
+    "one to three sentences of fact; when it happened (for an event; empty otherwise); the "
+    "numbers of the sections it concerns; a few tags (the names, places and things it is about)."
 )
 
 
@@ -269,12 +269,7 @@ async def _research(
 async def check_contradictions(context: StepContext) -> None:
     topology = await load_topology(context)
     hooks = await kept_hooks(context, topology)
-    established = [await context.get(key) for key in await context.keys(CANON)]
-    earlier: list[dict[str, Any]] = [
-        {**entry, "id": entry.get("id") or slug(entry.get("name", ""))}
-        for entry in established
-        if entry is not None and "hook" not in entry
-    ]
+    earlier = await established(context)
     before: dict[str, list[dict[str, Any]]] = {}
     for hook in hooks:
         before[hook["id"]] = list(earlier)
@@ -288,6 +283,23 @@ async def check_contradictions(context: StepContext) -> None:
         await context.save(CHECKS + hook["id"], result)
 
     await context.each(hooks, check)
+
+
+async def established(context: StepContext) -> list[dict[str, Any]]:
+    """The canon this loop did not make, as its drafts are shaped: the id its name gives (else
+    its key), a kind (``fact`` when it has none) and the sections it names."""
+    found = []
+    for key in await context.keys(CANON):
+        document = await context.get(key)
+        if document is None or "hook" in document:
+            continue
+        entry = CanonEntry.from_dict(document)
+        ident = slug(entry.name) or slug(key[len(CANON) :])
+        kind = document.get("kind") if document.get("kind") in KINDS else "fact"
+        found.append(
+            entry.to_dict() | {"id": ident, "name": entry.name or ident, "kind": kind, "when": ""}
+        )
+    return found
 
 
 class Check:
@@ -439,8 +451,16 @@ async def establish_canon(context: StepContext) -> None:
         if checked is None:
             raise context.fail(f"the canon of hook {hook['id']!r} is not checked yet")
         entries += [e for e in checked["entries"] if all(e["id"] != x["id"] for x in entries)]
-    for entry in entries:
+    theirs = []
+    for entry in list(entries):
+        held = await context.get(CANON + entry["id"])
+        if held is not None and "hook" not in held:  # the author's, or another loop's
+            theirs.append(entry["name"])
+            entries.remove(entry)
+            continue
         await context.save(CANON + entry["id"], {k: v for k, v in entry.items() if k != "id"})
+    for note in noted("canon whose key holds canon this loop did not make was left out", theirs):
+        context.repaired(note)
     events = [entry for entry in entries if entry["kind"] == "event"]
     ordered = await _timeline(context, topology, events) if len(events) > 1 else events
     timeline = [{"id": e["id"], "name": e["name"], "when": e["when"]} for e in ordered]
