@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from questfoundry.builtins.loops.lore import flat, noted, section_refs
-from questfoundry.builtins.loops.revision import REVIEWING, reviewed, rewritten
+from questfoundry.builtins.loops.revision import REVIEWING, reviewed, rewritten, unrevised
 from questfoundry.kit import (
     SECTIONS,
     TEXT,
@@ -319,12 +319,9 @@ async def apply_notes(context: StepContext) -> None:
 
     async def revise(item: tuple[Section, str]) -> None:
         section, notes = item
-        key = SECTIONS + section.id
-        if await context.made(key) is not None:
-            return
-        written = await context.get(key)
+        written = await unrevised(context, section)
         if written is None:
-            raise context.fail(f"section {section.number} has no prose yet")
+            return
         prose = await rewritten(context, section, written["prose"], notes)
         if not prose:
             context.repaired(f"section {section.number} is as it was: its rewrite was empty")

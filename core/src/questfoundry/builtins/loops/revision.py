@@ -81,6 +81,18 @@ async def review(context: StepContext) -> None:
     await context.delete(PENDING + section.id)
 
 
+async def unrevised(context: StepContext, section: Section) -> dict[str, Any] | None:
+    """``section``'s document for a loop to rewrite, None when this run already saved it (before
+    an interruption); the step fails when the section has no prose yet."""
+    key = SECTIONS + section.id
+    if await context.made(key) is not None:
+        return None
+    written = await context.get(key)
+    if written is None:
+        raise context.fail(f"section {section.number} has no prose yet")
+    return written
+
+
 async def rewritten(context: StepContext, section: Section, prose: str, notes: str) -> str:
     """The scene smith's rewrite of ``section`` (its prose now ``prose``) following the
     author's ``notes``; empty when it gave none. Any loop revising a section from notes asks

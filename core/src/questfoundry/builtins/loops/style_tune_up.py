@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from questfoundry.builtins.loops.lore import flat, noted
+from questfoundry.builtins.loops.revision import unrevised
 from questfoundry.builtins.loops.story_spark import WRITING
 from questfoundry.kit import (
     SECTIONS,
@@ -231,12 +232,9 @@ async def revise_voice(context: StepContext) -> None:
 
     async def rewrite(item: tuple[Section, str]) -> None:
         section, notes = item
-        key = SECTIONS + section.id
-        if await context.made(key) is not None:
-            return
-        written = await context.get(key)
+        written = await unrevised(context, section)
         if written is None:
-            raise context.fail(f"section {section.id!r} has no prose yet")
+            return
         prose = origin(written)
         prompt = (
             f"Rewrite the prose of section {section.number}, {section.title!r}, in the voice "
@@ -250,7 +248,9 @@ async def revise_voice(context: StepContext) -> None:
         if rewritten:
             styled = {"from": prose, "to": digest(rewritten)}
             revised = {"prose": rewritten, "placeholder": False, "revised": True, "notes": notes}
-            await context.save(key, {"id": section.id, **revised, "styled": styled})
+            await context.save(
+                SECTIONS + section.id, {"id": section.id, **revised, "styled": styled}
+            )
 
     await context.each(flagged, rewrite)
 
