@@ -154,3 +154,12 @@ def test_the_bound_book_links_a_term_only_where_the_reader_is_deep_enough(
         assert "codex.xhtml#codex-ashford-mill" in start and "codex-drowned-king" not in start
         assert 'id="codex-drowned-king"' in epub.read("EPUB/codex.xhtml").decode()
     assert "codex" not in Path(outputs["twee"]).read_text(encoding="utf-8")
+
+
+def test_a_canon_entry_that_is_not_one_fails_the_step_in_one_line(
+    studio: Callable[..., Showrunner],
+) -> None:
+    showrunner = studio()
+    showrunner.runtime.state.set(CANON + "bad", {"name": "Bad", "fact": 3})
+    with pytest.raises(StepError, match=r"write_entries .*a canon entry's fact must be text"):
+        showrunner.run("codex_expansion", sections=SECTIONS)

@@ -22,6 +22,7 @@ from questfoundry.kit import (
     CANON,
     CODEX,
     TEXT,
+    CanonEntry,
     LoopSpec,
     Section,
     Step,
@@ -88,10 +89,14 @@ async def load_lore(context: StepContext) -> Lore:
     topology = await load_topology(context)
     canon: dict[str, dict[str, Any]] = {}
     for key in await context.keys(CANON):
-        entry = await context.get(key)
+        document = await context.get(key)
         ident = slug(key[len(CANON) :])
-        if entry is not None and ident and flat(entry.get("fact", "")):
-            canon.setdefault(ident, {**entry, "name": flat(entry.get("name", "")) or ident})
+        if document is None or not ident:
+            continue
+        entry = CanonEntry.from_dict(document)  # one line, failing the step, if it is not one
+        if entry.fact:
+            kind = document.get("kind", "fact")
+            canon.setdefault(ident, entry.to_dict() | {"name": entry.name or ident, "kind": kind})
     if not canon and await context.get(TIMELINE) is None:
         raise context.fail("the book has no canon yet: run lore_deepening first")
     return Lore(topology, canon)
@@ -114,7 +119,7 @@ async def write_entries(context: StepContext) -> None:
             f"Write the codex entry of the gamebook {lore.topology.title!r} about "
             f"{entry['name']!r}: the term a reader looks up (as the prose names it) and two to "
             f"four sentences a reader may know {_where(depth)}.\n\nThe canon: "
-            f"{entry['name']} ({entry.get('kind', 'fact')}): {entry['fact']}\n\n"
+            f"{entry['name']} ({entry['kind']}): {entry['fact']}\n\n"
             f"Do not name: {', '.join(secrets) or '(nothing)'}.\n"
             f"Do not reveal what these later sections hold:\n{later}"
         )
