@@ -96,3 +96,29 @@ def test_a_language_that_is_no_code_or_the_books_own_fails_in_one_line(
 ) -> None:
     with pytest.raises(StepError, match=f"{said}$"):
         studio().run("translation_pass", sections=SECTIONS, options={"language": language})
+
+
+def test_an_interrupted_translation_resumes_asking_only_for_the_parts_it_lacks(
+    studio: Callable[..., Showrunner], answers: Answering
+) -> None:
+    showrunner = studio()
+    topology = Topology.from_dict(state(showrunner, TOPOLOGY))
+    last = max(s.number for s in topology.sections)
+    answers.when("translation", f"section {last}: its title", reply={"nonsense": 1}, times=2)
+    with pytest.raises(StepError, match=r"step translate .* again after one retry$"):
+        showrunner.run("translation_pass", sections=SECTIONS, options=GERMAN)
+    saved = showrunner.runtime.state.list_keys("book/translating/de/sections/")
+    asked = len(answers.requests)
+    report = showrunner.run("translation_pass", sections=SECTIONS, options=GERMAN)
+    assert report.resumed and saved
+    again = [
+        r.messages[-1].content
+        for r in answers.requests[asked:]
+        if (r.params.get("response_schema") or {}).get("name") == "translation"
+        and "Your translation was:" not in r.messages[-1].content  # the gatekeeper's sending back
+    ]
+    for key in saved:
+        number = topology.section(key.rpartition("/")[2]).number
+        assert not [p for p in again if f"section {number}: its title" in p]
+    assert any(f"section {last}: its title" in p for p in again)
+    assert set(state(showrunner, TRANSLATIONS + "de")["sections"]) == set(topology.ids)
