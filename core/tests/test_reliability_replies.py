@@ -3,8 +3,9 @@ and 5): one short line, and a re-run asks afresh.
 
 Before: a reply nested 200,000 levels deep (400 KB) crashed ``run`` with a ``RecursionError``
 traceback and stayed in the cache, so every re-run against a healthy server crashed the same way
-until ``cache clear``; a rejected reply of 50,000 sections gave a 4.8 MB "one-line" error, and the
-retry prompt quoted it whole.
+until ``cache clear`` (and once the gateway stored replies after answering, the eviction could
+run before the store: 1 re-run in 5 failed so on the file cache); a rejected reply of 50,000
+sections gave a 4.8 MB "one-line" error, and the retry prompt quoted it whole.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from pathlib import Path
 import pytest
 
 from questfoundry.book.shape import draft_schema
+from questfoundry.builtins.memory_cache import MemoryCache
 from questfoundry.config import Config
+from questfoundry.contracts.backends import Backend
 from questfoundry.contracts.bounded import depth
+from questfoundry.contracts.hookspecs import hookimpl
+from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import ProviderReply, ProviderRequest
 from questfoundry.contracts.structured import MAX_MESSAGE, RESPONSE_SCHEMA, ShapeError, parse
 from questfoundry.registry import get_plugin_manager
@@ -50,18 +55,37 @@ def provider() -> Broken:
     return Broken()
 
 
+class SlowCache(MemoryCache):
+    """A cache that blocks (so the gateway stores replies after answering, on its deferred
+    thread) and takes its time to store a large reply: what a file or Redis cache may do."""
+
+    capabilities = MemoryCache.capabilities - {Capability.NON_BLOCKING}
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        if len(value) > 100_000:
+            time.sleep(0.3)
+        super().set(key, value, ttl)
+
+
+class SlowCachePlugin:
+    @hookimpl
+    def cache_backends(self) -> dict[str, Backend]:
+        return {"slow": Backend(lambda settings, context: SlowCache())}
+
+
 @pytest.fixture
 def showrunner(tmp_path: Path, provider: ScriptedProvider) -> Iterator[Showrunner]:
     config = Config(
         {
             "providers": {"text": {"default": "scripted", "scripted": {"model": "m1"}}},
-            "caching": {"backend": "memory"},
+            "caching": {"backend": "slow"},
             "retry": {"max_retries": 0},
         },
         None,
         tmp_path / ".questfoundry",
     )
-    manager = get_plugin_manager(entry_points=False, plugins=[scripted_plugin(provider)])
+    plugins = [scripted_plugin(provider), ("test-slow-cache", SlowCachePlugin())]
+    manager = get_plugin_manager(entry_points=False, plugins=plugins)
     made = Showrunner.from_config(config, manager, clock=FakeClock())
     yield made
     made.close()

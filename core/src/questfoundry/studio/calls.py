@@ -16,6 +16,7 @@ from questfoundry.contracts.errors import QuestFoundryError
 from questfoundry.contracts.records import Reply
 
 if TYPE_CHECKING:
+    from questfoundry.contracts.protocols import CacheBackend
     from questfoundry.runtime import Runtime
     from questfoundry.studio.role import Role
 
@@ -57,5 +58,11 @@ class Direct:
     async def forget(self, reply: Reply) -> None:
         cache = self.runtime.cache
         if cache is not None and reply.key:
-            with contextlib.suppress(QuestFoundryError):
-                await asyncio.to_thread(cache.delete, reply.key)
+            await asyncio.to_thread(self._forget, cache, reply.key)
+
+    def _forget(self, cache: CacheBackend, key: str) -> None:
+        """Delete ``key`` once the gateway's deferred work is done: the reply's own cache set
+        is queued there, and a delete that ran first would leave it cached after all."""
+        self.runtime.deferred.drain()
+        with contextlib.suppress(QuestFoundryError):
+            cache.delete(key)
