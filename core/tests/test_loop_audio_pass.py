@@ -1,5 +1,5 @@
-"""``audio_pass``: a cue sheet per section, checked and produced (test_loops_bound.py binds it
-into the book's notes and beside each section in the HTML)."""
+"""``audio_pass``: a cue sheet per section, checked and produced (the book's notes and its
+sections show it: tests/test_later_loops_end_to_end.py)."""
 
 from __future__ import annotations
 

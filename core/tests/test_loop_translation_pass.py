@@ -1,5 +1,5 @@
-"""``translation_pass``: the book carried into another language and checked (test_loops_bound.py
-binds it as an edition of its own in every format)."""
+"""``translation_pass``: the book carried into another language and checked (bound as an edition
+of its own in every format: tests/test_later_loops_end_to_end.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,99 @@
+"""style_tune_up, narration_dry_run, audio_pass and translation_pass on the stand-in: the real
+OpenAI plugin and SDK over HTTP to the fake server, which answers every structured request with
+an arbitrary valid instance of its schema.
+
+After ``story_spark`` each loop runs and a repeated run reaches no server; the style guide is in
+the prompts of the later calls (the fake's request log); ``binding_run`` then binds the book and
+its German edition in every format, every link leading somewhere, with the codex appendix and the
+cue sheet.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from questfoundry.config import load_config
+from questfoundry.kit import StyleGuide, Topology
+from questfoundry.registry import get_plugin_manager
+from questfoundry.studio import Showrunner
+from questfoundry.testing.clock import FakeClock
+from questfoundry.testing.fakes import FakeOpenAI
+
+SECTIONS = 6
+KEY = "sk-later-loops-test"
+LOOPS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("style_tune_up", {}),
+    ("narration_dry_run", {}),
+    ("audio_pass", {}),
+    ("translation_pass", {"language": "de"}),
+)
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Iterator[tuple[Showrunner, FakeOpenAI]]:
+    with FakeOpenAI() as server:
+        path = tmp_path / ".questfoundry" / "config.yml"
+        path.parent.mkdir(parents=True)
+        text = {"api_key": KEY, "base_url": server.base_url, "model": "gpt-4o-mini"}
+        path.write_text(
+            yaml.safe_dump({"providers": {"text": {"default": "openai", "openai": text}}})
+        )
+        config = load_config(path, env={"OPENAI_API_KEY": KEY})
+        with Showrunner.from_config(config, get_plugin_manager(), clock=FakeClock()) as showrunner:
+            yield showrunner, server
+
+
+def test_the_later_loops_run_on_the_stand_in_and_the_book_binds_in_two_languages(
+    studio: tuple[Showrunner, FakeOpenAI],
+) -> None:
+    showrunner, server = studio
+    showrunner.run("story_spark", sections=SECTIONS)
+    state = showrunner.runtime.state
+    state.set("book/codex/mill", {"term": "Mill", "text": "It burned."})
+    for loop, options in LOOPS:
+        first = showrunner.run(loop, sections=SECTIONS, options=options)
+        paid = len(server.requests)
+        again = showrunner.run(loop, sections=SECTIONS, options=options)
+        assert first.totals.provider_calls > 0 and first.totals.cost > 0, loop
+        assert len(server.requests) == paid, f"{loop} asked the server again"
+        assert again.totals.cost == 0 and again.totals.cache_hits == first.totals.calls
+
+    guide = StyleGuide.from_dict(state.get("book/style") or {})
+    shown = guide.guide or guide.rules[0]
+    styled = [r for r in server.requests if shown in str(r.body["messages"][-1]["content"])]
+    assert len(styled) > SECTIONS  # the prompts after the guide: checks, cues, translations…
+
+    outputs = showrunner.run("binding_run", sections=SECTIONS).outputs
+    topology = Topology.from_dict(state.get("book/topology") or {})
+    ids = topology.ids
+    sheet = state.get("book/audio") or {}
+    sound = next(iter(sheet["sections"].values()))[0]["sound"]
+    for name, lang in (("html", "en"), ("html (de)", "de")):
+        page = Path(outputs[name]).read_text(encoding="utf-8")
+        links = set(re.findall(r'href="#([^"]+)"', page))
+        assert links and links <= set(re.findall(r' id="([^"]+)"', page))
+        assert {f"sec-{i}" for i in ids} <= links  # every section is reached
+        assert f'<html lang="{lang}">' in page and 'id="codex-mill"' in page
+        assert page.count('<details class="cues">') == len(sheet["sections"]) and sound in page
+    title = (state.get("book/translations/de") or {})["title"]
+    assert title in Path(outputs["html (de)"]).read_text(encoding="utf-8")
+    markdown = Path(outputs["markdown (de)"])
+    assert markdown.name == "book.de.md"
+    text = markdown.read_text(encoding="utf-8")
+    assert all(f'<a id="sec-{i}"></a>' in text for i in ids) and '<a id="codex-mill"></a>' in text
+    with zipfile.ZipFile(outputs["epub (de)"]) as epub:
+        assert "<dc:language>de</dc:language>" in epub.read("EPUB/content.opf").decode()
+        assert sound in epub.read("EPUB/notes.xhtml").decode()
+        assert "EPUB/codex.xhtml" in epub.namelist()
+    twee = Path(outputs["twee (de)"])
+    assert twee.name == "book.de.twee"
+    assert len(re.findall(r"\[\[.*->([a-z0-9_-]+)\]\]", twee.read_text(encoding="utf-8"))) == sum(
+        len(s.choices) for s in topology.sections
+    )
