@@ -2,8 +2,9 @@
 OpenAI plugin and SDK over HTTP to the fake server, which answers every structured request with
 an arbitrary valid instance of its schema.
 
-After ``story_spark`` each loop runs and a repeated run reaches no server; the style guide is in
-the prompts of the later calls (the fake's request log); ``binding_run`` then binds the book and
+After ``story_spark`` each loop runs, every call it pays for reaching the server (a repeated run
+reaching none is each loop's own test); the style guide is in the prompts of the later calls
+(the fake's request log); ``binding_run`` then binds the book and
 its German edition in every format, every link leading somewhere, with the codex appendix and the
 cue sheet.
 """
@@ -58,12 +59,10 @@ def test_the_later_loops_run_on_the_stand_in_and_the_book_binds_in_two_languages
     state = showrunner.runtime.state
     state.set("book/codex/mill", {"term": "Mill", "text": "It burned."})
     for loop, options in LOOPS:
-        first = showrunner.run(loop, sections=SECTIONS, options=options)
-        paid = len(server.requests)
-        again = showrunner.run(loop, sections=SECTIONS, options=options)
-        assert first.totals.provider_calls > 0 and first.totals.cost > 0, loop
-        assert len(server.requests) == paid, f"{loop} asked the server again"
-        assert again.totals.cost == 0 and again.totals.cache_hits == first.totals.calls
+        asked = len(server.requests)
+        report = showrunner.run(loop, sections=SECTIONS, options=options)
+        assert report.totals.provider_calls == len(server.requests) - asked > 0, loop
+        assert report.totals.cost > 0, loop
 
     guide = StyleGuide.from_dict(state.get("book/style") or {})
     shown = guide.guide or guide.rules[0]
