@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "plugins.md"
 CHANGE = "the kit changed: update API_VERSION, docs/plugins.md and this test together"
 
-API_VERSION = "3.3"
+API_VERSION = "3.4"
 NAMES = """
     API_VERSION AUDIO AUTHOR BRIEF Backend BackendContext BackendUnavailableError Book Brief
     BucketLevel Budget BudgetKeeper BudgetLevel CANON CODEX CacheBackend CacheMode CacheStats
@@ -26,7 +26,8 @@ NAMES = """
     CostLimitExceededError CostModel Cue CueSheet DEFAULT_MAX_REPLY_BYTES DEFAULT_SECTIONS
     DailyPrices DeadlineExceeded DuplicatePluginError EXPORT FOLDER FORMATS FRONT_MATTER Factory
     Figures Fix FixedPrices FlightLocking GENERATION_PARAMETERS GenaiPrices Hold IMAGES
-    INTERNAL_KEY_PREFIX Kind Labels LedgerError Limiter LoopError LoopOption LoopSpec MASK
+    INTERNAL_KEY_PREFIX Kind Labels LeaseHolder Leasing LedgerError Limiter LoopError LoopOption
+    LoopSpec MASK
     MAX_SECTIONS Message Migration MigrationError NonRetriableProviderError Outcome Part PerLoop
     Period Picture PluginError PluginNotFoundError Provider ProviderError ProviderRateLimitError
     ProviderReply ProviderRequest QuestFoundryError RESPONSE_SCHEMA RUN Rate RateLimitError

@@ -40,9 +40,10 @@ class TestRedisStore(StateStoreContract):
     @pytest.fixture
     def store_opener(self, redis_url: str, redis_prefix: str) -> StoreOpener:
         """The store class itself (not the plugin's lazy factory), so the suite's forkserver
-        preloads redis-py once instead of every child importing it."""
+        preloads redis-py once instead of every child importing it. A lease lasts a second
+        unless renewed, so a killed holder's is free within the suite's patience."""
         settings = RedisSettings(url=redis_url, key_prefix=redis_prefix)
-        return StoreOpener(RedisStore, (settings, "contract"))
+        return StoreOpener(RedisStore, (settings, "contract"), {"lease_seconds": 1.0})
 
     @pytest.fixture
     def store(self, store_opener: StoreOpener) -> Iterator[StateStore]:

@@ -47,6 +47,7 @@ def test_the_entry_point_registers_the_store_with_its_capabilities(manager: Plug
         Capability.ATOMIC,
         Capability.SHARED,
         Capability.PERSISTENT,
+        Capability.LEASES,
     }
     assert registration.capabilities == RedisStore.capabilities
 

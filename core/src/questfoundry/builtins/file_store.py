@@ -11,6 +11,11 @@ of one process only, and the store says so: it then declares neither ``ATOMIC`` 
 A folder on a network file system is one machine's store only where its ``flock`` is honest.
 The store keeps no expiry: a ``ttl`` is refused.
 
+One run at a time (``Capability.LEASES``): a run takes the project's lease by holding an ``flock``
+on ``%lease`` in the folder, which names the holder (run, loop, pid, host, start) for whoever is
+refused. The system drops the lock the moment its process dies, so a killed run's lease is free at
+once; the file itself stays (removing it would let two processes lock two different files).
+
 A key's file is named by the key, percent-quoted (``book/1`` in ``book%2F1.json``). A key whose
 quoted name would pass the 255 bytes a file name may have (any valid key may: a part of 200 bytes
 quotes to 600) is kept in ``%long-<sha256 of the key>.json`` instead, as ``{"key": …,
@@ -25,7 +30,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -34,6 +39,7 @@ from questfoundry.kit import (
     Backend,
     BackendContext,
     Capability,
+    LeaseHolder,
     StateError,
     check_key,
     hookimpl,
@@ -51,13 +57,14 @@ SUFFIX = ".json"
 #: no quoted key starts with these (a quoted "%" is "%25"), so a key can never look like them
 TEMP_PREFIX = "%tmp-"
 LOCK_NAME = "%lock"
+LEASE_NAME = "%lease"
 LONG_PREFIX = "%long-"
 #: the longest file name every common file system takes, in bytes
 MAX_NAME_BYTES = 255
 
 _CAPABILITIES = {Capability.PERSISTENT}
 if HAS_FLOCK:
-    _CAPABILITIES |= {Capability.ATOMIC, Capability.SHARED}
+    _CAPABILITIES |= {Capability.ATOMIC, Capability.SHARED, Capability.LEASES}
 
 Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
 
@@ -66,10 +73,13 @@ class FileStore:
     """State documents as files; every write is atomic and serialised across local processes."""
 
     capabilities = frozenset(_CAPABILITIES)
+    #: a lease lasts until given back: the system drops a dead holder's lock at once
+    lease_seconds = None
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._thread_lock = threading.RLock()
+        self._leases: dict[str, int] = {}  # token → the descriptor holding the lease's flock
         if root.is_dir():
             self.clean()
 
@@ -140,9 +150,59 @@ class FileStore:
         return removed
 
     def close(self) -> None:
-        """Nothing to release: the lock is held only while a write runs."""
+        """Give back the leases still held; the write lock is held only while a write runs."""
+        for token in list(self._leases):
+            self._let_go(token)
+
+    # ------------------------------------------------------------------ the lease
+
+    def take_lease(self, holder: LeaseHolder) -> LeaseHolder | None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LEASE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateError(f"the state in {self.root} cannot be leased: {exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a live process (a dead one's lock is gone with it)
+            try:
+                return LeaseHolder.from_json(os.read(fd, 64 * 1024))
+            finally:
+                os.close(fd)
+        with self._thread_lock:
+            self._leases[holder.token] = fd
+        self._name(fd, holder)
+        return None
+
+    def renew_lease(self, holder: LeaseHolder) -> bool:
+        with self._thread_lock:
+            fd = self._leases.get(holder.token)
+        if fd is None:
+            return False
+        self._name(fd, holder)
+        return True
+
+    def release_lease(self, holder: LeaseHolder) -> None:
+        self._let_go(holder.token)
 
     # ------------------------------------------------------------------ internals
+
+    def _name(self, fd: int, holder: LeaseHolder) -> None:
+        """Write who holds the lease into the lease file (whose lock ``fd`` holds)."""
+        data = holder.to_json().encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        except OSError:
+            pass  # the lease holds all the same; a refused run cannot say by whom
+
+    def _let_go(self, token: str) -> None:
+        with self._thread_lock:
+            fd = self._leases.pop(token, None)
+        if fd is not None:
+            with suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # drops the flock
 
     def _path(self, key: str) -> Path:
         """The file of ``key``, a key :func:`check_key` returned."""

@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     help="Spend at most this much on this run: each call reserves its cost before it is sent.",
 )
 @click.option("--force", is_flag=True, help="Rewrite the sections the author wrote by hand too.")
+@click.option(
+    "--wait", is_flag=True, help="If another run holds this project, wait for it to end first."
+)
 @json_option
 @pass_app
 def run(
@@ -51,6 +54,7 @@ def run(
     estimate: bool,
     budget: str | None,
     force: bool,
+    wait: bool,
     as_json: bool,
     **values: Any,
 ) -> None:
@@ -86,6 +90,7 @@ def run(
                 brief=brief,
                 force=force,
                 budget=cap,
+                wait=wait,
             )
     except StepError as exc:
         raise StepError(

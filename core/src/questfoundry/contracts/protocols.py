@@ -12,8 +12,10 @@ Conformance suites for each protocol live in :mod:`questfoundry.testing`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,6 +49,8 @@ class Capability:
     #: a cache whose ``async def aget(key)`` answers as ``get`` does without blocking, so the
     #: async gateway awaits it instead of sending ``get`` to a worker thread
     ASYNC_GET = "async_get"
+    #: a state store offering :class:`Leasing`: one run at a time holds the project's state
+    LEASES = "leases"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +236,65 @@ class StateStore(Protocol):
 
     def close(self) -> None:
         """Release connections and locks; the store is not used afterwards."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    """Who holds a project's lease: one run of a loop in one process, and since when.
+
+    ``token`` is the holder's own secret-free random name: a store gives back, renews or lets go
+    of a lease only for the holder whose token it carries. ``started`` is wall-clock seconds.
+    """
+
+    token: str
+    run_id: str
+    loop: str
+    pid: int
+    host: str
+    started: float
+
+    def to_json(self) -> str:
+        """What a store keeps of its lease's holder."""
+        return json.dumps({name: getattr(self, name) for name in self.__slots__})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> LeaseHolder:
+        """The holder a store kept; an unknown one when it keeps none yet (or a damaged one)."""
+        try:
+            fields = json.loads(raw)
+            return cls(**{name: fields[name] for name in cls.__slots__})
+        except (ValueError, TypeError, KeyError):
+            return cls("", "", "?", 0, "?", 0.0)
+
+    def describe(self) -> str:
+        """``run 1f3a… of story_spark (pid 4242 on atlas, since 2026-01-01 12:00:00 UTC)``."""
+        since = datetime.fromtimestamp(self.started, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        run = f"run {self.run_id}" if self.run_id else "a run"
+        return f"{run} of {self.loop} (pid {self.pid} on {self.host}, since {since} UTC)"
+
+
+class Leasing(Protocol):
+    """What a state store declaring ``Capability.LEASES`` adds: the project's state held by one
+    run at a time, so two runs never write it together.
+
+    ``lease_seconds`` is None when a lease lasts until it is given back, the store noticing its
+    holder's death by itself (a file lock the system drops with the process); otherwise the
+    seconds a lease lasts unless renewed, and the holder renews it every third of that (a lease
+    in Redis whose holder died is free that long after, at most).
+    """
+
+    lease_seconds: float | None
+
+    def take_lease(self, holder: LeaseHolder) -> LeaseHolder | None:
+        """Take the lease for ``holder`` at once, never waiting: None when taken, else the live
+        holder that has it. A dead holder's lease is taken over."""
+
+    def renew_lease(self, holder: LeaseHolder) -> bool:
+        """Extend ``holder``'s lease and store its details as given (a run names itself once
+        it knows its id); False when the lease is no longer ``holder``'s."""
+
+    def release_lease(self, holder: LeaseHolder) -> None:
+        """Give the lease up if ``holder`` has it (never another's); never raises."""
 
 
 @runtime_checkable

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "3.3"
+API_VERSION = "3.4"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
@@ -37,6 +37,8 @@ _EXPORTS = {
     "CostModel": "questfoundry.contracts.protocols",
     "FlightLocking": "questfoundry.contracts.protocols",
     "Hold": "questfoundry.contracts.protocols",
+    "LeaseHolder": "questfoundry.contracts.protocols",
+    "Leasing": "questfoundry.contracts.protocols",
     "INTERNAL_KEY_PREFIX": "questfoundry.contracts.protocols",
     "Limiter": "questfoundry.contracts.protocols",
     "Provider": "questfoundry.contracts.protocols",
@@ -232,6 +234,8 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "INTERNAL_KEY_PREFIX",
     "Kind",
     "Labels",
+    "LeaseHolder",
+    "Leasing",
     "LedgerError",
     "Limiter",
     "LoopError",
@@ -396,6 +400,8 @@ if TYPE_CHECKING:
         CostModel,
         FlightLocking,
         Hold,
+        LeaseHolder,
+        Leasing,
         Limiter,
         Provider,
         StateStore,

@@ -32,6 +32,7 @@ from questfoundry.studio.context import StepContext
 from questfoundry.studio.report import RunReport, Tally
 
 if TYPE_CHECKING:
+    from questfoundry.studio.lease import ProjectLease
     from questfoundry.studio.role import Cast
 
 RUNNING, DONE, FAILED, SKIPPED = "running", "done", "failed", "skipped"
@@ -100,8 +101,10 @@ class LoopRun:
         calls: Calls | None = None,
         state: StateStore | None = None,
         root: Path | None = None,
+        lease: ProjectLease | None = None,
     ) -> None:
         runtime = showrunner.runtime
+        self.lease = lease
         self.showrunner = showrunner
         self.loop = loop
         self.sections = sections
@@ -130,6 +133,8 @@ class LoopRun:
         started = time.perf_counter()
         waits = dependencies(self.loop)
         resumed = await asyncio.to_thread(self._open)
+        if self.lease is not None:
+            await self.lease.name(self.run_id)
         finished = {name for name, status in self.record["steps"].items() if status == DONE}
         skipped = [step.name for step in self.loop.steps if step.name in finished]
         for step in self.loop.steps:

@@ -9,7 +9,8 @@ A run is told what to do beyond its loop's name: ``sections`` (else the brief's 
 else :data:`DEFAULT_SECTIONS`), the loop's declared ``options``, ``brief`` changes (saved as the
 project's brief before it starts), ``force`` (rewrite what the author wrote by hand) and
 ``budget`` (a cap on what this run may spend, :mod:`.spending`). :meth:`estimate` forecasts the
-same run without calling any provider (:mod:`.forecast`).
+same run without calling any provider (:mod:`.forecast`). A run holds the project's lease while
+it lasts (:mod:`.lease`): another run of the project is refused, or with ``wait`` waits for it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from questfoundry.contracts.studio import LoopSpec
 from questfoundry.studio.calls import Calls, Direct
 from questfoundry.studio.engine import LoopRun, Progress
 from questfoundry.studio.forecast import Forecast, Overlay
+from questfoundry.studio.lease import ProjectLease
 from questfoundry.studio.report import RunReport
 from questfoundry.studio.role import Role
 from questfoundry.studio.spending import RunBudget
@@ -102,6 +104,7 @@ class Showrunner:
         brief: Mapping[str, Any] | None = None,
         force: bool = False,
         budget: Decimal | None = None,
+        wait: bool = False,
     ) -> RunReport:
         """Run ``loop`` to its end (or continue its unfinished run) and report what it cost; see
         the module docstring for the rest."""
@@ -114,6 +117,7 @@ class Showrunner:
                 brief=brief,
                 force=force,
                 budget=budget,
+                wait=wait,
             )
         )
 
@@ -127,13 +131,17 @@ class Showrunner:
         brief: Mapping[str, Any] | None = None,
         force: bool = False,
         budget: Decimal | None = None,
+        wait: bool = False,
     ) -> RunReport:
         """:meth:`run` for asyncio."""
         calls: Calls = Direct(self.runtime)
         if budget is not None:
             calls = RunBudget(calls, self.runtime, budget)
         state = self.runtime.state
-        return await self._run(loop, sections, progress, options, brief, force, calls, state)
+        async with ProjectLease(state, loop, wait=wait, clock=self.runtime.clock) as lease:
+            return await self._run(
+                loop, sections, progress, options, brief, force, calls, state, lease=lease
+            )
 
     def estimate(
         self,
@@ -180,6 +188,7 @@ class Showrunner:
         calls: Calls,
         state: StateStore,
         root: Path | None = None,
+        lease: ProjectLease | None = None,
     ) -> RunReport:
         spec = self.loop(loop)
         values = spec.options_of(options or {})
@@ -204,6 +213,7 @@ class Showrunner:
             calls=calls,
             state=state,
             root=root,
+            lease=lease,
         )
         return await run.execute()
 

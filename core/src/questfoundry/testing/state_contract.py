@@ -27,12 +27,16 @@ A file store's conformance file is therefore a few lines::
 Optional features are tested by capability and skipped (``pytest.skip``) when the store does not
 declare them: ``TTL`` (expiry, and refusing a ttl otherwise), ``ATOMIC`` (8 processes x 200
 ``update`` increments of one counter end at exactly 1600), ``SHARED`` (a second handle sees the
-first one's writes), ``PERSISTENT`` (a reopened store keeps its documents).
+first one's writes), ``PERSISTENT`` (a reopened store keeps its documents), ``LEASES`` (one
+holder at a time, named to whoever is refused; only the holder renews or gives it back; a
+holder killed in another process frees it at once, or within the store's ``lease_seconds``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,7 +46,7 @@ from typing import Any
 import pytest
 
 from questfoundry.contracts.errors import StateError
-from questfoundry.contracts.protocols import Capability, StateStore
+from questfoundry.contracts.protocols import Capability, LeaseHolder, Leasing, StateStore
 from questfoundry.testing.contract import StandardSuite
 
 __all__ = ["StateStoreContract", "StoreOpener"]
@@ -83,6 +87,19 @@ def _increment(opener: StoreOpener, key: str, times: int) -> None:
             store.update(key, lambda doc: {"n": (doc or {"n": 0})["n"] + 1})
     finally:
         store.close()
+
+
+def holder(run_id: str = "") -> LeaseHolder:
+    """A lease holder of this process, for the lease tests."""
+    return LeaseHolder(os.urandom(8).hex(), run_id, "story_spark", os.getpid(), "here", 1.0)
+
+
+def _hold_lease(opener: StoreOpener, taken: Any) -> None:
+    """A child process: take the lease, say so, and keep it until killed."""
+    store: Any = opener()
+    if store.take_lease(holder("child")) is None:
+        taken.set()
+    time.sleep(120)
 
 
 def _context(opener: StoreOpener) -> Any:
@@ -320,6 +337,78 @@ class StateStoreContract(StandardSuite):
             assert store.get("doc") is None
         finally:
             other.close()
+
+    # ------------------------------------------------------------------ one run at a time
+
+    def _leasing(self, store: StateStore) -> Leasing:
+        self._requires(store, Capability.LEASES)
+        return store  # type: ignore[return-value]
+
+    def test_a_second_holder_is_refused_and_told_who_holds_the_lease(
+        self, store: StateStore, store_opener: StoreOpener | None
+    ) -> None:
+        leases = self._leasing(store)
+        other: Any = store_opener() if store_opener is not None else store
+        try:
+            first, second = holder("run-1"), holder("run-2")
+            assert leases.take_lease(first) is None
+            refused = other.take_lease(second)
+            assert refused is not None
+            assert (refused.run_id, refused.loop) == ("run-1", "story_spark")
+            assert refused.pid == first.pid
+            assert "run-1" in refused.describe() and "story_spark" in refused.describe()
+            leases.release_lease(first)
+            assert other.take_lease(second) is None
+            other.release_lease(second)
+        finally:
+            if other is not store:
+                other.close()
+
+    def test_a_holder_renews_its_lease_and_names_its_run(self, store: StateStore) -> None:
+        leases = self._leasing(store)
+        mine = holder()
+        assert leases.take_lease(mine) is None
+        named = LeaseHolder(mine.token, "run-7", mine.loop, mine.pid, mine.host, mine.started)
+        assert leases.renew_lease(named) is True
+        refused = leases.take_lease(holder())
+        assert refused is not None and refused.run_id == "run-7"
+        leases.release_lease(named)
+
+    def test_only_the_holder_renews_or_gives_back_its_lease(self, store: StateStore) -> None:
+        leases = self._leasing(store)
+        mine, stranger = holder("mine"), holder("stranger")
+        assert leases.take_lease(mine) is None
+        assert leases.renew_lease(stranger) is False
+        leases.release_lease(stranger)  # not theirs to give: nothing happens
+        refused = leases.take_lease(holder())
+        assert refused is not None and refused.run_id == "mine"
+        leases.release_lease(mine)
+        assert leases.take_lease(stranger) is None
+        leases.release_lease(stranger)
+
+    def test_a_killed_holder_frees_the_lease(
+        self, store: StateStore, store_opener: StoreOpener | None
+    ) -> None:
+        leases = self._leasing(store)
+        opener = self._opener(store, store_opener, Capability.SHARED)
+        context = _context(opener)
+        taken = context.Event()
+        child = context.Process(target=_hold_lease, args=(opener, taken))
+        child.start()
+        try:
+            assert taken.wait(60), "the child never took the lease"
+            refused = leases.take_lease(holder())
+            assert refused is not None and refused.run_id == "child"
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.join(30)
+        patience = (leases.lease_seconds or 0) + 2.0
+        deadline = time.monotonic() + patience
+        mine = holder()
+        while leases.take_lease(mine) is not None:
+            assert time.monotonic() < deadline, f"still held {patience:g} s after its holder died"
+            time.sleep(0.05)
+        leases.release_lease(mine)
 
     def test_a_reopened_store_keeps_its_documents(
         self, store: StateStore, store_opener: StoreOpener | None

@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from questfoundry.kit import Backend, BackendContext, hookimpl
-from questfoundry_store_redis.settings import CAPABILITIES, SETTINGS, pool_size, redis_settings
+from questfoundry_store_redis.settings import (
+    CAPABILITIES,
+    SETTINGS,
+    lease_seconds,
+    pool_size,
+    redis_settings,
+)
 
 if TYPE_CHECKING:
     from questfoundry_store_redis.store import RedisStore
@@ -24,7 +30,11 @@ def make_redis_store(settings: Mapping[str, Any], context: BackendContext) -> Re
     from questfoundry_store_redis.store import RedisStore
 
     return RedisStore(
-        redis_settings(settings), context.namespace, context.clock, pool_size=pool_size(settings)
+        redis_settings(settings),
+        context.namespace,
+        context.clock,
+        pool_size=pool_size(settings),
+        lease_seconds=lease_seconds(settings),
     )
 
 

@@ -9,6 +9,12 @@ number of times. Every write is one command, so it lands
 whole or not at all. (Not WATCH/MULTI: redis-py turns a timeout while watching into a
 ``WatchError``, indistinguishable from a conflict, and retrying then could apply a change twice.)
 
+One run at a time (``Capability.LEASES``): the project's lease is one key beside the state,
+``<key_prefix><namespace>:lease:run``, taken with ``SET NX PX`` and holding the holder's details
+(run, loop, pid, host, start) and its token; the holder renews it (a script that extends it only
+while it holds that token) every third of ``lease_seconds``, so a holder that dies frees the
+project at most ``lease_seconds`` (15) later, and gives it back with another such script.
+
 Short timeouts and no client-side retries: when Redis is down or frozen a call fails within its
 timeouts with a :class:`~questfoundry.contracts.errors.StateError` naming ``host:port/db`` (never
 the password) instead of hanging.
@@ -22,7 +28,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import redis
@@ -31,6 +37,7 @@ from redis.retry import Retry
 
 from questfoundry.kit import (
     Clock,
+    LeaseHolder,
     RedisSettings,
     StateError,
     check_key,
@@ -38,7 +45,11 @@ from questfoundry.kit import (
     key_problem,
     redis_scan_pattern,
 )
-from questfoundry_store_redis.settings import CAPABILITIES, DEFAULT_POOL_SIZE
+from questfoundry_store_redis.settings import (
+    CAPABILITIES,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_POOL_SIZE,
+)
 
 #: conflicting writers an ``update`` survives before it gives up
 MAX_CONFLICTS = 64
@@ -64,6 +75,16 @@ else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
 return {1}
 """
 
+#: the lease's renewal (ARGV[2] the holder as now, PX ARGV[3]) and release (ARGV[2] empty), by
+#: its holder only: the key must still hold the token ARGV[1]. Returns 1 when done, else 0.
+HOLDER_ONLY = """
+local current = redis.call('GET', KEYS[1])
+if not current or cjson.decode(current)['token'] ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1])
+else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1
+"""
+
 Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
 
 
@@ -79,11 +100,14 @@ class RedisStore:
         clock: Clock | None = None,
         *,
         pool_size: int = DEFAULT_POOL_SIZE,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.settings = settings
         self.pool_size = pool_size
+        self.lease_seconds = lease_seconds
         self.location = f"redis {settings.address}"
         self.prefix = settings.prefix(namespace, "state")
+        self._lease = settings.prefix(namespace, "lease") + "run"
         self.clock = clock or Clock()
         self._closed = threading.Event()
         try:
@@ -98,6 +122,7 @@ class RedisStore:
             raise StateError(f"{self.location}: {self._clean(exc)}") from None
         self._redis = redis.Redis(connection_pool=pool)
         self._swap = self._redis.register_script(SWAP)
+        self._holder_only = self._redis.register_script(HOLDER_ONLY)
 
     def __repr__(self) -> str:
         return f"RedisStore({self.settings.address!r}, prefix={self.prefix!r})"
@@ -150,6 +175,33 @@ class RedisStore:
             with self._failing(failure):
                 raw = self._redis.get(name)
         raise StateError(f"{failure}: other writers changed it {MAX_CONFLICTS} times meanwhile")
+
+    # ------------------------------------------------------------------ the lease
+
+    def take_lease(self, holder: LeaseHolder) -> LeaseHolder | None:
+        failure = f"the project's lease in {self.location} cannot be taken"
+        px = math.ceil(self.lease_seconds * 1000)
+        for _ in range(3):  # the holder may give it back between our SET and our GET
+            with self._failing(failure):
+                if self._redis.set(self._lease, holder.to_json(), nx=True, px=px):
+                    return None
+                raw = self._redis.get(self._lease)
+            if raw is not None:
+                return LeaseHolder.from_json(raw)
+        raise StateError(f"{failure}: it changed hands three times meanwhile")
+
+    def renew_lease(self, holder: LeaseHolder) -> bool:
+        args: list[str | int] = [
+            holder.token,
+            holder.to_json(),
+            math.ceil(self.lease_seconds * 1000),
+        ]
+        with self._failing(f"the project's lease in {self.location} cannot be renewed"):
+            return bool(self._holder_only(keys=[self._lease], args=args))
+
+    def release_lease(self, holder: LeaseHolder) -> None:
+        with suppress(redis.RedisError):  # else it runs out lease_seconds after its renewal
+            self._holder_only(keys=[self._lease], args=[holder.token, "", 0])
 
     def close(self) -> None:
         """Close every connection; the store refuses calls from now on."""
