@@ -4,15 +4,12 @@ second short process in the same outage skips Redis at once instead of paying it
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,37 +19,9 @@ from questfoundry_cache_redis.plugin import make_redis_cache
 
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.testing.clock import FakeClock
-from questfoundry.testing.redis import RedisServer
+from questfoundry.testing.redis import RedisServer, SilentServer
 
 LOGGER = "questfoundry.cache.redis"
-
-
-class Silent:
-    """A port that takes connections and never answers (a frozen Redis), counting them."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.sock.setblocking(False)
-        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
-        self.accepted: list[socket.socket] = []
-
-    def connections(self) -> int:
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                self.accepted.append(self.sock.accept()[0])
-        return len(self.accepted)
-
-    def close(self) -> None:
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
-
-
-@pytest.fixture
-def silent() -> Iterator[Silent]:
-    server = Silent()
-    yield server
-    server.close()
 
 
 def cache_on(url: str, context: BackendContext, namespace: str = "test") -> RedisCache:
@@ -74,28 +43,28 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_a_second_process_in_the_same_outage_skips_redis_at_once(
-    silent: Silent, backend_context: BackendContext
+    silent_redis: SilentServer, backend_context: BackendContext
 ) -> None:
-    first = cache_on(silent.url, backend_context)
+    first = cache_on(silent_redis.url, backend_context)
     a_miss_as_ask_makes_it(first)  # three timeouts: the breaker opens
     first.close()
-    reached = silent.connections()
-    second = cache_on(silent.url, backend_context)  # the next `ask`, same project
+    reached = silent_redis.connections()
+    second = cache_on(silent_redis.url, backend_context)  # the next `ask`, same project
     started = time.perf_counter()
     a_miss_as_ask_makes_it(second)
     assert time.perf_counter() - started < 0.05
-    assert silent.connections() == reached, "the second never went to Redis"
+    assert silent_redis.connections() == reached, "the second never went to Redis"
     second.close()
 
 
 def test_the_shared_state_is_per_redis_and_namespace(
-    silent: Silent, backend_context: BackendContext
+    silent_redis: SilentServer, backend_context: BackendContext
 ) -> None:
-    first = cache_on(silent.url, backend_context)
+    first = cache_on(silent_redis.url, backend_context)
     a_miss_as_ask_makes_it(first)
-    other_project = cache_on(silent.url, backend_context, namespace="other")
+    other_project = cache_on(silent_redis.url, backend_context, namespace="other")
     other_project.get("k")
-    assert silent.connections() > 1, "another project's cache asks Redis itself"
+    assert silent_redis.connections() > 1, "another project's cache asks Redis itself"
     first.close()
     other_project.close()
 
@@ -127,19 +96,11 @@ def test_a_stale_or_foreign_state_file_opens_nothing(
 
 
 def test_an_outage_warns_once_per_process_however_many_caches_and_calls_meet_it(
-    silent: Silent, backend_context: BackendContext, caplog: pytest.LogCaptureFixture
+    silent_redis: SilentServer, backend_context: BackendContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caches = [cache_on(silent.url, backend_context) for _ in range(2)]
-    with caplog.at_level(logging.WARNING, LOGGER):
-        threads = [
-            threading.Thread(target=a_miss_as_ask_makes_it, args=(cache,))
-            for cache in caches
-            for _ in range(4)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(10)
+    caches = [cache_on(silent_redis.url, backend_context) for _ in range(2)]
+    with caplog.at_level(logging.WARNING, LOGGER), ThreadPoolExecutor(8) as calls:
+        list(calls.map(a_miss_as_ask_makes_it, caches * 4))  # eight calls in flight at once
     assert len(warnings(caplog)) == 1, warnings(caplog)
     for cache in caches:
         cache.close()
@@ -182,20 +143,22 @@ _SECOND = textwrap.dedent(
 )
 
 
-def test_the_open_state_reaches_another_real_process(silent: Silent, tmp_path: Path) -> None:
+def test_the_open_state_reaches_another_real_process(
+    silent_redis: SilentServer, tmp_path: Path
+) -> None:
     project = tmp_path / ".questfoundry"
     first = make_redis_cache(
-        {"redis_url": silent.url, "breaker_failures": 3}, BackendContext(project, "test")
+        {"redis_url": silent_redis.url, "breaker_failures": 3}, BackendContext(project, "test")
     )
     a_miss_as_ask_makes_it(first)
     first.close()
-    reached = silent.connections()
+    reached = silent_redis.connections()
     done = subprocess.run(
-        [sys.executable, "-c", _SECOND, str(project), silent.url],
+        [sys.executable, "-c", _SECOND, str(project), silent_redis.url],
         capture_output=True,
         text=True,
         check=True,
     )
     assert float(done.stdout) < 0.05
-    assert silent.connections() == reached
+    assert silent_redis.connections() == reached
     assert "cannot be read" not in done.stderr  # it did not try: no timeout to report

@@ -8,9 +8,7 @@ really stop, restart and freeze it under calls through the gateway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +31,7 @@ from questfoundry.testing.cache_contract import AdvanceTime, CacheBackendContrac
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import replaces_standard_test
 from questfoundry.testing.faces import Face
-from questfoundry.testing.redis import RedisServer, client, free_port
+from questfoundry.testing.redis import RedisServer, SilentServer, client, free_port
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 LOGGER = "questfoundry.cache.redis"
@@ -291,44 +289,12 @@ def test_the_breaker_opens_after_failures_in_a_row_and_lets_one_probe_through() 
     assert breaker.closed and breaker.allow() and breaker.allow()
 
 
-class SilentServer:
-    """A TCP port that takes connections and never answers, counting them.
-
-    Nothing calls ``accept`` until :meth:`connections`: the kernel completes each connection
-    into the listening queue, so the count is exact whenever it is read, with no thread to race.
-    """
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.sock.setblocking(False)
-        self.port = self.sock.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-
-    def connections(self) -> int:
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                self.accepted.append(self.sock.accept()[0])
-        return len(self.accepted)
-
-    def close(self) -> None:
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
-
-
-@pytest.fixture
-def silent() -> Iterator[SilentServer]:
-    server = SilentServer()
-    yield server
-    server.close()
-
-
 def test_a_silent_redis_costs_one_attempt_per_call_and_none_once_the_breaker_opens(
-    silent: SilentServer, backend_context: BackendContext
+    silent_redis: SilentServer, backend_context: BackendContext
 ) -> None:
     """No retry loop: a client retrying as redis-py's ``Redis(host=...)`` does would connect
     eleven times for the first call."""
-    url = f"redis://127.0.0.1:{silent.port}/0"
+    url, silent = silent_redis.url, silent_redis
     cache = make_redis_cache({"redis_url": url, "breaker_failures": 3}, backend_context)
     assert cache.get("k") is None
     assert silent.connections() == 1

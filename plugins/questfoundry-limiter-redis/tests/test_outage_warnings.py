@@ -4,7 +4,7 @@ threads and calls meet it; a later outage is warned about again."""
 from __future__ import annotations
 
 import logging
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from questfoundry_limiter_redis.plugin import make_redis_limiter
@@ -31,16 +31,8 @@ def test_an_outage_warns_once_per_process_however_many_limiters_meet_it(
     settings = {"redis_url": redis_server.url, "rates": RATES}
     limiters = [make_redis_limiter(settings, backend_context) for _ in range(3)]
     redis_server.stop()
-    with caplog.at_level(logging.INFO, LOGGER):
-        threads = [
-            threading.Thread(target=limiter.acquire, args=(ONE,))
-            for limiter in limiters
-            for _ in range(3)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(10)
+    with caplog.at_level(logging.INFO, LOGGER), ThreadPoolExecutor(9) as calls:
+        list(calls.map(lambda limiter: limiter.acquire(ONE), limiters * 3))
     assert len(warnings(caplog)) == 1, warnings(caplog)
     for limiter in limiters:
         limiter.close()

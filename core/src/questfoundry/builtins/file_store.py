@@ -157,11 +157,7 @@ class FileStore:
     # ------------------------------------------------------------------ the lease
 
     def take_lease(self, holder: LeaseHolder) -> LeaseHolder | None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / LEASE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StateError(f"the state in {self.root} cannot be leased: {exc}") from None
+        fd = self._open_own(LEASE_NAME, "the state cannot be leased in")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # held by a live process (a dead one's lock is gone with it)
@@ -246,16 +242,20 @@ class FileStore:
                 yield
                 return
             what = f"state {key!r}" if key is not None else "the state store"
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise StateError(f"{what} cannot be written to {self.root}: {exc}") from None
+            fd = self._open_own(LOCK_NAME, f"{what} cannot be written to")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
                 os.close(fd)  # closing the descriptor releases the flock
+
+    def _open_own(self, name: str, failure: str) -> int:
+        """A descriptor of the store's own file ``name`` (made with its folder if missing)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateError(f"{failure} {self.root}: {exc}") from None
 
     def _write(self, key: str, path: Path, data: bytes) -> None:
         try:

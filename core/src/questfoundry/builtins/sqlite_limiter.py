@@ -211,8 +211,7 @@ class SQLiteLimiter:
         """Compare the file's id with the sidecar's; when the file was deleted or replaced, make
         it anew with every bucket empty (once, whoever notices first). Returns the reset time."""
         sidecar = self.path.with_name(f".{self.path.name}.id")
-        conn.execute("BEGIN IMMEDIATE")  # racing processes: one resets, the others see its id
-        try:
+        with _immediate(conn):  # racing processes: one resets, the others see its id
             meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
             known = _read_text(sidecar)
             mine = meta.get("id")
@@ -233,12 +232,6 @@ class SQLiteLimiter:
                 conn.execute("INSERT INTO meta VALUES ('id', ?)", (mine,))
             if known != mine:
                 _write_text(sidecar, mine)  # before COMMIT: racers wait for both
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
         return float(meta.get("reset_at", "-inf"))
 
     @contextmanager
@@ -256,16 +249,22 @@ class SQLiteLimiter:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._using() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
+        with self._using() as conn, _immediate(conn):
+            yield conn
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -33,12 +33,14 @@ def gateway_face(request: pytest.FixtureRequest) -> Face:
     return face
 
 
-# Redis fixtures (redis_url, redis_prefix, redis_server): see questfoundry.testing.redis
+# Redis fixtures (redis_url, redis_prefix, redis_server, silent_redis): see
+# questfoundry.testing.redis
 from questfoundry.testing.redis import (  # noqa: E402
     redis_client,
     redis_prefix,
     redis_server,
     redis_url,
+    silent_redis,
 )
 
 __all__ = [
@@ -49,4 +51,5 @@ __all__ = [
     "redis_prefix",
     "redis_server",
     "redis_url",
+    "silent_redis",
 ]

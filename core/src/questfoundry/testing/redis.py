@@ -10,12 +10,15 @@ Tests of Redis backends talk to a real Redis server:
   at what a backend wrote as another program would.
 - ``redis_server`` (fixture): a private ``redis-server`` the test may stop, restart, freeze
   (``SIGSTOP``) and thaw, for outage tests that must not disturb the shared server.
+- ``silent_redis`` (fixture): a :class:`SilentServer`, a port that takes connections and never
+  answers (a frozen Redis without a server), counting the connections made to it.
 
 redis-py is imported lazily: the core does not depend on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -188,3 +191,39 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+class SilentServer:
+    """A TCP port that takes connections and never answers (a frozen Redis), counting them.
+
+    Nothing calls ``accept`` until :meth:`connections`: the kernel completes each connection
+    into the listening queue, so the count is exact whenever it is read, with no thread to race.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.accepted: list[socket.socket] = []
+
+    def connections(self) -> int:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.accepted.append(self.sock.accept()[0])
+        return len(self.accepted)
+
+    def close(self) -> None:
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[SilentServer]:
+    """A :class:`SilentServer`, closed afterwards."""
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
