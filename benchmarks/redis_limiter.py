@@ -5,12 +5,12 @@ acquire, beside a raw redis-py ``GET`` measured in the same run.
 
 Everything runs against a private ``redis-server`` this script starts on a free port (and stops).
 An acquire is what the gateway asks for every attempt: all four layers at once (requests and
-tokens, global and per provider), with limits so large that none refuses.
+tokens, global and per provider, fields of one hash), with limits so large that none refuses.
 
 - one process: the median and p99 of an acquire, of a redis-py ``GET`` of a short value on a
   client with the same options, and of an ``EVALSHA`` of an empty script sent an acquire's keys
-  and arguments (what any one-script acquire costs before its script does anything); the
-  ratios of the medians to the ``GET`` (target: <= 1.3x);
+  and arguments (what any one-script acquire costs before its script does anything), taken in
+  turns; the ratios of the medians to the ``GET`` (target: <= 1.3x);
 - round trips per acquire, from ``INFO commandstats`` deltas: the commands the client sent
   (``EVALSHA``, and anything else not run inside the script). Target: exactly 1;
 - four processes racing: acquires per second together, beside ``GET`` s per second together;
@@ -39,7 +39,7 @@ from questfoundry.testing.racing import READY, race
 from questfoundry.testing.redis import RedisServer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rows import Row, ratio_row, table, timed, timed_row
+from rows import Row, interleaved, ratio_row, table, timed, timed_row
 
 LAYERS = [
     Rate("global/requests", 1e12, 60),
@@ -49,7 +49,7 @@ LAYERS = [
 ]
 AMOUNTS = admission("openai", 350)
 #: what the limiter's script runs inside Redis: not round trips
-IN_SCRIPT = {"time", "hmget", "hset", "pexpire"}
+IN_SCRIPT = {"time", "hmget", "hset", "pttl", "pexpire"}
 #: what the benchmark itself asks
 OURS = {"info", "hello", "script|load", "set", "client|setinfo", "client|setname"}
 
@@ -81,16 +81,11 @@ def operation(kind: str, url: str) -> tuple[Callable[[], Any], Callable[[], None
         return (lambda: limiter.acquire(AMOUNTS)), limiter.close
     if kind == "empty":
         empty = Script(limiter.client, "return '0'")
-        keys, args = limiter._arguments("acquire", AMOUNTS)
-        return (lambda: empty(keys, args)), limiter.close
-    limiter.close()
-    from questfoundry_limiter_redis.connection import client_for
-
-    from questfoundry.kit import RedisSettings
-
-    client = client_for(RedisSettings(url=url))
+        args = limiter._arguments("acquire", AMOUNTS)
+        return (lambda: empty([limiter._hash], args)), limiter.close
+    client = limiter.client  # the limiter's own client: the same options
     client.set("bench:value", "1")
-    return (lambda: client.get("bench:value")), client.close
+    return (lambda: client.get("bench:value")), limiter.close
 
 
 def command_calls(url: str) -> dict[str, int]:
@@ -163,10 +158,9 @@ def run(quick: bool = False) -> list[dict[str, object]]:
         server = RedisServer(Path(name))
         server.start()
         try:
-            measured = {}
-            for kind in ("get", "empty", "acquire"):
-                call, close = operation(kind, server.url)
-                measured[kind] = timed(call, runs, max(50, runs // 20))
+            made = {kind: operation(kind, server.url) for kind in ("get", "empty", "acquire")}
+            measured = interleaved({kind: call for kind, (call, _) in made.items()}, runs)
+            for _, close in made.values():
                 close()
             get_row = timed_row("redis-py GET (floor)", measured["get"])
             empty_row = timed_row(

@@ -1,15 +1,17 @@
 """Rows of a benchmark table: timings in microseconds, ratios against a floor, and the table.
 
 A row is a dict with ``operation`` and any of: ``median_us``, ``p99_us``, ``max_us``, ``calls``,
-``per_second`` (timings), ``ratio`` and ``target`` (a ratio row), ``note`` (free text), and the
-fields a benchmark adds to its notes (see :func:`table`).
+``per_second`` (timings), ``ratio``, ``target`` and ``added_us`` (a ratio row), ``note`` (free
+text), and the fields a benchmark adds to its notes (see :func:`table`). Operations compared with
+each other are best timed with :func:`interleaved`; :func:`regressions` lists the ratios above
+their targets (``--check``).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 Row = dict[str, object]
@@ -32,6 +34,24 @@ def timed(
     return taken
 
 
+def interleaved(
+    operations: Mapping[str, Callable[[], Any]], runs: int, warm: int = 50
+) -> dict[str, list[float]]:
+    """Microseconds of each operation, taken in turns (one of each, ``runs`` times) after ``warm``
+    untimed turns, so a machine busy with something else slows them all alike."""
+    for _ in range(warm):
+        for operation in operations.values():
+            operation()
+    taken: dict[str, list[float]] = {name: [] for name in operations}
+    clock = time.perf_counter_ns
+    for _ in range(runs):
+        for name, operation in operations.items():
+            start = clock()
+            operation()
+            taken[name].append((clock() - start) / 1000)
+    return taken
+
+
 def timed_row(operation: str, samples: list[float]) -> Row:
     """Median, p99 and max of ``samples`` (microseconds), how many, and calls per second."""
     ordered = sorted(samples)
@@ -47,14 +67,29 @@ def timed_row(operation: str, samples: list[float]) -> Row:
 
 
 def ratio_row(operation: str, top: Row, floor: Row, target: float = 1.3) -> Row:
-    """``top``'s median over ``floor``'s."""
-    ratio = float(top["median_us"]) / float(floor["median_us"])  # type: ignore[arg-type]
-    return {"operation": operation, "ratio": ratio, "target": target}
+    """``top``'s median over ``floor``'s, and the microseconds it adds."""
+    top_us, floor_us = float(top["median_us"]), float(floor["median_us"])  # type: ignore[arg-type]
+    return {
+        "operation": operation,
+        "ratio": top_us / floor_us,
+        "added_us": top_us - floor_us,
+        "target": target,
+    }
+
+
+def regressions(rows: list[Row]) -> list[str]:
+    """One line for each ratio row above its target (what ``--check`` fails on)."""
+    return [
+        f"{row['operation']}: {row['ratio']:.2f}x, above its target of {row['target']}x"
+        for row in rows
+        if "ratio" in row and row["ratio"] > row["target"]  # type: ignore[operator]
+    ]
 
 
 def _notes(row: Row) -> str:
     if "ratio" in row:
-        return f"{row['ratio']:.2f}x (target <= {row['target']}x)"
+        added = f", {row['added_us']:+.0f} µs" if "added_us" in row else ""
+        return f"{row['ratio']:.2f}x (target <= {row['target']}x){added}"
     if "round_trips" in row:
         return f"{row['round_trips']:g} (target {row['target']}): {row['commands']}"
     if "p99_added_ms" in row:
