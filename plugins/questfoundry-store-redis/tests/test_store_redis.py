@@ -40,10 +40,10 @@ class TestRedisStore(StateStoreContract):
     @pytest.fixture
     def store_opener(self, redis_url: str, redis_prefix: str) -> StoreOpener:
         """The store class itself (not the plugin's lazy factory), so the suite's forkserver
-        preloads redis-py once instead of every child importing it. A lease lasts a second
-        unless renewed, so a killed holder's is free within the suite's patience."""
+        preloads redis-py once instead of every child importing it. A lease lasts 0.3 s unless
+        renewed, so a killed holder's is free soon (config takes no less than a second)."""
         settings = RedisSettings(url=redis_url, key_prefix=redis_prefix)
-        return StoreOpener(RedisStore, (settings, "contract"), {"lease_seconds": 1.0})
+        return StoreOpener(RedisStore, (settings, "contract"), {"lease_seconds": 0.3})
 
     @pytest.fixture
     def store(self, store_opener: StoreOpener) -> Iterator[StateStore]:
