@@ -1,10 +1,12 @@
-"""Flight locks of the file cache: one holder per key across processes, released by its owner."""
+"""Flight locks of the file cache: one holder per key across processes, released by its owner or
+its death."""
 
 from __future__ import annotations
 
 import multiprocessing
 import time
 from pathlib import Path
+from typing import Any
 
 from questfoundry_cache_file.cache import FileCache
 
@@ -30,47 +32,63 @@ def test_a_lock_expires_when_its_holder_never_releases_it(tmp_path: Path) -> Non
     cache = FileCache(tmp_path, MB)
     try:
         assert cache.lock("k", 0.05)
-        time.sleep(0.1)  # diskcache expires on the wall clock
+        time.sleep(0.1)  # expiries are on the wall clock
         assert cache.lock("k", 60)
     finally:
         cache.close()
 
 
-def _take(directory: str, queue: multiprocessing.Queue[bool]) -> None:
+def _take(directory: str, queue: multiprocessing.Queue[bool], done: Any) -> None:
     cache = FileCache(directory, MB)
     queue.put(bool(cache.lock("shared", 60)))
+    done.wait(20)  # every worker holds on until all have tried
     cache.close()
 
 
 def test_processes_racing_for_a_key_get_one_lock(tmp_path: Path) -> None:
     context = multiprocessing.get_context("fork")
     queue: multiprocessing.Queue[bool] = context.Queue()
-    workers = [context.Process(target=_take, args=(str(tmp_path), queue)) for _ in range(6)]
+    done = context.Event()
+    workers = [context.Process(target=_take, args=(str(tmp_path), queue, done)) for _ in range(6)]
     for worker in workers:
         worker.start()
     taken = [queue.get(timeout=20) for _ in workers]
+    done.set()
     for worker in workers:
         worker.join(10)
     assert taken.count(True) == 1
 
 
-def test_locks_that_cannot_be_opened_say_go_ahead(tmp_path: Path) -> None:
-    (tmp_path / "locks").write_text("a file where the locks folder should be")
+def _hold_until_killed(directory: str, queue: multiprocessing.Queue[bool]) -> None:
+    cache = FileCache(directory, MB)
+    queue.put(bool(cache.lock("shared", 3600)))
+    time.sleep(600)
+
+
+def test_a_lock_is_free_the_moment_its_holder_is_killed(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[bool] = context.Queue()
+    holder = context.Process(target=_hold_until_killed, args=(str(tmp_path), queue))
+    holder.start()
+    assert queue.get(timeout=20)
     cache = FileCache(tmp_path, MB)
     try:
-        assert cache.lock("k", 60) == ""
-        cache.unlock("k", "anything")  # never raises
+        assert cache.lock("shared", 60) is None
+        holder.kill()
+        holder.join(10)
+
+        assert cache.lock("shared", 60)  # at once, not after the holder's hour
     finally:
         cache.close()
 
 
-def test_locks_live_beside_the_entries_without_counting_as_entries(tmp_path: Path) -> None:
+def test_the_locks_of_every_key_are_one_file(tmp_path: Path) -> None:
     cache = FileCache(tmp_path, MB)
     try:
-        cache.set("entry", b"value")
-        assert cache.lock("entry", 60)
-        assert cache.stats().entries == 1
-        assert cache.clear() == 1
-        assert cache.lock("entry", 60) is None  # clearing answers does not steal a flight
+        tokens = {f"key-{number}": cache.lock(f"key-{number}", 60) for number in range(200)}
+        assert all(tokens.values())
+        for key, token in tokens.items():
+            cache.unlock(key, str(token))
+        assert [path.name for path in (tmp_path / "locks").iterdir()] == ["flights"]
     finally:
         cache.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,9 @@ ZERO = Decimal(0)
 #: them, not always to the process the scheduler wakes first. ``max_wait_seconds`` counts the
 #: waits the limiter asked for, never the jitter
 LIMIT_JITTER_SECONDS = 0.02
+#: the most seconds a limiter that blocks waits to be given back what estimates took beyond
+#: the real usage (limits err on the safe side meanwhile)
+RECONCILE_SECONDS = 0.05
 
 
 class Books:
@@ -46,6 +50,8 @@ class Books:
         self.max_wait = float(limits.get("max_wait_seconds", 60))
         self._observed = bool(runtime.manager.hook.call_completed.get_hookimpls())
         self._warned: set[str] = set()
+        self._owed: dict[str, float] = {}  #: limiter adjustments not made yet
+        self._owing = threading.Lock()
 
     # ------------------------------------------------------------------ limits and budgets
 
@@ -113,8 +119,12 @@ class Books:
             waits.append((start, slept))
 
     def reconcile(self, plan: Plan, reply: Reply) -> None:
-        """Give the limiter back what the estimate took beyond the real usage (or take more);
-        afterwards, for a limiter that blocks."""
+        """Give the limiter back what the estimate took beyond the real usage (or take more).
+
+        A limiter that blocks is reconciled afterwards, the calls of :data:`RECONCILE_SECONDS`
+        summed into one adjustment: a write each, made while callers acquire, would make them
+        wait for it.
+        """
         limiter = self.runtime.limiter if self.runtime.ready("limiter") else None
         if limiter is None:
             return
@@ -122,8 +132,18 @@ class Books:
         amounts = {"global/tokens": extra, f"provider:{plan.provider}/tokens": extra}
         if Capability.NON_BLOCKING in limiter.capabilities:
             self._adjust(limiter, amounts)
-        else:
-            self.runtime.deferred.soon(self._adjust, limiter, amounts)
+            return
+        with self._owing:
+            first = not self._owed
+            for key, amount in amounts.items():
+                self._owed[key] = self._owed.get(key, 0.0) + amount
+        if first:
+            self.runtime.deferred.later(RECONCILE_SECONDS, self._settle_owed, limiter)
+
+    def _settle_owed(self, limiter: Any) -> None:
+        with self._owing:
+            owed, self._owed = self._owed, {}
+        self._adjust(limiter, owed)
 
     def _adjust(self, limiter: Any, amounts: dict[str, float]) -> None:
         try:

@@ -100,7 +100,7 @@ class Pipeline:
         reply: Reply | None = None
         error: BaseException | None = None
         try:
-            if plan.read and self.flights.landings != landings:  # it may be cached by now
+            if plan.read and self.flights.landed_since(plan.key, landings):  # cached by now?
                 reply = yield from self.cache.lookup(plan, started)
             if reply is None:
                 reply = yield from self._shared_flight(plan, started, flight)

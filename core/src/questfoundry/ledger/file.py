@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -217,12 +217,15 @@ class LedgerFile:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def add_spent(self, conn: sqlite3.Connection, provider: str, cost: int, day: str) -> None:
-        """Count ``cost`` pico-dollars paid to ``provider`` on local ``day`` in the totals."""
-        if cost:
-            month = day[:7]
-            spans = [(provider, day), (provider, month), (ALL, day), (ALL, month)]
-            conn.executemany(_ADD_TOTAL, [(scope, span, cost) for scope, span in spans])
+    def add_spent(self, conn: sqlite3.Connection, paid: Mapping[tuple[str, str], int]) -> None:
+        """Count what was paid, pico-dollars by ``(provider, local day)``, in the totals: each
+        provider's and all providers', by day and by month."""
+        adds: dict[tuple[str, str], int] = {}
+        for (provider, day), cost in paid.items():
+            for scope in (provider, ALL):
+                for span in (day, day[:7]):
+                    adds[(scope, span)] = adds.get((scope, span), 0) + cost
+        conn.executemany(_ADD_TOTAL, [(*where, cost) for where, cost in adds.items() if cost])
 
     def local_day(self, when: float) -> str:
         """The ISO date of ``when`` in the file's zone (remembered for the minute: zones change

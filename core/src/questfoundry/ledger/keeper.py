@@ -79,7 +79,9 @@ class SQLiteBudgetKeeper:
         with self.file.transaction() as conn:
             drop_hold(conn, hold.id)
             if cost is not None:
-                self.file.add_spent(conn, hold.provider, to_pico(cost), self.file.local_day(now))
+                self.file.add_spent(
+                    conn, {(hold.provider, self.file.local_day(now)): to_pico(cost)}
+                )
 
     def release(self, hold: Hold | None) -> None:
         if hold is None:

@@ -99,7 +99,8 @@ def row_of(reply: Reply, when: float, day: str, hit: bool = False) -> Row:
 
 def write_rows(file: LedgerFile, conn: sqlite3.Connection, rows: Iterable[Row]) -> None:
     """Insert ``rows`` and add them to the rollup and the running totals, inside the caller's
-    transaction; a batch of rows of one key is one rollup update."""
+    transaction; a batch's rows of one key are one rollup update, of one provider and day one
+    update of each total."""
     rows = list(rows)
     conn.executemany(_INSERT, rows)
     sums: dict[tuple[str, str, str, str], list[int]] = {}
@@ -112,6 +113,9 @@ def write_rows(file: LedgerFile, conn: sqlite3.Connection, rows: Iterable[Row]) 
             for index, amount in enumerate(adds):
                 total[index] += amount
     conn.executemany(_ROLLUP, [(*key, *total) for key, total in sums.items()])
+    spent: dict[tuple[str, str], int] = {}
     for row in rows:
         if row.status == "spent" and row.cost:
-            file.add_spent(conn, row.provider, row.cost, row.day)
+            where = (row.provider, row.day)
+            spent[where] = spent.get(where, 0) + row.cost
+    file.add_spent(conn, spent)
