@@ -4,15 +4,19 @@
 
 For each size a schema-1 ledger of that many calls (a year of them: three providers, four models,
 fifteen roles, one in five a cache hit) is written in one transaction, then opened, which migrates
-it to schema 2 and computes its running totals and rollup (timed). Then, in microseconds or
-milliseconds:
+it to the current schema and computes its running totals and rollup (timed). Then, in
+microseconds:
 
 - a budget check: ``SQLiteBudgetKeeper.reserve`` + ``release`` against a daily and a monthly
   budget. It reads running totals, so it should cost the same at every size;
-- ``ledger.record`` of one paid call (row, rollup and totals in one transaction);
+- what a paid call costs its caller: ``Ledger.intend`` before it is sent and ``Ledger.record``
+  after (two appends to the journal), and, per row, what the background writer then spends
+  writing rows in batches (row, rollup and totals);
 - ``cost report`` (``Ledger.report``) by provider, model, role and day;
 - one limiter acquire over four buckets: the ``sqlite`` strategy (shared by every process)
   beside the in-process ``token_bucket``.
+
+:func:`ledger_rows` and :func:`limiter_rows` return the rows (dicts, see ``rows.py``).
 """
 
 from __future__ import annotations
@@ -20,16 +24,13 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from questfoundry.builtins.sqlite_limiter import SQLiteLimiter
 from questfoundry.builtins.token_bucket import TokenBucketLimiter
@@ -39,23 +40,15 @@ from questfoundry.ledger import Ledger
 from questfoundry.ledger.keeper import SQLiteBudgetKeeper
 from questfoundry.testing.ledgers import SCHEMA_1
 
+sys.path.insert(0, str(Path(__file__).parent))
+from rows import Row, table, timed, timed_row
+
 PROVIDERS = ("openai", "gemini", "ollama")
 MODELS = ("gpt-4o", "gpt-4o-mini", "gemini-2.5-flash", "llama3")
 ROLES = tuple(f"role-{number}" for number in range(15))
 YEAR = 365 * 86_400.0
-
-
-def measure(operation: Callable[[], Any], runs: int) -> tuple[float, float]:
-    """Median and p99 of ``runs`` calls, in microseconds, after a warm-up."""
-    for _ in range(max(10, runs // 20)):
-        operation()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        operation()
-        samples.append((time.perf_counter_ns() - start) / 1000)
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+#: rows the writer takes in one batch in the benchmark (about a second of a busy run)
+BATCH = 500
 
 
 def build(path: Path, rows: int, now: float) -> None:
@@ -82,40 +75,60 @@ def build(path: Path, rows: int, now: float) -> None:
         )
 
 
-def ledger_rows(folder: Path, rows: int, runs: int) -> list[tuple[str, float, float]]:
+def seconds_row(operation: str, seconds: float) -> Row:
+    return {"operation": operation, "note": f"{seconds:.2f} s"}
+
+
+def ledger_rows(folder: Path, rows: int, runs: int) -> list[Row]:
     path = folder / f"ledger-{rows}.sqlite"
     now = time.time()
     started = time.perf_counter()
     build(path, rows, now)
     built = time.perf_counter() - started
     started = time.perf_counter()
-    ledger = Ledger(path)
+    ledger = Ledger(path, flush_interval=3600)  # the benchmark flushes
     migrated = time.perf_counter() - started
     keeper = SQLiteBudgetKeeper(
-        ledger.file, [Budget(None, "day", Decimal(10**9)), Budget("openai", "month", Decimal(10**9))]
+        ledger.file,
+        [Budget(None, "day", Decimal(10**9)), Budget("openai", "month", Decimal(10**9))],
     )
     paid = Reply("openai", "gpt-4o", usage=Usage(900, 300), cost=Decimal("0.0042"), role="role-1")
+    estimate = Usage(1000, 400)
 
     def check() -> None:
         keeper.release(keeper.reserve("openai", Decimal("0.01")))
 
-    def record() -> None:
-        ledger.record(paid)
+    def call() -> None:
+        intent = ledger.intend("openai", "gpt-4o", estimate, Decimal("0.01"), role="role-1")
+        ledger.record(paid, intent=intent)
 
     results = [
-        (f"build {rows:,} schema-1 rows (one transaction), s", built, built),
-        (f"open: migrate {rows:,} rows to schema 2, s", migrated, migrated),
-        (f"budget check (reserve+release) at {rows:,} rows, µs", *measure(check, runs)),
-        (f"ledger.record of a paid call at {rows:,} rows, µs", *measure(record, runs)),
+        seconds_row(f"build {rows:,} schema-1 rows (one transaction)", built),
+        seconds_row(f"open: migrate {rows:,} rows to the current schema", migrated),
+        timed_row(f"budget check (reserve+release) at {rows:,} rows", timed(check, runs)),
+        timed_row(f"a paid call's intent + record at {rows:,} rows", timed(call, runs)),
     ]
+    ledger.flush()
+    for _ in range(BATCH):
+        call()
+    started = time.perf_counter_ns()
+    ledger.flush()
+    per_row = (time.perf_counter_ns() - started) / 1000 / BATCH
+    results.append(
+        {
+            "operation": f"  then, in the background: writing each row at {rows:,} rows",
+            "median_us": per_row,
+            "note": f"one batch of {BATCH}",
+        }
+    )
     for by in ("provider", "model", "role", "day"):
-        median, p99 = measure(partial(ledger.report, by), max(5, runs // 100))
-        results.append((f"cost report --by {by} at {rows:,} rows, ms", median / 1000, p99 / 1000))
+        samples = timed(partial(ledger.report, by), max(5, runs // 100), warm=2)
+        results.append(timed_row(f"cost report --by {by} at {rows:,} rows", samples))
     ledger.close()
     return results
 
 
-def limiter_rows(folder: Path, runs: int) -> list[tuple[str, float, float]]:
+def limiter_rows(folder: Path, runs: int) -> list[Row]:
     big = 1e15  # never runs dry during the benchmark
     rates = [
         Rate("global/requests", big, 60),
@@ -127,13 +140,13 @@ def limiter_rows(folder: Path, runs: int) -> list[tuple[str, float, float]]:
     shared = SQLiteLimiter(folder / "limits.sqlite", rates)
     local = TokenBucketLimiter(rates)
     rows = [
-        (
-            "limiter acquire, 4 buckets, sqlite (shared), µs",
-            *measure(partial(shared.acquire, amounts), runs),
+        timed_row(
+            "limiter acquire, 4 buckets, sqlite (shared)",
+            timed(partial(shared.acquire, amounts), runs),
         ),
-        (
-            "limiter acquire, 4 buckets, token_bucket (in-process), µs",
-            *measure(partial(local.acquire, amounts), runs),
+        timed_row(
+            "limiter acquire, 4 buckets, token_bucket (in-process)",
+            timed(partial(local.acquire, amounts), runs),
         ),
     ]
     shared.close()
@@ -141,19 +154,16 @@ def limiter_rows(folder: Path, runs: int) -> list[tuple[str, float, float]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1000, 1_000_000])
     parser.add_argument("--runs", type=int, default=2000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qf-ledger-bench-") as tmp:
-        results = []
+        results: list[Row] = []
         for rows in args.rows:
             results += ledger_rows(Path(tmp), rows, args.runs)
         results += limiter_rows(Path(tmp), args.runs)
-    width = max(len(name) for name, _, _ in results)
-    print(f"{'operation':<{width}}  {'median':>10}  {'p99':>10}")
-    for name, median, p99 in results:
-        print(f"{name:<{width}}  {median:>10.2f}  {p99:>10.2f}")
+    print(table(results))
     return 0
 
 

@@ -66,8 +66,9 @@ def timed_row(operation: str, samples: list[float]) -> Row:
     }
 
 
-def ratio_row(operation: str, top: Row, floor: Row, target: float = 1.3) -> Row:
-    """``top``'s median over ``floor``'s, and the microseconds it adds."""
+def ratio_row(operation: str, top: Row, floor: Row, target: float | None = 1.3) -> Row:
+    """``top``'s median over ``floor``'s, and the microseconds it adds; ``target`` None: a ratio
+    reported, with no target to hold it to."""
     top_us, floor_us = float(top["median_us"]), float(floor["median_us"])  # type: ignore[arg-type]
     return {
         "operation": operation,
@@ -82,14 +83,15 @@ def regressions(rows: list[Row]) -> list[str]:
     return [
         f"{row['operation']}: {row['ratio']:.2f}x, above its target of {row['target']}x"
         for row in rows
-        if "ratio" in row and row["ratio"] > row["target"]  # type: ignore[operator]
+        if "ratio" in row and row["target"] is not None and row["ratio"] > row["target"]  # type: ignore[operator]
     ]
 
 
 def _notes(row: Row) -> str:
     if "ratio" in row:
-        added = f", {row['added_us']:+.0f} µs" if "added_us" in row else ""
-        return f"{row['ratio']:.2f}x (target <= {row['target']}x){added}"
+        added = f", {row['added_us']:+.1f} µs" if "added_us" in row else ""
+        target = f" (target <= {row['target']}x)" if row["target"] is not None else ""
+        return f"{row['ratio']:.2f}x{target}{added}"
     if "round_trips" in row:
         return f"{row['round_trips']:g} (target {row['target']}): {row['commands']}"
     if "p99_added_ms" in row:
