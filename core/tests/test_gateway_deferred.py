@@ -16,7 +16,7 @@ from questfoundry.builtins.token_bucket import TokenBucketLimiter
 from questfoundry.contracts.hookspecs import hookimpl
 from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
-from questfoundry.gateway.deferred import Deferred
+from questfoundry.gateway.deferred import PATIENCE, Deferred
 from questfoundry.gateway.flights import REMEMBERED, Flights
 from questfoundry.testing.faces import Face
 from questfoundry.testing.scripted import ScriptedProvider
@@ -29,10 +29,11 @@ def test_work_runs_in_the_order_it_was_queued_off_the_callers_thread() -> None:
     seen: list[tuple[int, int]] = []
     for number in range(5):
         deferred.soon(lambda n=number: seen.append((n, threading.get_ident())))
+    deferred.later(0, lambda: seen.append((5, threading.get_ident())))
 
     deferred.drain()
 
-    assert [number for number, _ in seen] == [0, 1, 2, 3, 4]
+    assert [number for number, _ in seen] == [5, 0, 1, 2, 3, 4]  # the later one fell due first
     assert {thread for _, thread in seen} != {threading.get_ident()}
 
 
@@ -47,6 +48,23 @@ def test_later_work_waits_for_its_time_unless_drained() -> None:
     deferred.drain()
 
     assert ran.is_set()
+
+
+def test_work_runs_while_a_caller_waits_on_a_provider_else_after_a_moment() -> None:
+    deferred = Deferred()
+    ran = threading.Event()
+    deferred.later(3600, lambda: None)  # the thread is up, with nothing due for an hour
+    deferred.soon(ran.set)
+
+    with deferred.waiting():
+        assert ran.wait(5)  # a caller waits: the work runs at once
+
+    late = threading.Event()
+    started = time.monotonic()
+    deferred.soon(late.set)
+    assert late.wait(5)  # nobody waits: it runs within PATIENCE
+    assert time.monotonic() - started >= PATIENCE * 0.9
+    deferred.drain()
 
 
 def test_failing_work_is_logged_and_the_rest_still_runs(caplog: pytest.LogCaptureFixture) -> None:

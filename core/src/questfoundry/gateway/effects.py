@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -93,16 +94,20 @@ class Sleep(Effect):
 
 @dataclass(slots=True)
 class Call(Effect):
-    """One provider attempt."""
+    """One provider attempt; ``waiting`` is entered while it waits (work put off until a caller
+    waits runs then: see :mod:`~questfoundry.gateway.deferred`)."""
 
     provider: Provider
     request: ProviderRequest
+    waiting: Callable[[], AbstractContextManager[None]]
 
     def run(self) -> Any:
-        return self.provider.generate(self.request)
+        with self.waiting():
+            return self.provider.generate(self.request)
 
     async def arun(self) -> Any:
-        return await self.provider.agenerate(self.request)
+        with self.waiting():
+            return await self.provider.agenerate(self.request)
 
 
 @dataclass(slots=True)
@@ -111,14 +116,17 @@ class OpenStream(Effect):
 
     provider: Provider
     request: ProviderRequest
+    waiting: Callable[[], AbstractContextManager[None]]
 
     def run(self) -> tuple[Iterator[Chunk], Chunk | None]:
-        chunks = iter(self.provider.stream(self.request))
-        return chunks, next(chunks, None)
+        with self.waiting():
+            chunks = iter(self.provider.stream(self.request))
+            return chunks, next(chunks, None)
 
     async def arun(self) -> tuple[AsyncIterator[Chunk], Chunk | None]:
-        chunks = aiter(self.provider.astream(self.request))
-        return chunks, await anext(chunks, None)
+        with self.waiting():
+            chunks = aiter(self.provider.astream(self.request))
+            return chunks, await anext(chunks, None)
 
 
 @dataclass(slots=True)

@@ -233,7 +233,8 @@ class Pipeline:
                     provider=plan.provider,
                 )
             request = replace(plan.request, timeout=min(per_attempt or remaining, remaining))
-            effect = OpenStream(provider, request) if stream else Call(provider, request)
+            waiting = runtime.deferred.waiting
+            effect = (OpenStream if stream else Call)(provider, request, waiting)
             try:
                 answer = yield effect
                 return answer, waits, retry
