@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ from click.testing import CliRunner
 
 from questfoundry.cli import cli
 from questfoundry.config import load_config
-from questfoundry.contracts.records import Request
+from questfoundry.contracts.records import Request, Usage
 from questfoundry.gateway import Gateway
+from questfoundry.ledger import Ledger
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
@@ -66,6 +68,21 @@ def test_cost_report_groups_spend_and_savings(project: Path) -> None:
     assert row["cost"] == "0.144" and row["saved"] == "0.072"
     table = run("cost", "report", "--by", "day")
     assert table.exit_code == 0 and "Cost by day" in table.output
+
+
+def test_cost_report_shows_calls_a_crash_left_unconfirmed(project: Path) -> None:
+    spend(project, "a")
+    assert "unconfirmed" not in run("cost", "report").output
+    ledger = Ledger(project.parent / "ledger.sqlite")
+    ledger.intend("scripted", "m1", Usage(10, 100), Decimal("0.21"), role="gatekeeper")
+    ledger.journal.close(remove=False)  # as a process killed mid-call leaves it
+
+    table = run("cost", "report", "--by", "role")
+    rows = json.loads(run("cost", "report", "--by", "role", "--json").output)
+
+    assert "unconfirmed" in table.output
+    (row,) = [row for row in rows if row["key"] == "gatekeeper"]
+    assert (row["calls"], row["unconfirmed"], row["cost"]) == (1, 1, "0.21")
 
 
 def test_cost_report_since_a_future_date_is_empty(project: Path) -> None:

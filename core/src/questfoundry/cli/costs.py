@@ -31,18 +31,34 @@ def cost() -> None:
 @json_option
 @pass_app
 def cost_report(app: App, by: str, since: Any, as_json: bool) -> None:
-    """Spent, saved by the cache, calls and hit rate, grouped --by provider, model, role or day."""
+    """Spent, saved by the cache, calls and hit rate, grouped --by provider, model, role or day.
+
+    Calls a crash left without their reply are counted at their estimated cost, and listed as
+    ``unconfirmed``."""
     rows = app.runtime.ledger.report(by, since.date() if since else None)  # type: ignore[arg-type]
     if as_json:
         print_json([dataclasses.asdict(row) for row in rows])
         return
+    # calls a crash left unanswered, counted at their estimate: a column only when there are any
+    unconfirmed = ("unconfirmed",) if any(row.unconfirmed for row in rows) else ()
     print_table(
         f"Cost by {by}",
-        (by, "calls", "hits", "hit rate", "tokens in", "tokens out", "spent", "saved"),
+        (
+            by,
+            "calls",
+            *unconfirmed,
+            "hits",
+            "hit rate",
+            "tokens in",
+            "tokens out",
+            "spent",
+            "saved",
+        ),
         [
             (
                 row.key,
                 row.calls,
+                *((row.unconfirmed,) if unconfirmed else ()),
                 row.hits,
                 f"{row.hit_rate:.0%}",
                 row.input_tokens,
