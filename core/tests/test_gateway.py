@@ -147,7 +147,6 @@ def test_a_cache_backend_that_raises_is_bypassed_with_one_warning(
     gateway = make_gateway({"caching": {"backend": "broken"}}, ("broken", BrokenCachePlugin()))
     with caplog.at_level(logging.WARNING, "questfoundry.gateway"):
         assert gateway_face.generate(gateway, ask()).text == "echo: hello"
-        gateway.runtime.deferred.drain()  # the store that fails runs after the reply
         assert gateway_face.generate(gateway, ask()).text == "echo: hello"
     assert provider.calls == 2
     messages = [r.getMessage() for r in caplog.records]

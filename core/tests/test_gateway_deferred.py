@@ -1,77 +1,55 @@
-"""The work a call leaves behind (stores, lock releases, limiter reconciling) and the flights' board
-it relies on: what runs when, in which order, and what a caller sees meanwhile."""
+"""Work a call leaves for later (a blocking limiter's reconciling), and the flights' board: what
+runs when and in which order, and which landings send a leader back to the cache."""
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from questfoundry.builtins.memory_cache import MemoryCache
 from questfoundry.builtins.token_bucket import TokenBucketLimiter
 from questfoundry.contracts.hookspecs import hookimpl
 from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
-from questfoundry.gateway.deferred import PATIENCE, Deferred
+from questfoundry.gateway.deferred import Deferred
 from questfoundry.gateway.flights import REMEMBERED, Flights
 from questfoundry.testing.faces import Face
-from questfoundry.testing.scripted import ScriptedProvider
 
 MakeGateway = Callable[..., Gateway]  #: see conftest.make_gateway
 
 
-def test_work_runs_in_the_order_it_was_queued_off_the_callers_thread() -> None:
+def test_work_runs_when_due_in_that_order_off_the_callers_thread() -> None:
     deferred = Deferred()
     seen: list[tuple[int, int]] = []
-    for number in range(5):
-        deferred.soon(lambda n=number: seen.append((n, threading.get_ident())))
-    deferred.later(0, lambda: seen.append((5, threading.get_ident())))
+    for number, seconds in enumerate((0.02, 0.01, 0.0)):
+        deferred.later(seconds, lambda n=number: seen.append((n, threading.get_ident())))
 
     deferred.drain()
 
-    assert [number for number, _ in seen] == [5, 0, 1, 2, 3, 4]  # the later one fell due first
+    assert [number for number, _ in seen] == [2, 1, 0]
     assert {thread for _, thread in seen} != {threading.get_ident()}
 
 
 def test_later_work_waits_for_its_time_unless_drained() -> None:
     deferred = Deferred()
-    ran = threading.Event()
+    ran, soon = threading.Event(), threading.Event()
     deferred.later(3600, ran.set)
-    deferred.soon(lambda: None)
-    time.sleep(0.05)  # the thread is free: only the hour keeps the later work back
-    assert not ran.is_set()
+    deferred.later(0, soon.set)
+    assert soon.wait(5)
+    assert not ran.is_set()  # the thread is free: only the hour keeps this back
 
     deferred.drain()
 
     assert ran.is_set()
 
 
-def test_work_runs_while_a_caller_waits_on_a_provider_else_after_a_moment() -> None:
-    deferred = Deferred()
-    ran = threading.Event()
-    deferred.later(3600, lambda: None)  # the thread is up, with nothing due for an hour
-    deferred.soon(ran.set)
-
-    with deferred.waiting():
-        assert ran.wait(5)  # a caller waits: the work runs at once
-
-    late = threading.Event()
-    started = time.monotonic()
-    deferred.soon(late.set)
-    assert late.wait(5)  # nobody waits: it runs within PATIENCE
-    assert time.monotonic() - started >= PATIENCE * 0.9
-    deferred.drain()
-
-
 def test_failing_work_is_logged_and_the_rest_still_runs(caplog: pytest.LogCaptureFixture) -> None:
     deferred = Deferred()
     ran = threading.Event()
-    deferred.soon(lambda: 1 / 0)
-    deferred.soon(ran.set)
+    deferred.later(0, lambda: 1 / 0)
+    deferred.later(0, ran.set)
 
     deferred.drain()
 
@@ -143,32 +121,3 @@ def test_a_blocking_limiter_is_reconciled_once_for_the_calls_of_a_moment(
     assert len(limiter.adjusted) == 1
     (level,) = limiter.levels()
     assert level.available == pytest.approx(100_000 - 5 * 42)  # each call's real usage: 12 + 30
-
-
-def test_an_identical_request_gets_the_reply_still_on_its_way_to_a_blocking_cache(
-    make_gateway: MakeGateway, provider: ScriptedProvider, caplog: pytest.LogCaptureFixture
-) -> None:
-    held = threading.Event()
-
-    class SlowCache(MemoryCache):
-        capabilities = frozenset[str]()  # it blocks: stores come after the reply
-
-        def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
-            held.wait(10)  # the store is slow: the second request comes first
-            super().set(key, value, ttl)
-
-    class SlowPlugin:
-        @hookimpl
-        def cache_backends(self) -> dict[str, Any]:
-            return {"slow": lambda settings, context: SlowCache()}
-
-    gateway = make_gateway({"caching": {"backend": "slow"}}, ("slow", SlowPlugin()))
-    ask = Request(prompt="the lantern room")
-    with caplog.at_level(logging.WARNING):
-        first = gateway.generate(ask)
-        second = gateway.generate(ask)
-        held.set()
-
-    assert provider.calls == 1
-    assert not first.cache_hit and second.cache_hit and second.text == first.text
-    assert second.cost == 0 and second.saved == first.cost

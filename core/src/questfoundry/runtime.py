@@ -172,8 +172,8 @@ class Runtime:
 
     @once
     def deferred(self) -> Deferred:
-        """The gateway's work after a reply (cache sets, lock releases, limiter reconciling);
-        drained before any backend closes."""
+        """The gateway's work put off after a reply (a blocking limiter's reconciling); drained
+        before any backend closes."""
         from questfoundry.gateway.deferred import Deferred
 
         return Deferred()

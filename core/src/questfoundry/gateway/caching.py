@@ -1,23 +1,20 @@
 """The pipeline's cache side: reading a hit, and storing a reply once it is answered.
 
-A read is an effect (a thread under asyncio for a cache that blocks, the cache's ``aget`` where it
-has one) or, when the face may read in place, a plain call. A store, the release of the flight's
-lock and of its place on this process's board happen after the reply: in place for a cache that
-never blocks, else on the runtime's :class:`~questfoundry.gateway.deferred.Deferred` thread, in
-that order, so an identical request finds the flight until the answer is in the cache.
+A read or a store is an effect (a thread under asyncio for a cache that blocks, the cache's
+``aget`` where it has one) or, when the face may read in place, a plain call. A store is made
+before the call's flight lands and its lock is released, so whoever asks next finds the answer
+in the cache: stores are never put off (a reader of the cache outside the gateway sees them too).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from questfoundry.contracts.protocols import Capability, FlightLocking
+from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import Outcome, Reply
 from questfoundry.gateway.books import Books
 from questfoundry.gateway.codec import HitDecoder, encode
 from questfoundry.gateway.effects import Steps, Twin, blocking
-from questfoundry.gateway.flights import Flights
 from questfoundry.gateway.plan import Plan
 
 if TYPE_CHECKING:
@@ -27,10 +24,9 @@ if TYPE_CHECKING:
 class CacheSteps:
     """Reads and stores of one runtime's cache, for its pipeline."""
 
-    def __init__(self, runtime: Runtime, books: Books, flights: Flights[Reply]) -> None:
+    def __init__(self, runtime: Runtime, books: Books) -> None:
         self.runtime = runtime
         self.books = books
-        self.flights = flights
         self._decode = HitDecoder()
 
     # ------------------------------------------------------------------ reading
@@ -94,41 +90,11 @@ class CacheSteps:
 
     # ------------------------------------------------------------------ storing
 
-    def keeps(self, plan: Plan, reply: Reply | None) -> bool:
-        """Whether ``reply`` goes to a cache that blocks, after the reply: its flight is kept on
-        the board until it is stored."""
-        cache = self.runtime.cache
-        return (
-            reply is not None
-            and not reply.cache_hit
-            and plan.write
-            and cache is not None
-            and Capability.NON_BLOCKING not in cache.capabilities
-        )
-
-    def store(
-        self, plan: Plan, reply: Reply | None, flight: Future[Reply] | None, token: str
-    ) -> None:
-        """Store ``reply`` (None: store nothing), then release ``token``'s lock and the flight —
-        in place for a cache that never blocks, else afterwards."""
-        cache = self.runtime.cache
-        if cache is None:
-            return
-        if Capability.NON_BLOCKING in cache.capabilities:
-            self._store(plan, reply, flight, token)
-        elif reply is not None or token:
-            self.runtime.deferred.soon(self._store, plan, reply, flight, token)
-
-    def _store(self, plan: Plan, reply: Reply | None, flight: Any, token: str) -> None:
+    def store(self, plan: Plan, reply: Reply) -> Steps[None]:
+        """Store ``reply`` under the plan's key; a cache that fails is warned about, once."""
         cache = self.runtime.cache
         assert cache is not None
-        if reply is not None:
-            try:
-                cache.set(plan.key, encode(reply), plan.ttl)
-            except Exception as exc:
-                self.books.warn_once("cache-write", f"cache write failed, reply not cached: {exc}")
-        if token:
-            locks: FlightLocking = cache  # type: ignore[assignment]
-            locks.unlock(plan.key, token)
-        if flight is not None:
-            self.flights.release(plan.key, flight)
+        try:
+            yield blocking(cache, cache.set, plan.key, encode(reply), plan.ttl)
+        except Exception as exc:
+            self.books.warn_once("cache-write", f"cache write failed, reply not cached: {exc}")

@@ -1,17 +1,16 @@
-"""Work a call leaves behind: storing its reply in a cache that blocks, then releasing its flight
-lock, and reconciling a limiter that blocks. None of it changes the caller's answer, so it runs on
-one background thread after the reply is returned.
+"""Work a call can leave for later: reconciling a limiter that blocks with what calls really used.
 
-*When* it runs matters as much: Python runs one thread at a time, and a background thread busy
-while the caller plans its next call, reads the cache and acquires from the limiter makes each of
-those steps wait for it (measured: the steps before a miss took 3x as long). So the thread works
-while a caller is waiting on a provider (:meth:`Deferred.waiting`, around every attempt), which is
-most of a call, or once :data:`PATIENCE` seconds have passed, or on :meth:`Deferred.drain`.
+A limiter is reconciled after each reply (the estimate took more tokens than the call used, or
+fewer). For a limiter whose every write is a transaction on a shared file (``sqlite``) or a round
+trip (``redis``), one write per call would hold the limiter while the next caller acquires from it
+(measured: the sqlite limiter's acquire took 2.5x as long with its reconciliation running beside
+it); the reconciliations of a moment are summed into one write instead, made on one background
+thread (:meth:`Deferred.later`). Limits err on the safe side meanwhile: a call's estimate is taken
+before the call and given back a moment after. :meth:`Deferred.drain` runs what is queued at once
+(the runtime drains before it closes a backend).
 
-Nothing is lost by the wait: until a reply is stored, its flight stays on this process's board
-(:mod:`~questfoundry.gateway.flights`), so an identical request finds the answer there; another
-process finds the flight's lock still held and waits for the answer to reach the cache. Work that
-adds up (a limiter's reconciliations) can wait longer and run as one (:meth:`Deferred.later`).
+Replies are never stored later: a store is made before the call's flight lands and its lock is
+released, so whoever reads the cache next finds the answer there.
 """
 
 from __future__ import annotations
@@ -21,14 +20,10 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("questfoundry.gateway")
-
-#: the most seconds work waits for a caller to wait on a provider
-PATIENCE = 0.05
 
 _Work = tuple[float, int, Callable[..., Any], tuple[Any, ...]]
 
@@ -42,30 +37,19 @@ class Deferred:
         self._ready = threading.Condition()
         self._running = 0  #: calls taken off the queue and not finished
         self._rushed = 0  #: drains waiting: everything is due now
-        self._waiting = 0  #: callers waiting on a provider: the work is welcome now
         self._thread: threading.Thread | None = None
 
-    def soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the background thread, while a caller waits on a provider or
-        within :data:`PATIENCE` seconds; a failure is logged, never raised."""
-        self._queued(PATIENCE, True, fn, args)
-
     def later(self, seconds: float, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on the background thread ``seconds`` from now (or at a drain)."""
-        self._queued(seconds, False, fn, args)
-
-    @contextmanager
-    def waiting(self) -> Iterator[None]:
-        """Around a wait on a provider: queued work runs meanwhile."""
+        """Run ``fn(*args)`` on the background thread ``seconds`` from now (or at a drain); a
+        failure is logged, never raised."""
         with self._ready:
-            self._waiting += 1
-            if self._queue:
-                self._ready.notify_all()
-        try:
-            yield
-        finally:
-            with self._ready:
-                self._waiting -= 1
+            heapq.heappush(self._queue, (time.monotonic() + seconds, next(self._order), fn, args))
+            if self._thread is None or not self._thread.is_alive():  # first, or forked
+                self._thread = threading.Thread(
+                    target=self._work, name="questfoundry-gateway-deferred", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify_all()
 
     def drain(self) -> None:
         """Wait until everything queued so far has run (at once when called from the thread)."""
@@ -79,37 +63,15 @@ class Deferred:
             finally:
                 self._rushed -= 1
 
-    def _queued(self, seconds: float, eager: bool, fn: Callable[..., Any], args: Any) -> None:
-        # an eager one's order is negative: it may run before its time, while a caller waits
-        order = -next(self._order) if eager else next(self._order)
-        with self._ready:
-            heapq.heappush(self._queue, (time.monotonic() + seconds, order, fn, args))
-            if self._thread is None or not self._thread.is_alive():  # first, or forked
-                self._thread = threading.Thread(
-                    target=self._work, name="questfoundry-gateway-deferred", daemon=True
-                )
-                self._thread.start()
-            self._ready.notify_all()
-
-    def _next(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        """The next work due (eager work first while a caller waits, in order), waiting for it."""
-        while True:
-            now = time.monotonic()
-            eager = [work for work in self._queue if work[1] < 0] if self._waiting else []
-            if eager:
-                chosen = max(eager, key=lambda work: work[1])  # the earliest queued
-                self._queue.remove(chosen)
-                heapq.heapify(self._queue)
-                return chosen[2], chosen[3]
-            if self._queue and (self._rushed or self._queue[0][0] <= now):
-                _, _, fn, args = heapq.heappop(self._queue)
-                return fn, args
-            self._ready.wait(self._queue[0][0] - now if self._queue else None)
-
     def _work(self) -> None:
         while True:
             with self._ready:
-                fn, args = self._next()
+                while True:
+                    wait = self._queue[0][0] - time.monotonic() if self._queue else None
+                    if wait is not None and (wait <= 0 or self._rushed):
+                        break
+                    self._ready.wait(wait)
+                _, _, fn, args = heapq.heappop(self._queue)
                 self._running += 1
             try:
                 fn(*args)

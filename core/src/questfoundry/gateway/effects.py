@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -94,20 +93,16 @@ class Sleep(Effect):
 
 @dataclass(slots=True)
 class Call(Effect):
-    """One provider attempt; ``waiting`` is entered while it waits (work put off until a caller
-    waits runs then: see :mod:`~questfoundry.gateway.deferred`)."""
+    """One provider attempt."""
 
     provider: Provider
     request: ProviderRequest
-    waiting: Callable[[], AbstractContextManager[None]]
 
     def run(self) -> Any:
-        with self.waiting():
-            return self.provider.generate(self.request)
+        return self.provider.generate(self.request)
 
     async def arun(self) -> Any:
-        with self.waiting():
-            return await self.provider.agenerate(self.request)
+        return await self.provider.agenerate(self.request)
 
 
 @dataclass(slots=True)
@@ -116,17 +111,14 @@ class OpenStream(Effect):
 
     provider: Provider
     request: ProviderRequest
-    waiting: Callable[[], AbstractContextManager[None]]
 
     def run(self) -> tuple[Iterator[Chunk], Chunk | None]:
-        with self.waiting():
-            chunks = iter(self.provider.stream(self.request))
-            return chunks, next(chunks, None)
+        chunks = iter(self.provider.stream(self.request))
+        return chunks, next(chunks, None)
 
     async def arun(self) -> tuple[AsyncIterator[Chunk], Chunk | None]:
-        with self.waiting():
-            chunks = aiter(self.provider.astream(self.request))
-            return chunks, await anext(chunks, None)
+        chunks = aiter(self.provider.astream(self.request))
+        return chunks, await anext(chunks, None)
 
 
 @dataclass(slots=True)

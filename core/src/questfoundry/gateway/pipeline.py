@@ -11,9 +11,9 @@
          → limiter: requests and estimated tokens (wait or raise), again before every attempt
          → provider attempt, retried on 429/5xx/network with backoff + jitter, within a deadline
            (a stream relays its chunks here)
-         → price → ledger: the row settles the intent and the hold → reply
-         → afterwards (:mod:`~questfoundry.gateway.deferred`): cache set, lock release, limiter
-           reconciled — in place for backends that never block
+         → price → ledger: the row settles the intent and the hold → cache set → reply
+         → afterwards (:mod:`~questfoundry.gateway.deferred`), for a limiter that blocks: the
+           limiter reconciled with the real usage, the calls of a moment as one
 
 Each step is a generator that yields :mod:`~questfoundry.gateway.effects` for its driver to carry
 out (sync in place, async awaited, blocking backend I/O on a worker thread). Observers
@@ -72,7 +72,7 @@ class Pipeline:
         self.flights: Flights[Reply] = Flights()
         self.coalesce = float(runtime.config.section("caching").get("coalesce_seconds", 30))
         self.books = Books(runtime, planner)
-        self.cache = CacheSteps(runtime, self.books, self.flights)
+        self.cache = CacheSteps(runtime, self.books)
 
     # ------------------------------------------------------------------ calls
 
@@ -88,27 +88,26 @@ class Pipeline:
                 return hit
         if not plan.key:
             return (yield from self._miss(plan, started))
-        flight, leader = self.flights.join(plan.key, landed=plan.read)
+        flight, leader = self.flights.join(plan.key)
         if not leader:
-            landed = flight.done()
             try:
                 first = yield Join(flight)
             except BaseException as exc:
                 self.books.notify(plan, None, exc, Outcome.ERROR)
                 raise
-            return self._follow(plan, first, started, landed)
+            return self._coalesced(plan, first, started)
         reply: Reply | None = None
         error: BaseException | None = None
         try:
             if plan.read and self.flights.landed_since(plan.key, landings):  # cached by now?
                 reply = yield from self.cache.lookup(plan, started)
             if reply is None:
-                reply = yield from self._shared_flight(plan, started, flight)
+                reply = yield from self._shared_flight(plan, started)
         except BaseException as exc:
             error = exc
             raise
         finally:
-            self.flights.land(plan.key, flight, reply, error, kept=self.cache.keeps(plan, reply))
+            self.flights.land(plan.key, flight, reply, error)
         return reply
 
     def stream(self, plan: Plan, started: float) -> Steps[Reply]:
@@ -122,14 +121,14 @@ class Pipeline:
             return hit
         return (yield from self._miss(plan, started, stream=True))
 
-    def _shared_flight(self, plan: Plan, started: float, flight: Any) -> Steps[Reply]:
+    def _shared_flight(self, plan: Plan, started: float) -> Steps[Reply]:
         """The miss, led or followed across processes when the cache has flight locks.
 
         Until this caller takes the key's lock it polls the cache: another process calling for
         the same key stores its answer there (a hit here). The lock's holder re-reads once after
-        taking it (the answer may have landed just before), calls, then stores and releases it
-        (afterwards, for a cache that blocks). After ``coalesce_seconds`` without the lock the
-        caller calls anyway; a holder killed mid-call frees the lock when it expires.
+        taking it (the answer may have landed just before), calls, stores, then releases it. After
+        ``coalesce_seconds`` without the lock the caller calls anyway; a holder killed mid-call
+        frees the lock (the file cache's at once, Redis's when it expires).
         """
         cache = self.runtime.cache
         if (
@@ -137,7 +136,7 @@ class Pipeline:
             or not (plan.read and plan.write and self.coalesce > 0)
             or Capability.LOCKS not in cache.capabilities
         ):
-            return (yield from self._miss(plan, started, flight=flight))
+            return (yield from self._miss(plan, started))
         locks: FlightLocking = cache  # type: ignore[assignment]
         clock = self.runtime.clock
         give_up = clock.monotonic() + self.coalesce
@@ -152,7 +151,7 @@ class Pipeline:
                 yield blocking(cache, locks.unlock, plan.key, token)
                 return hit
         try:
-            return (yield from self._miss(plan, started, flight=flight, token=token))
+            reply = yield from self._miss(plan, started)
         except GeneratorExit:
             if token:
                 locks.unlock(plan.key, token)
@@ -161,20 +160,15 @@ class Pipeline:
             if token:
                 yield blocking(cache, locks.unlock, plan.key, token)
             raise
+        if token:
+            yield blocking(cache, locks.unlock, plan.key, token)
+        return reply
 
     # ------------------------------------------------------------------ the provider
 
-    def _miss(
-        self,
-        plan: Plan,
-        started: float,
-        *,
-        stream: bool = False,
-        flight: Any = None,
-        token: str = "",
-    ) -> Steps[Reply]:
-        """Reserve, write the intent, call (relaying a stream), record; then reconcile the
-        limiter, store the reply and release ``token``'s lock (after the reply where they block)."""
+    def _miss(self, plan: Plan, started: float, *, stream: bool = False) -> Steps[Reply]:
+        """Reserve, write the intent, call (relaying a stream), record, reconcile the limiter,
+        store the reply."""
         books = self.books
         hold = intent = None
         outcome = Outcome.STREAM_FINISHED if stream else Outcome.MISS
@@ -200,7 +194,8 @@ class Pipeline:
         store = plan.write and outcome is not Outcome.STREAM_ABANDONED
         yield from books.record(plan, reply, hold, intent)
         books.reconcile(plan, reply)
-        self.cache.store(plan, reply if store else None, flight, token)
+        if store:
+            yield from self.cache.store(plan, reply)
         books.notify(plan, reply, None, outcome)
         return reply
 
@@ -233,8 +228,7 @@ class Pipeline:
                     provider=plan.provider,
                 )
             request = replace(plan.request, timeout=min(per_attempt or remaining, remaining))
-            waiting = runtime.deferred.waiting
-            effect = (OpenStream if stream else Call)(provider, request, waiting)
+            effect = OpenStream(provider, request) if stream else Call(provider, request)
             try:
                 answer = yield effect
                 return answer, waits, retry
@@ -294,22 +288,17 @@ class Pipeline:
             chunks=chunks,
         )
 
-    def _follow(self, plan: Plan, first: Reply, started: float, landed: bool) -> Reply:
-        """The leader's reply for a follower: it cost nothing, it saved what the leader paid.
-        A flight that had landed (its reply on its way to the cache) answers as a hit."""
+    def _coalesced(self, plan: Plan, first: Reply, started: float) -> Reply:
+        """The leader's reply for a follower: it cost nothing, it saved what the leader paid."""
         reply = replace(
             first,
-            coalesced=not landed,
-            cache_hit=landed or first.cache_hit,
+            coalesced=True,
             cost=ZERO,
             saved=first.saved if first.cache_hit else first.cost,
-            retries=0 if landed else first.retries,
-            waited=0.0 if landed else first.waited,
-            waits=() if landed else first.waits,
             latency=perf_counter() - started,
             role=plan.role,
             run_id=self.runtime.run_id,
         )
         self.books.recorded_hit(reply)
-        self.books.notify(plan, reply, None, Outcome.HIT if landed else Outcome.COALESCED)
+        self.books.notify(plan, reply, None, Outcome.COALESCED)
         return reply
