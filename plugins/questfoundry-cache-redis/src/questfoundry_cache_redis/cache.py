@@ -63,7 +63,7 @@ from questfoundry.kit import (
     redis_scan_pattern,
 )
 from questfoundry_cache_redis.breaker import Breaker
-from questfoundry_cache_redis.plugin import CAPABILITIES
+from questfoundry_cache_redis.settings import CAPABILITIES
 
 log = logging.getLogger("questfoundry.cache.redis")
 
