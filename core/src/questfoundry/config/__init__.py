@@ -85,11 +85,15 @@ def load_config(
     from questfoundry.config.interpolate import Interpolator
     from questfoundry.config.model import named_secrets, without_unresolved
     from questfoundry.config.overrides import SET, apply_overrides, blamed
-    from questfoundry.config.validation import Validation, error
+    from questfoundry.config.validation import Validation, describe, error
+    from questfoundry.contracts.errors import ConfigError
 
     with files.unquoted_outside(file):
         source = str(file) if file else None
         from_file = files.read(file) if file else {}
+        if not isinstance(from_file, dict):
+            got = f"the top level must be a mapping of sections, got {describe(from_file)}"
+            raise ConfigError(got, source=source)
         raw = apply_overrides(from_file, overrides) if overrides else from_file
         validation = Validation(_manager(manager, env))
         interpolator = Interpolator(env, validation.accepts_string)

@@ -63,8 +63,9 @@ def existing(path: str | Path) -> Path:
     return file
 
 
-def read(file: Path) -> dict[str, Any]:
-    """The file's top-level mapping, checked against the bounds above."""
+def read(file: Path) -> Any:
+    """The file's YAML (``{}`` when empty), checked against the bounds above; whether it is a
+    mapping of sections is the validation's to say."""
     source = str(file)
     try:
         with file.open("rb") as handle:
@@ -83,21 +84,13 @@ def read(file: Path) -> dict[str, Any]:
     return parse_yaml(text, source)
 
 
-def parse_yaml(text: str, source: str) -> dict[str, Any]:
+def parse_yaml(text: str, source: str) -> Any:
     """Parse ``text`` within :data:`BOUNDS` (:mod:`questfoundry.contracts.bounded`)."""
     try:
         data = load_yaml(text, BOUNDS)
     except Unreadable as exc:
         raise ConfigError(str(exc), source=source) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        from questfoundry.config.validation import describe
-
-        raise ConfigError(
-            f"the top level must be a mapping of sections, got {describe(data)}", source=source
-        )
-    return data
+    return {} if data is None else data
 
 
 @contextmanager
