@@ -39,20 +39,19 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Sequence
 from contextlib import suppress
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from questfoundry.contracts.backends import BackendContext, Clock
 from questfoundry.contracts.errors import LedgerError, QuestFoundryError
 from questfoundry.contracts.protocols import Hold
 from questfoundry.kit.money import from_pico, optional_pico
-from questfoundry.ledger import journal, reports
+from questfoundry.ledger import journal, recovery, reports
 from questfoundry.ledger.file import LedgerFile, drop_hold, holds_here
-from questfoundry.ledger.journal import Journal, Leftover, Progress
+from questfoundry.ledger.journal import Journal
 from questfoundry.ledger.rows import Row, row_of, write_rows
 
 if TYPE_CHECKING:
@@ -68,11 +67,6 @@ DEFAULT_PATH = ".questfoundry/ledger.sqlite"
 RESCAN_SECONDS = 60.0
 _MAX_PENDING_HITS = 1_000_000
 _Q = TypeVar("_Q")
-
-_PROGRESS = """
-INSERT INTO journals VALUES (?, ?, ?)
-ON CONFLICT (name) DO UPDATE SET below = excluded.below, above = excluded.above
-"""
 
 
 class _Paid(NamedTuple):
@@ -223,8 +217,7 @@ class Ledger:
                         if call.here and call.hold is not None:
                             drop_hold(conn, call.hold.id)
                     if numbers:
-                        below, above = self.journal.progress.preview(numbers)
-                        conn.execute(_PROGRESS, (self.journal.name, below, above))
+                        recovery.store_progress(conn, self.journal, numbers)
             except LedgerError:
                 self._paid.extendleft(reversed(paid))
                 self._hits.extendleft(reversed(hits))
@@ -251,73 +244,9 @@ class Ledger:
     # ------------------------------------------------------------------ journals left behind
 
     def recover(self) -> None:
-        """Settle the journals whose process is gone (see :mod:`questfoundry.ledger.journal`)."""
+        """Settle the journals whose process is gone (see :mod:`questfoundry.ledger.recovery`)."""
         self._scanned = time.monotonic()
-        for leftover in journal.left_behind(
-            self.journal.folder, self.journal.name, self.file.stale_after
-        ):
-            try:
-                self._settle_leftover(leftover)
-            except LedgerError as exc:
-                logger.warning("paid calls left by a stopped process not written yet: %s", exc)
-                return
-            finally:
-                leftover.release()
-        self._forget_removed()
-
-    def _settle_leftover(self, leftover: Leftover) -> None:
-        calls = leftover.calls()
-        if calls:
-            with self.file.transaction() as conn:
-                stored = conn.execute(
-                    "SELECT below, above FROM journals WHERE name = ?", (leftover.name,)
-                ).fetchone()
-                progress = Progress.stored(*stored) if stored else Progress()
-                rows: list[Row] = []
-                for number, call in sorted(calls.items()):
-                    if call.void or progress.settled(number):
-                        continue
-                    if call.row is not None:
-                        rows.append(Row(*call.row))
-                        hold = call.hold
-                    elif call.fields:
-                        rows.append(self._unconfirmed(call.fields))
-                        hold = call.fields[-1]
-                    else:
-                        continue
-                    if hold is not None:
-                        drop_hold(conn, hold)
-                write_rows(self.file, conn, rows)
-                conn.execute(_PROGRESS, (leftover.name, max(calls) + 1, ""))
-            if rows:
-                logger.warning(
-                    "cost ledger %s: %d paid calls left by a stopped process are written now",
-                    self.path,
-                    len(rows),
-                )
-        leftover.remove()
-
-    def _unconfirmed(self, fields: Sequence[Any]) -> Row:
-        """The row of a call that was sent but never answered: its estimate, marked."""
-        when, provider, model, role, run_id, tokens_in, tokens_out, cost, _ = fields
-        day = self.file.local_day(when)
-        return Row(
-            when, day, run_id, role, provider, model, tokens_in, tokens_out, 0, cost, 0, None,
-            0.0, 0, 0.0, "spent", unconfirmed=1,
-        )  # fmt: skip
-
-    def _forget_removed(self) -> None:
-        """Drop the progress of journals whose files are gone (their rows are all written)."""
-        present = journal.names(self.journal.folder) | {self.journal.name}
-        try:
-            with self.file.reading() as conn:
-                stored = {name for (name,) in conn.execute("SELECT name FROM journals")}
-            gone = [(name,) for name in stored - present]
-            if gone:
-                with self.file.transaction() as conn:
-                    conn.executemany("DELETE FROM journals WHERE name = ?", gone)
-        except LedgerError:
-            pass  # only tidying: tried again at the next open
+        recovery.settle_left_behind(self.file, self.journal)
 
     # ------------------------------------------------------------------ lifecycle
 
