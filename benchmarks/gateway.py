@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cache_scale
 import ledger_scale
 import providers
-from rows import Row, interleaved, ratio_row, regressions, table, timed, timed_row
+from rows import Row, finish, interleaved, ratio_row, timed, timed_row
 
 PROMPT = "Describe the lighthouse keeper's lantern room at dusk, in the voice of the book. " * 3
 REPLY_TEXT = "The lantern room smelt of brass polish and old rain. " * 16  # ~1 KB cached value
@@ -368,12 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += miss_rows(tmp, miss_runs)
         for provider in providers.PROVIDERS:
             rows += providers.provider_rows(provider, tmp / provider.name, miss_runs // 2)
-    print(table(rows))
-    failed = regressions(rows)
-    if args.check:
-        for line in failed:
-            print(f"REGRESSED {line}", file=sys.stderr)
-    return 1 if args.check and failed else 0
+    return finish(rows, args.check)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from questfoundry.gateway import Gateway
 from questfoundry.registry import get_plugin_manager
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rows import Row, interleaved, ratio_row, regressions, table, timed_row
+from rows import Row, finish, interleaved, ratio_row, timed_row
 
 PROMPT = "Describe the lighthouse keeper's lantern room at dusk, in the voice of the book."
 MAX_TOKENS = 300
@@ -171,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as name:
         for provider in PROVIDERS:
             rows += provider_rows(provider, Path(name) / provider.name, runs)
-    print(table(rows))
-    failed = regressions(rows)
-    if args.check:
-        for line in failed:
-            print(f"REGRESSED {line}", file=sys.stderr)
-    return 1 if args.check and failed else 0
+    return finish(rows, args.check)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ their targets (``--check``).
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -117,3 +118,12 @@ def table(rows: list[Row]) -> str:
         )
         lines.append(f"{row['operation']!s:<{width}}{cells}  {_notes(row)}".rstrip())
     return "\n".join(lines)
+
+
+def finish(rows: list[Row], check: bool) -> int:
+    """Print the table; with ``check``, name each ratio above its target and answer 1 if any."""
+    print(table(rows))
+    failed = regressions(rows) if check else []
+    for line in failed:
+        print(f"REGRESSED {line}", file=sys.stderr)
+    return 1 if failed else 0
