@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "plugins.md"
 CHANGE = "the kit changed: update API_VERSION, docs/plugins.md and this test together"
 
-API_VERSION = "3.4"
+API_VERSION = "3.5"
 NAMES = """
     API_VERSION AUDIO AUTHOR BRIEF Backend BackendContext BackendUnavailableError Book Brief
     BucketLevel Budget BudgetKeeper BudgetLevel CANON CODEX CacheBackend CacheMode CacheStats
@@ -28,9 +28,9 @@ NAMES = """
     Figures Fix FixedPrices FlightLocking GENERATION_PARAMETERS GenaiPrices Hold IMAGES
     INTERNAL_KEY_PREFIX Kind Labels LeaseHolder Leasing LedgerError Limiter LoopError LoopOption
     LoopSpec MASK
-    MAX_SECTIONS Message Migration MigrationError NonRetriableProviderError Outcome Part PerLoop
+    MAX_SECTIONS Message Migration MigrationError NonRetriableProviderError Offer Outcome Part PerLoop
     Period Picture PluginError PluginNotFoundError Provider ProviderError ProviderRateLimitError
-    ProviderReply ProviderRequest QuestFoundryError RESPONSE_SCHEMA RUN Rate RateLimitError
+    ProviderReply ProviderRequest ProviderSetup QuestFoundryError RESPONSE_SCHEMA RUN Rate RateLimitError
     RedisSettings Reply ReplyTooLarge Request RetriableProviderError RoleProvider RoleSpec
     SECTIONS SHOTS STYLE Section Shape ShapeError Snapshot StateError StateStore Step
     StepContext StepError StyleGuide TEXT TOPOLOGY TRANSLATIONS Topology Usage async_transport

@@ -17,8 +17,10 @@ import yaml
 from click.testing import CliRunner
 
 from questfoundry.cli import cli
-from questfoundry.cli.init import ollama_url, schema_uri
+from questfoundry.cli.init import choose, missing, render, schema_uri
 from questfoundry.config import load_config
+from questfoundry.kit import Backend, ProviderSetup, hookimpl
+from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.fakes import FakeOllama
 
 SECRET = "sk-init-test-secret-81f3"
@@ -132,15 +134,47 @@ def test_roles_resolve_on_what_init_wrote(here: Path, monkeypatch: pytest.Monkey
     assert rows["illustrator"]["provider"] == "openai" and rows["illustrator"]["error"] is None
 
 
-@pytest.mark.parametrize(
-    ("value", "url"),
-    [
-        ("", "http://127.0.0.1:11434"),
-        ("0.0.0.0", "http://127.0.0.1:11434"),
-        ("ollama.lan:8080", "http://ollama.lan:8080"),
-        ("https://ollama.example", "https://ollama.example:11434"),
-        ("[::1]:11500", "http://[::1]:11500"),
-    ],
-)
-def test_ollama_host_is_read_as_ollama_reads_it(value: str, url: str) -> None:
-    assert ollama_url({"OLLAMA_HOST": value}) == url
+class Offering:
+    """A provider plugin that offers itself to init when its variable is set."""
+
+    @hookimpl
+    def providers(self) -> dict[str, Backend]:
+        def offer(env: Any, base_url: str | None, asked: bool) -> ProviderSetup | None:
+            if not (env.get("HOUSE_KEY") or asked):
+                return None
+            return ProviderSetup("the house model", "model: house-1", needs=("HOUSE_KEY",))
+
+        def make(settings: Any, context: Any) -> Any:
+            raise AssertionError("init builds no provider")
+
+        return {"house": Backend(make, priority=50, setup=offer)}
+
+
+def test_a_third_party_provider_is_offered_by_its_own_setup_before_lower_priorities(
+    here: Path,
+) -> None:
+    manager = get_plugin_manager(plugins=[("house", Offering())])
+    chosen = choose("auto", None, {"HOUSE_KEY": "x", "OPENAI_API_KEY": SECRET}, manager)
+    assert (chosen.provider, chosen.setup.reason) == ("house", "the house model")
+    here.parent.mkdir()
+    here.write_text(render(chosen, schema_uri()))
+    config = load_config(here, manager=manager)  # what init would write validates
+    assert config.get("providers.text.default") == "house"
+    assert config.get("providers.text.house.model") == "house-1"
+
+
+def test_a_provider_named_by_provider_answers_without_its_key_and_init_warns() -> None:
+    manager = get_plugin_manager(plugins=[("house", Offering())])
+    chosen = choose("house", None, {}, manager)
+    assert chosen.provider == "house"
+    assert missing(chosen.setup, {}) == [
+        "HOUSE_KEY is not set: the config reads the key from it, so set it before running "
+        "(export HOUSE_KEY=...), or run `questfoundry init --force` for another provider"
+    ]
+
+
+def test_an_unknown_provider_is_refused_naming_the_ones_on_offer(here: Path) -> None:
+    result = CliRunner().invoke(cli, ["init", "--provider", "opneai"])
+    assert result.exit_code != 0
+    assert "auto, openai, gemini, ollama, demo" in result.output
+    assert not here.exists()

@@ -49,6 +49,28 @@ class BackendContext:
 Factory = Callable[[Mapping[str, Any], BackendContext], Any]
 
 
+@dataclass(frozen=True)
+class ProviderSetup:
+    """What ``questfoundry init`` writes for a provider this machine offers.
+
+    ``reason`` says why it was chosen ("OpenAI, with the key in OPENAI_API_KEY"); ``text`` and
+    ``image`` are the YAML lines of ``providers.text.<name>`` and ``providers.image.<name>``
+    (comments welcome; ``image`` None: the provider draws no pictures); ``needs`` names the
+    environment variables those lines read, which init warns about when they are unset.
+    """
+
+    reason: str
+    text: str
+    image: str | None = None
+    needs: tuple[str, ...] = ()
+
+
+#: how a provider offers itself to ``questfoundry init``: called with the environment, the
+#: ``--base-url`` given (or None) and whether ``--provider`` named it; returns its
+#: :class:`ProviderSetup`, or None when this machine does not offer it (a provider named by
+#: ``--provider`` answers anyway, so its config can be written before its key is set)
+Offer = Callable[[Mapping[str, str], str | None, bool], ProviderSetup | None]
+
 #: generation parameters every provider is asked with (``roles.<role>`` and
 #: ``providers.<kind>.<name>`` set them; the core's schema documents each)
 GENERATION_PARAMETERS = ("temperature", "max_tokens", "top_p", "stop", "seed", "size", "quality")
@@ -67,7 +89,9 @@ class Backend:
     ``priority`` makes the backend its kind's default where config.yml names none: the installed
     one with the highest priority above 0 wins (the file cache uses 10, so answers outlive the
     process wherever it is installed); at 0 everywhere, the core's own default applies.
-    ``parameters`` (providers only) are generation parameters the provider takes beyond the core's
+    For providers, ``priority`` is the order ``questfoundry init`` asks them (highest first) and
+    ``setup`` (an :data:`Offer`) how they offer themselves there; without one, init never
+    proposes the provider. ``parameters`` (providers only) are generation parameters the provider takes beyond the core's
     (:data:`GENERATION_PARAMETERS`), by name with their JSON Schema: config.yml may then set them
     on roles and providers, and they reach the provider in ``ProviderRequest.params``.
     """
@@ -78,3 +102,4 @@ class Backend:
     description: str = ""
     priority: int = 0
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    setup: Offer | None = None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 #: the version of this API (not of the distribution): ``major.minor``
-API_VERSION = "3.4"
+API_VERSION = "3.5"
 
 _EXPORTS = {
     "hookimpl": "questfoundry.contracts.hookspecs",
@@ -31,6 +31,8 @@ _EXPORTS = {
     "Clock": "questfoundry.contracts.backends",
     "Factory": "questfoundry.contracts.backends",
     "GENERATION_PARAMETERS": "questfoundry.contracts.backends",
+    "Offer": "questfoundry.contracts.backends",
+    "ProviderSetup": "questfoundry.contracts.backends",
     "BudgetKeeper": "questfoundry.contracts.protocols",
     "CacheBackend": "questfoundry.contracts.protocols",
     "Capability": "questfoundry.contracts.protocols",
@@ -247,6 +249,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "Migration",
     "MigrationError",
     "NonRetriableProviderError",
+    "Offer",
     "Outcome",
     "Part",
     "PerLoop",
@@ -259,6 +262,7 @@ __all__ = [  # noqa: RUF022 - kept sorted case-sensitively
     "ProviderRateLimitError",
     "ProviderReply",
     "ProviderRequest",
+    "ProviderSetup",
     "QuestFoundryError",
     "RESPONSE_SCHEMA",
     "RUN",
@@ -360,6 +364,8 @@ if TYPE_CHECKING:
     from questfoundry.contracts.backends import (
         GENERATION_PARAMETERS,
         Backend,
+        Offer,
+        ProviderSetup,
         BackendContext,
         Clock,
         Factory,

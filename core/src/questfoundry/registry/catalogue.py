@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from questfoundry.contracts.backends import Backend, Factory
+from questfoundry.contracts.backends import Backend, Factory, Offer
 from questfoundry.contracts.errors import DuplicatePluginError, PluginError
 from questfoundry.contracts.studio import LoopSpec, RoleSpec
 
@@ -42,6 +42,7 @@ class Registration:
     description: str = ""
     priority: int = 0
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    setup: Offer | None = None
 
 
 class Refused(PluginError):
@@ -149,5 +150,6 @@ def registration(kind: str, name: str, value: Any, plugin: str, dist: str) -> Re
             value.description,
             value.priority,
             value.parameters,
+            value.setup,
         )
     return Registration(kind, name, value, plugin, dist)

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.kit import Backend, BackendContext, Capability, hookimpl, http_settings_schema
+from questfoundry.kit import (
+    Backend,
+    BackendContext,
+    Capability,
+    ProviderSetup,
+    hookimpl,
+    http_settings_schema,
+)
 from questfoundry_provider_gemini.settings import GeminiSettings
 
 if TYPE_CHECKING:
@@ -48,6 +55,22 @@ def make_gemini_provider(settings: Mapping[str, Any], context: BackendContext) -
     return GeminiProvider(parsed)
 
 
+def offer_gemini(env: Mapping[str, str], base_url: str | None, asked: bool) -> ProviderSetup | None:
+    """What ``questfoundry init`` writes when GEMINI_API_KEY is set (or ``--provider gemini``)."""
+    if not (env.get("GEMINI_API_KEY") or asked):
+        return None
+    endpoint = f"\nbase_url: {base_url}" if base_url else ""
+    return ProviderSetup(
+        reason="Gemini, with the key in GEMINI_API_KEY",
+        text=(
+            "api_key: ${GEMINI_API_KEY}  # read from the environment; never write the key here\n"
+            f"model: gemini-2.5-flash{endpoint}"
+        ),
+        image="model: gemini-2.5-flash-image",
+        needs=("GEMINI_API_KEY",),
+    )
+
+
 @hookimpl
 def providers() -> Mapping[str, Backend]:
     return {
@@ -56,5 +79,7 @@ def providers() -> Mapping[str, Backend]:
             settings=SETTINGS,
             capabilities=frozenset({Capability.STREAMING}),
             description="Google Gemini through google-genai",
+            priority=20,  # the order `questfoundry init` offers providers
+            setup=offer_gemini,
         )
     }

@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from questfoundry.kit import Backend, BackendContext, Capability, hookimpl, http_settings_schema
+from questfoundry.kit import (
+    Backend,
+    BackendContext,
+    Capability,
+    ProviderSetup,
+    hookimpl,
+    http_settings_schema,
+)
 from questfoundry_provider_openai.settings import OpenAISettings
 
 if TYPE_CHECKING:
@@ -40,6 +47,22 @@ def make_openai_provider(settings: Mapping[str, Any], context: BackendContext) -
     return OpenAIProvider(parsed)
 
 
+def offer_openai(env: Mapping[str, str], base_url: str | None, asked: bool) -> ProviderSetup | None:
+    """What ``questfoundry init`` writes when OPENAI_API_KEY is set (or ``--provider openai``)."""
+    if not (env.get("OPENAI_API_KEY") or asked):
+        return None
+    endpoint = f"\nbase_url: {base_url}" if base_url else ""
+    return ProviderSetup(
+        reason="OpenAI, with the key in OPENAI_API_KEY",
+        text=(
+            "api_key: ${OPENAI_API_KEY}  # read from the environment; never write the key here\n"
+            f"model: gpt-4o-mini{endpoint}"
+        ),
+        image="model: gpt-image-1",
+        needs=("OPENAI_API_KEY",),
+    )
+
+
 @hookimpl
 def providers() -> Mapping[str, Backend]:
     return {
@@ -48,5 +71,7 @@ def providers() -> Mapping[str, Backend]:
             settings=SETTINGS,
             capabilities=frozenset({Capability.STREAMING, Capability.IMAGES}),
             description="OpenAI chat, streaming and images; any OpenAI-compatible base_url",
+            priority=30,  # the order `questfoundry init` offers providers
+            setup=offer_openai,
         )
     }
