@@ -49,6 +49,7 @@ from questfoundry.gateway.admission import admission
 from questfoundry.gateway.codec import encode
 from questfoundry.gateway.keys import canonical_fields, key_of
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cache_scale
@@ -134,9 +135,9 @@ def floors(directory: Path) -> tuple[Callable[[], Any], Callable[[], Any]]:
 def hit_rows(tmp: Path, runs: int) -> list[Row]:
     """Both hits beside their floors, in turns; then the ledger row each memory hit wrote."""
     memory_floor, file_floor = floors(tmp / "raw")  # a cache of its own, as diskcache makes it
-    memory = Gateway.from_config(config(tmp / "memory", caching={"backend": "memory"}), MANAGER)
+    memory = open_gateway(config(tmp / "memory", caching={"backend": "memory"}), MANAGER)
     folder = {"backend": "file", "cache_dir": str(tmp / "cache")}
-    file = Gateway.from_config(config(tmp / "file", caching=folder), MANAGER)
+    file = open_gateway(config(tmp / "file", caching=folder), MANAGER)
     taken = interleaved(
         {
             "memory floor": memory_floor,
@@ -185,7 +186,7 @@ def scale_rows(root: Path, sizes: list[int], runs: int) -> list[Row]:
         settings = {"backend": "file", "cache_dir": str(folder), "max_cache_size_mb": 2**20}
         _, floor = floors(folder)
         with tempfile.TemporaryDirectory() as name:
-            gateway = Gateway.from_config(config(Path(name), caching=settings), MANAGER)
+            gateway = open_gateway(config(Path(name), caching=settings), MANAGER)
             taken = interleaved({"floor": floor, "hit": gateway_hit(gateway)}, runs)
             gateway.close()
         floor_row = timed_row(f"  floor at {entries:,} entries", taken["floor"])
@@ -299,12 +300,8 @@ def miss_rows(tmp: Path, runs: int) -> list[Row]:
         return [{"operation": "misses: skipped", "note": str(exc)}]
     with fake_openai() as url:
         settings = {"api_key": "sk-bench", "base_url": url}
-        off = Gateway.from_config(
-            config(tmp / "off", settings, caching={"enabled": False}), MANAGER
-        )
-        default = Gateway.from_config(
-            config(tmp / "default", settings, rate_limiting=RATES), MANAGER
-        )
+        off = open_gateway(config(tmp / "off", settings, caching={"enabled": False}), MANAGER)
+        default = open_gateway(config(tmp / "default", settings, rate_limiting=RATES), MANAGER)
         raw = openai.OpenAI(api_key="sk-bench", base_url=url, max_retries=0)
         count = itertools.count()
 

@@ -28,8 +28,8 @@ from typing import Any
 from questfoundry.config import Config
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.records import Message, ProviderRequest, Request
-from questfoundry.gateway import Gateway
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rows import Row, finish, interleaved, ratio_row, timed_row
@@ -123,7 +123,7 @@ def provider_rows(provider: Provider, root: Path, runs: int) -> list[Row]:
             plugin = manager.create(
                 "provider", provider.name, {**settings, "kind": "text"}, BackendContext(root)
             )
-            gateway = Gateway.from_config(config, manager)
+            gateway = open_gateway(config, manager)
             count = itertools.count()
 
             def new() -> str:  # a new question each time

@@ -37,6 +37,7 @@ from questfoundry.config import Config
 from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.redis import RedisServer
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
@@ -76,7 +77,7 @@ def hit_rows(tmp: Path, url: str, runs: int) -> list[Row]:
         json.loads(raw.get("floor:" + bench.key()))  # type: ignore[arg-type]
 
     caching = {"backend": "redis", "redis_url": url}
-    gateway = Gateway.from_config(bench.config(tmp, caching), bench.MANAGER)
+    gateway = open_gateway(bench.config(tmp, caching), bench.MANAGER)
     hit = bench.gateway_hit(gateway)
     asked = bench.request()
 
@@ -124,7 +125,7 @@ def scripted_gateway(tmp: Path, caching: dict[str, Any]) -> tuple[Gateway, Scrip
         entry_points=False,
         plugins=[scripted_plugin(provider), ("questfoundry-cache-redis", redis_plugin)],
     )
-    return Gateway.from_config(config, manager), provider
+    return open_gateway(config, manager), provider
 
 
 @contextmanager

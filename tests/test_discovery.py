@@ -29,13 +29,13 @@ from questfoundry import hookimpl
 from questfoundry.cli import cli
 from questfoundry.config import load_config
 from questfoundry.contracts.errors import PluginNotFoundError
-from questfoundry.gateway import Gateway
 from questfoundry.registry import (
     ENTRY_POINT_GROUP,
     PluginLoadWarning,
     get_plugin_manager,
     known_plugins,
 )
+from questfoundry.runtime import open_gateway
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -382,7 +382,7 @@ def test_the_plugins_backend_is_selectable_by_name_from_config(site: Site, tmp_p
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("OK:")
 
-    gateway = Gateway.from_config(load_config(path, env={}), get_plugin_manager(env={}))
+    gateway = open_gateway(load_config(path, env={}), get_plugin_manager(env={}))
     try:
         assert isinstance(gateway.cache, site.module("qf_tmpcache").TmpCache)
         assert gateway.cache.settings["ttl_seconds"] == 60

@@ -35,6 +35,7 @@ from questfoundry.gateway import Gateway
 from questfoundry.gateway.keys import request_fields
 from questfoundry.kit import from_pico
 from questfoundry.registry import PluginManager, get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import Face
 from questfoundry.testing.fakes import (
@@ -147,7 +148,7 @@ def make_config(
 def gateway(
     case: Case, server: FakeServer, tmp_path: Path, manager: PluginManager, clock: FakeClock
 ) -> Iterator[Gateway]:
-    with Gateway.from_config(make_config(case, server, tmp_path), manager, clock=clock) as opened:
+    with open_gateway(make_config(case, server, tmp_path), manager, clock=clock) as opened:
         yield opened
 
 
@@ -262,10 +263,10 @@ def test_file_cache_answers_a_later_gateway_without_a_request(
     if "file" not in manager.backends("cache backend"):
         pytest.skip("questfoundry-cache-file is not installed")
     config = make_config(case, server, tmp_path, cache="file")
-    with Gateway.from_config(config, manager, clock=clock) as first_run:
+    with open_gateway(config, manager, clock=clock) as first_run:
         first = gateway_face.generate(first_run, ask("Which door is locked?"))
 
-    with Gateway.from_config(config, manager, clock=clock) as second_run:
+    with open_gateway(config, manager, clock=clock) as second_run:
         second = gateway_face.generate(second_run, ask("Which door is locked?"))
         stats = second_run.cache.stats() if second_run.cache else None
 
@@ -381,7 +382,7 @@ def test_rate_limited_stream_is_retried_before_its_first_chunk(
 async def test_agenerate_answers_then_serves_the_repeat_from_the_cache(
     case: Case, server: FakeServer, tmp_path: Path, manager: PluginManager, clock: FakeClock
 ) -> None:
-    gateway = Gateway.from_config(make_config(case, server, tmp_path), manager, clock=clock)
+    gateway = open_gateway(make_config(case, server, tmp_path), manager, clock=clock)
     try:
         server.fail_next(Fault.RATE_LIMIT)
         first = await gateway.agenerate(ask("Which way to the keep?"))
@@ -412,7 +413,7 @@ def test_api_key_never_reaches_ledger_cache_or_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secret = SECRET_KEY.encode()
-    with Gateway.from_config(make_config(case, server, tmp_path), manager, clock=clock) as gateway:
+    with open_gateway(make_config(case, server, tmp_path), manager, clock=clock) as gateway:
         replies = [gateway_face.generate(gateway, ask("Whisper the password.")) for _ in range(2)]
         stream = gateway_face.stream(gateway, ask("Whisper it again."))
         server.fail_next(Fault.RATE_LIMIT)

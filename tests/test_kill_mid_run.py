@@ -35,13 +35,13 @@ WORKER = textwrap.dedent(
     from pathlib import Path
     from questfoundry.config import Config
     from questfoundry.contracts.records import CacheMode, Request
-    from questfoundry.gateway import Gateway
+    from questfoundry.runtime import open_gateway
     from questfoundry.registry import get_plugin_manager
 
     url, root, threads = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     openai = {"model": "gpt-4o-mini", "api_key": "sk-test", "base_url": url}
     data = {"providers": {"text": {"default": "openai", "openai": openai}}}
-    gateway = Gateway.from_config(Config(data, None, root / ".questfoundry", frozenset()),
+    gateway = open_gateway(Config(data, None, root / ".questfoundry", frozenset()),
                                   get_plugin_manager())
 
     def work(number):

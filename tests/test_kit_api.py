@@ -27,20 +27,19 @@ NAMES = """
     DailyPrices DeadlineExceeded DuplicatePluginError EXPORT FOLDER FORMATS FRONT_MATTER Factory
     Figures Fix FixedPrices FlightLocking GENERATION_PARAMETERS GenaiPrices Hold IMAGES
     INTERNAL_KEY_PREFIX Kind Labels LeaseHolder Leasing LedgerError Limiter LoopError LoopOption
-    LoopSpec MASK
-    MAX_SECTIONS Message Migration MigrationError NonRetriableProviderError Offer Outcome Part PerLoop
-    Period Picture PluginError PluginNotFoundError Provider ProviderError ProviderRateLimitError
-    ProviderReply ProviderRequest ProviderSetup QuestFoundryError RESPONSE_SCHEMA RUN Rate RateLimitError
-    RedisSettings Reply ReplyTooLarge Request RetriableProviderError RoleProvider RoleSpec
-    SECTIONS SHOTS STYLE Section Shape ShapeError Snapshot StateError StateStore Step
-    StepContext StepError StyleGuide TEXT TOPOLOGY TRANSLATIONS Topology Usage async_transport
-    attempt authored book_files book_keys bound check_key depths digest draft_schema
-    each_section figures flavour_of from_pico hookimpl http_settings_schema image_problem
-    image_type is_internal key_problem linked load_topology max_reply_bytes obj open_sqlite
-    outline_schema parse parse_retry_after provider_error public_url redact redis_outage
-    redis_scan_pattern redis_schema refusal register_secret response_schema schema_params slug
-    sound spared sqlite_errors sync_transport take_authorship to_pico to_price translated
-    transport_failure usd write_book_files
+    LoopSpec MASK MAX_SECTIONS Message Migration MigrationError NonRetriableProviderError Offer
+    Outcome Part PerLoop Period Picture PluginError PluginNotFoundError Provider ProviderError
+    ProviderRateLimitError ProviderReply ProviderRequest ProviderSetup QuestFoundryError
+    RESPONSE_SCHEMA RUN Rate RateLimitError RedisSettings Reply ReplyTooLarge Request
+    RetriableProviderError RoleProvider RoleSpec SECTIONS SHOTS STYLE Section Shape ShapeError
+    Snapshot StateError StateStore Step StepContext StepError StyleGuide TEXT TOPOLOGY
+    TRANSLATIONS Topology Usage async_transport attempt authored book_files book_keys bound
+    check_key depths digest draft_schema each_section figures flavour_of from_pico hookimpl
+    http_settings_schema image_problem image_type is_internal key_problem linked load_topology
+    max_reply_bytes obj open_sqlite outline_schema parse parse_retry_after provider_error
+    public_url redact redis_outage redis_scan_pattern redis_schema refusal register_secret
+    response_schema schema_params slug sound spared sqlite_errors sync_transport take_authorship
+    to_pico to_price translated transport_failure usd write_book_files
 """.split()  # noqa: SIM905 - a block of names reads better than a line for each
 
 

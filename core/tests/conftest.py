@@ -12,6 +12,7 @@ from lore_studio import answers, sparked, studio  # noqa: F401 - the lore loops'
 from questfoundry.config import Config
 from questfoundry.gateway import Gateway
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
@@ -72,7 +73,7 @@ def make_gateway(
         manager = get_plugin_manager(
             entry_points=False, plugins=[scripted_plugin(provider), *plugins]
         )
-        gateway = Gateway.from_config(config, manager, clock=clock)
+        gateway = open_gateway(config, manager, clock=clock)
         made.append(gateway)
         return gateway
 

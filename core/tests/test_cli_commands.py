@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from questfoundry.cli import cli
 from questfoundry.config import load_config
 from questfoundry.contracts.records import Request, Usage
-from questfoundry.gateway import Gateway
 from questfoundry.ledger import Ledger
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 CONFIG = """\
@@ -54,7 +54,7 @@ def run(*args: str, input: str | None = None) -> Any:
 def spend(project: Path, *prompts: str, role: str | None = None) -> None:
     """Make calls through a gateway on the project's config with a scripted provider."""
     manager = get_plugin_manager(plugins=[scripted_plugin(ScriptedProvider())])
-    with Gateway.from_config(load_config(project), manager) as gateway:
+    with open_gateway(load_config(project), manager) as gateway:
         for prompt in prompts:
             gateway.generate(Request(messages=[{"role": "user", "content": prompt}], role=role))
 

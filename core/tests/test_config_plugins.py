@@ -20,8 +20,8 @@ from questfoundry.contracts.backends import Backend, BackendContext
 from questfoundry.contracts.errors import ConfigError, PluginError
 from questfoundry.contracts.records import Request
 from questfoundry.contracts.studio import LoopSpec, RoleSpec
-from questfoundry.gateway import Gateway
 from questfoundry.registry import PluginLoadWarning, PluginManager, get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.scripted import ScriptedProvider
 
 SEED = Path(__file__).parent / "configs" / "seed.yml"
@@ -157,7 +157,7 @@ def test_a_plugin_role_of_kind_image_is_routed_to_the_image_provider() -> None:
     }
     from questfoundry.config import Config
 
-    with Gateway.from_config(Config(data), manager) as gateway:
+    with open_gateway(Config(data), manager) as gateway:
         reply = gateway.generate(Request(prompt="a map of the coast", role="map_painter"))
     assert reply.image is not None
     assert [r.kind for r in image.requests] == ["image"]

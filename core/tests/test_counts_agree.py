@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from questfoundry.cli import cli
 from questfoundry.config import Config, load_config
 from questfoundry.contracts.records import Request
-from questfoundry.gateway import Gateway
 from questfoundry.kit.money import usd
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.studio.report import RoleUsage, RunReport
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
@@ -48,7 +48,7 @@ def run(*args: str) -> Any:
 def spend(project: Path, *prompts: str) -> None:
     """Calls through a gateway on the project's config, to a scripted provider (each $0.072)."""
     manager = get_plugin_manager(plugins=[scripted_plugin(ScriptedProvider())])
-    with Gateway.from_config(load_config(project), manager) as gateway:
+    with open_gateway(load_config(project), manager) as gateway:
         for prompt in prompts:
             gateway.generate(Request(messages=[{"role": "user", "content": prompt}]))
 
@@ -112,7 +112,7 @@ def test_a_per_provider_ttl_expires_that_provider_s_replies_only(tmp_path: Path)
     plugins = [scripted_plugin(first, "first"), scripted_plugin(second, "second")]
     clock = FakeClock()
     config = Config(data, None, tmp_path / ".questfoundry", frozenset())
-    with Gateway.from_config(
+    with open_gateway(
         config, get_plugin_manager(entry_points=False, plugins=plugins), clock=clock
     ) as gateway:
 

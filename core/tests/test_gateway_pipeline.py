@@ -25,6 +25,7 @@ from questfoundry.contracts.hookspecs import hookimpl
 from questfoundry.contracts.records import CacheStats, Chunk, Outcome, ProviderRequest, Request
 from questfoundry.gateway import Gateway
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import ASYNC, SYNC, Face
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
@@ -155,7 +156,7 @@ def test_a_stream_that_breaks_after_its_first_chunk_is_observed_as_failed_and_no
     manager = get_plugin_manager(
         entry_points=False, plugins=[scripted_plugin(broken), ("observer", observer)]
     )
-    with Gateway.from_config(config, manager, clock=clock) as gateway:
+    with open_gateway(config, manager, clock=clock) as gateway:
         with pytest.raises(RetriableProviderError, match="connection reset"):
             gateway_face.stream(gateway, ask())
         assert broken.calls == 1
@@ -286,7 +287,7 @@ def test_the_call_deadline_bounds_every_attempt_and_the_retries(
     manager = get_plugin_manager(entry_points=False, plugins=[scripted_plugin(slow)])
     started = clock.monotonic()
     with (
-        Gateway.from_config(config, manager, clock=clock) as gateway,
+        open_gateway(config, manager, clock=clock) as gateway,
         pytest.raises(RetriableProviderError),
     ):
         gateway_face.generate(gateway, ask())

@@ -306,3 +306,11 @@ def _schema_defaults(manager: PluginManager, provider: str) -> dict[str, Any]:
         for key, value in properties.items()
         if isinstance(value, dict) and "default" in value
     }
+
+
+def open_gateway(config: Config, manager: PluginManager, **options: Any) -> Gateway:
+    """A gateway with a runtime of its own, closed with it: for a script that needs only the
+    gateway. ``options`` go to the :class:`Runtime`."""
+    from questfoundry.gateway import Gateway
+
+    return Gateway(Runtime(config, manager, **options), owns_runtime=True)

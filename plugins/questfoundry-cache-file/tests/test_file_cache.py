@@ -37,6 +37,7 @@ from questfoundry.contracts.protocols import CacheBackend
 from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.cache_contract import (
     SMALL_LIMIT,
     AdvanceTime,
@@ -794,7 +795,7 @@ def _gateway(project_dir: Path, provider: ScriptedProvider) -> Gateway:
         entry_points=False,
         plugins=[scripted_plugin(provider), ("questfoundry-cache-file", file_plugin)],
     )
-    return Gateway.from_config(config, manager)
+    return open_gateway(config, manager)
 
 
 @pytest.mark.parametrize("cause", BROKEN)

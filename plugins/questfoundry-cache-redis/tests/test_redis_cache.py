@@ -27,6 +27,7 @@ from questfoundry.contracts.protocols import CacheBackend, Capability
 from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.cache_contract import AdvanceTime, CacheBackendContract, Reopen
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import replaces_standard_test
@@ -349,7 +350,7 @@ def _gateway(
         entry_points=False,
         plugins=[scripted_plugin(provider), ("questfoundry-cache-redis", redis_plugin)],
     )
-    return Gateway.from_config(config, manager, clock=clock)
+    return open_gateway(config, manager, clock=clock)
 
 
 HELLO = Request(messages=[{"role": "user", "content": "hello"}])

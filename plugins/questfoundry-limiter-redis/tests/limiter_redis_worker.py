@@ -27,9 +27,9 @@ from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.errors import CostLimitExceededError
 from questfoundry.contracts.hookspecs import hookimpl
 from questfoundry.contracts.records import ProviderReply, ProviderRequest, Rate, Request
-from questfoundry.gateway import Gateway
 from questfoundry.gateway.admission import estimate_usage
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 
 SETUP_SECONDS = 60
 
@@ -93,7 +93,7 @@ def work(spec: Mapping[str, Any], start: Any, out: Connection) -> None:
     manager = get_plugin_manager(entry_points=False, plugins=plugins)
     config = Config(spec["config"], project_dir=Path(spec["project"]) / ".questfoundry")
     refused = 0
-    with Gateway.from_config(config, manager) as gateway:
+    with open_gateway(config, manager) as gateway:
         runtime = gateway.runtime  # build the backends now, so the race starts at once
         runtime.limiter, runtime.budgets, runtime.provider("recorder")
         start.wait(SETUP_SECONDS)

@@ -28,6 +28,7 @@ from questfoundry.ledger import Ledger
 from questfoundry.ledger.budgets import open_budgets
 from questfoundry.ledger.keeper import SQLiteBudgetKeeper
 from questfoundry.registry import get_plugin_manager
+from questfoundry.runtime import open_gateway
 from questfoundry.testing.budget_contract import BudgetContract, Opener
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.limiter_contract import LimiterContract
@@ -399,7 +400,7 @@ def gateway_on(
     manager = get_plugin_manager(
         entry_points=False, plugins=[("limiter-redis", redis_plugin), scripted_plugin(provider)]
     )
-    return Gateway.from_config(Config(data, project_dir=tmp_path / ".questfoundry"), manager)
+    return open_gateway(Config(data, project_dir=tmp_path / ".questfoundry"), manager)
 
 
 ASK = Request(messages=[{"role": "user", "content": "hello"}], params={"max_tokens": 10})

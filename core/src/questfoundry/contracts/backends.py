@@ -91,9 +91,10 @@ class Backend:
     process wherever it is installed); at 0 everywhere, the core's own default applies.
     For providers, ``priority`` is the order ``questfoundry init`` asks them (highest first) and
     ``setup`` (an :data:`Offer`) how they offer themselves there; without one, init never
-    proposes the provider. ``parameters`` (providers only) are generation parameters the provider takes beyond the core's
-    (:data:`GENERATION_PARAMETERS`), by name with their JSON Schema: config.yml may then set them
-    on roles and providers, and they reach the provider in ``ProviderRequest.params``.
+    proposes the provider. ``parameters`` (providers only) are generation parameters the
+    provider takes beyond the core's (:data:`GENERATION_PARAMETERS`), by name with their JSON
+    Schema: config.yml may then set them on roles and providers, and they reach the provider in
+    ``ProviderRequest.params``.
     """
 
     factory: Factory

@@ -1,8 +1,9 @@
 """The gateway: caching, limits, budgets, retries and the ledger around every provider call.
 
 Build it over a :class:`~questfoundry.runtime.Runtime` (``runtime.gateway``) or, standing alone,
-with :meth:`Gateway.from_config`. :meth:`~Gateway.generate` and :meth:`~Gateway.agenerate` (and
-:meth:`~Gateway.stream` / :meth:`~Gateway.astream`) are two thin faces over one
+with :func:`questfoundry.runtime.open_gateway`. :meth:`~Gateway.generate` and
+:meth:`~Gateway.agenerate` (and :meth:`~Gateway.stream` / :meth:`~Gateway.astream`) are two thin
+faces over one
 :class:`~questfoundry.gateway.pipeline.Pipeline`; see that module for the steps of a call.
 
 Modules: :mod:`.plan` (requests into plans and keys), :mod:`.flights` (single flight),
@@ -23,9 +24,7 @@ from questfoundry.gateway.plan import Plan, Planner
 from questfoundry.gateway.streams import AsyncStream, Stream
 
 if TYPE_CHECKING:
-    from questfoundry.config import Config
-    from questfoundry.registry import PluginManager
-    from questfoundry.runtime import Runtime
+    from questfoundry.gateway.backends import Backends
 
 __all__ = ["AsyncStream", "Gateway", "Plan", "Stream"]
 
@@ -33,18 +32,11 @@ __all__ = ["AsyncStream", "Gateway", "Plan", "Stream"]
 class Gateway:
     """Every provider call of a project, through one runtime's backends."""
 
-    def __init__(self, runtime: Runtime, *, owns_runtime: bool = False) -> None:
+    def __init__(self, runtime: Backends, *, owns_runtime: bool = False) -> None:
         self.runtime = runtime
         self._owns_runtime = owns_runtime
         self._planner = Planner(runtime)
         self._pipeline = Pipeline(runtime, self._planner)
-
-    @classmethod
-    def from_config(cls, config: Config, manager: PluginManager, **options: Any) -> Gateway:
-        """A gateway with a runtime of its own (closed with it); ``options`` go to the runtime."""
-        from questfoundry.runtime import Runtime
-
-        return cls(Runtime(config, manager, **options), owns_runtime=True)
 
     # the runtime's backends, for callers and tests that look inside
     @property

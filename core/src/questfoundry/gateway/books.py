@@ -24,7 +24,7 @@ from questfoundry.gateway.effects import Blocking, Sleep, Steps, blocking
 from questfoundry.gateway.plan import Plan, Planner
 
 if TYPE_CHECKING:
-    from questfoundry.runtime import Runtime
+    from questfoundry.gateway.backends import Backends
 
 log = logging.getLogger("questfoundry.gateway")
 
@@ -42,7 +42,7 @@ RECONCILE_SECONDS = 0.05
 class Books:
     """Limits, budgets, ledger, prices and observers for one runtime's pipeline."""
 
-    def __init__(self, runtime: Runtime, planner: Planner) -> None:
+    def __init__(self, runtime: Backends, planner: Planner) -> None:
         self.runtime = runtime
         self.planner = planner
         limits = runtime.config.section("rate_limiting")

@@ -18,13 +18,13 @@ from questfoundry.gateway.effects import Steps, Twin, blocking
 from questfoundry.gateway.plan import Plan
 
 if TYPE_CHECKING:
-    from questfoundry.runtime import Runtime
+    from questfoundry.gateway.backends import Backends
 
 
 class CacheSteps:
     """Reads and stores of one runtime's cache, for its pipeline."""
 
-    def __init__(self, runtime: Runtime, books: Books) -> None:
+    def __init__(self, runtime: Backends, books: Books) -> None:
         self.runtime = runtime
         self.books = books
         self._decode = HitDecoder()

@@ -51,7 +51,7 @@ from questfoundry.gateway.flights import Flights
 from questfoundry.gateway.plan import Plan, Planner
 
 if TYPE_CHECKING:
-    from questfoundry.runtime import Runtime
+    from questfoundry.gateway.backends import Backends
 
 log = logging.getLogger("questfoundry.gateway")
 
@@ -66,7 +66,7 @@ class Abandoned(Exception):
 class Pipeline:
     """The steps of a call over one runtime's backends."""
 
-    def __init__(self, runtime: Runtime, planner: Planner) -> None:
+    def __init__(self, runtime: Backends, planner: Planner) -> None:
         self.runtime = runtime
         self.planner = planner
         self.flights: Flights[Reply] = Flights()

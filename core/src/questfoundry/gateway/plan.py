@@ -17,7 +17,7 @@ from questfoundry.gateway.admission import estimate_usage
 from questfoundry.gateway.keys import canonical_fields, key_of
 
 if TYPE_CHECKING:
-    from questfoundry.runtime import Runtime
+    from questfoundry.gateway.backends import Backends
 
 DEFAULT_TTL = 86_400.0
 _MODES: dict[str, CacheMode] = {mode.value: mode for mode in CacheMode}
@@ -81,7 +81,7 @@ class Route:
 class Planner:
     """Turns requests into plans for one runtime; remembers each route's decisions."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Backends) -> None:
         self.runtime = runtime
         self._caching = runtime.config.section("caching")
         self._routes: dict[tuple[str | None, str | None, str | None], Route] = {}

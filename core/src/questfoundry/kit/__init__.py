@@ -364,11 +364,11 @@ if TYPE_CHECKING:
     from questfoundry.contracts.backends import (
         GENERATION_PARAMETERS,
         Backend,
-        Offer,
-        ProviderSetup,
         BackendContext,
         Clock,
         Factory,
+        Offer,
+        ProviderSetup,
     )
     from questfoundry.contracts.brief import (
         BRIEF,
