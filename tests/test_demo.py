@@ -62,7 +62,7 @@ def test_the_docs_index_links_every_page_and_every_link_lands() -> None:
     assert pages <= linked, f"docs/README.md does not link {sorted(pages - linked)}"
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # about 15 s: eight processes through every loop the demo runs
 def test_the_demo_writes_a_book_whose_links_work_and_its_project_continues(
     tmp_path: Path,
 ) -> None:
