@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "plugins.md"
 CHANGE = "the kit changed: update API_VERSION, docs/plugins.md and this test together"
 
-API_VERSION = "3.5"
+API_VERSION = "4.0"
 NAMES = """
     API_VERSION AUDIO AUTHOR BRIEF Backend BackendContext BackendUnavailableError Book Brief
     BucketLevel Budget BudgetKeeper BudgetLevel CANON CODEX CacheBackend CacheMode CacheStats
@@ -33,13 +33,14 @@ NAMES = """
     RESPONSE_SCHEMA RUN Rate RateLimitError RedisSettings Reply ReplyTooLarge Request
     RetriableProviderError RoleProvider RoleSpec SECTIONS SHOTS STYLE Section Shape ShapeError
     Snapshot StateError StateStore Step StepContext StepError StyleGuide TEXT TOPOLOGY
-    TRANSLATIONS Topology Usage async_transport attempt authored book_files book_keys bound
-    check_key depths digest draft_schema each_section figures flavour_of from_pico hookimpl
-    http_settings_schema image_problem image_type is_internal key_problem linked load_topology
-    max_reply_bytes obj open_sqlite outline_schema parse parse_retry_after provider_error
-    public_url redact redis_outage redis_scan_pattern redis_schema refusal register_secret
-    response_schema schema_params slug sound spared sqlite_errors sync_transport take_authorship
-    to_pico to_price translated transport_failure usd write_book_files
+    TRANSLATIONS Topology Usage accept_as_is async_transport attempt authored book_files
+    book_from_state book_keys budget_refusal check_key depths draft_schema each_section figures
+    flavour_of from_pico hookimpl http_settings_schema image_problem image_type is_internal
+    key_problem linked load_topology max_reply_bytes object_schema open_sqlite outline_schema
+    parse_reply parse_retry_after prose_digest provider_error public_url redact redis_outage
+    redis_scan_pattern redis_schema register_secret response_schema schema_params slug spared
+    sqlite_errors sync_transport take_authorship to_pico to_price translated transport_failure
+    usd write_book_files
 """.split()  # noqa: SIM905 - a block of names reads better than a line for each
 
 

@@ -21,7 +21,7 @@ from questfoundry.config import Config
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.hookspecs import hookimpl
 from questfoundry.contracts.records import ProviderReply, ProviderRequest
-from questfoundry.kit.bindery import IMAGES, digest
+from questfoundry.kit.bindery import IMAGES, prose_digest
 from questfoundry.kit.loops import SECTIONS
 from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner
@@ -109,7 +109,7 @@ def test_the_media_type_a_state_file_claims_is_never_trusted(
     for ident, (data, mime) in lies.items():
         prose = (state.get(SECTIONS + ident) or {})["prose"]
         encoded = base64.b64encode(data).decode() if ident != third else data.decode()
-        image = {"mime": mime, "data": encoded, "caption": "c", "digest": digest(prose)}
+        image = {"mime": mime, "data": encoded, "caption": "c", "digest": prose_digest(prose)}
         state.set(IMAGES + ident, image)
     bound = studio.run("binding_run", sections=3)
     assert sorted(r for r in bound.repairs if r.startswith("bind: left out the image")) == sorted(

@@ -19,8 +19,8 @@ from questfoundry.kit import (
     StateError,
     Topology,
     book_files,
-    bound,
-    digest,
+    book_from_state,
+    prose_digest,
     translated,
 )
 
@@ -53,7 +53,12 @@ def german(**sections: dict[str, Any]) -> dict[str, Any]:
 
 
 def words(ident: str, title: str, prose: str, *choices: str) -> dict[str, Any]:
-    return {"title": title, "prose": prose, "choices": list(choices), "from": digest(PROSE[ident])}
+    return {
+        "title": title,
+        "prose": prose,
+        "choices": list(choices),
+        "from": prose_digest(PROSE[ident]),
+    }
 
 
 def test_an_edition_keeps_ids_numbers_and_links_with_the_translated_words() -> None:
@@ -125,7 +130,7 @@ def test_the_cue_sheet_is_read_safely_and_shown_only_as_text() -> None:
     cue = {"kind": "effect", "sound": HOSTILE, "placement": "moment", "moment": "gutters"}
     documents: dict[str, Any] = {f"book/sections/{i}": {"prose": p} for i, p in PROSE.items()}
     documents[AUDIO] = {"sections": {"a": [cue], "gone": [cue]}, "notes": HOSTILE}
-    made, notes = bound(TOPOLOGY, documents)
+    made, notes = book_from_state(TOPOLOGY, documents)
     assert made.cue_sheet is not None and list(made.cue_sheet.cues) == ["a"]
     assert notes == [
         "left out the cues of sections the book no longer has (run audio_pass again): ['gone']"
@@ -155,6 +160,6 @@ def test_a_cue_sheet_that_is_not_one_is_refused_in_one_line(
     with pytest.raises(StateError, match=said):
         CueSheet.from_dict(document)
     documents = {f"book/sections/{i}": {"prose": p} for i, p in PROSE.items()}
-    made, notes = bound(TOPOLOGY, {**documents, AUDIO: document})
+    made, notes = book_from_state(TOPOLOGY, {**documents, AUDIO: document})
     assert made.cue_sheet is None and notes[0].startswith("left out the cue sheet: ")
     assert Cue("music", "x", "close").to_dict()["placement"] == "close"

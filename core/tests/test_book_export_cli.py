@@ -17,7 +17,7 @@ from questfoundry.cli import cli
 from questfoundry.cli.book import book_export
 from questfoundry.config import load_config
 from questfoundry.contracts.protocols import StateStore
-from questfoundry.kit.bindery import FRONT_MATTER, IMAGES, digest
+from questfoundry.kit.bindery import FRONT_MATTER, IMAGES, prose_digest
 from questfoundry.kit.loops import SECTIONS, TOPOLOGY
 from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import Runtime
@@ -40,7 +40,8 @@ def config(tmp_path: Path) -> Path:
         for ident, data in (("gate", png()), ("yard", SVG)):
             image = {"mime": "image/png", "data": base64.b64encode(data).decode()}
             state.set(
-                IMAGES + ident, image | {"caption": ident, "digest": digest(book.prose[ident])}
+                IMAGES + ident,
+                image | {"caption": ident, "digest": prose_digest(book.prose[ident])},
             )
     return path
 

@@ -25,7 +25,7 @@ from questfoundry.contracts.bounded import depth
 from questfoundry.contracts.hookspecs import hookimpl
 from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import ProviderReply, ProviderRequest
-from questfoundry.contracts.structured import MAX_MESSAGE, RESPONSE_SCHEMA, ShapeError, parse
+from questfoundry.contracts.structured import MAX_MESSAGE, RESPONSE_SCHEMA, ShapeError, parse_reply
 from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner, StepError
 from questfoundry.testing.clock import FakeClock
@@ -99,20 +99,20 @@ def showrunner(tmp_path: Path, provider: ScriptedProvider) -> Iterator[Showrunne
 def test_a_reply_past_its_bounds_is_refused_unread_in_one_short_line(reply: str, said: str) -> None:
     started = time.perf_counter()
     with pytest.raises(ShapeError) as caught:
-        parse(reply, SCHEMA)
+        parse_reply(reply, SCHEMA)
     assert time.perf_counter() - started < 1
     assert str(caught.value) == f"the reply is refused unread: {said}"
 
 
 def test_a_reply_nested_to_the_bound_is_read_and_one_level_more_is_not() -> None:
-    assert depth(parse("[" * 64 + "]" * 64, {"type": "array"}), 100) == 64
+    assert depth(parse_reply("[" * 64 + "]" * 64, {"type": "array"}), 100) == 64
     with pytest.raises(ShapeError, match="nests deeper than 64 levels"):
-        parse("[" * 65 + "]" * 65, {"type": "array"})
+        parse_reply("[" * 65 + "]" * 65, {"type": "array"})
 
 
 def test_a_rejected_reply_of_2000_sections_is_named_not_quoted() -> None:
     with pytest.raises(ShapeError) as caught:
-        parse(LARGE, SCHEMA)
+        parse_reply(LARGE, SCHEMA)
     message = str(caught.value)
     assert len(message) <= MAX_MESSAGE and "\n" not in message
     assert "at sections: a list of 2000 items breaks maxItems 2" in message
@@ -120,7 +120,7 @@ def test_a_rejected_reply_of_2000_sections_is_named_not_quoted() -> None:
 
 def test_a_key_named_twice_in_a_reply_is_asked_about() -> None:
     with pytest.raises(ShapeError, match="names the key 'title' twice"):
-        parse('{"title": "a", "title": "b"}', {"type": "object"})
+        parse_reply('{"title": "a", "title": "b"}', {"type": "object"})
 
 
 def failed_step(showrunner: Showrunner, provider: Broken, reply: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 from questfoundry.book.graph import MIN_BRANCHING, Figures, Graph, endings_wanted
 from questfoundry.book.model import MAX_CHOICES, Choice, Section, Topology, slug
-from questfoundry.contracts.structured import TEXT, obj
+from questfoundry.contracts.structured import TEXT, object_schema
 
 #: about one section in this many is an ending
 SECTIONS_PER_ENDING = 8
@@ -70,21 +70,25 @@ class Part:
 def draft_schema(count: int, *, titled: bool) -> dict[str, Any]:
     """The JSON Schema of a reply filling ``count`` slots (with the book's title if
     ``titled``)."""
-    choice = obj(text=TEXT, target={"type": "integer"})
-    section = obj(
+    choice = object_schema(text=TEXT, target={"type": "integer"})
+    section = object_schema(
         title=TEXT,
         summary=TEXT,
         ending={"type": "boolean"},
         choices={"type": "array", "items": choice, "maxItems": MAX_CHOICES},
     )
     sections = {"type": "array", "items": section, "minItems": count, "maxItems": count}
-    return obj(title=TEXT, sections=sections) if titled else obj(sections=sections)
+    return (
+        object_schema(title=TEXT, sections=sections) if titled else object_schema(sections=sections)
+    )
 
 
 def outline_schema(acts: int) -> dict[str, Any]:
     """The JSON Schema of a book's outline: its title and ``acts`` acts (title, summary)."""
-    act = obj(title=TEXT, summary=TEXT)
-    return obj(title=TEXT, acts={"type": "array", "items": act, "minItems": acts, "maxItems": acts})
+    act = object_schema(title=TEXT, summary=TEXT)
+    return object_schema(
+        title=TEXT, acts={"type": "array", "items": act, "minItems": acts, "maxItems": acts}
+    )
 
 
 @dataclass(frozen=True)

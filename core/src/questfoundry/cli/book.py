@@ -78,12 +78,12 @@ def book_export(app: App, kind: str, path: Path | None) -> None:
     e.g. questfoundry book export --format epub ~/Desktop/vigil.epub
     """
     from questfoundry.book.exports import FORMATS, book_files
-    from questfoundry.kit.bindery import CODEX, FOLDER, book_keys, bound, write_book_files
+    from questfoundry.kit.bindery import CODEX, FOLDER, book_from_state, book_keys, write_book_files
 
     state = app.runtime.state
     topology = _topology(app)
     keys = book_keys(topology, state.list_keys(CODEX))
-    book, notes = bound(topology, {key: state.get(key) for key in keys})
+    book, notes = book_from_state(topology, {key: state.get(key) for key in keys})
     target = path or app.config.project_dir.parent / FOLDER / f"book.{FORMATS[kind].extension}"
     written = write_book_files(target.parent, book_files(book, kind, target.name))
     for note in notes:

@@ -2,8 +2,8 @@
 
 The schema travels as ``params["response_schema"] = {"name": ..., "schema": ...}``
 (:data:`RESPONSE_SCHEMA`); each provider maps it onto its own API (:func:`response_schema` reads it
-there). The reply's text must be JSON valid against the schema, which :func:`parse` checks with
-jsonschema.
+there). The reply's text must be JSON valid against the schema, which :func:`parse_reply` checks
+with jsonschema.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def schema_params(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     return {RESPONSE_SCHEMA: {"name": name, "schema": dict(schema)}}
 
 
-def parse(text: str | None, schema: Mapping[str, Any]) -> Any:
+def parse_reply(text: str | None, schema: Mapping[str, Any]) -> Any:
     """The instance in ``text``, or :class:`ShapeError` saying why it is not one, in one line of
     at most :data:`MAX_MESSAGE` characters: a reply is read within :data:`REPLY_BOUNDS`, so one
     nested 200,000 levels deep, or far larger than any answer, is refused before it is built."""
@@ -121,7 +121,7 @@ def _unfenced(text: str) -> str:
 TEXT: dict[str, Any] = {"type": "string"}
 
 
-def obj(**properties: Mapping[str, Any]) -> dict[str, Any]:
+def object_schema(**properties: Mapping[str, Any]) -> dict[str, Any]:
     """An object with every property required and no others: the subset every provider's strict
     mode accepts (no optional property, no length or numeric bound; ``minItems``/``maxItems``
     and ``enum`` are fine)."""

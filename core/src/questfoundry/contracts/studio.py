@@ -27,7 +27,7 @@ Fix = Callable[[Any], tuple[T, list[str]]]
 RUN = "run"
 
 
-def sound(value: T) -> tuple[T, list[str]]:
+def accept_as_is(value: T) -> tuple[T, list[str]]:
     """A ``fix`` that finds nothing wrong."""
     return value, []
 
@@ -292,7 +292,7 @@ class StepContext(Protocol):
         prompt: str,
         *,
         role: str | None = None,
-        fix: Fix[str] = sound,
+        fix: Fix[str] = accept_as_is,
         instructions: str | None = None,
         section: str | None = None,
         words: int | None = None,
@@ -308,7 +308,7 @@ class StepContext(Protocol):
         *,
         name: str,
         schema: Mapping[str, Any],
-        fix: Fix[T] = sound,
+        fix: Fix[T] = accept_as_is,
         role: str | None = None,
         section: str | None = None,
     ) -> T:

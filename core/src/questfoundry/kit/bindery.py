@@ -1,8 +1,8 @@
 """Binding: the book as the state holds it, made into files.
 
 ``binding_run`` and ``questfoundry book export`` read the same state documents into one
-:class:`~questfoundry.book.edition.Book` (:func:`book_keys`, then :func:`bound`) and write its
-files the same way (:func:`write_book_files`). Keys: ``book/images/<id>`` (by ``art_touch_up``),
+:class:`~questfoundry.book.edition.Book` (:func:`book_keys`, then :func:`book_from_state`) and write
+its files the same way (:func:`write_book_files`). Keys: ``book/images/<id>`` (by ``art_touch_up``),
 ``book/front_matter`` (the blurb, by ``binding_run``), ``book/brief`` (the author's brief),
 ``book/codex/<id>`` (by ``codex_expansion``), ``book/audio`` (the cue sheet, by ``audio_pass``).
 """
@@ -37,19 +37,19 @@ AUDIO = "book/audio"
 FOLDER = "book"
 
 
-def digest(prose: str) -> str:
+def prose_digest(prose: str) -> str:
     """A short fingerprint of a section's prose: art made for other prose is left out."""
     return hashlib.sha256(prose.encode()).hexdigest()[:16]
 
 
 def book_keys(topology: Topology, codex: Iterable[str] = ()) -> list[str]:
-    """Every state key :func:`bound` reads for ``topology``, given the ``codex`` keys the state
-    lists (under :data:`CODEX`)."""
+    """Every state key :func:`book_from_state` reads for ``topology``, given the ``codex`` keys the
+    state lists (under :data:`CODEX`)."""
     per_section = [prefix + s.id for s in topology.sections for prefix in (SECTIONS, IMAGES)]
     return [*per_section, FRONT_MATTER, BRIEF, AUDIO, *codex]
 
 
-def bound(
+def book_from_state(
     topology: Topology, documents: Mapping[str, dict[str, Any] | None]
 ) -> tuple[Book, list[str]]:
     """The book the state ``documents`` (by key, from :func:`book_keys`) make, and notes on the
@@ -67,7 +67,7 @@ def bound(
         image = documents.get(IMAGES + section.id)
         if image is None or "data" not in image:
             continue
-        if image.get("digest") != digest(written["prose"]):
+        if image.get("digest") != prose_digest(written["prose"]):
             stale.append(section.id)
             continue
         data, problem = _image_bytes(image["data"])

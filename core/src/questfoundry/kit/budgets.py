@@ -9,7 +9,7 @@ from questfoundry.contracts.records import Budget
 from questfoundry.kit.money import from_pico, usd
 
 
-def refusal(budget: Budget, used: int, estimate: Decimal) -> CostLimitExceededError:
+def budget_refusal(budget: Budget, used: int, estimate: Decimal) -> CostLimitExceededError:
     """The error refusing a call of ``estimate`` dollars when ``used`` pico-dollars are taken."""
     return CostLimitExceededError(
         f"{budget.describe()}: {usd(from_pico(used))} spent of "

@@ -24,7 +24,7 @@ from questfoundry.book.codex import CodexEntry
 from questfoundry.book.edition import BRIEF_FIELDS, Book, Labels, Picture
 from questfoundry.book.model import Choice, Section
 from questfoundry.contracts.errors import StateError
-from questfoundry.kit.bindery import digest
+from questfoundry.kit.bindery import prose_digest
 
 TRANSLATIONS = "book/translations/"
 #: a note names at most this many sections
@@ -47,7 +47,7 @@ def translated(book: Book, document: Mapping[str, Any]) -> tuple[Book, list[str]
             missing.append(section.number)
             sections.append(section)
             continue
-        if words.get("from") != digest(book.prose.get(section.id, "")):
+        if words.get("from") != prose_digest(book.prose.get(section.id, "")):
             stale.append(section.number)
         prose[section.id] = _text(words.get("prose"), prose.get(section.id, ""))
         choices = words.get("choices")

@@ -32,7 +32,7 @@ from questfoundry.contracts.backends import Backend, BackendContext
 from questfoundry.contracts.protocols import Capability, Hold
 from questfoundry.contracts.records import Budget, BudgetLevel
 from questfoundry.kit import hookimpl
-from questfoundry.kit.budgets import refusal
+from questfoundry.kit.budgets import budget_refusal
 from questfoundry.kit.money import from_pico, to_pico
 from questfoundry.ledger.file import LedgerFile, drop_hold
 from questfoundry.ledger.processes import ProcessName, is_gone, this_process
@@ -65,7 +65,7 @@ class SQLiteBudgetKeeper:
             for budget in applying:
                 used = self._used(conn, budget, held, now)
                 if used + amount > to_pico(budget.limit):
-                    raise refusal(budget, used, estimate)
+                    raise budget_refusal(budget, used, estimate)
             cursor = conn.execute(_HOLD, (provider, amount, now, me.host, me.pid, me.started))
         return Hold(str(cursor.lastrowid), provider, from_pico(amount), self)
 

@@ -30,8 +30,8 @@ from questfoundry.contracts.brief import BRIEF, CANON, STYLE, Brief, CanonEntry,
 from questfoundry.contracts.errors import StateError, StepError
 from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import Reply
-from questfoundry.contracts.structured import ShapeError, parse, schema_params
-from questfoundry.contracts.studio import RUN, Fix, LoopSpec, Step, sound
+from questfoundry.contracts.structured import ShapeError, parse_reply, schema_params
+from questfoundry.contracts.studio import RUN, Fix, LoopSpec, Step, accept_as_is
 from questfoundry.kit.loops import TOPOLOGY
 from questfoundry.studio.briefing import Knowledge, background, look
 from questfoundry.studio.role import Role
@@ -252,7 +252,7 @@ class StepContext:
         prompt: str,
         *,
         role: str | None = None,
-        fix: Fix[str] = sound,
+        fix: Fix[str] = accept_as_is,
         instructions: str | None = None,
         section: str | None = None,
         words: int | None = None,
@@ -273,7 +273,7 @@ class StepContext:
         *,
         name: str,
         schema: Mapping[str, Any],
-        fix: Fix[T] = sound,
+        fix: Fix[T] = accept_as_is,
         role: str | None = None,
         section: str | None = None,
     ) -> T:
@@ -282,7 +282,9 @@ class StepContext:
         params = schema_params(name, schema)
         asked = self.role(role)
         prompt = await self._told(prompt, section)
-        return await self._ask(asked, prompt, params, lambda t: parse(t, schema), fix, None, None)
+        return await self._ask(
+            asked, prompt, params, lambda t: parse_reply(t, schema), fix, None, None
+        )
 
     async def image(self, prompt: str, *, role: str | None = None) -> bytes:
         """Image bytes from an image role; the prompt ends with the brief's look."""

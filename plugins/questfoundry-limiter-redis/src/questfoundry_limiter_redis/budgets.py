@@ -32,8 +32,8 @@ from questfoundry.kit import (
     BudgetLevel,
     Capability,
     Hold,
+    budget_refusal,
     from_pico,
-    refusal,
     to_pico,
 )
 from questfoundry_limiter_redis.connection import RedisBackend, Script
@@ -129,7 +129,9 @@ class RedisBudgetKeeper(RedisBackend):
             return None  # Redis is down and the policy lets the call through: nothing is held
         refused, *used = answer
         if refused:
-            raise refusal(applying[int(refused) - 1], int(Decimal(used[0].decode())), estimate)
+            raise budget_refusal(
+                applying[int(refused) - 1], int(Decimal(used[0].decode())), estimate
+            )
         return Hold(f"{provider}|{amount}|{token}", provider, from_pico(amount), self)
 
     def settle(self, hold: Hold, cost: Decimal | None) -> None:

@@ -22,14 +22,14 @@ from questfoundry.kit import (
     Step,
     StepContext,
     Topology,
-    digest,
     each_section,
     image_problem,
     image_type,
-    obj,
+    object_schema,
+    prose_digest,
 )
 
-SHOT_SCHEMA = obj(subject=TEXT, composition=TEXT, caption=TEXT)
+SHOT_SCHEMA = object_schema(subject=TEXT, composition=TEXT, caption=TEXT)
 
 
 async def plan_shots(context: StepContext) -> None:
@@ -48,7 +48,7 @@ async def plan_shots(context: StepContext) -> None:
         shot = await context.structured(
             prompt, name="shot", schema=SHOT_SCHEMA, fix=fix, section=section.id
         )
-        return {**shot, "digest": digest(written["prose"])}
+        return {**shot, "digest": prose_digest(written["prose"])}
 
     await each_section(
         context, plan, writes=SHOTS, reads=SECTIONS, missing="no prose yet: run story_spark first"

@@ -32,7 +32,7 @@ from questfoundry.kit import (
     Topology,
     each_section,
     load_topology,
-    obj,
+    object_schema,
 )
 
 PLANS = AUDIO + "/plans/"
@@ -44,15 +44,15 @@ QUOTED = 1500
 SHOWN = 40
 #: a cue's sound, moment and note, and the notes on the whole, are cut to this many characters
 CHARS = 1000
-CUE_SCHEMA = obj(
+CUE_SCHEMA = object_schema(
     kind={"type": "string", "enum": list(Cue.KINDS)},
     sound=TEXT,
     placement={"type": "string", "enum": list(Cue.PLACEMENTS)},
     moment=TEXT,
 )
-PLAN_SCHEMA = obj(cues={"type": "array", "items": CUE_SCHEMA, "maxItems": MOST_CUES})
-REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
-SHEET_SCHEMA = obj(notes=TEXT)
+PLAN_SCHEMA = object_schema(cues={"type": "array", "items": CUE_SCHEMA, "maxItems": MOST_CUES})
+REVIEW_SCHEMA = object_schema(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
+SHEET_SCHEMA = object_schema(notes=TEXT)
 PLANNING = (
     "Plan the audio cues of this section: ambience (the bed under the scene), music and "
     f"effects, at most {MOST_CUES}, none when silence serves it. For each say what is heard "
@@ -64,7 +64,7 @@ PLANNING = (
 def production_schema(count: int) -> dict[str, Any]:
     """A production note per cue, in the cues' order."""
     notes = {"type": "array", "items": TEXT, "minItems": count, "maxItems": count}
-    return obj(notes=notes)
+    return object_schema(notes=notes)
 
 
 def _task(section: Section, prose: str) -> str:

@@ -31,16 +31,16 @@ from questfoundry.kit import (
     Step,
     StepContext,
     book_files,
+    book_from_state,
     book_keys,
-    bound,
     figures,
     load_topology,
-    obj,
+    object_schema,
     translated,
     write_book_files,
 )
 
-FRONT_SCHEMA = obj(blurb=TEXT)
+FRONT_SCHEMA = object_schema(blurb=TEXT)
 
 
 async def front_matter(context: StepContext) -> None:
@@ -63,7 +63,7 @@ async def bind(context: StepContext) -> None:
     context.note("the book: " + "; ".join(figures(topology).lines()))
     keys = book_keys(topology, await context.keys(CODEX))
     documents = {key: await context.get(key) for key in keys}
-    book, notes = bound(topology, documents)
+    book, notes = book_from_state(topology, documents)
     editions = []
     for key in await context.keys(TRANSLATIONS):
         try:

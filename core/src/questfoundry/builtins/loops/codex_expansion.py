@@ -30,13 +30,13 @@ from questfoundry.kit import (
     Topology,
     depths,
     load_topology,
-    obj,
+    object_schema,
     slug,
 )
 
 DRAFTS = WORK + "codex/"
-ENTRY_SCHEMA = obj(term=TEXT, text=TEXT)
-SPOILER_SCHEMA = obj(spoils={"type": "array", "items": TEXT}, why=TEXT)
+ENTRY_SCHEMA = object_schema(term=TEXT, text=TEXT)
+SPOILER_SCHEMA = object_schema(spoils={"type": "array", "items": TEXT}, why=TEXT)
 #: the most later sections, and canon names met later, a prompt lists (the nearest first)
 SHOWN_LATER = 30
 WRITING = (

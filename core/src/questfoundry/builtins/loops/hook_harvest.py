@@ -24,7 +24,7 @@ from questfoundry.kit import (
     Topology,
     each_section,
     load_topology,
-    obj,
+    object_schema,
     slug,
 )
 
@@ -33,20 +33,24 @@ VERDICTS = ("keep", "drop", "later")
 #: the most hooks one section yields, and the most hooks one triage call judges
 MOST_PER_SECTION = 3
 BATCH = 40
-HOOK_SCHEMA = obj(
+HOOK_SCHEMA = object_schema(
     title=TEXT,
     kind={"type": "string", "enum": list(KINDS)},
     detail=TEXT,
     sections={"type": "array", "items": TEXT, "maxItems": 3},
 )
-FOUND_SCHEMA = obj(hooks={"type": "array", "items": HOOK_SCHEMA, "maxItems": MOST_PER_SECTION})
-VERDICT_SCHEMA = obj(hook=TEXT, verdict={"type": "string", "enum": list(VERDICTS)}, reason=TEXT)
+FOUND_SCHEMA = object_schema(
+    hooks={"type": "array", "items": HOOK_SCHEMA, "maxItems": MOST_PER_SECTION}
+)
+VERDICT_SCHEMA = object_schema(
+    hook=TEXT, verdict={"type": "string", "enum": list(VERDICTS)}, reason=TEXT
+)
 
 
 def triage_schema(count: int) -> dict[str, Any]:
     """A verdict per hook, in the order the hooks were listed."""
     verdicts = {"type": "array", "items": VERDICT_SCHEMA, "minItems": count, "maxItems": count}
-    return obj(triage=verdicts)
+    return object_schema(triage=verdicts)
 
 
 #: the verdict and reason of a hook the showrunner left without a sound one

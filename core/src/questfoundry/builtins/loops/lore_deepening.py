@@ -43,7 +43,7 @@ from questfoundry.kit import (
     StepContext,
     Topology,
     load_topology,
-    obj,
+    object_schema,
     slug,
 )
 
@@ -57,7 +57,7 @@ QUOTED = 1500
 #: the most sections whose prose, and earlier entries, a contradiction check is shown
 PROSE_SECTIONS = 3
 SHOWN_ENTRIES = 24
-ENTRY_SCHEMA = obj(
+ENTRY_SCHEMA = object_schema(
     kind={"type": "string", "enum": list(KINDS)},
     name=TEXT,
     fact=TEXT,
@@ -65,11 +65,15 @@ ENTRY_SCHEMA = obj(
     sections={"type": "array", "items": TEXT, "maxItems": 4},
     tags={"type": "array", "items": TEXT, "maxItems": 5},
 )
-ENTRIES_SCHEMA = obj(entries={"type": "array", "items": ENTRY_SCHEMA, "maxItems": MOST_ENTRIES})
-RESEARCH_SCHEMA = obj(verdict={"type": "string", "enum": ["plausible", "implausible"]}, notes=TEXT)
-CONFLICT_SCHEMA = obj(entry=TEXT, contradicts=TEXT, why=TEXT)
-CHECK_SCHEMA = obj(contradictions={"type": "array", "items": CONFLICT_SCHEMA})
-TIMELINE_SCHEMA = obj(events={"type": "array", "items": TEXT})
+ENTRIES_SCHEMA = object_schema(
+    entries={"type": "array", "items": ENTRY_SCHEMA, "maxItems": MOST_ENTRIES}
+)
+RESEARCH_SCHEMA = object_schema(
+    verdict={"type": "string", "enum": ["plausible", "implausible"]}, notes=TEXT
+)
+CONFLICT_SCHEMA = object_schema(entry=TEXT, contradicts=TEXT, why=TEXT)
+CHECK_SCHEMA = object_schema(contradictions={"type": "array", "items": CONFLICT_SCHEMA})
+TIMELINE_SCHEMA = object_schema(events={"type": "array", "items": TEXT})
 DRAFTING = (
     "Write canon a reader could never catch out: concrete, consistent with the prose and with "
     "what is established. Answer with JSON only."

@@ -34,7 +34,7 @@ from questfoundry.kit import (
     StepContext,
     Topology,
     load_topology,
-    obj,
+    object_schema,
     spared,
 )
 
@@ -49,14 +49,18 @@ SEARCH_STEPS = 100_000
 QUOTED = 1200
 MOST_FINDINGS = 8
 KINDS = ("confusion", "contradiction", "unmotivated_choice", "ending_from_nowhere")
-FINDING_SCHEMA = obj(section=TEXT, kind={"type": "string", "enum": list(KINDS)}, note=TEXT)
-PLAY_SCHEMA = obj(findings={"type": "array", "items": FINDING_SCHEMA, "maxItems": MOST_FINDINGS})
+FINDING_SCHEMA = object_schema(
+    section=TEXT, kind={"type": "string", "enum": list(KINDS)}, note=TEXT
+)
+PLAY_SCHEMA = object_schema(
+    findings={"type": "array", "items": FINDING_SCHEMA, "maxItems": MOST_FINDINGS}
+)
 REVISE, DISMISS = "revise", "dismiss"
 #: what a reading's findings may get wrong
 STRANGERS = "findings naming sections the book does not have"
 ELSEWHERE = "findings naming sections the reading did not pass"
 BARE = "findings saying nothing of what is wrong"
-NOTE_SCHEMA = obj(verdict={"type": "string", "enum": [REVISE, DISMISS]}, notes=TEXT)
+NOTE_SCHEMA = object_schema(verdict={"type": "string", "enum": [REVISE, DISMISS]}, notes=TEXT)
 
 
 # ---------------------------------------------------------------------------- readings

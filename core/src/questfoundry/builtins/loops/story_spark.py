@@ -31,7 +31,7 @@ from questfoundry.kit import (
     draft_schema,
     each_section,
     figures,
-    obj,
+    object_schema,
     outline_schema,
 )
 
@@ -46,7 +46,7 @@ WORDS = 200
 #: how long an invented premise is asked to run, and the most of it kept (in characters)
 PREMISE_WORDS = 50
 PREMISE_CHARS = 1000
-REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
+REVIEW_SCHEMA = object_schema(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
 FILLING = (
     "The studio has numbered the sections and laid out where each one's choices lead:\n\n"
     "{slots}\n\n"

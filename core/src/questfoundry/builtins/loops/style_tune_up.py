@@ -34,10 +34,10 @@ from questfoundry.kit import (
     StepContext,
     StyleGuide,
     Topology,
-    digest,
     each_section,
     load_topology,
-    obj,
+    object_schema,
+    prose_digest,
     spared,
 )
 
@@ -53,7 +53,7 @@ MOST_RULES = 8
 #: within a StyleGuide's bound)
 PART_CHARS = 600
 WORD_CHARS = 60
-GUIDE_SCHEMA = obj(
+GUIDE_SCHEMA = object_schema(
     voice=TEXT,
     register=TEXT,
     motifs={"type": "array", "items": TEXT, "maxItems": MOST_MOTIFS},
@@ -61,7 +61,9 @@ GUIDE_SCHEMA = obj(
     rules={"type": "array", "items": TEXT, "maxItems": MOST_RULES},
 )
 IN_VOICE, OUT_OF_VOICE = "in_voice", "out_of_voice"
-VERDICT_SCHEMA = obj(verdict={"type": "string", "enum": [IN_VOICE, OUT_OF_VOICE]}, notes=TEXT)
+VERDICT_SCHEMA = object_schema(
+    verdict={"type": "string", "enum": [IN_VOICE, OUT_OF_VOICE]}, notes=TEXT
+)
 #: the notes of a section judged out of voice without any
 NO_NOTES = "Bring it into the voice and register the style guide describes."
 
@@ -158,7 +160,7 @@ def origin(document: dict[str, Any]) -> str:
     or when it was written again since)."""
     styled = document.get("styled")
     prose: str = document["prose"]
-    if isinstance(styled, dict) and styled.get("to") == digest(prose):
+    if isinstance(styled, dict) and styled.get("to") == prose_digest(prose):
         return str(styled.get("from", prose))
     return prose
 
@@ -246,7 +248,7 @@ async def revise_voice(context: StepContext) -> None:
             prompt, section=section.id, words=len(prose.split()) or None, fix=_said
         )
         if rewritten:
-            styled = {"from": prose, "to": digest(rewritten)}
+            styled = {"from": prose, "to": prose_digest(rewritten)}
             revised = {"prose": rewritten, "placeholder": False, "revised": True, "notes": notes}
             await context.save(
                 SECTIONS + section.id, {"id": section.id, **revised, "styled": styled}

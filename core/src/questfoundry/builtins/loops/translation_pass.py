@@ -40,15 +40,15 @@ from questfoundry.kit import (
     Step,
     StepContext,
     Topology,
-    digest,
     load_topology,
-    obj,
+    object_schema,
+    prose_digest,
 )
 
 WORK = "book/translating/"
 #: a text of this many words or more returned as it was is not a translation (a name may be)
 UNCHANGED_WORDS = 4
-REVIEW_SCHEMA = obj(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
+REVIEW_SCHEMA = object_schema(verdict={"type": "string", "enum": ["pass", "revise"]}, notes=TEXT)
 #: the brief's fields a translated title page shows
 FRONT_FIELDS = ("premise", "genre", "audience", "tone")
 LABELS = "labels"
@@ -109,7 +109,7 @@ def shape(source: Any) -> dict[str, Any]:
     """The JSON Schema of an answer of ``source``'s shape: the same keys, the same number of
     items, text for every text."""
     if isinstance(source, dict):
-        return obj(**{key: shape(value) for key, value in source.items()})
+        return object_schema(**{key: shape(value) for key, value in source.items()})
     if isinstance(source, list):
         count = len(source)
         return {"type": "array", "items": TEXT, "minItems": count, "maxItems": count}
@@ -309,7 +309,7 @@ async def _edition(
     for part in book:
         folder, _, ident = part.name.partition("/")
         if folder == "sections":
-            sections[ident] = {**words[part.name], "from": digest(part.source["prose"])}
+            sections[ident] = {**words[part.name], "from": prose_digest(part.source["prose"])}
         elif folder == "codex":
             codex[ident] = dict(words[part.name])
     return {
