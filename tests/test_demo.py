@@ -70,7 +70,13 @@ def test_the_demo_writes_a_book_whose_links_work_and_its_project_continues(
     done = demo("--project", str(project), "--sections", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for loop in ("story_spark", "art_touch_up", "translation_pass", "binding_run"):
+    for loop in (
+        "story_spark",
+        "art_touch_up",
+        "codex_expansion",
+        "translation_pass",
+        "binding_run",
+    ):
         assert f"{loop} · run" in out  # every report
     assert "placeholder text" in out and "Stopped the stand-in server" in out
     book = Path(re.findall(r"^==> Done\. The book: (.+)$", out, re.M)[0])

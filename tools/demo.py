@@ -7,7 +7,8 @@
 3. writes the demo project's config, ``build/demo/.questfoundry/config.yml``, pointing at it,
    and the demo's brief (``questfoundry init --provider demo --base-url … --premise …``);
 4. runs ``questfoundry run story_spark`` then the loops of :data:`LOOPS` in that project: the
-   style guide, the pictures, the cue sheet, the book bound, then translated into
+   style guide, the pictures, the cue sheet, the open threads, canon and codex, the book bound,
+   then translated into
    :data:`LANGUAGE` and bound again with its second language;
 5. stops the server and prints where the book's HTML files are.
 
@@ -48,12 +49,16 @@ BRIEF = (
 #: the second language the demo's book is translated into
 LANGUAGE = "de"
 #: what the demo runs after story_spark, in order: the style guide before the pictures (which
-#: are made for the prose as it is then); the book bound before it is translated, so that its
-#: blurb (binding_run's) is translated too, then bound again with its second language
+#: are made for the prose as it is then); the open threads, the canon drawn from them and the
+#: codex drawn from the canon; the book bound before it is translated, so that its blurb
+#: (binding_run's) and its codex are translated too, then bound again with its second language
 LOOPS = (
     ["style_tune_up"],
     ["art_touch_up"],
     ["audio_pass"],
+    ["hook_harvest"],
+    ["lore_deepening"],
+    ["codex_expansion"],
     ["binding_run"],
     ["translation_pass", "--language", LANGUAGE],
     ["binding_run"],
