@@ -207,9 +207,9 @@ def test_the_buckets_are_one_hash_that_expires_once_every_bucket_would_be_full_a
     made = limiter(built, settings, backend_context, *rates)
     made.acquire({"global/requests": 5, "global/tokens": 10})  # 30 s and 60 s to refill
     made.acquire({"global/requests": 1})  # 36 s: what the hash keeps already covers it
-    (key,) = client(redis_url).scan_iter(match=settings["key_prefix"] + "*rate*")
-    assert key.decode().endswith(":rates")
-    assert client(redis_url).hlen(key) == 5  # each bucket's level and stamp, and the expiry
+    (key,) = client(redis_url).scan_iter(match=settings["key_prefix"] + "*bucket*")
+    assert key.decode().endswith(":buckets")
+    assert client(redis_url).hlen(key) == 3  # each bucket (its level and stamp), and the expiry
     assert 119_000 < client(redis_url).pttl(key) <= 120_000  # the longest, plus a minute
 
     made.acquire({"global/tokens": 90})  # empty: 600 s to refill, past what the hash keeps
