@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from state_crash_driver import KEYS, written
 
-from questfoundry.builtins.file_store import TEMP_PREFIX, FileStore, make_file_store
+from questfoundry.builtins.file_store import PER_KEY_LOCKS, TEMP_PREFIX, FileStore, make_file_store
 from questfoundry.contracts.backends import BackendContext
 from questfoundry.contracts.errors import StateError
 from questfoundry.testing.state_contract import StateStoreContract, StoreOpener
@@ -83,3 +88,57 @@ def test_writers_killed_mid_write_leave_only_whole_documents(tmp_path: Path) -> 
         assert document is not None
         assert document == written(document["writer"], document["i"])
     assert store.get(KEYS[0])["writer"] == 99  # the last writer's first write was complete
+
+
+def test_a_writer_waits_only_for_writers_of_its_own_key(tmp_path: Path) -> None:
+    """An ``update`` holding key "a" (its change waits) keeps other writers of "a" waiting, never
+    a writer of "b": each key has its own lock (one byte of ``%lock`` each, on Linux)."""
+    if not PER_KEY_LOCKS:
+        pytest.skip("this system has no open file description locks: one writer at a time")
+    store = FileStore(tmp_path)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(document: dict[str, Any] | None) -> dict[str, Any]:
+        inside.set()
+        assert release.wait(10)
+        return {"by": "update"}
+
+    with ThreadPoolExecutor(3) as pool:
+        try:
+            updating = pool.submit(store.update, "a", slow)
+            assert inside.wait(10)
+            setting_a = pool.submit(store.set, "a", {"by": "set"})
+            pool.submit(store.set, "b", {"by": "set"}).result(timeout=5)  # though "a" is held
+            assert store.get("b") == {"by": "set"}
+            time.sleep(0.05)  # room for a writer of "a" that did not wait to get in: none must
+            assert not setting_a.done() and store.get("a") is None
+        finally:
+            release.set()
+        updating.result(10)
+        setting_a.result(10)
+    assert store.get("a") == {"by": "set"}  # the set waited for the update, then replaced it
+
+
+def test_writes_are_forced_to_disk_once_per_sync_not_once_per_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        forced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = FileStore(tmp_path)
+    for n in range(30):
+        store.set(f"book/{n % 10}", {"n": n})
+    store.delete("book/9")
+    assert forced == []  # a kill -9 needs only the rename: the writes never waited on the disk
+    store.sync()
+    assert len(forced) == 9 + 1  # each file written once, whatever its rewrites; the folder once
+    store.sync()
+    assert len(forced) == 10  # nothing new to sync
+    store.set("book/0", {"n": 99})
+    store.close()  # closing syncs what is left
+    assert len(forced) == 12

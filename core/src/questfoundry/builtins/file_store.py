@@ -1,14 +1,24 @@
 """Built-in state store ``file``: one JSON document per key under ``state.path``.
 
-Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the old
-file, so a crash mid-write leaves either the old document or the new one, never half of one.
+A write goes to a temporary file in the same folder, which is then renamed over the old file: a
+crash mid-write leaves either the old document or the new one, never half of one. Killing the
+writer (``kill -9``) needs nothing more, since the rename is atomic and what was written lives in
+the system, not in the dead process; so a write is not forced to the disk one by one (an fsync
+costs more than the write). Surviving a power loss is :meth:`FileStore.sync`'s work
+(``Capability.SYNC``): it forces to the disk the documents this handle wrote since its last
+sync, then the folder once. The studio syncs at the end of every step, before the run's record
+says the step is done, and closing the store syncs what is left; a power loss may undo what was
+written since the last sync (which a resumed run makes again), never what was before it.
 
-Every write (``set``, ``delete``, ``update``) holds an exclusive ``flock`` on the folder's lock
-file (``%lock``), so ``update`` is atomic across the processes of one machine and a write never
-races another. Opening the store removes the temporary files a killed writer left behind (under
-the same lock, so never a live writer's). Without ``fcntl`` (Windows) the lock covers the threads
-of one process only, and the store says so: it then declares neither ``ATOMIC`` nor ``SHARED``.
-A folder on a network file system is one machine's store only where its ``flock`` is honest.
+A write (``set``, ``delete``, ``update``) holds a lock on its key alone, so writers of different
+keys never wait for each other, while ``update`` stays atomic across the processes of one
+machine: on Linux an open file description lock (``fcntl`` ``F_OFD_SETLKW``) on one byte of the
+folder's lock file (``%lock``) chosen by the key's hash; elsewhere an ``flock`` on the whole file
+(one writer at a time). The system drops either lock the moment its holder dies. Opening the
+store removes the temporary files a killed writer left behind, under a lock on the whole of
+``%lock``, so never a live writer's. Without ``fcntl`` (Windows) the lock covers the threads of
+one process only, and the store says so: it then declares neither ``ATOMIC`` nor ``SHARED``.
+A folder on a network file system is one machine's store only where its locks are honest.
 The store keeps no expiry: a ``ttl`` is refused.
 
 One run at a time (``Capability.LEASES``): a run takes the project's lease by holding an ``flock``
@@ -27,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -52,6 +63,8 @@ try:
     HAS_FLOCK = True
 except ImportError:  # pragma: no cover - Windows
     HAS_FLOCK = False
+#: a lock per key: open file description locks on one byte each (Linux, 64-bit ``off_t``)
+PER_KEY_LOCKS = HAS_FLOCK and hasattr(fcntl, "F_OFD_SETLKW") and struct.calcsize("P") == 8
 
 SUFFIX = ".json"
 #: no quoted key starts with these (a quoted "%" is "%25"), so a key can never look like them
@@ -62,7 +75,7 @@ LONG_PREFIX = "%long-"
 #: the longest file name every common file system takes, in bytes
 MAX_NAME_BYTES = 255
 
-_CAPABILITIES = {Capability.PERSISTENT}
+_CAPABILITIES = {Capability.PERSISTENT, Capability.SYNC}
 if HAS_FLOCK:
     _CAPABILITIES |= {Capability.ATOMIC, Capability.SHARED, Capability.LEASES}
 
@@ -70,7 +83,8 @@ Change = Callable[[dict[str, Any] | None], Mapping[str, Any] | None]
 
 
 class FileStore:
-    """State documents as files; every write is atomic and serialised across local processes."""
+    """State documents as files; every write is atomic, and writes of one key are serialised
+    across local processes."""
 
     capabilities = frozenset(_CAPABILITIES)
     #: a lease lasts until given back: the system drops a dead holder's lock at once
@@ -80,6 +94,8 @@ class FileStore:
         self.root = root
         self._thread_lock = threading.RLock()
         self._leases: dict[str, int] = {}  # token → the descriptor holding the lease's flock
+        self._unsynced: dict[Path, None] = {}  # files written since the last sync, in order
+        self._folder_changed = False  # a name was added or removed since the last sync
         if root.is_dir():
             self.clean()
 
@@ -149,10 +165,31 @@ class FileStore:
                     removed += 1
         return removed
 
+    def sync(self) -> None:
+        """Force to the disk what this handle wrote since its last sync: each document's data,
+        then the folder (the names) once, so a power loss keeps all of it."""
+        with self._thread_lock:
+            written, self._unsynced = list(self._unsynced), {}
+            changed, self._folder_changed = self._folder_changed, False
+        try:
+            for path in written:
+                _force(path, os.O_RDONLY)
+            if changed:
+                _force(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as exc:
+            with self._thread_lock:  # not synced after all: the next sync tries again
+                self._unsynced = dict.fromkeys(written) | self._unsynced
+                self._folder_changed |= changed
+            raise StateError(f"the state in {self.root} cannot be synced to disk: {exc}") from None
+
     def close(self) -> None:
-        """Give back the leases still held; the write lock is held only while a write runs."""
-        for token in list(self._leases):
-            self._let_go(token)
+        """Sync what is not yet synced and give back the leases still held; a write's lock is
+        held only while the write runs."""
+        try:
+            self.sync()
+        finally:
+            for token in list(self._leases):
+                self._let_go(token)
 
     # ------------------------------------------------------------------ the lease
 
@@ -236,18 +273,24 @@ class FileStore:
 
     @contextmanager
     def _locked(self, key: str | None) -> Iterator[None]:
-        """The folder's write lock: this process's threads, then every process (``flock``)."""
-        with self._thread_lock:
-            if not HAS_FLOCK:  # pragma: no cover - Windows
+        """The write lock of ``key`` (None: of every key), for this process's threads and every
+        other process alike; see the module docstring."""
+        if not HAS_FLOCK:  # pragma: no cover - Windows
+            with self._thread_lock:
                 yield
-                return
-            what = f"state {key!r}" if key is not None else "the state store"
-            fd = self._open_own(LOCK_NAME, f"{what} cannot be written to")
-            try:
+            return
+        what = f"state {key!r}" if key is not None else "the state store"
+        fd = self._open_own(LOCK_NAME, f"{what} cannot be written to")
+        try:  # each write opens its own description, so threads exclude each other too
+            if PER_KEY_LOCKS:
+                start, length = (0, 0) if key is None else (_byte_of(key), 1)  # 0: to the end
+                lock = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLKW, lock)
+            else:  # pragma: no cover - no per-key locks (macOS, BSD): one writer at a time
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing the descriptor releases the flock
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases its lock
 
     def _open_own(self, name: str, failure: str) -> int:
         """A descriptor of the store's own file ``name`` (made with its folder if missing)."""
@@ -263,14 +306,15 @@ class FileStore:
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
                 Path(tmp).replace(path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
             raise StateError(f"state {key!r} cannot be written to {path}: {exc}") from None
+        with self._thread_lock:
+            self._unsynced[path] = None
+            self._folder_changed = True
 
     def _unlink(self, key: str, path: Path) -> bool:
         try:
@@ -279,7 +323,27 @@ class FileStore:
             return False
         except OSError as exc:
             raise StateError(f"state {key!r} cannot be deleted from {path}: {exc}") from None
+        with self._thread_lock:
+            self._folder_changed = True
         return True
+
+
+def _byte_of(key: str) -> int:
+    """The byte of the lock file whose lock is ``key``'s: 63 bits of its hash, so two keys
+    sharing one is as likely as a collision of a 63-bit hash (and would only wait in turn)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+
+
+def _force(path: Path, flags: int) -> None:
+    """fsync ``path`` (a file's data or a folder's names); a file since removed needs none."""
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _encode(key: str, document: Mapping[str, Any], path: Path | None = None) -> bytes:

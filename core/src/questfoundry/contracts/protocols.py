@@ -51,6 +51,8 @@ class Capability:
     ASYNC_GET = "async_get"
     #: a state store offering :class:`Leasing`: one run at a time holds the project's state
     LEASES = "leases"
+    #: a state store offering :class:`Syncing`: its writes reach the disk together, at ``sync()``
+    SYNC = "sync"
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +297,20 @@ class Leasing(Protocol):
 
     def release_lease(self, holder: LeaseHolder) -> None:
         """Give the lease up if ``holder`` has it (never another's); never raises."""
+
+
+class Syncing(Protocol):
+    """What a state store declaring ``Capability.SYNC`` adds: writes that outlive a killed
+    writer the moment they return, and outlive a power loss once synced, so a run pays for
+    forcing them to the disk once per step rather than once per document.
+
+    ``close()`` syncs too. A store without the capability makes each write as durable as it
+    ever will be before the write returns.
+    """
+
+    def sync(self) -> None:
+        """Make every write of this handle so far survive a power loss; ``StateError`` (one
+        line) when the disk refuses, and the next sync tries the same writes again."""
 
 
 @runtime_checkable

@@ -29,7 +29,9 @@ declare them: ``TTL`` (expiry, and refusing a ttl otherwise), ``ATOMIC`` (8 proc
 ``update`` increments of one counter end at exactly 1600), ``SHARED`` (a second handle sees the
 first one's writes), ``PERSISTENT`` (a reopened store keeps its documents), ``LEASES`` (one
 holder at a time, named to whoever is refused; only the holder renews or gives it back; a
-holder killed in another process frees it at once, or within the store's ``lease_seconds``).
+holder killed in another process frees it at once, or within the store's ``lease_seconds``),
+``SYNC`` (``sync()`` after sets, updates and deletes, or with nothing to sync, loses nothing, and
+a write outlives its writer killed before any sync or close).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from typing import Any
 import pytest
 
 from questfoundry.contracts.errors import StateError
-from questfoundry.contracts.protocols import Capability, LeaseHolder, Leasing, StateStore
+from questfoundry.contracts.protocols import Capability, LeaseHolder, Leasing, StateStore, Syncing
 from questfoundry.testing.contract import StandardSuite
 
 __all__ = ["StateStoreContract", "StoreOpener"]
@@ -87,6 +89,15 @@ def _increment(opener: StoreOpener, key: str, times: int) -> None:
             store.update(key, lambda doc: {"n": (doc or {"n": 0})["n"] + 1})
     finally:
         store.close()
+
+
+def _write_then_wait(opener: StoreOpener, count: int, written: Any) -> None:
+    """A child process: ``count`` documents set, then wait to be killed, never syncing."""
+    store = opener()
+    for n in range(count):
+        store.set(f"unsynced/{n}", {"n": n})
+    written.set()
+    time.sleep(120)
 
 
 def holder(run_id: str = "") -> LeaseHolder:
@@ -422,3 +433,46 @@ class StateStoreContract(StandardSuite):
             assert reopened.list_keys() == ["project/main"]
         finally:
             reopened.close()
+
+    # ------------------------------------------------------------------ sync
+
+    def _syncing(self, store: StateStore) -> Syncing:
+        self._requires(store, Capability.SYNC)
+        return store  # type: ignore[return-value]
+
+    def test_sync_keeps_every_kind_of_write(
+        self, store: StateStore, store_opener: StoreOpener | None
+    ) -> None:
+        syncing = self._syncing(store)
+        syncing.sync()  # nothing written yet: nothing to do, no error
+        store.set("kept", {"n": 1})
+        store.set("gone", {"n": 2})
+        store.update("kept", lambda doc: {"n": (doc or {"n": 0})["n"] + 1})
+        assert store.delete("gone") is True
+        syncing.sync()
+        syncing.sync()  # twice in a row: the second has nothing left to do
+        assert store.get("kept") == {"n": 2}
+        assert store.list_keys() == ["kept"]
+        if store_opener is not None:
+            other = store_opener()
+            try:
+                assert other.get("kept") == {"n": 2} and other.get("gone") is None
+            finally:
+                other.close()
+
+    def test_a_write_outlives_its_writer_killed_before_any_sync(
+        self, store: StateStore, store_opener: StoreOpener | None
+    ) -> None:
+        self._syncing(store)
+        opener = self._opener(store, store_opener, Capability.SHARED)
+        context = _context(opener)
+        written = context.Event()
+        child = context.Process(target=_write_then_wait, args=(opener, 20, written))
+        child.start()
+        try:
+            assert written.wait(60), "the child never finished writing"
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.join(30)
+        assert store.list_keys("unsynced/") == sorted(f"unsynced/{n}" for n in range(20))
+        assert [store.get(f"unsynced/{n}") for n in range(20)] == [{"n": n} for n in range(20)]
