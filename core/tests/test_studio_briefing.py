@@ -9,7 +9,7 @@ import pytest
 from questfoundry.book.model import Choice, Section, Topology
 from questfoundry.contracts.brief import Brief, CanonEntry, StyleGuide
 from questfoundry.contracts.errors import StateError
-from questfoundry.studio.briefing import CLOSE, OPEN, Knowledge, background, look, ranked
+from questfoundry.studio.briefing import CLOSE, OPEN, Knowledge, Links, background, look, ranked
 
 
 def book(count: int = 6, summary: str = "Something happens here.") -> Topology:
@@ -76,7 +76,7 @@ def test_canon_naming_the_section_comes_first_then_its_neighbours_then_shared_wo
         ("c-near", CanonEntry("Key", "The key is bronze.", ("s2",))),
         ("d-here", CanonEntry("Door", "The door is sealed.", ("s3",))),
     )
-    order = [e.name for e in ranked(canon, book(), book().section("s3"), BRIEF)]
+    order = [e.name for e in ranked(canon, Links.of(book()), book().section("s3"), BRIEF)]
     assert order == ["Door", "Key", "Room", "Bell"]
     told = background(Knowledge(BRIEF, canon=canon, topology=book()), 2000, "s3")
     facts = told[told.index("Established facts") :]

@@ -20,10 +20,11 @@ same state always gives the same text and a repeated run is answered by the cach
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
-from questfoundry.book.model import Section, Topology
+from questfoundry.book.model import Choice, Section, Topology
 from questfoundry.contracts.brief import Brief, CanonEntry, StyleGuide
 from questfoundry.gateway.admission import CHARS_PER_TOKEN
 
@@ -46,6 +47,47 @@ class Knowledge:
     canon: tuple[tuple[str, CanonEntry], ...] = ()
     topology: Topology | None = None
 
+    @cached_property
+    def links(self) -> Links | None:
+        """The topology's links, worked out once for every prompt of the step."""
+        return None if self.topology is None else Links.of(self.topology)
+
+
+@dataclass(frozen=True)
+class Links:
+    """A topology read both ways: the sections leading into each, and each one's distance from
+    the start. Worked out once per topology, so a book of a thousand sections costs each prompt
+    a lookup rather than a walk through the whole book."""
+
+    topology: Topology
+    into: Mapping[str, tuple[Section, ...]]
+    steps: Mapping[str, int]
+
+    @classmethod
+    def of(cls, topology: Topology) -> Links:
+        into: dict[str, list[Section]] = {}
+        for section in topology.sections:
+            for target in dict.fromkeys(c.target for c in section.choices):
+                into.setdefault(target, []).append(section)
+        steps, frontier = {topology.start: 0}, [topology.start]
+        while frontier:  # breadth first: the first time a section is reached is the shortest
+            following = []
+            for ident in frontier:
+                for choice in _choices_of(topology, ident):
+                    if choice.target not in steps:
+                        steps[choice.target] = steps[ident] + 1
+                        following.append(choice.target)
+            frontier = following
+        return cls(topology, {k: tuple(v) for k, v in into.items()}, steps)
+
+    def leading_in(self, section: Section) -> tuple[Section, ...]:
+        """The sections with a choice leading to ``section``, in reading order."""
+        return self.into.get(section.id, ())
+
+    def leading_out(self, section: Section) -> list[Section]:
+        """The sections ``section``'s choices lead to, in the choices' order."""
+        return [self.topology.section(c.target) for c in section.choices]
+
 
 def background(knowledge: Knowledge, tokens: int, section: str | None = None) -> str:
     """The context block for a prompt about the book, or about the section of id ``section``;
@@ -56,16 +98,16 @@ def background(knowledge: Knowledge, tokens: int, section: str | None = None) ->
     answers it.
     """
     block = _Block(tokens * CHARS_PER_TOKEN)
-    topology = knowledge.topology
-    found = _section(topology, section)
-    title = topology.title if found is not None and topology is not None else None
+    links = knowledge.links
+    found = _section(knowledge.topology, section)
+    title = links.topology.title if found is not None and links is not None else None
     block.group("The book's brief, from its author:", _brief(knowledge.brief, title), cut=True)
-    if found is not None and topology is not None:
-        block.group("Where this section stands:", [_place(topology, found)], cut=True)
+    if found is not None and links is not None:
+        block.group("Where this section stands:", [_place(links, found)], cut=True)
         block.group(
-            "Sections leading into it (one was just read):", _summaries(leading_in(topology, found))
+            "Sections leading into it (one was just read):", _summaries(links.leading_in(found))
         )
-        block.group("Sections it leads to:", _summaries(leading_out(topology, found)))
+        block.group("Sections it leads to:", _summaries(links.leading_out(found)))
     if knowledge.style is not None:
         block.group(
             "Style guide:", [knowledge.style.guide] if knowledge.style.guide else [], cut=True
@@ -74,7 +116,7 @@ def background(knowledge: Knowledge, tokens: int, section: str | None = None) ->
             "Style rules:" if not knowledge.style.guide else "",
             [f"- {r}" for r in knowledge.style.rules],
         )
-    entries = ranked(knowledge.canon, knowledge.topology, found, knowledge.brief)
+    entries = ranked(knowledge.canon, links, found, knowledge.brief)
     block.group(
         "Established facts (canon):",
         [f"- {e.name}: {e.fact}" if e.name else f"- {e.fact}" for e in entries],
@@ -90,44 +132,18 @@ def look(brief: Brief) -> str:
     return ("Style: " + "; ".join(parts) + ".") if parts else ""
 
 
-def leading_in(topology: Topology, section: Section) -> list[Section]:
-    """The sections with a choice leading to ``section``, in reading order."""
-    return [s for s in topology.sections if any(c.target == section.id for c in s.choices)]
-
-
-def leading_out(topology: Topology, section: Section) -> list[Section]:
-    """The sections ``section``'s choices lead to, in the choices' order."""
-    return [topology.section(c.target) for c in section.choices]
-
-
-def distance(topology: Topology, section: Section) -> int | None:
-    """How many choices the shortest path from the start takes to reach ``section``."""
-    steps, frontier, seen = 0, [topology.start], {topology.start}
-    while frontier:
-        if section.id in frontier:
-            return steps
-        following = []
-        for ident in frontier:
-            for choice in topology.section(ident).choices:
-                if choice.target not in seen:
-                    seen.add(choice.target)
-                    following.append(choice.target)
-        frontier, steps = following, steps + 1
-    return None
-
-
 def ranked(
     canon: Sequence[tuple[str, CanonEntry]],
-    topology: Topology | None,
+    links: Links | None,
     section: Section | None,
     brief: Brief,
 ) -> list[CanonEntry]:
     """Canon entries, most relevant first (see the module docstring); ties keep id order."""
-    if section is None or topology is None:
+    if section is None or links is None:
         near: set[str] = set()
         words = _words(brief.premise, brief.genre)
     else:
-        neighbours = [*leading_in(topology, section), *leading_out(topology, section)]
+        neighbours = [*links.leading_in(section), *links.leading_out(section)]
         near = {s.id for s in neighbours}
         words = _words(section.title, section.summary, *(s.title for s in neighbours))
 
@@ -158,16 +174,24 @@ def _brief(brief: Brief, title: str | None) -> list[str]:
     return [f"- Title: {title}", *lines] if title else lines
 
 
-def _place(topology: Topology, section: Section) -> str:
-    total = len(topology.sections)
+def _choices_of(topology: Topology, ident: str) -> tuple[Choice, ...]:
+    """The choices of the section of id ``ident``; none when the book has no such section."""
+    try:
+        return topology.section(ident).choices
+    except KeyError:
+        return ()
+
+
+def _place(links: Links, section: Section) -> str:
+    total = len(links.topology.sections)
     where = f"Section {section.number} of {total}, {section.title!r}"
-    if section.id == topology.start:
+    if section.id == links.topology.start:
         where += ", where the reader starts"
     else:
-        steps = distance(topology, section)
+        steps = links.steps.get(section.id)
         if steps is not None:
             where += f", {steps} choice{'s' if steps != 1 else ''} from the start"
-    ins, outs = len(leading_in(topology, section)), len(section.choices)
+    ins, outs = len(links.leading_in(section)), len(section.choices)
     where += f"; {ins} section{'s' if ins != 1 else ''} lead{'' if ins != 1 else 's'} into it"
     where += (
         "; it is an ending."
