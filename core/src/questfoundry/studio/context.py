@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from questfoundry.book.model import Topology
 from questfoundry.contracts.brief import BRIEF, CANON, STYLE, Brief, CanonEntry, StyleGuide
 from questfoundry.contracts.errors import StateError, StepError
-from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import Reply
 from questfoundry.contracts.structured import ShapeError, parse_reply, schema_params
 from questfoundry.contracts.studio import RUN, Fix, LoopSpec, Step, accept_as_is
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from questfoundry.studio.calls import Calls
     from questfoundry.studio.report import Tally
     from questfoundry.studio.role import Cast
+    from questfoundry.studio.state_queue import StateQueue
 
 
 class Run(Protocol):
@@ -61,6 +61,7 @@ class Run(Protocol):
     calls: Calls
     root: Path
     context_tokens: int
+    io: StateQueue
 
     def progress(self, step: Step, done: int, total: int, status: str) -> None: ...
 
@@ -146,10 +147,8 @@ class StepContext:
         await self._io(self._run.state.delete, key)
 
     async def _io(self, function: Callable[..., U], *args: Any) -> U:
-        """Call the state store, on a thread unless it never blocks."""
-        if Capability.NON_BLOCKING in self._run.state.capabilities:
-            return function(*args)
-        return await asyncio.to_thread(function, *args)
+        """Call the state store through the run's queue (:mod:`.state_queue`)."""
+        return await self._run.io.call(function, *args)
 
     # ------------------------------------------------------------------ report
 

@@ -3,13 +3,17 @@
 A step waits for the steps of its loop that write what it reads; every step whose reads are
 ready runs at once, on one event loop (the gateway keeps calls within the configured limits).
 
-The run record ``runs/<run_id>`` is saved when the run starts and after every step; the pointer
-``runs/latest/<loop>`` names the loop's latest run. A run that did not finish (a failure, a
-crash, an interrupt) is continued by the next run of the same loop with the same number of
-sections and the same options: its finished steps are skipped, and within a step the artifacts
-it already saved (stamped with the run id) are not made again. A run that finished is not
-continued: the next one does everything again, which the response cache answers without calling
-a provider.
+The run record ``runs/<run_id>`` is saved when the run starts, after every step and when it ends;
+the pointer ``runs/latest/<loop>`` names the loop's latest run. The run's state operations go
+through one :class:`~.state_queue.StateQueue`, in batches. When a step ends, a store that syncs
+(``Capability.SYNC``) forces what the step saved to the disk, and only then is the record saying
+the step is done saved, while the next steps already run; the run's end syncs once more.
+
+A run that did not finish (a failure, a crash, an interrupt) is continued by the next run of the
+same loop with the same number of sections and the same options: its finished steps are skipped,
+and within a step the artifacts it already saved (stamped with the run id) are not made again. A
+run that finished is not continued: the next one does everything again, which the response cache
+answers without calling a provider.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from questfoundry.contracts.brief import Brief
 from questfoundry.contracts.errors import LoopError, QuestFoundryError, StepError
-from questfoundry.contracts.protocols import StateStore
+from questfoundry.contracts.protocols import Capability, StateStore, Syncing
 from questfoundry.contracts.studio import LoopSpec, Step
 from questfoundry.studio.briefing import DEFAULT_CONTEXT_TOKENS
 from questfoundry.studio.calls import Calls, Direct
 from questfoundry.studio.context import StepContext
 from questfoundry.studio.report import RunReport, Tally
+from questfoundry.studio.state_queue import StateQueue
 
 if TYPE_CHECKING:
     from questfoundry.studio.lease import ProjectLease
@@ -114,6 +119,7 @@ class LoopRun:
         self.brief = brief or Brief()
         self.calls: Calls = calls or Direct(runtime)
         self.state: StateStore = state or runtime.state
+        self.io = StateQueue(self.state)
         self.root = root or runtime.config.project_dir.parent
         tokens = runtime.config.get("studio.context_tokens")
         self.context_tokens = DEFAULT_CONTEXT_TOKENS if tokens is None else int(tokens)
@@ -124,6 +130,7 @@ class LoopRun:
         self._progress = progress
         self.run_id = ""
         self.record: dict[str, Any] = {}
+        self._saved: asyncio.Future[None] | None = None  # the latest step's checkpoint
 
     def progress(self, step: Step, done: int, total: int, status: str) -> None:
         if self._progress is not None:
@@ -132,7 +139,7 @@ class LoopRun:
     async def execute(self) -> RunReport:
         started = time.perf_counter()
         waits = dependencies(self.loop)
-        resumed = await asyncio.to_thread(self._open)
+        resumed = await self.io.call(self._open)
         if self.lease is not None:
             await self.lease.name(self.run_id)
         finished = {name for name, status in self.record["steps"].items() if status == DONE}
@@ -146,7 +153,7 @@ class LoopRun:
         self.record["outputs"] = self.outputs
         if failure is not None:
             self.record.update(status=FAILED, error=str(failure))
-            await asyncio.to_thread(self._save)
+            await self._end()
             raise failure
         report = RunReport(
             self.run_id,
@@ -162,7 +169,7 @@ class LoopRun:
             list(self.notes),
         )
         self.record.update(status=DONE, error=None, report=report.as_json())
-        await asyncio.to_thread(self._save)
+        await self._end()
         return report
 
     async def _steps(self, waits: dict[str, set[str]], finished: set[str]) -> BaseException | None:
@@ -184,7 +191,7 @@ class LoopRun:
                 if error is None:
                     finished.add(step.name)
                     self.record["steps"][step.name] = DONE
-                    await asyncio.to_thread(self._save)
+                    self._checkpoint()
                 elif failure is None:
                     failure = error
         return failure
@@ -239,6 +246,34 @@ class LoopRun:
         self.state.set(LATEST + self.loop.name, {"run_id": self.run_id})
         return False
 
-    def _save(self) -> None:
-        self.record["updated_at"] = self.showrunner.runtime.clock.time()
-        self.state.set(RUNS + self.run_id, self.record)
+    def _checkpoint(self) -> None:
+        """Save the record as it is now, once what the finished steps saved is synced (after
+        the checkpoint before, so records are saved in order); the run goes on meanwhile."""
+        record = {**self.record, "steps": dict(self.record["steps"])}
+        before = self._saved
+
+        async def save() -> None:
+            if before is not None:
+                await before
+            await self._sync()
+            await self.io.call(self._save, record)
+
+        self._saved = asyncio.ensure_future(save())
+
+    async def _end(self) -> None:
+        """The final record saved and synced, after every checkpoint."""
+        if self._saved is not None:
+            await self._saved
+        await self.io.call(self._save)
+        await self._sync()
+
+    async def _sync(self) -> None:
+        """Force what the run saved to the disk, when the store syncs (``Capability.SYNC``)."""
+        if Capability.SYNC in self.state.capabilities:
+            store: Syncing = self.state  # type: ignore[assignment]
+            await asyncio.to_thread(store.sync)
+
+    def _save(self, record: dict[str, Any] | None = None) -> None:
+        record = self.record if record is None else record
+        record["updated_at"] = self.showrunner.runtime.clock.time()
+        self.state.set(RUNS + self.run_id, record)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.records import Reply, Usage
 from questfoundry.gateway.admission import CHARS_PER_TOKEN
 from questfoundry.gateway.codec import decode
@@ -175,7 +176,7 @@ class Overlay:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
-        self.capabilities = store.capabilities
+        self.capabilities = store.capabilities - {Capability.SYNC}  # it writes nowhere
         self._written: dict[str, dict[str, Any] | None] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
