@@ -14,6 +14,9 @@ from questfoundry.cli.app import App, cli, json_option, pass_app, print_json, pr
 from questfoundry.cli.brief import brief_options, changes
 from questfoundry.cli.loop_options import LoopCommand, budget_of, declared
 
+#: the most calls ``--concurrency`` keeps in flight (``studio.concurrency``'s maximum too)
+MAX_CONCURRENCY = 1024
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -44,6 +47,14 @@ if TYPE_CHECKING:
 @click.option(
     "--wait", is_flag=True, help="If another run holds this project, wait for it to end first."
 )
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, MAX_CONCURRENCY),
+    default=None,
+    metavar="N",
+    help="Keep at most N calls in flight at once (default: studio.concurrency, else 16); "
+    "the rate limits still bound what reaches a provider.",
+)
 @json_option
 @pass_app
 def run(
@@ -55,6 +66,7 @@ def run(
     budget: str | None,
     force: bool,
     wait: bool,
+    concurrency: int | None,
     as_json: bool,
     **values: Any,
 ) -> None:
@@ -66,7 +78,7 @@ def run(
     """
     from questfoundry.studio import Showrunner, StepError
 
-    showrunner = Showrunner(app.runtime)
+    showrunner = Showrunner(app.runtime, concurrency=concurrency)
     spec = showrunner.loop(loop)
     options = declared(spec, values)
     brief = changes({k: v for k, v in values.items() if k not in options})

@@ -66,7 +66,9 @@ class Step:
 
 OptionKind = Literal["text", "integer", "number", "flag", "choice"]
 #: the run options every loop takes besides the brief's fields: no loop's own is named so
-COMMON_OPTIONS = frozenset({"sections", "estimate", "budget", "force", "json", "wait"})
+COMMON_OPTIONS = frozenset(
+    {"sections", "estimate", "budget", "force", "json", "wait", "concurrency"}
+)
 _OPTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 

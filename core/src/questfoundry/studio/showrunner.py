@@ -5,6 +5,11 @@ settings are equal share one provider instance, because they share the runtime's
 The Showrunner takes its runtime over: closing it (or leaving its ``with`` block) closes the
 runtime, once.
 
+A step's fan-out keeps at most ``concurrency`` calls in flight: the constructor's, else
+``studio.concurrency`` in config.yml, else :data:`DEFAULT_CONCURRENCY`. It only stops a run from
+flooding the event loop and the provider's connections; what reaches the provider is bounded by
+the configured rate limits (``rate_limiting``), which the gateway holds every call to.
+
 A run is told what to do beyond its loop's name: ``sections`` (else the brief's planned length,
 else :data:`DEFAULT_SECTIONS`), the loop's declared ``options``, ``brief`` changes (saved as the
 project's brief before it starts), ``force`` (rewrite what the author wrote by hand) and
@@ -42,14 +47,18 @@ if TYPE_CHECKING:
     from questfoundry.registry import PluginManager
     from questfoundry.runtime import Runtime
 
-#: how many calls one step's fan-out makes at once (the gateway's limits apply on top)
-DEFAULT_CONCURRENCY = 8
+#: how many calls one step's fan-out keeps in flight when neither the caller nor config.yml
+#: says (the gateway's rate limits apply on top)
+DEFAULT_CONCURRENCY = 16
 
 
 class Showrunner:
     """Runs the studio's loops over one runtime; see the module docstring."""
 
-    def __init__(self, runtime: Runtime, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(self, runtime: Runtime, *, concurrency: int | None = None) -> None:
+        if concurrency is None:
+            configured = runtime.config.get("studio.concurrency")
+            concurrency = DEFAULT_CONCURRENCY if configured is None else int(configured)
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.runtime = runtime
