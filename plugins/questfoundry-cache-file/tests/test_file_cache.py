@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from questfoundry_cache_file import plugin as file_plugin
 from questfoundry_cache_file.cache import (
+    COUNTS_SECONDS,
     INLINE_LIMIT,
     ORPHAN_GRACE_SECONDS,
     REOPEN_SECONDS,
@@ -665,13 +666,17 @@ def test_a_value_file_replaced_by_a_link_is_not_followed(cache: FileCache, victi
 # ----------------------------------------------------------------------------- persistent counts
 
 
-def test_counts_reach_the_database_when_the_process_stores_an_entry(cache: FileCache) -> None:
+def test_counts_reach_the_database_with_a_store_every_few_seconds(
+    cache: FileCache, fake_clock: FakeClock
+) -> None:
     cache.set("k", b"v")
     cache.get("k")
     cache.get("missing")
     other = FileCache(cache.directory, cache.size_limit)
+    cache.set("k2", b"v")  # a moment after the last store that counted: the counts wait
     assert (other.stats().hits, other.stats().misses) == (0, 0)
-    cache.set("k2", b"v")
+    fake_clock.advance(COUNTS_SECONDS)
+    cache.set("k3", b"v")
     assert (other.stats().hits, other.stats().misses) == (1, 1)
     other.close()
 

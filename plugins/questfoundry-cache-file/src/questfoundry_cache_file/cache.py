@@ -15,7 +15,8 @@ transaction. What this module adds:
 - a value larger than the whole size limit is not stored (diskcache would evict everything else);
 - hits and misses are kept in the database, so ``stats`` counts every process since the cache was
   created, without a write on the hit path: counts are added to diskcache's own ``hits`` and
-  ``misses`` settings when this process stores an entry, asks for stats or closes the cache;
+  ``misses`` settings when this process asks for stats or closes the cache, and with a store at
+  most every :data:`COUNTS_SECONDS` (adding them to every store cost each miss some 25 µs);
 - ``prune`` also sweeps value files no row refers to, which a crash mid-write can leave behind;
 - ``lock``/``unlock`` (:class:`~questfoundry_cache_file.locks.FlightLocks`) let identical calls in
   several processes on this machine make one provider call (the gateway's cross-process flights).
@@ -55,6 +56,8 @@ LOCK_TIMEOUT = 60.0
 ORPHAN_GRACE_SECONDS = 10 * LOCK_TIMEOUT
 #: seconds between two attempts to open a cache that could not be opened for writing
 REOPEN_SECONDS = 30.0
+#: seconds between two stores that also add this process's hits and misses to the database's
+COUNTS_SECONDS = 5.0
 #: unreadable keys remembered so each is warned about once; beyond this, warnings repeat
 _REPORTED_LIMIT = 4096
 
@@ -98,6 +101,7 @@ class FileCache:
         self._opening = threading.Lock()
         self._flights = FlightLocks(self.directory, lock_timeout)
         self._hits = self._misses = 0  # not yet added to the database's counts
+        self._counted = -float("inf")  # when a store last added them (the context clock)
         self._reported: set[str] = set()
         self._failing: dict[str, str] = {}  # "read"/"write" → the problem already warned about
         self._cache: diskcache.Cache | None = None
@@ -283,11 +287,16 @@ class FileCache:
             self._bypass("read", "cannot be read", exc)
         return None
 
-    def _write(self, cache: diskcache.Cache, change: Callable[[], object]) -> None:
-        """Run ``change`` and add this process's hits and misses to the database's, atomically.
-
-        One transaction for both, so counting costs a store nothing but two small updates.
+    def _write(
+        self, cache: diskcache.Cache, change: Callable[[], object], counts: bool = False
+    ) -> None:
+        """Run ``change``; with ``counts``, or when :data:`COUNTS_SECONDS` have passed since a
+        store last did, add this process's hits and misses to the database's in its transaction.
         """
+        now = self._clock.monotonic()
+        if not counts and now < self._counted + COUNTS_SECONDS:
+            change()
+            return
         with self._lock:
             hits, misses = self._hits, self._misses
             self._hits = self._misses = 0
@@ -302,12 +311,13 @@ class FileCache:
                 self._hits += hits
                 self._misses += misses
             raise
+        self._counted = now
 
     def _flush_counts(self, cache: diskcache.Cache) -> None:
         """Save this process's counts if the database can be written now; keep them if not."""
         if self._hits or self._misses:
             with suppress(*_STORE_ERRORS):
-                self._write(cache, lambda: None)
+                self._write(cache, lambda: None, counts=True)
 
     def _sweep_orphans(self) -> int:
         """Delete value files no row refers to and older than the grace period; return how many.
