@@ -39,12 +39,16 @@ def at(clock: FakeClock, text: str, zone: ZoneInfo = NEW_YORK) -> None:
 
 
 def rows_in(path: Path, status: str | None = None) -> int:
-    """Rows the database holds, read through a connection of its own (not the ledger's)."""
+    """Calls the database holds (a paid call's row, or one count of the ``hits`` table), read
+    through a connection of its own (not the ledger's)."""
+    paid = "SELECT COUNT(*) FROM calls" + ("" if status is None else " WHERE status = ?")
+    counted = "SELECT COALESCE(SUM(hits), 0) FROM hits"
     with sqlite3.connect(path) as conn:
-        if status is None:
-            return int(conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
-        query = "SELECT COUNT(*) FROM calls WHERE status = ?"
-        return int(conn.execute(query, (status,)).fetchone()[0])
+        hits = int(conn.execute(counted).fetchone()[0])
+        if status == "hit":
+            return hits
+        args = () if status is None else (status,)
+        return int(conn.execute(paid, args).fetchone()[0]) + (hits if status is None else 0)
 
 
 def totals(path: Path) -> dict[tuple[str, str], Decimal]:
@@ -62,18 +66,28 @@ _ROW_KEYS = {
 }
 
 
+_HIT_KEYS = {**_ROW_KEYS, "role": "COALESCE(NULLIF(role, ''), '(none)')"}
+
+
 def from_rows(path: Path, by: str) -> list[ReportRow]:
-    """The cost report summed over every row, as schema 1 computed it: the rollup's oracle."""
-    query = f"""
-        SELECT {_ROW_KEYS[by]} AS key, COUNT(*), SUM(status = 'hit'),
-               SUM(CASE WHEN status = 'spent' THEN input_tokens ELSE 0 END),
-               SUM(CASE WHEN status = 'spent' THEN output_tokens ELSE 0 END),
-               COALESCE(SUM(cost), 0), COALESCE(SUM(saved), 0),
-               SUM(status = 'spent' AND cost IS NULL)
-        FROM calls WHERE status IN ('spent', 'hit') GROUP BY key ORDER BY key
+    """The cost report summed over every row (and every count of hits, where the schema has
+    them), as schema 1 computed it: the rollup's oracle."""
+    calls = f"""
+        SELECT {_ROW_KEYS[by]} AS key, 1 AS calls, status = 'hit' AS hits,
+               CASE WHEN status = 'spent' THEN input_tokens ELSE 0 END AS input_tokens,
+               CASE WHEN status = 'spent' THEN output_tokens ELSE 0 END AS output_tokens,
+               COALESCE(cost, 0) AS cost, COALESCE(saved, 0) AS saved,
+               status = 'spent' AND cost IS NULL AS unknown
+        FROM calls WHERE status IN ('spent', 'hit')
     """
+    hits = f"SELECT {_HIT_KEYS[by]}, hits, hits, 0, 0, 0, saved, 0 FROM hits"
     with sqlite3.connect(path) as conn:
-        rows = conn.execute(query).fetchall()
+        counted = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'hits'").fetchone()
+        rows = conn.execute(f"""
+            SELECT key, SUM(calls), SUM(hits), SUM(input_tokens), SUM(output_tokens), SUM(cost),
+                   SUM(saved), SUM(unknown)
+            FROM ({calls} {"UNION ALL " + hits if counted else ""}) GROUP BY key ORDER BY key
+        """).fetchall()
     return [
         ReportRow(key, calls, hits, hits / calls, tokens_in, tokens_out, from_pico(cost),
                   from_pico(saved), unknown)
@@ -131,7 +145,7 @@ def test_opening_creates_the_folder_and_a_versioned_wal_database(path: Path) -> 
 
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 def test_ledger_columns_are_the_documented_ones_and_none_can_hold_a_secret(path: Path) -> None:
@@ -139,11 +153,40 @@ def test_ledger_columns_are_the_documented_ones_and_none_can_hold_a_secret(path:
 
     with sqlite3.connect(path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(calls)")}
+        counted = {row[1] for row in conn.execute("PRAGMA table_info(hits)")}
     assert columns == {
         "id", "time", "day", "run_id", "role", "provider", "model", "input_tokens",
         "output_tokens", "cached_input_tokens", "cost", "cache_hit", "saved", "latency",
         "retries", "waited", "status", "unconfirmed",
     }  # fmt: skip
+    assert counted == {
+        "day", "provider", "model", "role", "run_id", "hits", "saved", "first", "last"
+    }  # fmt: skip
+
+
+def test_hits_are_counted_one_row_per_day_provider_model_role_and_run(
+    ledger: Ledger, fake_clock: FakeClock
+) -> None:
+    for _ in range(500):
+        ledger.record_hit(reply(saved=Decimal("0.001"), role="plotwright", run_id="a"))
+    ledger.record_hit(reply(saved=Decimal("0.002"), role="plotwright", run_id="b"))
+    first = fake_clock.time()
+    fake_clock.advance(60)
+    ledger.record_hit(reply(saved=Decimal("0.001"), role="plotwright", run_id="a"))
+    ledger.flush()
+    ledger.record_hit(reply(saved=None, role="plotwright", run_id="a"))  # a later batch adds up
+    ledger.flush()
+
+    with sqlite3.connect(ledger.path) as conn:
+        rows = conn.execute(
+            "SELECT run_id, role, hits, saved, first, last FROM hits ORDER BY run_id"
+        ).fetchall()
+    assert rows == [
+        ("a", "plotwright", 502, 501 * 10**9, first, first + 60),
+        ("b", "plotwright", 1, 2 * 10**9, first, first),
+    ]
+    (row,) = ledger.report("role")
+    assert (row.calls, row.hits, row.saved) == (503, 503, Decimal("0.503"))
 
 
 def test_money_is_stored_exactly(ledger: Ledger) -> None:
@@ -370,8 +413,9 @@ def test_a_schema_1_ledger_is_migrated_in_place_keeping_every_call(
         assert spent_today(ledger) == Decimal("0.25")
 
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
-        assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 3  # the paid ones
+        assert conn.execute("SELECT hits, saved FROM hits").fetchall() == [(1, 25 * 10**10)]
         indexes = {
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }

@@ -171,7 +171,8 @@ def test_a_ledger_inherited_through_fork_opens_its_own_connection(tmp_path: Path
 
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        run_ids = sorted(row[0] for row in conn.execute("SELECT run_id FROM calls"))
+        runs = "SELECT run_id FROM calls UNION ALL SELECT run_id FROM hits"
+        run_ids = sorted(row[0] for row in conn.execute(runs))
     assert run_ids == ["child", "child-hit", "parent", "parent-after", "parent-hit"]
 
 

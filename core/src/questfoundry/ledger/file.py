@@ -6,8 +6,9 @@ the same path, so neither imports the other.
 
 - **Opened once per process.** One connection serves every thread (behind a lock); a file
   inherited through ``fork`` reconnects on first use instead of sharing the parent's connection.
-- **Migrations keep every row.** Schema 1 (calls only) gains the rollup, the running totals and
-  the holds (schema 2), then the ``unconfirmed`` marks and the journals' progress (schema 3).
+- **Migrations keep every call.** Schema 1 (calls only) gains the rollup, the running totals and
+  the holds (schema 2), then the ``unconfirmed`` marks and the journals' progress (schema 3),
+  then the ``hits`` counts, which take over the cache hits' rows (schema 4).
 - **Running totals**: pico-dollars paid per provider and for all (:data:`ALL`), per local day
   and month in the zone the file is opened with; opening it with another zone recomputes them
   once, from the rows. A budget check reads one row per window, at any ledger size.
@@ -29,7 +30,7 @@ from questfoundry.contracts.errors import ConfigError, LedgerError
 from questfoundry.contracts.records import Period
 from questfoundry.kit import sqlite
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: the scope of the running totals over every provider
 ALL = "*"
 
@@ -114,6 +115,29 @@ CREATE TABLE IF NOT EXISTS journals (
     below INTEGER NOT NULL,
     above TEXT NOT NULL
 ) WITHOUT ROWID
+"""
+
+# Schema 4: cache hits are counted, not written a row each (a row cost a hit as much as the hit):
+# one row per local day, provider, model, role and run, with what they saved and when the first
+# and the last happened. The hits' rows in `calls` move there; the rollup already counts them.
+_SCHEMA_4 = """
+CREATE TABLE IF NOT EXISTS hits (
+    day TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    role TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    hits INTEGER NOT NULL,
+    saved INTEGER NOT NULL,
+    first REAL NOT NULL,
+    last REAL NOT NULL,
+    PRIMARY KEY (day, provider, model, role, run_id)
+) WITHOUT ROWID;
+INSERT INTO hits
+    SELECT day, provider, model, COALESCE(role, ''), run_id, COUNT(*), COALESCE(SUM(saved), 0),
+           MIN(time), MAX(time)
+    FROM calls WHERE status = 'hit' GROUP BY 1, 2, 3, 4, 5;
+DELETE FROM calls WHERE status = 'hit'
 """
 
 _ADD_TOTAL = """
@@ -283,6 +307,8 @@ class LedgerFile:
                 run_script(conn, _SCHEMA_2)
             if version < 3:
                 run_script(conn, _SCHEMA_3)
+            if version < 4:
+                run_script(conn, _SCHEMA_4)
             if _stored_zone(conn) != self._timezone:
                 self._rebuild_totals(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

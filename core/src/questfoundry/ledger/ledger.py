@@ -1,4 +1,5 @@
-"""The cost ledger: one SQLite row per call, written off the caller's path and never lost.
+"""The cost ledger: a SQLite row per paid call and counts of cache hits, written off the caller's
+path and never lost.
 
 Guarantees:
 
@@ -22,7 +23,9 @@ Guarantees:
   every row waiting); a hold of another keeper is settled with that keeper, and its row waits
   for the writer. Calls under no budget hold nothing and pay for no write.
 - **Cache hits cost nothing and wait in memory**: :meth:`Ledger.record_hit` only appends to a
-  buffer the writer empties.
+  buffer the writer empties, counting them in one row per local day, provider, model, role and
+  run (the ``hits`` table), not a row each: however many hits a batch holds, it writes a few
+  rows. ``cost report`` and its hit counts are exact all the same.
 
 Money is stored as whole pico-dollars (:mod:`questfoundry.kit.money`) in INTEGER columns, so sums
 are exact; ``NULL`` cost means the price was unknown. The ledger has no column for secrets. One
@@ -52,7 +55,7 @@ from questfoundry.kit.money import from_pico, optional_pico
 from questfoundry.ledger import journal, recovery, reports
 from questfoundry.ledger.file import LedgerFile, drop_hold, holds_here
 from questfoundry.ledger.journal import Journal
-from questfoundry.ledger.rows import Row, row_of, write_rows
+from questfoundry.ledger.rows import Row, row_of, write_hits, write_rows
 
 if TYPE_CHECKING:
     from questfoundry.config import Config
@@ -212,7 +215,8 @@ class Ledger:
             numbers = [call.number for call in paid]
             try:
                 with self.file.transaction() as conn:
-                    write_rows(self.file, conn, [call.row for call in paid] + _hit_rows(hits, self))
+                    write_rows(self.file, conn, [call.row for call in paid])
+                    write_hits(conn, hits, self.file.local_day)
                     for call in paid:
                         if call.here and call.hold is not None:
                             drop_hold(conn, call.hold.id)
@@ -344,16 +348,6 @@ def _take_all(queue: deque[_Q]) -> list[_Q]:
     while queue:
         taken.append(queue.popleft())
     return taken
-
-
-def _hit_rows(hits: list[tuple[Reply, float]], ledger: Ledger) -> list[Row]:
-    rows = []
-    for reply, when in hits:
-        try:
-            rows.append(row_of(reply, when, ledger.file.local_day(when), hit=True))
-        except (ValueError, ArithmeticError) as exc:
-            logger.warning("cache hit for %s/%s not recorded: %s", reply.provider, reply.model, exc)
-    return rows
 
 
 def _flush_loop(ref: weakref.ref[Ledger], stop: threading.Event, interval: float) -> None:

@@ -1,23 +1,36 @@
-"""Rows of the ``calls`` table: made from a reply (or from a crash's unanswered intent), and
-written with the rollup and running totals they add to, in the caller's transaction."""
+"""Rows of the ledger: a ``calls`` row for each paid call (made from a reply, or from a crash's
+unanswered intent), and the ``hits`` table's counts of cache hits, one row per local day,
+provider, model, role and run. Each is written with the rollup and running totals it adds to, in
+the caller's transaction."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from questfoundry.kit.money import optional_pico
+from questfoundry.kit.money import optional_pico, to_pico
 
 if TYPE_CHECKING:
     from questfoundry.contracts.records import Reply
     from questfoundry.ledger.file import LedgerFile
+
+log = logging.getLogger("questfoundry.ledger")
 
 _INSERT = """
 INSERT INTO calls (time, day, run_id, role, provider, model, input_tokens, output_tokens,
                    cached_input_tokens, cost, cache_hit, saved, latency, retries, waited, status,
                    unconfirmed)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+_HITS = """
+INSERT INTO hits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (day, provider, model, role, run_id) DO UPDATE SET
+    hits = hits + excluded.hits, saved = saved + excluded.saved,
+    first = min(first, excluded.first), last = max(last, excluded.last)
 """
 
 _ROLLUP = """
@@ -112,10 +125,54 @@ def write_rows(file: LedgerFile, conn: sqlite3.Connection, rows: Iterable[Row]) 
         else:
             for index, amount in enumerate(adds):
                 total[index] += amount
-    conn.executemany(_ROLLUP, [(*key, *total) for key, total in sums.items()])
+    _add_rollup(conn, sums)
     spent: dict[tuple[str, str], int] = {}
     for row in rows:
         if row.status == "spent" and row.cost:
             where = (row.provider, row.day)
             spent[where] = spent.get(where, 0) + row.cost
     file.add_spent(conn, spent)
+
+
+def write_hits(
+    conn: sqlite3.Connection, hits: Iterable[tuple[Reply, float]], local_day: Callable[[float], str]
+) -> None:
+    """Count cache hits (each reply with its time) in ``hits`` and the rollup, inside the
+    caller's transaction: one row per local day, provider, model, role and run, whatever the
+    number of hits. A hit whose saved amount is not a number is left out with a warning."""
+    counted: dict[tuple[str, str, str, str, str], tuple[int, int, float, float]] = {}
+    pico: dict[Decimal, int] = {}  # a run's hits save a few distinct amounts, many times
+    for reply, when in hits:
+        try:
+            amount = _pico(reply.saved, pico)
+        except (ValueError, ArithmeticError, TypeError) as exc:
+            log.warning("cache hit for %s/%s not recorded: %s", reply.provider, reply.model, exc)
+            continue
+        key = (local_day(when), reply.provider, reply.model, reply.role or "", reply.run_id)
+        prior = counted.get(key)
+        counted[key] = (
+            (1, amount, when, when)
+            if prior is None
+            else (prior[0] + 1, prior[1] + amount, min(prior[2], when), max(prior[3], when))
+        )
+    conn.executemany(_HITS, [(*key, *sums) for key, sums in counted.items()])
+    rollup: dict[tuple[str, str, str, str], list[int]] = {}
+    for (day, provider, model, role, _), (count, amount, _, _) in counted.items():
+        total = rollup.setdefault((day, provider, model, role), [0] * 8)
+        total[0] += count  # calls
+        total[1] += count  # hits
+        total[5] += amount  # saved
+    _add_rollup(conn, rollup)
+
+
+def _pico(amount: Decimal | None, known: dict[Decimal, int]) -> int:
+    """``amount`` in pico-dollars (None: 0), each distinct amount converted once."""
+    if amount is None:
+        return 0
+    if amount not in known:
+        known[amount] = to_pico(amount)
+    return known[amount]
+
+
+def _add_rollup(conn: sqlite3.Connection, sums: dict[tuple[str, str, str, str], list[int]]) -> None:
+    conn.executemany(_ROLLUP, [(*key, *total) for key, total in sums.items()])
