@@ -13,8 +13,9 @@ microseconds:
   after (two appends to the journal), and, per row, what the background writer then spends
   writing rows in batches (row, rollup and totals);
 - ``cost report`` (``Ledger.report``) by provider, model, role and day;
-- one limiter acquire over four buckets: the ``sqlite`` strategy (shared by every process)
-  beside the in-process ``token_bucket``.
+- one limiter acquire over four buckets: the ``sqlite`` strategy (shared by every process; with
+  limits a lease fits in, and with limits too small for one) beside the in-process
+  ``token_bucket``.
 
 :func:`ledger_rows` and :func:`limiter_rows` return the rows (dicts, see ``rows.py``).
 """
@@ -129,6 +130,9 @@ def ledger_rows(folder: Path, rows: int, runs: int) -> list[Row]:
 
 
 def limiter_rows(folder: Path, runs: int) -> list[Row]:
+    """An acquire over four buckets: ``sqlite`` with limits a lease fits in (most acquires
+    served from the lease), ``sqlite`` with limits too small for one (a transaction each: they
+    refill so fast that they never run dry), and the in-process ``token_bucket``."""
     big = 1e15  # never runs dry during the benchmark
     rates = [
         Rate("global/requests", big, 60),
@@ -136,8 +140,10 @@ def limiter_rows(folder: Path, runs: int) -> list[Row]:
         Rate("provider:openai/requests", big, 60),
         Rate("provider:openai/tokens", big, 3600),
     ]
+    small = [Rate(rate.key, 10 if "requests" in rate.key else 1000, 1e-6) for rate in rates]
     amounts = admission("openai", 400)
     shared = SQLiteLimiter(folder / "limits.sqlite", rates)
+    exact = SQLiteLimiter(folder / "exact.sqlite", small)
     local = TokenBucketLimiter(rates)
     rows = [
         timed_row(
@@ -145,11 +151,16 @@ def limiter_rows(folder: Path, runs: int) -> list[Row]:
             timed(partial(shared.acquire, amounts), runs),
         ),
         timed_row(
+            "  the same, limits too small for a lease (a transaction each)",
+            timed(partial(exact.acquire, amounts), runs),
+        ),
+        timed_row(
             "limiter acquire, 4 buckets, token_bucket (in-process)",
             timed(partial(local.acquire, amounts), runs),
         ),
     ]
     shared.close()
+    exact.close()
     return rows
 
 

@@ -269,38 +269,38 @@ class SQLiteLimiter:
         """Each bucket as of ``now``: refilled since it was written up to its cap, with what is
         left of this process's lease given back."""
         keys = list(dict.fromkeys(keys))
-        names = [self._prefix + key for key in keys]
         marks = ", ".join("?" * len(keys))
-        stored = {
-            key.removeprefix(self._prefix): (level, stamp)
-            for key, level, stamp in conn.execute(
-                f"SELECT key, level, stamp FROM buckets WHERE key IN ({marks})", names
+        cut = len(self._prefix)
+        stored = {  # each bucket, and the units other processes' fresh leases hold of it
+            name[cut:]: (level, stamp, out, until)
+            for name, level, stamp, out, until in conn.execute(
+                f"""SELECT key, level, stamp, out, until FROM buckets LEFT JOIN (
+                        SELECT key, SUM(amount) AS out, MAX(stamp) AS until FROM leases
+                        WHERE owner != ? AND stamp > ? GROUP BY key
+                    ) USING (key) WHERE key IN ({marks})""",
+                [self._owner, now - LEASE_SECONDS, *(self._prefix + key for key in keys)],
             )
         }
-        lent: dict[str, tuple[float, float]] = {}  # key -> units out, when the last one ends
-        for name, amount, stamp in conn.execute(
-            f"SELECT key, amount, stamp FROM leases WHERE key IN ({marks}) AND owner != ?"
-            " AND stamp > ?",
-            [*names, self._owner, now - LEASE_SECONDS],
-        ):
-            key = name.removeprefix(self._prefix)
-            out, until = lent.get(key, (0.0, now))
-            lent[key] = (out + amount, max(until, stamp + LEASE_SECONDS))
         buckets = {}
         for key in keys:
             per_second = self._per_second(key)
-            out, until = lent.get(key, (0.0, now))
+            row = stored.get(key)
+            if row is not None:
+                level, stamp, out, until = row
+                out, until = out or 0.0, now if until is None else until + LEASE_SECONDS
+                level += max(0.0, now - stamp) * per_second
+                stamp = max(now, stamp)  # never back: a clock set back refills nothing twice
+            else:  # unused since the file was made: full, or refilling since a reset
+                level, stamp, out, until = (
+                    max(0.0, now - self._reset_at) * per_second,
+                    now,
+                    0.0,
+                    now,
+                )
             cap = self._rates[key].limit - out
             mine = self._held.get(key, 0.0)
-            if key not in stored:  # unused since the file was made: full, or refilling
-                fill = max(0.0, now - self._reset_at) * per_second  # since a reset
-                level, stamp = min(cap - mine, fill), now
-            else:
-                level, stamp = stored[key]
-                refill = max(0.0, now - stamp) * per_second
-                # the stamp never moves back, so a clock set back refills nothing twice
-                level, stamp = min(cap - mine, level + refill), max(now, stamp)
-            buckets[key] = _Bucket(min(cap, level + mine), stamp, cap, out, until)
+            level = min(cap, min(cap - mine, level) + mine)
+            buckets[key] = _Bucket(level, stamp, cap, out, until)
         return buckets
 
     def _write(
