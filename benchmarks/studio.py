@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -205,26 +205,60 @@ def run_case(latency: float, sections: int, concurrency: int) -> dict[str, Any]:
                     "chain": chain(showrunner.loop("story_spark"), deepest),
                 }
         result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        result["sdk_cpu"] = asyncio.run(raw_sdk(server.url, server.bodies(), concurrency))
+        bodies = server.bodies()
+        result["sdk_cpu"] = asyncio.run(raw_sdk(server.url, bodies, concurrency))
+        with project(server.url, concurrency) as (showrunner, _):
+            gateway = showrunner.runtime.gateway
+            result["gateway_cpu"] = asyncio.run(gateway_alone(gateway, bodies, concurrency))
     return result
 
 
+async def per_call(send: Callable[[Any], Awaitable[Any]], items: list[Any], at_once: int) -> float:
+    """Process CPU seconds per item of ``send`` on every item, ``at_once`` at a time (after the
+    first alone, so what is made once, a connection, is made before)."""
+    limit = asyncio.Semaphore(at_once)
+
+    async def one(item: Any) -> None:
+        async with limit:
+            await send(item)
+
+    await send(items[0])
+    cpu = time.process_time()
+    await asyncio.gather(*(one(item) for item in items[1:]))
+    return (time.process_time() - cpu) / (len(items) - 1)
+
+
 async def raw_sdk(url: str, bodies: list[dict[str, Any]], concurrency: int) -> float:
-    """Process CPU seconds per request of sending ``bodies`` through the raw ``openai`` SDK,
-    ``concurrency`` at a time: the floor of what a call costs the process that makes it."""
+    """CPU per request of sending ``bodies`` through the raw ``openai`` SDK, ``concurrency`` at a
+    time: the floor of what a call costs the process that makes it."""
     import openai
 
     async with openai.AsyncOpenAI(api_key="sk-bench", base_url=url, max_retries=0) as client:
-        limit = asyncio.Semaphore(concurrency)
 
         async def send(body: dict[str, Any]) -> None:
-            async with limit:
-                await client.chat.completions.create(**body)
+            await client.chat.completions.create(**body)
 
-        await send(bodies[0])  # its connection made, as the studio's were
-        cpu = time.process_time()
-        await asyncio.gather(*(send(body) for body in bodies))
-        return (time.process_time() - cpu) / len(bodies)
+        return await per_call(send, bodies, concurrency)
+
+
+async def gateway_alone(gateway: Any, bodies: list[dict[str, Any]], concurrency: int) -> float:
+    """CPU per request of asking the same questions of the gateway alone (no studio), each a miss
+    (a new project's cache): what the gateway adds to the SDK, the studio left out."""
+    from questfoundry.contracts.records import Message, Request
+    from questfoundry.contracts.structured import schema_params
+
+    def request(body: dict[str, Any]) -> Request:
+        params: dict[str, Any] = {"max_tokens": body.get("max_tokens")}
+        form = body.get("response_format") or {}
+        if form.get("type") == "json_schema":
+            params |= schema_params(form["json_schema"]["name"], form["json_schema"]["schema"])
+        messages = tuple(Message(m["role"], m["content"]) for m in body["messages"])
+        return Request(messages=messages, params=params)
+
+    async def send(body: dict[str, Any]) -> None:
+        await gateway.agenerate(request(body))
+
+    return await per_call(send, bodies, concurrency)
 
 
 # ----------------------------------------------------------------------------- the table
@@ -237,7 +271,7 @@ def case_rows(latency: float, case: dict[str, Any]) -> list[Row]:
     bound = first["calls"] * latency / concurrency + first["chain"] * latency
     cpu_ms = first["cpu"] / first["calls"] * 1000
     per_section = cached["wall"] / sections * 1000
-    sdk_ms = case["sdk_cpu"] * 1000
+    sdk_ms, gateway_ms = case["sdk_cpu"] * 1000, case["gateway_cpu"] * 1000
     rows: list[Row] = [
         {
             "operation": f"{name}: first run",
@@ -250,6 +284,13 @@ def case_rows(latency: float, case: dict[str, Any]) -> list[Row]:
         {
             "operation": f"{name}: the same requests, raw SDK",
             "note": f"CPU {sdk_ms:.2f} ms a call: QuestFoundry adds {cpu_ms - sdk_ms:.2f} ms",
+        },
+        {
+            "operation": f"{name}: the same requests, gateway alone",
+            "note": (
+                f"CPU {gateway_ms:.2f} ms a call: the gateway adds {gateway_ms - sdk_ms:.2f} ms "
+                f"to the SDK, the studio {cpu_ms - gateway_ms:.2f} ms to the gateway"
+            ),
         },
         {
             "operation": f"{name}: re-run from the cache",
