@@ -174,8 +174,8 @@ class FileStore:
         try:
             for path in written:
                 _force(path, os.O_RDONLY)
-            if changed:
-                _force(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            if changed and hasattr(os, "O_DIRECTORY"):  # a folder opens for fsync on POSIX only
+                _force(self.root, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
             with self._thread_lock:  # not synced after all: the next sync tries again
                 self._unsynced = dict.fromkeys(written) | self._unsynced
