@@ -289,7 +289,7 @@ for n in range(5):
 """
 
 
-@pytest.mark.slow
+@pytest.mark.soak  # four real questfoundry processes
 def test_four_processes_asking_five_times_share_one_limit_of_ten_a_minute(
     tmp_path: Path,
 ) -> None:

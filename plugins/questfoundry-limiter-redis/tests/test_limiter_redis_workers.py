@@ -96,6 +96,7 @@ def requests_race(
     assert worst_window(admissions(results), per_minute, 60 / scale) <= 0
 
 
+@pytest.mark.soak  # eight real processes: seconds of CPU on two cores
 def test_eight_workers_never_pass_a_shared_request_rate(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
@@ -109,6 +110,7 @@ def test_eight_workers_of_a_hundred_calls_never_pass_fifty_per_ten_seconds(
     requests_race(tmp_path, redis_url, redis_prefix, workers=8, calls=100, per_minute=50, scale=6)
 
 
+@pytest.mark.soak  # eight real processes: seconds of CPU on two cores
 def test_workers_whose_clocks_are_a_second_off_get_their_fair_share_and_no_more(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
@@ -154,6 +156,7 @@ def tokens_race(
     assert worst_window(tokens(results), per_hour, 3600 / scale) <= 0
 
 
+@pytest.mark.soak  # eight real processes: seconds of CPU on two cores
 def test_workers_never_pass_a_shared_token_rate_with_calls_of_every_size(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
