@@ -81,6 +81,7 @@ def block(prompt: str) -> str:
 # ---------------------------------------------------------------------------- the brief
 
 
+@pytest.mark.slow
 def test_the_brief_and_a_sections_neighbours_reach_the_roles_within_the_budget(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:
@@ -147,6 +148,7 @@ def sections(config: Path) -> dict[str, dict[str, Any]]:
         return {key: state.get(key) or {} for key in state.list_keys("book/sections/")}
 
 
+@pytest.mark.slow
 def test_revise_and_the_authors_own_edits(tmp_path: Path, openai: FakeOpenAI) -> None:
     config = project(tmp_path, openai)
     assert qf(config, "run", "story_spark", "--sections", "3").exit_code == 0

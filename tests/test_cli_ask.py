@@ -167,6 +167,7 @@ def asked_twice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AskedTwice
 # ---------------------------------------------------------------------- ask
 
 
+@pytest.mark.slow
 def test_ask_prints_the_reply_then_one_line_about_the_call(asked_twice: AskedTwice) -> None:
     first = asked_twice.first
 
@@ -216,6 +217,7 @@ def test_ask_with_provider_and_model_overrides_the_default(project: Project) -> 
     assert sent.body["model"] == "gpt-4.1-mini"
 
 
+@pytest.mark.slow
 def test_ask_with_the_provider_down_prints_one_error_line_and_exits_1(project: Project) -> None:
     project.server.stop()
 
@@ -262,6 +264,7 @@ def test_cache_stats_counts_the_stored_reply(asked_twice: AskedTwice) -> None:
 # ---------------------------------------------------------------------- shared by every process
 
 
+@pytest.mark.slow
 def test_ask_twice_with_the_default_cache_hits_the_second_time(tmp_path: Path) -> None:
     with FakeOpenAI() as server:
         project = make_project(tmp_path, server)
@@ -321,6 +324,7 @@ def test_four_processes_asking_five_times_share_one_limit_of_ten_a_minute(
     assert "Traceback" not in errors
 
 
+@pytest.mark.slow
 def test_a_broken_file_cache_costs_one_warning_line_and_the_ask_still_answers(
     project: Project,
 ) -> None:

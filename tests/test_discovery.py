@@ -495,6 +495,7 @@ def test_questfoundry_plugins_lists_a_duplicate_as_disabled_and_still_works(site
     assert "questfoundry-cache-tmp" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_duplicate_plugin_leaves_ask_working(site: Site, tmp_path: Path) -> None:
     install_duplicate(site)
     path = write_config(
@@ -601,6 +602,7 @@ def test_an_entry_point_naming_a_missing_attribute_is_a_load_failure(site: Site)
     assert [f.distribution for f in manager.failures] == ["questfoundry-cache-typo"]
 
 
+@pytest.mark.slow
 def test_questfoundry_plugins_prints_one_warning_for_a_broken_plugin(site: Site) -> None:
     site.install_tmpcache()
     site.install("questfoundry-broken", "0.1", {"broken": "qf_broken"}, {"qf_broken": BROKEN})
@@ -673,6 +675,7 @@ def test_config_validate_names_an_unknown_backend_in_one_error_line(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_a_fresh_process_reports_an_unknown_backend_without_a_traceback(
     site: Site, tmp_path: Path
 ) -> None:

@@ -205,6 +205,7 @@ def test_the_guides_worked_example_is_a_complete_plugin() -> None:
     assert "import sqlite3" not in plugin, "the plugin module must not import the library"
 
 
+@pytest.mark.slow
 def test_the_guides_worked_example_passes_its_own_tests(tmp_path: Path) -> None:
     for title, body in example_files().items():
         path = tmp_path / title

@@ -51,6 +51,7 @@ def studio(tmp_path: Path) -> Iterator[tuple[Showrunner, FakeOpenAI]]:
             yield showrunner, server
 
 
+@pytest.mark.slow
 def test_the_later_loops_run_on_the_stand_in_and_the_book_binds_in_two_languages(
     studio: tuple[Showrunner, FakeOpenAI],
 ) -> None:

@@ -43,6 +43,7 @@ def studio(tmp_path: Path) -> Iterator[tuple[Showrunner, FakeOpenAI]]:
             yield showrunner, server
 
 
+@pytest.mark.slow
 def test_the_lore_loops_run_on_the_stand_in_and_the_book_binds_with_its_codex(
     studio: tuple[Showrunner, FakeOpenAI],
 ) -> None:

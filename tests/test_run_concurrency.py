@@ -75,6 +75,7 @@ def run(config: Path, *flags: str) -> Any:
     return CliRunner(env={"OPENAI_API_KEY": KEY}).invoke(cli, args)
 
 
+@pytest.mark.slow
 def test_config_sets_how_many_calls_a_run_keeps_in_flight_and_the_flag_overrides_it(
     tmp_path: Path, server: Counting
 ) -> None:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: run in the fresh interpreter: argv[1] is the JSON list of scripts; prints what failed
@@ -55,6 +57,7 @@ def test_there_are_scripts_to_check() -> None:
     assert {"gateway.py", "gen_config_docs.py", "store_redis.py"} <= names
 
 
+@pytest.mark.slow
 def test_every_benchmark_and_tool_imports_and_so_do_the_names_its_functions_import() -> None:
     done = subprocess.run(
         [sys.executable, "-c", CHECK, json.dumps([str(p) for p in scripts()])],

@@ -87,6 +87,7 @@ def ask_with_debug(root: Path, config: Path, secret: str) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_debug_traceback_and_logs_of_an_echoed_key_never_show_it(
     provider: str, server: FakeServer, tmp_path: Path
 ) -> None:

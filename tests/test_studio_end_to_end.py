@@ -204,6 +204,7 @@ def test_a_run_stopped_by_an_outage_finishes_later_paying_only_for_the_rest(
         assert state.list_keys("book/reviews/") == sorted(f"book/reviews/{i}" for i in ids)
 
 
+@pytest.mark.slow
 def test_questfoundry_run_prints_the_report_and_where_the_book_is(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:
@@ -239,6 +240,7 @@ def test_questfoundry_run_prints_the_report_and_where_the_book_is(
     )
 
 
+@pytest.mark.slow
 def test_state_after_a_studio_run_exports_imports_and_exports_the_same(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:

@@ -111,6 +111,7 @@ def test_init_saves_the_brief_its_flags_give_without_asking(
     assert brief is not None and (brief["premise"], brief["sections"]) == ("Tides.", 9)
 
 
+@pytest.mark.slow
 def test_init_in_a_pipe_never_waits_for_input(tmp_path: Path) -> None:
     """stdin is a pipe nobody writes to or closes: a read would block until the timeout."""
     init = subprocess.Popen(

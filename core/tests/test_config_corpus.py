@@ -109,6 +109,7 @@ def test_cli_rejects_invalid_config_with_one_line(path: Path) -> None:
     assert SECRET not in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bad_yaml_indentation", "temperature_above_maximum"])
 def test_cli_process_prints_no_traceback(name: str, tmp_path: Path) -> None:
     path = CONFIGS / "invalid" / f"{name}.yml"

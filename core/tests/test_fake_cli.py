@@ -72,6 +72,7 @@ def test_openai_fake_serves_the_sdk_until_sigterm(start: Callable[..., tuple]) -
     assert "placeholder" in stop(process, signal.SIGTERM)
 
 
+@pytest.mark.slow
 def test_ollama_fake_answers_a_schema_request_until_ctrl_c(start: Callable[..., tuple]) -> None:
     ollama = pytest.importorskip("ollama")
     process, lines = start("ollama", "--host", "127.0.0.1")

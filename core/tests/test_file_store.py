@@ -77,6 +77,7 @@ def test_a_store_in_a_folder_not_yet_made_lists_nothing(tmp_path: Path) -> None:
 DRIVER = Path(__file__).with_name("state_crash_driver.py")
 
 
+@pytest.mark.slow
 def test_writers_killed_mid_write_leave_only_whole_documents(tmp_path: Path) -> None:
     root = tmp_path / "state"
     subprocess.run([sys.executable, str(DRIVER), "writes", str(root), "100", "7"], check=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -36,6 +37,7 @@ def key(params: dict[str, Any], msgs: tuple[Message, ...] = (Message("user", "hi
     return cache_key("ns", "openai", ProviderRequest("gpt-4o", msgs, params=params))
 
 
+@pytest.mark.slow
 @given(param_maps)
 def test_dict_order_never_changes_a_key(params: dict[str, Any]) -> None:
     assert key(params) == key(dict(reversed(list(params.items()))))
@@ -54,6 +56,7 @@ def test_changing_a_parameter_always_changes_the_key(
     assert key(changed) != key(params)
 
 
+@pytest.mark.slow
 @given(messages, messages)
 def test_different_messages_make_different_keys(
     first: tuple[Message, ...], second: tuple[Message, ...]

@@ -128,6 +128,7 @@ def test_a_killed_writer_leaves_every_committed_row(tmp_path: Path) -> None:
     assert {f"row-{number}" for number in committed} <= stored
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", range(3))
 def test_eight_processes_racing_one_budget_never_overspend_it(tmp_path: Path, run: int) -> None:
     path = tmp_path / "ledger.sqlite"
@@ -230,6 +231,7 @@ def _open_together(path: str, barrier: Any, results: Any) -> None:
         results.put(f"{type(exc).__name__}: {exc}")
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_file_together_all_open_it_in_wal(tmp_path: Path) -> None:
     context = multiprocessing.get_context("fork")
     for attempt in range(5):  # the race is for the first instant of a new file: run it often

@@ -143,6 +143,7 @@ def test_a_deep_reply_fails_the_step_in_one_line_and_never_stays_cached(
     assert showrunner.runtime.state.get("book/topology") is not None
 
 
+@pytest.mark.slow
 def test_a_large_rejected_reply_keeps_the_retry_prompt_and_the_error_short(
     showrunner: Showrunner, provider: Broken
 ) -> None:

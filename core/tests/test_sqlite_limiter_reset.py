@@ -126,6 +126,7 @@ _TAKE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_processes_never_take_more_than_the_limit_across_a_deletion(tmp_path: Path) -> None:
     path = tmp_path / ".questfoundry" / "limits.sqlite"
 

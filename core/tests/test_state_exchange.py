@@ -123,6 +123,7 @@ _documents = st.dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -298,6 +299,7 @@ _leaky_value = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.dictionaries(_leaky, _leaky_value, max_size=4))
 def test_a_document_is_masked_exactly_as_string_by_string(document: dict[str, Any]) -> None:
@@ -337,6 +339,7 @@ def _peak_export(tmp_path: Path, n: int) -> tuple[int, int]:
     return peak, path.stat().st_size
 
 
+@pytest.mark.slow
 def test_exporting_ten_times_the_documents_needs_no_more_than_the_key_list(
     tmp_path: Path,
 ) -> None:

@@ -221,6 +221,7 @@ def test_a_store_failing_after_the_commit_is_finished_when_next_opened(tmp_path:
     assert read_snapshot(reopened) == AFTER
 
 
+@pytest.mark.slow
 def test_a_kill_9_at_any_step_leaves_data_matching_its_recorded_version(tmp_path: Path) -> None:
     template = tmp_path / "template"
     unversioned(template / "state")
@@ -339,6 +340,7 @@ def _every_migration() -> list[Migration]:
     return all_migrations(get_plugin_manager().hook.state_migrations())
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(_state)
 def test_every_migration_downgrades_back_to_the_identical_state(state: Snapshot) -> None:
@@ -346,6 +348,7 @@ def test_every_migration_downgrades_back_to_the_identical_state(state: Snapshot)
         assert migration.downgrade(migration.upgrade(state)) == state
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(_state)
 def test_the_chain_from_0_to_the_latest_and_back_round_trips(state: Snapshot) -> None:

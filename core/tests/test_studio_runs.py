@@ -81,6 +81,7 @@ def paid(provider: ScriptedProvider) -> Decimal:
     return each * provider.calls
 
 
+@pytest.mark.slow
 def test_sixty_four_calls_racing_for_a_cap_never_spend_past_it(
     studio: Callable[..., Showrunner], provider: ScriptedProvider
 ) -> None:

@@ -389,6 +389,7 @@ def test_calls_succeed_while_redis_is_stopped_with_one_warning_and_caching_resum
         assert "answers again; caching resumes" in caplog.records[-1].getMessage()
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_a_hundred_cached_calls_against_a_frozen_redis_finish_within_five_seconds(
     redis_server: RedisServer, backend_context: BackendContext, gateway_face: Face

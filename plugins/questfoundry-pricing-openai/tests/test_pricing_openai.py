@@ -96,6 +96,7 @@ def test_prices_come_from_the_bundled_data_even_when_a_fetched_snapshot_is_activ
     assert prices.price("gpt-4o", Usage(input_tokens=1_000_000)) == Decimal("2.5")
 
 
+@pytest.mark.slow
 def test_building_and_pricing_opens_no_socket_and_starts_no_price_updater() -> None:
     report = price_offline_in_fresh_interpreter("pricing-openai", "openai", "gpt-4o")
     assert report.attempts == []

@@ -12,6 +12,12 @@ from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.faces import FACES, Face
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The marker the shipped contract suites use, so a plugin's own run with
+    ``--strict-markers`` accepts it (deselect with ``-m "not slow"``)."""
+    config.addinivalue_line("markers", "slow: spawns processes or does real I/O at scale")
+
+
 @pytest.fixture
 def fake_clock() -> FakeClock:
     """A clock whose sleeps return at once and advance time."""

@@ -318,6 +318,7 @@ class StateStoreContract(StandardSuite):
             time.sleep(0.05)  # the server's clock decides; nothing to wait on but time
         assert store.list_keys() == ["lasting"]
 
+    @pytest.mark.slow
     def test_processes_updating_one_counter_lose_no_increment(
         self, store: StateStore, store_opener: StoreOpener | None
     ) -> None:
