@@ -3,13 +3,12 @@
 more than that at once.
 
 The fake OpenAI server here counts the requests it is answering at the same moment, each held a
-few milliseconds, so the count is what a real provider would have seen.
+moment, so the count is what a real provider would have seen.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,18 @@ SECTIONS = "6"
 
 
 class Counting(FakeOpenAI):
-    """The fake OpenAI server, noting the most chat requests it was ever answering at once."""
+    """The fake OpenAI server, noting the most chat requests it was ever answering at once.
+
+    Each request is held until :attr:`expect` are in (or a quarter of a second has passed), so
+    on a busy machine every call the studio lets out has arrived before any is answered.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.answering = 0
         self.most = 0
-        self._count = threading.Lock()
+        self.expect = 1
+        self._arrived = threading.Condition()
 
     def routes(self) -> dict[tuple[str, str], Handler]:
         routes = super().routes()
@@ -41,14 +45,15 @@ class Counting(FakeOpenAI):
         answer = routes[chat]
 
         def counted(request: RecordedRequest) -> Response:
-            with self._count:
+            with self._arrived:
                 self.answering += 1
                 self.most = max(self.most, self.answering)
-            time.sleep(0.02)  # long enough for every call the studio lets out to arrive
+                self._arrived.notify_all()
+                self._arrived.wait_for(lambda: self.answering >= self.expect, timeout=0.25)
             try:
                 return answer(request)
             finally:
-                with self._count:
+                with self._arrived:
                     self.answering -= 1
 
         return {**routes, chat: counted}
@@ -80,9 +85,10 @@ def test_config_sets_how_many_calls_a_run_keeps_in_flight_and_the_flag_overrides
     tmp_path: Path, server: Counting
 ) -> None:
     configured = project(tmp_path / "configured", server, studio={"concurrency": 4})
+    server.expect = 4
     assert run(configured).exit_code == 0
     assert server.most == 4  # six sections, four at a time
-    server.most = 0
+    server.most, server.expect = 0, 2
     flagged = project(tmp_path / "flagged", server, studio={"concurrency": 4})
     assert run(flagged, "--concurrency", "2").exit_code == 0
     assert server.most == 2
