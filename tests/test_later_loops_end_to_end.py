@@ -13,22 +13,16 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from questfoundry.config import load_config
 from questfoundry.kit import StyleGuide, Topology
-from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner
-from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.fakes import FakeOpenAI
 
 SECTIONS = 6
-KEY = "sk-later-loops-test"
 LOOPS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("style_tune_up", {}),
     ("narration_dry_run", {}),
@@ -37,25 +31,11 @@ LOOPS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
-@pytest.fixture
-def studio(tmp_path: Path) -> Iterator[tuple[Showrunner, FakeOpenAI]]:
-    with FakeOpenAI() as server:
-        path = tmp_path / ".questfoundry" / "config.yml"
-        path.parent.mkdir(parents=True)
-        text = {"api_key": KEY, "base_url": server.base_url, "model": "gpt-4o-mini"}
-        path.write_text(
-            yaml.safe_dump({"providers": {"text": {"default": "openai", "openai": text}}})
-        )
-        config = load_config(path, env={"OPENAI_API_KEY": KEY})
-        with Showrunner.from_config(config, get_plugin_manager(), clock=FakeClock()) as showrunner:
-            yield showrunner, server
-
-
 @pytest.mark.slow
 def test_the_later_loops_run_on_the_stand_in_and_the_book_binds_in_two_languages(
-    studio: tuple[Showrunner, FakeOpenAI],
+    stand_in_studio: tuple[Showrunner, FakeOpenAI],
 ) -> None:
-    showrunner, server = studio
+    showrunner, server = stand_in_studio
     showrunner.run("story_spark", sections=SECTIONS)
     state = showrunner.runtime.state
     state.set("book/codex/mill", {"term": "Mill", "text": "It burned."})

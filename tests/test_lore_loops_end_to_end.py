@@ -12,42 +12,22 @@ reason; canon of the shape every prompt reads; codex entries with a term and a t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from questfoundry.config import load_config
 from questfoundry.kit import CanonEntry, CodexEntry, Topology
-from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner
-from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.fakes import FakeOpenAI
 
 SECTIONS = 6
-KEY = "sk-lore-test"
-
-
-@pytest.fixture
-def studio(tmp_path: Path) -> Iterator[tuple[Showrunner, FakeOpenAI]]:
-    with FakeOpenAI() as server:
-        path = tmp_path / ".questfoundry" / "config.yml"
-        path.parent.mkdir(parents=True)
-        text = {"api_key": KEY, "base_url": server.base_url, "model": "gpt-4o-mini"}
-        path.write_text(
-            yaml.safe_dump({"providers": {"text": {"default": "openai", "openai": text}}})
-        )
-        config = load_config(path, env={"OPENAI_API_KEY": KEY})
-        with Showrunner.from_config(config, get_plugin_manager(), clock=FakeClock()) as showrunner:
-            yield showrunner, server
 
 
 @pytest.mark.slow
 def test_the_lore_loops_run_on_the_stand_in_and_the_book_binds_with_its_codex(
-    studio: tuple[Showrunner, FakeOpenAI],
+    stand_in_studio: tuple[Showrunner, FakeOpenAI],
 ) -> None:
-    showrunner, server = studio
+    showrunner, server = stand_in_studio
     showrunner.run("story_spark", sections=SECTIONS)
     for loop in ("hook_harvest", "lore_deepening", "codex_expansion"):
         first = showrunner.run(loop, sections=SECTIONS)
