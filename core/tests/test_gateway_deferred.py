@@ -23,7 +23,7 @@ MakeGateway = Callable[..., Gateway]  #: see conftest.make_gateway
 def test_work_runs_when_due_in_that_order_off_the_callers_thread() -> None:
     deferred = Deferred()
     seen: list[tuple[int, int]] = []
-    for number, seconds in enumerate((0.02, 0.01, 0.0)):
+    for number, seconds in enumerate((60.0, 30.0, 0.0)):  # apart, however slow the pushes
         deferred.later(seconds, lambda n=number: seen.append((n, threading.get_ident())))
 
     deferred.drain()
