@@ -115,6 +115,7 @@ def test_the_brief_and_a_sections_neighbours_reach_the_roles_within_the_budget(
             assert f"- {before.number} {before.title!r}: {before.summary}" in block(write)
 
 
+@pytest.mark.slow
 def test_a_book_without_a_premise_gets_one_from_the_plotwright_saved_and_reported(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:
@@ -266,6 +267,7 @@ def test_estimate_on_the_command_line_has_the_run_reports_shape(
     assert "no provider called" in table.output and "Already in the cache (free): 0" in table.output
 
 
+@pytest.mark.slow
 def test_run_budget_stops_a_run_before_it_passes_the_cap_and_the_run_resumes(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:

@@ -365,6 +365,7 @@ def test_questfoundry_plugins_json_lists_the_third_party_plugin(site: Site) -> N
     assert listed["builtin:memory_cache"]["registers"] == {"cache backend": ["memory"]}
 
 
+@pytest.mark.slow
 def test_a_fresh_questfoundry_process_lists_the_third_party_plugin(site: Site) -> None:
     site.install_tmpcache()
     result = run_cli_process(site, "plugins", "--json")

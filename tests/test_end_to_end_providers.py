@@ -402,6 +402,7 @@ async def test_agenerate_answers_then_serves_the_repeat_from_the_cache(
 # ---------------------------------------------------------------------- secrets
 
 
+@pytest.mark.slow
 @keyed_providers
 def test_api_key_never_reaches_ledger_cache_or_logs(
     gateway_face: Face,

@@ -91,6 +91,7 @@ def installed_plugin_modules() -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_listing_every_plugin_imports_no_backend_library(tmp_path: Path) -> None:
     plugin_modules = installed_plugin_modules()
     if not plugin_modules:

@@ -65,6 +65,7 @@ def test_an_error_line_is_cut_at_500_characters_and_debug_shows_it_whole(here: P
     assert debug.exit_code == 1 and f"config file {missing} does not exist" in debug.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("assignment", "said"),
     [

@@ -99,6 +99,7 @@ class Page(HTMLParser):
         self.loads += [found[name] for name in ("src", "srcset", "poster") if name in found]
 
 
+@pytest.mark.slow
 def test_story_spark_art_and_binding_against_the_fake_openai(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:
@@ -136,6 +137,7 @@ def test_story_spark_art_and_binding_against_the_fake_openai(
         assert (Path(bound.outputs["markdown"]).parent / image).read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_the_seed_config_sends_each_role_to_its_provider_model_and_temperature(
     tmp_path: Path, openai: FakeOpenAI, ollama: FakeOllama
 ) -> None:
@@ -161,6 +163,7 @@ def test_the_seed_config_sends_each_role_to_its_provider_model_and_temperature(
     ]
 
 
+@pytest.mark.slow
 def test_a_run_stopped_by_an_outage_finishes_later_paying_only_for_the_rest(
     tmp_path: Path, openai: FakeOpenAI, ollama: FakeOllama
 ) -> None:

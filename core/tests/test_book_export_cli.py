@@ -145,6 +145,7 @@ def test_twee_export_import_export_is_the_same_file_and_changes_nothing(
     assert second.read_bytes() == first.read_bytes()
 
 
+@pytest.mark.slow
 def test_an_authors_twine_edits_come_back_and_the_prose_is_theirs(
     config: Path, tmp_path: Path
 ) -> None:

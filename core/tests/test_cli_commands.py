@@ -129,6 +129,7 @@ def test_cache_explain_rejects_a_param_without_a_value(project: Path) -> None:
     assert result.exit_code != 0 and "KEY=VALUE" in result.output
 
 
+@pytest.mark.slow
 def test_cache_stats_clear_and_prune_on_the_file_cache(project: Path) -> None:
     pytest.importorskip("questfoundry_cache_file")
     project.write_text(
@@ -162,6 +163,7 @@ def test_an_unknown_backend_is_one_error_line(project: Path) -> None:
     assert "did you mean 'memory'" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_every_json_uses_one_set_of_types(project: Path) -> None:
     """Money as decimal strings, counts as numbers, limits as structured fields, everywhere."""
     spend(project, "a", "a", "b", role="gatekeeper")
@@ -195,6 +197,7 @@ def test_every_json_uses_one_set_of_types(project: Path) -> None:
     assert all(isinstance(p["registers"], dict) for p in data("plugins"))
 
 
+@pytest.mark.slow
 def test_no_table_is_cut_when_output_is_not_a_terminal(project: Path) -> None:
     spend(project, "a", role="a_role_name_long_enough_to_need_a_wide_column_" + "x" * 80)
     result = run("cost", "report", "--by", "role")

@@ -60,6 +60,7 @@ def stop(process: subprocess.Popen[str], signum: int) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_openai_fake_serves_the_sdk_until_sigterm(start: Callable[..., tuple]) -> None:
     openai = pytest.importorskip("openai")
     process, lines = start("openai")

@@ -59,6 +59,7 @@ def client(flavour: str, **options: Any) -> Any:
     return FLAVOURS[flavour].Client(transport=http.sync_transport(flavour, **options))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_a_stream_outlives_the_deadline_while_its_chunks_keep_coming(
     server: Pieces, flavour: str
@@ -156,6 +157,7 @@ def test_flavours_are_told_apart_and_unknown_ones_refused() -> None:
         http.sync_transport("requests", timeout=1)
 
 
+@pytest.mark.slow
 def test_importing_questfoundry_and_its_helpers_imports_no_httpx() -> None:
     code = (
         "import sys, questfoundry, questfoundry.kit.aio, questfoundry.kit.redaction; "

@@ -43,6 +43,7 @@ def test_dict_order_never_changes_a_key(params: dict[str, Any]) -> None:
     assert key(params) == key(dict(reversed(list(params.items()))))
 
 
+@pytest.mark.slow
 @given(param_maps, st.text(min_size=1, max_size=8).filter(lambda k: k not in NON_SEMANTIC), scalars)
 def test_changing_a_parameter_always_changes_the_key(
     params: dict[str, Any], name: str, value: Any

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from lore_studio import SECTIONS, Answering, state
 
 from questfoundry.kit import AUDIO, TOPOLOGY, CueSheet, Topology
@@ -18,6 +19,7 @@ def cue(kind: str, sound: str, placement: str = "throughout", moment: str = "") 
     return {"kind": kind, "sound": sound, "placement": placement, "moment": moment}
 
 
+@pytest.mark.slow
 def test_arbitrary_answers_make_a_cue_sheet_and_a_second_run_is_free(
     studio: Callable[..., Showrunner],
 ) -> None:

@@ -17,6 +17,7 @@ GERMAN = {"language": "de"}
 PASS = {"verdict": "pass", "notes": ""}
 
 
+@pytest.mark.slow
 def test_arbitrary_answers_translate_every_part_and_a_second_run_is_free(
     studio: Callable[..., Showrunner],
 ) -> None:
@@ -39,6 +40,7 @@ def test_arbitrary_answers_translate_every_part_and_a_second_run_is_free(
     assert state(showrunner, TRANSLATIONS + "de") == {**made, "run": second.run_id}
 
 
+@pytest.mark.slow
 def test_a_translation_identical_to_its_source_is_asked_again_then_marked_untranslated(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:

@@ -133,6 +133,7 @@ def failed_step(showrunner: Showrunner, provider: Broken, reply: str) -> str:
     return message
 
 
+@pytest.mark.slow
 def test_a_deep_reply_fails_the_step_in_one_line_and_never_stays_cached(
     showrunner: Showrunner, provider: Broken
 ) -> None:

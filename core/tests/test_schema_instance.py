@@ -204,6 +204,7 @@ def test_nullable_fields_are_sometimes_null() -> None:
     assert None in values and any(isinstance(v, str) for v in values)
 
 
+@pytest.mark.slow
 def test_instances_mean_nothing_beyond_the_schema() -> None:
     """Integers that name other things (choice targets) are arbitrary, not made consistent."""
     targets = [c["to"] for seed in SEEDS for c in schema_instance(SECTION, seed)["choices"]]

@@ -497,6 +497,7 @@ def test_steps_waiting_in_a_circle_or_writing_one_artifact_twice_are_refused() -
 # ---------------------------------------------------------------------------- the book
 
 
+@pytest.mark.slow
 def test_three_loops_share_state_and_bind_a_book_with_its_images(
     studio: Callable[..., Showrunner], tmp_path: Path
 ) -> None:

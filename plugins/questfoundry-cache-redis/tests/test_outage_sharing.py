@@ -145,6 +145,7 @@ _SECOND = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_the_open_state_reaches_another_real_process(
     silent_redis: SilentServer, tmp_path: Path
 ) -> None:

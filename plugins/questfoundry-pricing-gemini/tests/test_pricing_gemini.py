@@ -113,6 +113,7 @@ def test_prices_come_from_the_bundled_data_even_when_a_fetched_snapshot_is_activ
     assert prices.price("gemini-2.5-flash", Usage(input_tokens=1_000_000)) == Decimal("0.3")
 
 
+@pytest.mark.slow
 def test_building_and_pricing_opens_no_socket_and_starts_no_price_updater() -> None:
     report = price_offline_in_fresh_interpreter("pricing-gemini", "gemini", "gemini-2.5-flash")
     assert report.attempts == []

@@ -562,6 +562,7 @@ def test_the_installed_entry_point_provides_gemini() -> None:
     assert manager.get("provider", "gemini").distribution == "questfoundry-provider-gemini"
 
 
+@pytest.mark.slow
 def test_loading_the_plugin_does_not_import_google_genai() -> None:
     code = (
         "import sys, questfoundry_provider_gemini.plugin\n"

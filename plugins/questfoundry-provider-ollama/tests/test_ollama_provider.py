@@ -259,6 +259,7 @@ def test_the_installed_entry_point_provides_ollama() -> None:
     assert registration.distribution == "questfoundry-provider-ollama"
 
 
+@pytest.mark.slow
 def test_loading_the_plugin_does_not_import_the_ollama_library() -> None:
     code = (
         "import sys, questfoundry_provider_ollama.plugin\n"

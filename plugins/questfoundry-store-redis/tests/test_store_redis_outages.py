@@ -70,6 +70,7 @@ def test_a_stopped_redis_fails_every_call_clearly_and_the_store_works_once_it_is
     assert store.list_keys() == ["doc"]
 
 
+@pytest.mark.slow
 def test_a_frozen_redis_fails_every_call_in_time_and_loses_nothing(
     store: RedisStore, redis_server: RedisServer
 ) -> None:

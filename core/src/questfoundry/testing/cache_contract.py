@@ -321,6 +321,7 @@ class CacheBackendContract(StandardSuite):
             MAINTENANCE[operation](broken)
         assert str(caught.value) and "\n" not in str(caught.value)
 
+    @pytest.mark.slow
     def test_concurrent_threads_see_whole_values_and_the_last_write_wins(
         self, cache: CacheBackend
     ) -> None:

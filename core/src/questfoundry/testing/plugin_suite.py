@@ -94,6 +94,7 @@ class PluginSuite(StandardSuite):
                 for key, sub in settings.get("properties", {}).items():
                     assert str(sub.get("description", "")).strip(), f"{key} has no description"
 
+    @pytest.mark.slow
     def test_importing_the_plugin_leaves_its_library_unloaded(self) -> None:
         modules = sorted({ep.module for ep in self._entry_points()})
         code = (

@@ -615,6 +615,7 @@ class ProviderContract(StandardSuite):
         chain = "".join(repr(vars(error)) + repr(error) for error in _chain(caught.value))
         assert (shown + chain).count(self.secret) == 0
 
+    @pytest.mark.slow
     def test_successive_event_loops_share_one_provider_quietly(
         self,
         provider: Provider,
@@ -632,6 +633,7 @@ class ProviderContract(StandardSuite):
         assert noise == []
         assert fake.served == (6 if Capability.STREAMING in provider.capabilities else 3)
 
+    @pytest.mark.slow
     def test_event_loops_on_several_threads_share_one_provider_quietly(
         self,
         provider: Provider,
