@@ -118,6 +118,19 @@ def test_a_rejected_reply_of_2000_sections_is_named_not_quoted() -> None:
     assert "at sections: a list of 2000 items breaks maxItems 2" in message
 
 
+def test_a_reply_read_again_is_held_to_the_schema_it_is_read_against() -> None:
+    # a reply found valid once is not validated again (a run answered by the cache): only
+    # against the same schema
+    reply = '{"title": "The Lamp"}'
+    titled = {"type": "object", "required": ["title"]}
+    numbered = {"type": "object", "required": ["number"]}
+    for _ in range(2):
+        assert parse_reply(reply, titled) == {"title": "The Lamp"}
+        with pytest.raises(ShapeError, match="number"):
+            parse_reply(reply, numbered)
+    assert parse_reply(reply, titled) is not parse_reply(reply, titled)  # each caller's own
+
+
 def test_a_key_named_twice_in_a_reply_is_asked_about() -> None:
     with pytest.raises(ShapeError, match="names the key 'title' twice"):
         parse_reply('{"title": "a", "title": "b"}', {"type": "object"})

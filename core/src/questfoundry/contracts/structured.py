@@ -8,7 +8,9 @@ with jsonschema.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +26,9 @@ RESPONSE_SCHEMA = "response_schema"
 REPLY_BOUNDS = Bounds(1024 * 1024, 64)
 #: the longest :class:`ShapeError` message: it is quoted in a retry's prompt and in the step's error
 MAX_MESSAGE = 300
+#: how many (schema, reply) pairs found valid are remembered, so a reply read again (a run
+#: answered by the cache) is not validated again
+REMEMBERED_VALID = 4096
 
 
 def response_schema(params: Mapping[str, Any], provider: str) -> tuple[str, dict[str, Any]] | None:
@@ -73,6 +78,9 @@ def parse_reply(text: str | None, schema: Mapping[str, Any]) -> Any:
         raise ShapeError(f"the reply is refused unread: {exc}") from None
     except Unreadable as exc:
         raise ShapeError(_short(f"the reply is not JSON ({exc})")) from None
+    pair = _pair(text, schema)
+    if pair in _valid:
+        return value
     error = jsonschema.exceptions.best_match(
         jsonschema.Draft202012Validator(schema).iter_errors(value)
     )
@@ -81,7 +89,23 @@ def parse_reply(text: str | None, schema: Mapping[str, Any]) -> Any:
         raise ShapeError(
             _short(f"the reply does not match the schema at {where}: {_problem(error)}")
         )
+    with _remembering:
+        _valid[pair] = None
+        if len(_valid) > REMEMBERED_VALID:
+            del _valid[next(iter(_valid))]
     return value
+
+
+#: digests of (schema, reply text) pairs found valid, oldest first
+_valid: dict[bytes, None] = {}
+_remembering = threading.Lock()
+
+
+def _pair(text: str, schema: Mapping[str, Any]) -> bytes:
+    digest = hashlib.sha256(json.dumps(schema, sort_keys=True, default=str).encode())
+    digest.update(b"\0")
+    digest.update(text.encode())
+    return digest.digest()
 
 
 def _problem(error: Any) -> str:
