@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from questfoundry.contracts.protocols import Capability
+from questfoundry.contracts.protocols import Capability, FlightLocking
 from questfoundry.contracts.records import Outcome, Reply
 from questfoundry.gateway.books import Books
 from questfoundry.gateway.codec import HitDecoder, encode
@@ -90,11 +90,29 @@ class CacheSteps:
 
     # ------------------------------------------------------------------ storing
 
-    def store(self, plan: Plan, reply: Reply) -> Steps[None]:
-        """Store ``reply`` under the plan's key; a cache that fails is warned about, once."""
+    def store(self, plan: Plan, reply: Reply, token: str = "") -> Steps[None]:
+        """Store ``reply`` under the plan's key, then release the flight lock ``token`` holds
+        (if any), in one step: a cache that blocks is one trip to a worker thread, not two."""
+        cache = self.runtime.cache
+        assert cache is not None
+        yield blocking(cache, self._store, plan, encode(reply), token)
+
+    def _store(self, plan: Plan, value: bytes, token: str) -> None:
         cache = self.runtime.cache
         assert cache is not None
         try:
-            yield blocking(cache, cache.set, plan.key, encode(reply), plan.ttl)
+            cache.set(plan.key, value, plan.ttl)
         except Exception as exc:
             self.books.warn_once("cache-write", f"cache write failed, reply not cached: {exc}")
+        finally:
+            if token:
+                locks: FlightLocking = cache  # type: ignore[assignment]
+                locks.unlock(plan.key, token)
+
+    def lock_and_read(self, plan: Plan, seconds: float) -> tuple[str | None, bytes | None]:
+        """Take the key's flight lock for ``seconds`` and, once taken, read the key again (its
+        answer may have landed just before), in one step: the token (None: held elsewhere,
+        ``""``: locks unusable) and what the cache holds."""
+        locks: FlightLocking = self.runtime.cache  # type: ignore[assignment]
+        token = locks.lock(plan.key, seconds)
+        return token, self.read(plan) if token else None

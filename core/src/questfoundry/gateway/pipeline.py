@@ -140,18 +140,19 @@ class Pipeline:
         locks: FlightLocking = cache  # type: ignore[assignment]
         clock = self.runtime.clock
         give_up = clock.monotonic() + self.coalesce
-        while (token := (yield blocking(cache, locks.lock, plan.key, self.coalesce))) is None:
+        while True:
+            token, raw = yield blocking(cache, self.cache.lock_and_read, plan, self.coalesce)
+            if token is not None:
+                break
             if clock.monotonic() >= give_up:
                 token = ""
                 break
             yield Sleep(POLL_SECONDS, clock)
-        if token:
-            hit = self.cache.hit(plan, (yield blocking(cache, self.cache.read, plan)), started)
-            if hit is not None:
-                yield blocking(cache, locks.unlock, plan.key, token)
-                return hit
+        if token and (hit := self.cache.hit(plan, raw, started)) is not None:
+            yield blocking(cache, locks.unlock, plan.key, token)
+            return hit
         try:
-            reply = yield from self._miss(plan, started)
+            return (yield from self._miss(plan, started, token=token))  # stores, then unlocks
         except GeneratorExit:
             if token:
                 locks.unlock(plan.key, token)
@@ -160,15 +161,14 @@ class Pipeline:
             if token:
                 yield blocking(cache, locks.unlock, plan.key, token)
             raise
-        if token:
-            yield blocking(cache, locks.unlock, plan.key, token)
-        return reply
 
     # ------------------------------------------------------------------ the provider
 
-    def _miss(self, plan: Plan, started: float, *, stream: bool = False) -> Steps[Reply]:
+    def _miss(
+        self, plan: Plan, started: float, *, stream: bool = False, token: str = ""
+    ) -> Steps[Reply]:
         """Reserve, write the intent, call (relaying a stream), record, reconcile the limiter,
-        store the reply."""
+        store the reply (and release the flight lock ``token`` holds)."""
         books = self.books
         hold = intent = None
         outcome = Outcome.STREAM_FINISHED if stream else Outcome.MISS
@@ -195,7 +195,7 @@ class Pipeline:
         yield from books.record(plan, reply, hold, intent)
         books.reconcile(plan, reply)
         if store:
-            yield from self.cache.store(plan, reply)
+            yield from self.cache.store(plan, reply, token)
         books.notify(plan, reply, None, outcome)
         return reply
 
