@@ -154,8 +154,9 @@ class ProviderContract(StandardSuite):
     takes an API key, set :attr:`secret` to it.
     """
 
-    #: seconds the provider under test must be configured to wait for a reply
-    timeout: float = 0.5
+    #: seconds the provider under test must be configured to wait for a reply (long enough for a
+    #: fake server on a busy machine to answer, or to deliver its fault)
+    timeout: float = 1.0
     #: the ``max_reply_mb`` the provider under test must be configured with
     max_reply_mb: float = 1.0
     #: the ``request.timeout`` of the deadline tests (shorter than :attr:`timeout`, which it beats)

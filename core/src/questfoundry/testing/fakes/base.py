@@ -147,7 +147,7 @@ class FakeServer:
         *,
         latency: float = 0.0,
         retry_after: float | str = 1.0,
-        slow_seconds: float = 2.0,
+        slow_seconds: float = 2.5,
         trickle_seconds: float = 1.0,
         huge_bytes: int = 200 * 1024 * 1024,
         host: str = "127.0.0.1",
