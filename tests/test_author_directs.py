@@ -196,6 +196,7 @@ def test_revise_and_the_authors_own_edits(tmp_path: Path, openai: FakeOpenAI) ->
     assert replaced["prose"] != "My own words, by hand." and not replaced.get("author")
 
 
+@pytest.mark.slow
 def test_an_unchanged_import_takes_nothing_and_a_changed_one_marks_only_what_differs(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:
@@ -251,6 +252,7 @@ def test_a_forecast_calls_no_provider_and_is_within_half_to_twice_the_real_cost(
         assert (cached.totals.cost == 0) == (asked == 0) == (again.totals.cost == 0)
 
 
+@pytest.mark.slow
 def test_estimate_on_the_command_line_has_the_run_reports_shape(
     tmp_path: Path, openai: FakeOpenAI
 ) -> None:

@@ -362,6 +362,7 @@ def test_streamed_call_is_priced_then_replayed_from_the_cache(
     assert_recorded_as_the_server_reported(case, server, gateway, first.reply)
 
 
+@pytest.mark.slow
 @every_provider
 def test_rate_limited_stream_is_retried_before_its_first_chunk(
     gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from questfoundry.book.shape import Shape
@@ -38,6 +39,7 @@ def sixteen() -> dict[str, Any]:
     return topology.to_dict()
 
 
+@pytest.mark.slow
 def test_a_book_meeting_the_rules_prints_its_figures(tmp_path: Path) -> None:
     config = project(tmp_path, sixteen())
     shown = check(config)
@@ -55,6 +57,7 @@ def test_a_book_meeting_the_rules_prints_its_figures(tmp_path: Path) -> None:
     assert figures["meets_the_rules"] is True and figures["problems"] == []
 
 
+@pytest.mark.slow
 def test_a_book_breaking_the_rules_says_how_and_exits_1(tmp_path: Path) -> None:
     broken = sixteen()
     for section in broken["sections"][1:]:
@@ -68,6 +71,7 @@ def test_a_book_breaking_the_rules_says_how_and_exits_1(tmp_path: Path) -> None:
     assert json.loads(check(config, "--json").stdout)["meets_the_rules"] is False
 
 
+@pytest.mark.slow
 def test_no_book_or_a_hostile_one_is_one_line(tmp_path: Path) -> None:
     empty = check(project(tmp_path / "empty", None))
     assert empty.exit_code == 1

@@ -106,6 +106,7 @@ def test_export_without_a_book_is_one_line(tmp_path: Path) -> None:
 HOSTILE_ID = '"><script>document.title="PWNED"</script>'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("where", "what"),
     [
@@ -129,6 +130,7 @@ def test_hostile_ids_in_the_state_are_refused_in_one_line(
     assert not (config.parent.parent / "book").exists()
 
 
+@pytest.mark.slow
 def test_twee_export_import_export_is_the_same_file_and_changes_nothing(
     config: Path, tmp_path: Path
 ) -> None:
@@ -178,6 +180,7 @@ def test_an_authors_twine_edits_come_back_and_the_prose_is_theirs(
     assert "## 6. The Attic" in markdown and "- [Up](#sec-attic) — turn to 6" in markdown
 
 
+@pytest.mark.slow
 def test_a_file_that_cannot_be_imported_changes_nothing_and_says_why_in_one_line(
     config: Path, tmp_path: Path
 ) -> None:

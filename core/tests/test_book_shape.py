@@ -120,6 +120,7 @@ def test_a_trap_the_reader_cannot_leave_is_opened() -> None:
     assert any(note.startswith("no ending could be reached from these sections") for note in notes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sections", [6, 16, 50])
 def test_nonsense_drafts_in_parts_still_make_a_branching_book(sections: int) -> None:
     shape = Shape.of(sections)

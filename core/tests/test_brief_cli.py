@@ -46,6 +46,7 @@ def project(in_project: Callable[[str], Path]) -> Path:
 # ---------------------------------------------------------------------------- brief
 
 
+@pytest.mark.slow
 def test_brief_sets_the_fields_given_and_shows_the_whole_brief(project: Path) -> None:
     assert "The brief is empty" in qf("brief").output
     set_ = qf("brief", "--premise", "A lighthouse keeper's last night.", "--tone", "wry", "--json")

@@ -38,6 +38,7 @@ def ask(*args: str, input: str | None = None) -> Any:
     return CliRunner().invoke(cli, ["ask", *args], input=input, catch_exceptions=False)
 
 
+@pytest.mark.slow
 def test_json_system_and_params_reach_the_provider(project: Path, server: FakeOpenAI) -> None:
     before = len(server.requests)
     result = ask(
@@ -69,6 +70,7 @@ def test_a_prompt_of_dash_is_read_from_stdin(project: Path, server: FakeOpenAI) 
     assert json.loads(result.stdout)["cache_hit"] is False
 
 
+@pytest.mark.slow
 def test_the_second_ask_is_a_hit_and_the_status_line_says_so(project: Path) -> None:
     pytest.importorskip("questfoundry_cache_file")  # the default cache where installed
     ask("Same words.", "--json")

@@ -59,6 +59,7 @@ def spend(project: Path, *prompts: str, role: str | None = None) -> None:
             gateway.generate(Request(messages=[{"role": "user", "content": prompt}], role=role))
 
 
+@pytest.mark.slow
 def test_cost_report_groups_spend_and_savings(project: Path) -> None:
     spend(project, "a", "a", "b", role="gatekeeper")
     result = run("cost", "report", "--by", "role", "--json")
@@ -70,6 +71,7 @@ def test_cost_report_groups_spend_and_savings(project: Path) -> None:
     assert table.exit_code == 0 and "Cost by day" in table.output
 
 
+@pytest.mark.slow
 def test_cost_report_shows_calls_a_crash_left_unconfirmed(project: Path) -> None:
     spend(project, "a")
     assert "unconfirmed" not in run("cost", "report").output
@@ -91,6 +93,7 @@ def test_cost_report_since_a_future_date_is_empty(project: Path) -> None:
     assert json.loads(result.output) == []
 
 
+@pytest.mark.slow
 def test_limits_show_buckets_and_todays_spend(project: Path) -> None:
     spend(project, "a", "b")
     result = run("limits", "--json")

@@ -53,6 +53,7 @@ def spend(project: Path, *prompts: str) -> None:
             gateway.generate(Request(messages=[{"role": "user", "content": prompt}]))
 
 
+@pytest.mark.slow
 def test_cache_stats_counts_calls_not_lookups(in_project: Callable[[str], Path]) -> None:
     project = in_project(CONFIG.format(backend="file"))
     spend(project, "a", "a", "b", "b", "c")  # 5 calls: 3 reach the provider, 2 are hits

@@ -264,6 +264,7 @@ def raw_exchange(server: FakeServer, timeout: float = 5) -> socket.socket:
     return sock
 
 
+@pytest.mark.slow
 def test_trickle_sends_the_whole_reply_status_line_included_one_byte_at_a_time() -> None:
     with EchoServer(trickle_seconds=0.002) as server:
         server.fail_next(Fault.TRICKLE)

@@ -85,6 +85,7 @@ def test_ollama_fake_answers_a_schema_request_until_ctrl_c(start: Callable[..., 
     stop(process, signal.SIGINT)
 
 
+@pytest.mark.slow
 def test_gemini_fake_listens_on_the_port_asked_for(start: Callable[..., tuple]) -> None:
     with socket.socket() as probe:  # a port free a moment ago
         probe.bind(("127.0.0.1", 0))

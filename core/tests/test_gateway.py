@@ -154,6 +154,7 @@ def test_a_cache_backend_that_raises_is_bypassed_with_one_warning(
     assert sum("cache write failed" in m for m in messages) == 1
 
 
+@pytest.mark.slow
 def test_64_concurrent_identical_requests_make_one_provider_call(
     gateway_face: Face,
     make_gateway: MakeGateway,

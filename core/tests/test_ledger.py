@@ -719,6 +719,7 @@ def test_recording_a_hit_on_a_closed_ledger_is_an_error(path: Path) -> None:
         ledger.report()
 
 
+@pytest.mark.slow
 def test_threads_share_one_ledger_without_losing_rows(ledger: Ledger) -> None:
     keeper = SQLiteBudgetKeeper(ledger.file, [Budget(None, "day", Decimal("1000"))])
 

@@ -36,6 +36,7 @@ def test_arbitrary_answers_make_a_cue_sheet_and_a_second_run_is_free(
     assert CueSheet.from_dict(state(showrunner, AUDIO)) == sheet
 
 
+@pytest.mark.slow
 def test_a_cue_on_words_the_prose_lacks_plays_throughout_and_a_silent_one_goes(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:
@@ -61,6 +62,7 @@ def test_a_cue_on_words_the_prose_lacks_plays_throughout_and_a_silent_one_goes(
     assert not answers.unused()
 
 
+@pytest.mark.slow
 def test_cues_the_gatekeeper_sends_back_are_planned_again_from_its_notes(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:

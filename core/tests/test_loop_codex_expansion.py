@@ -124,6 +124,7 @@ class Links(HTMLParser):
             self.inside.pop()
 
 
+@pytest.mark.slow
 def test_the_bound_book_links_a_term_only_where_the_reader_is_deep_enough(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:

@@ -18,6 +18,7 @@ def hook(title: str, *sections: str) -> dict[str, object]:
     return {"title": title, "kind": "mystery", "detail": f"{title}?", "sections": list(sections)}
 
 
+@pytest.mark.slow
 def test_a_hook_naming_a_section_the_book_lacks_is_asked_again_then_repaired(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from lore_studio import SECTIONS, Answering, state
 
 from questfoundry.builtins.loops.narration_dry_run import (
@@ -50,6 +51,7 @@ def test_a_book_of_too_many_paths_is_sampled_covering_every_section_it_reaches()
     assert len(paths) <= 8 and all(p[0] == "j0" and p[-1] == "end" for p in paths)
 
 
+@pytest.mark.slow
 def test_arbitrary_answers_play_every_path_and_a_second_run_is_free(
     studio: Callable[..., Showrunner],
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from lore_studio import SECTIONS, Answering, state
 
 from questfoundry.kit import SECTIONS as PROSE
@@ -32,6 +33,7 @@ def text_prompts(answers: Answering) -> list[str]:
     return [r.messages[-1].content for r in answers.requests if "response_schema" not in r.params]
 
 
+@pytest.mark.slow
 def test_arbitrary_answers_make_a_guide_of_the_shape_prompts_read_and_a_second_run_is_free(
     studio: Callable[..., Showrunner],
 ) -> None:

@@ -66,6 +66,7 @@ def test_a_translation_identical_to_its_source_is_asked_again_then_marked_untran
     assert not answers.unused()
 
 
+@pytest.mark.slow
 def test_a_label_that_loses_its_placeholder_keeps_the_source_words(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:
@@ -100,6 +101,7 @@ def test_a_language_that_is_no_code_or_the_books_own_fails_in_one_line(
         studio().run("translation_pass", sections=SECTIONS, options={"language": language})
 
 
+@pytest.mark.slow
 def test_an_interrupted_translation_resumes_asking_only_for_the_parts_it_lacks(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:

@@ -90,6 +90,7 @@ def orphans(project: Path) -> list[str]:
         return [k for k in keys if (state.get(k) or {}).get("run") != topology.get("run")]
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_take_turns_and_leave_no_orphans(project: Path) -> None:
     first, second, seen = run_together(project, {}, wait=True)
     assert not isinstance(first, Exception) and not isinstance(second, Exception)

@@ -94,6 +94,7 @@ def one_line(result: Result) -> str:
 # ----------------------------------------------------------------------------- item 1
 
 
+@pytest.mark.slow
 def test_a_key_part_over_200_bytes_is_refused_before_anything_is_written(
     project: Path, tmp_path: Path
 ) -> None:
@@ -123,6 +124,7 @@ def test_an_import_whose_staging_fails_is_undone_whatever_the_key(
     assert store.get("book/b") == {"n": 2}
 
 
+@pytest.mark.slow
 def test_a_journal_that_cannot_be_undone_names_its_file_and_the_repair_command(
     project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -157,6 +159,7 @@ def test_the_journal_an_older_version_wedged_the_store_with_heals_when_opened(
     assert store.get(JOURNAL_KEY) is None
 
 
+@pytest.mark.slow
 def test_a_committed_change_that_cannot_be_finished_waits_for_repair(project: Path) -> None:
     store = store_of(project)
     assert qf(project, "version").exit_code == 0

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from questfoundry.config import Config
 from questfoundry.contracts.backends import Backend, BackendContext
 from questfoundry.contracts.hookspecs import hookimpl
@@ -89,6 +91,7 @@ class Loops:
         return (LoopSpec("together", ("scene_smith",), steps=(step,)),)
 
 
+@pytest.mark.slow
 def test_a_run_whose_calls_wait_together_reports_one_wait(tmp_path: Path) -> None:
     data = {
         "providers": {"text": {"default": "scripted", "scripted": {"model": "m"}}},

@@ -198,6 +198,7 @@ def test_optional_properties_are_sometimes_left_out_and_sometimes_given() -> Non
     assert missing  # optional means the caller must cope with absence
 
 
+@pytest.mark.slow
 def test_nullable_fields_are_sometimes_null() -> None:
     schema = SCHEMAS["nullable union"]
     values = [schema_instance(schema, seed)["maybe"] for seed in SEEDS * 2]

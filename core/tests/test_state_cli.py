@@ -55,6 +55,7 @@ DOCUMENTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_export_into_a_fresh_project_and_export_again_gives_the_same_file(
     tmp_path: Path, suffix: str
@@ -81,6 +82,7 @@ def test_version_says_where_the_state_stands(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_migrate_backs_up_first_and_keeps_as_many_backups_as_configured(tmp_path: Path) -> None:
     config = project(tmp_path)
     store = FileStore(tmp_path / ".questfoundry" / "state")

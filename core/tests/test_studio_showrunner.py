@@ -208,6 +208,7 @@ def test_an_unknown_role_names_the_known_ones(studio: Callable[..., Showrunner])
 # ---------------------------------------------------------------------------- story_spark
 
 
+@pytest.mark.slow
 @FACES
 async def test_story_spark_saves_every_artifact_and_a_second_run_is_free(
     studio: Callable[..., Showrunner], providers: Providers, face: str
@@ -316,6 +317,7 @@ def test_a_good_draft_is_kept_as_it_is_with_no_repair_and_no_second_ask(
     assert [c["text"] for c in first] == ["Walk to room 2", "Walk to room 3"]
 
 
+@pytest.mark.slow
 def test_a_book_in_parts_resumes_without_asking_again_for_the_parts_it_saved(
     studio: Callable[..., Showrunner], providers: Providers
 ) -> None:

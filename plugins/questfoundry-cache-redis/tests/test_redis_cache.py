@@ -356,6 +356,7 @@ def _gateway(
 HELLO = Request(messages=[{"role": "user", "content": "hello"}])
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_calls_succeed_while_redis_is_stopped_with_one_warning_and_caching_resumes(
     redis_server: RedisServer,

@@ -173,6 +173,7 @@ def test_eight_workers_of_a_hundred_calls_of_every_size_never_pass_tokens_per_ho
 # ----------------------------------------------------------------------------- budget
 
 
+@pytest.mark.slow
 def test_four_workers_spend_a_shared_daily_budget_and_no_more_than_one_call_beyond(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:

@@ -124,6 +124,7 @@ class TestGeminiLive(ProviderContract):
 # ---------------------------------------------------------------------- what goes on the wire
 
 
+@pytest.mark.slow
 def test_system_messages_become_the_system_instruction(
     gemini: GeminiProvider, fake: FakeGemini
 ) -> None:
@@ -223,6 +224,7 @@ def test_a_rejected_key_fails_at_once_without_showing_the_key(
 IMAGE_MODEL = "gemini-2.5-flash-image"
 
 
+@pytest.mark.slow
 def test_an_image_call_returns_png_bytes_from_an_image_model(
     gemini: GeminiProvider, fake: FakeGemini
 ) -> None:
@@ -450,6 +452,7 @@ def test_stream_faults_map_like_plain_calls(
     assert len(fake.requests) == 1
 
 
+@pytest.mark.slow
 def test_a_request_timeout_overrides_the_configured_one(
     fake: FakeGemini, backend_context: BackendContext
 ) -> None:

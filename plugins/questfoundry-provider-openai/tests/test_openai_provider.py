@@ -168,6 +168,7 @@ def test_plugin_is_discovered_through_its_entry_point(backend_context: BackendCo
     assert registration.factory is make_openai_provider
 
 
+@pytest.mark.slow
 def test_importing_the_plugin_module_does_not_import_the_sdk() -> None:
     code = "import sys, questfoundry_provider_openai.plugin; print('openai' in sys.modules)"
     result = subprocess.run(

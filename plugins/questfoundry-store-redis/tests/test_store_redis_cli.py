@@ -41,6 +41,7 @@ def run(config: Path, *args: str, debug: bool = False) -> Result:
     return result
 
 
+@pytest.mark.slow
 def test_export_import_into_a_fresh_project_and_export_again_gives_the_same_file(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:

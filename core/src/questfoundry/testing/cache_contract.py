@@ -229,6 +229,7 @@ class CacheBackendContract(StandardSuite):
         assert cache.get("large") == value
         assert cache.stats().bytes >= len(value)
 
+    @pytest.mark.slow
     def test_many_keys_keep_their_own_values(self, cache: CacheBackend) -> None:
         count = 500
         for index in range(count):

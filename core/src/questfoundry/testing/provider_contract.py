@@ -286,6 +286,7 @@ class ProviderContract(StandardSuite):
         assert isinstance(provider.name, str) and provider.name
         assert isinstance(provider.capabilities, frozenset)
 
+    @pytest.mark.slow
     def test_text_call_returns_text_and_usage(
         self, provider: Provider, server: FakeServer | None, model: str
     ) -> None:
@@ -371,6 +372,7 @@ class ProviderContract(StandardSuite):
             assert f'"{RESPONSE_SCHEMA}"' not in sent.raw.decode(), "sent in the provider's field"
             assert sent.temperature == 0.0
 
+    @pytest.mark.slow
     @pytest.mark.parametrize("path", ["agenerate", "stream", "astream"])
     def test_structured_output_through_every_path(
         self, provider: Provider, server: FakeServer | None, model: str, path: str
@@ -381,6 +383,7 @@ class ProviderContract(StandardSuite):
             assert server.requests[-1].response_schema == STRUCTURED_SCHEMA
             assert text == provider.generate(self.structured_request(model)).text
 
+    @pytest.mark.slow
     def test_structured_output_from_a_fake_depends_on_the_prompt(
         self, provider: Provider, server: FakeServer | None, model: str
     ) -> None:
@@ -404,6 +407,7 @@ class ProviderContract(StandardSuite):
 
     # ------------------------------------------------------------------ faults
 
+    @pytest.mark.slow
     @pytest.mark.parametrize(
         "fault",
         [Fault.RATE_LIMIT, *RETRIABLE_FAULTS, *NON_RETRIABLE_FAULTS],
@@ -440,6 +444,7 @@ class ProviderContract(StandardSuite):
         self.check_reply(provider.generate(self.make_request(model)))
         assert len(fake.requests) == 2
 
+    @pytest.mark.slow
     def test_timeout_is_honoured(
         self, provider: Provider, server: FakeServer | None, model: str
     ) -> None:
@@ -454,6 +459,7 @@ class ProviderContract(StandardSuite):
         assert elapsed < self.timeout + self.timeout_margin, f"took {elapsed:.2f}s to time out"
         assert len(fake.requests) == 1
 
+    @pytest.mark.slow
     @pytest.mark.asyncio
     async def test_async_timeout_is_honoured(
         self, provider: Provider, server: FakeServer | None, model: str
@@ -491,6 +497,7 @@ class ProviderContract(StandardSuite):
         self.check_fault(fault, caught.value, provider)
         assert len(fake.requests) == 1
 
+    @pytest.mark.slow
     @pytest.mark.asyncio
     @pytest.mark.parametrize("fault", PATH_FAULTS, ids=lambda fault: fault.value)
     async def test_astream_fault_is_classified_and_not_retried(
@@ -546,6 +553,7 @@ class ProviderContract(StandardSuite):
         time.sleep(0.05)
         assert len(fake.requests) <= 1
 
+    @pytest.mark.slow
     @pytest.mark.parametrize("path", PATHS)
     def test_trickled_reply_fails_at_the_attempt_deadline(
         self, provider: Provider, server: FakeServer | None, model: str, path: str
@@ -554,6 +562,7 @@ class ProviderContract(StandardSuite):
             server.trickle_seconds = 0.02
         self.check_deadline(provider, server, model, Fault.TRICKLE, path, self.attempt_seconds)
 
+    @pytest.mark.slow
     def test_configured_timeout_is_the_deadline_of_a_request_without_one(
         self, provider: Provider, server: FakeServer | None, model: str
     ) -> None:
@@ -561,12 +570,14 @@ class ProviderContract(StandardSuite):
             server.trickle_seconds = 0.02
         self.check_deadline(provider, server, model, Fault.TRICKLE, "generate")
 
+    @pytest.mark.slow
     @pytest.mark.parametrize("path", PATHS)
     def test_server_that_never_answers_fails_at_the_attempt_deadline(
         self, provider: Provider, server: FakeServer | None, model: str, path: str
     ) -> None:
         self.check_deadline(provider, server, model, Fault.NEVER_ANSWER, path, self.attempt_seconds)
 
+    @pytest.mark.slow
     @pytest.mark.parametrize("path", PATHS)
     def test_reply_larger_than_max_reply_mb_fails_without_being_held_whole(
         self, provider: Provider, server: FakeServer | None, model: str, path: str
