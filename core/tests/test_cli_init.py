@@ -84,6 +84,8 @@ def test_with_a_gemini_key_it_uses_gemini(here: Path, monkeypatch: pytest.Monkey
 def test_with_a_local_ollama_it_uses_ollama_and_a_model_it_has(
     here: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # however long a busy machine keeps the fake from answering
+    monkeypatch.setattr("questfoundry_provider_ollama.plugin.PROBE_SECONDS", 30.0)
     with FakeOllama(models=["qwen2.5:7b", "llama3.2:latest"]) as server:
         url = server.url
         monkeypatch.setenv("OLLAMA_HOST", url)

@@ -44,7 +44,7 @@ def make_ollama_provider(settings: Mapping[str, Any], context: BackendContext) -
 
 
 #: how long a local Ollama has to answer before ``questfoundry init`` decides there is none
-PROBE_SECONDS = 0.3
+PROBE_SECONDS = 1.0
 OLLAMA_PORT = 11434
 
 
