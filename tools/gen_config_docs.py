@@ -119,7 +119,7 @@ suggestion.
 `questfoundry init` writes a commented `.questfoundry/config.yml` in the working directory (or at
 `--config PATH`), for what it finds, first match wins: `OPENAI_API_KEY` set → OpenAI (text and
 images); `GEMINI_API_KEY` set → Gemini; an Ollama answering at `OLLAMA_HOST` (default
-`127.0.0.1:11434`) within 0.3 s → Ollama, with the first model it has; else the demo: the stand-in
+`127.0.0.1:11434`) within 1 s → Ollama, with the first model it has; else the demo: the stand-in
 OpenAI-compatible server bundled with QuestFoundry, whose prose is placeholder text
 (`python -m questfoundry.testing.fakes openai --port 8765`). `--provider openai|gemini|ollama|demo`
 chooses instead, `--base-url URL` sets the endpoint, and `--force` replaces a file that exists
