@@ -530,6 +530,7 @@ def test_a_duplicate_plugin_leaves_ask_working(site: Site, tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_backend_only_a_disabled_plugin_provides_says_so(site: Site) -> None:
     site.install(
         "questfoundry-cache-typo", "0.1", {"cache-typo": "qf_typo"}, {"qf_typo": HALF_MISSPELT}

@@ -252,6 +252,7 @@ def test_second_identical_call_is_a_cache_hit_and_never_reaches_the_server(
     assert [(row.calls, row.hits) for row in gateway.ledger.report()] == [(2, 1)]
 
 
+@pytest.mark.slow
 @every_provider
 def test_file_cache_answers_a_later_gateway_without_a_request(
     gateway_face: Face,
@@ -306,6 +307,7 @@ def test_ollama_calls_cost_exactly_zero(
 # ---------------------------------------------------------------------- failures
 
 
+@pytest.mark.slow
 @every_provider
 def test_rate_limit_burst_is_retried_after_retry_after_and_succeeds(
     gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
@@ -322,6 +324,7 @@ def test_rate_limit_burst_is_retried_after_retry_after_and_succeeds(
     assert row["retries"] == 2
 
 
+@pytest.mark.slow
 @every_provider
 def test_unauthorized_fails_at_once_with_one_request_and_nothing_recorded(
     gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway, clock: FakeClock
@@ -342,6 +345,7 @@ def test_unauthorized_fails_at_once_with_one_request_and_nothing_recorded(
 # ---------------------------------------------------------------------- streaming
 
 
+@pytest.mark.slow
 @every_provider
 def test_streamed_call_is_priced_then_replayed_from_the_cache(
     gateway_face: Face, case: Case, server: FakeServer, gateway: Gateway
@@ -380,6 +384,7 @@ def test_rate_limited_stream_is_retried_before_its_first_chunk(
 # ---------------------------------------------------------------------- asyncio
 
 
+@pytest.mark.slow
 @every_provider
 async def test_agenerate_answers_then_serves_the_repeat_from_the_cache(
     case: Case, server: FakeServer, tmp_path: Path, manager: PluginManager, clock: FakeClock

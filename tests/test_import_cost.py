@@ -68,6 +68,7 @@ def test_importing_questfoundry_imports_no_backend_library_or_heavy_helper(tmp_p
     assert imported(modules, BACKEND_LIBRARIES + CORE_HELPERS) == []
 
 
+@pytest.mark.slow
 def test_questfoundry_help_imports_no_backend_library_or_heavy_helper(tmp_path: Path) -> None:
     code = "import runpy; runpy.run_module('questfoundry', run_name='__main__')"
     modules = loaded_modules(tmp_path, code, "--help")

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from textwrap import dedent
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "core" / "src" / "questfoundry"
 KIT = "questfoundry.kit"
@@ -86,6 +88,7 @@ def test_every_plugin_imports_questfoundry_only_through_the_kit() -> None:
     assert found == []
 
 
+@pytest.mark.slow
 def test_the_built_ins_import_only_the_kit_and_each_other() -> None:
     found = []
     for path in sorted((CORE / "builtins").rglob("*.py")):
@@ -111,6 +114,7 @@ def suites(dist: Path) -> set[str]:
     return named
 
 
+@pytest.mark.slow
 def test_every_plugin_runs_the_standard_plugin_suite_in_its_own_tests() -> None:
     missing = {
         dist.name: suites(dist)

@@ -65,6 +65,7 @@ def studio(tmp_path: Path) -> Iterator[Showrunner]:
         yield showrunner
 
 
+@pytest.mark.slow
 def test_an_svg_from_the_image_provider_is_refused_and_the_rest_is_bound(
     studio: Showrunner, tmp_path: Path
 ) -> None:
@@ -95,6 +96,7 @@ def test_an_svg_from_the_image_provider_is_refused_and_the_rest_is_bound(
     assert (folder / "book.twee").read_text(encoding="utf-8").startswith(":: StoryTitle\n")
 
 
+@pytest.mark.slow
 def test_the_media_type_a_state_file_claims_is_never_trusted(
     studio: Showrunner, tmp_path: Path
 ) -> None:

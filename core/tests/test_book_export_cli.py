@@ -73,6 +73,7 @@ def test_the_format_choices_are_the_formats_the_book_has() -> None:
     assert list(option.type.choices) == list(FORMATS)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["html", "md", "epub", "twee"])
 def test_each_format_is_written_from_the_state_into_the_project(config: Path, kind: str) -> None:
     done = book_command(config, "export", "--format", kind)

@@ -215,6 +215,7 @@ drafted = st.tuples(st.booleans(), st.lists(st.integers(-2, 70), max_size=MAX_CH
 TITLES = ("", "Hall", "Hall", "42", "Über Gate!")
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.lists(drafted, min_size=1, max_size=40))
 def test_any_draft_is_mended_into_a_book_that_meets_the_rules(

@@ -87,6 +87,7 @@ def test_cost_report_shows_calls_a_crash_left_unconfirmed(project: Path) -> None
     assert (row["calls"], row["unconfirmed"], row["cost"]) == (1, 1, "0.21")
 
 
+@pytest.mark.slow
 def test_cost_report_since_a_future_date_is_empty(project: Path) -> None:
     spend(project, "a")
     result = run("cost", "report", "--since", "2999-01-01", "--json")

@@ -81,6 +81,7 @@ def message_of(data: Mapping[str, Any]) -> ConfigError:
 # ----------------------------------------------------------------------------- the schema
 
 
+@pytest.mark.slow
 def test_schema_is_valid_json_schema_2020_12() -> None:
     schema = load_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"

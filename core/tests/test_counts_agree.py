@@ -78,6 +78,7 @@ def test_calls_of_a_provider_whose_replies_are_not_cached_are_left_out(
     assert (stats["calls"], stats["hits"], stats["misses"]) == (0, 0, 0)
 
 
+@pytest.mark.slow
 def test_money_reads_the_same_in_every_report(in_project: Callable[[str], Path]) -> None:
     project = in_project(CONFIG.format(backend="memory"))
     spend(project, "a", "b")  # $0.144 in all

@@ -234,6 +234,7 @@ def test_dropped_connection_gets_no_response_and_the_next_call_works(
     assert server.served == 1
 
 
+@pytest.mark.slow
 def test_slow_fault_answers_after_slow_seconds() -> None:
     with EchoServer(slow_seconds=0.3) as slow:
         host, port = slow.url.removeprefix("http://").split(":")
@@ -280,6 +281,7 @@ def test_trickle_sends_the_whole_reply_status_line_included_one_byte_at_a_time()
         assert server.served == 1
 
 
+@pytest.mark.slow
 def test_never_answer_sends_nothing_and_frees_its_thread_when_the_client_hangs_up() -> None:
     with EchoServer() as server:
         server.fail_next(Fault.NEVER_ANSWER)

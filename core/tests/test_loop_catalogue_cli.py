@@ -6,12 +6,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from questfoundry.cli import cli
 from questfoundry.registry import get_plugin_manager
 
 
+@pytest.mark.slow
 def test_plugins_and_run_help_list_every_runnable_loop_with_what_it_makes(
     in_project: Callable[[str], Path],
 ) -> None:

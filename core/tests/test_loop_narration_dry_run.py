@@ -110,6 +110,7 @@ def test_a_finding_naming_a_section_the_book_lacks_is_asked_again_then_dropped(
     assert not answers.unused()
 
 
+@pytest.mark.slow
 def test_apply_revises_the_noted_sections_as_revise_does_but_never_the_authors_own(
     studio: Callable[..., Showrunner], answers: Answering
 ) -> None:

@@ -109,6 +109,7 @@ def test_a_second_run_is_refused_at_once_naming_the_first(project: Path) -> None
     assert "pid " in message and "--wait" in message
 
 
+@pytest.mark.slow
 def test_the_lease_is_given_back_when_a_run_fails(project: Path) -> None:
     broken = ScriptedProvider([RuntimeError("the provider broke")])
     with showrunner(project, broken, {}) as runner, pytest.raises(RuntimeError):

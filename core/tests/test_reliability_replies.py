@@ -110,6 +110,7 @@ def test_a_reply_nested_to_the_bound_is_read_and_one_level_more_is_not() -> None
         parse_reply("[" * 65 + "]" * 65, {"type": "array"})
 
 
+@pytest.mark.slow
 def test_a_rejected_reply_of_2000_sections_is_named_not_quoted() -> None:
     with pytest.raises(ShapeError) as caught:
         parse_reply(LARGE, SCHEMA)

@@ -178,6 +178,7 @@ def test_a_committed_change_that_cannot_be_finished_waits_for_repair(project: Pa
     assert qf(project, "version").exit_code == 0
 
 
+@pytest.mark.slow
 def test_a_damaged_journal_is_named_and_repair_removes_it(project: Path) -> None:
     store = store_of(project)
     assert qf(project, "version").exit_code == 0

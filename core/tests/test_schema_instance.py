@@ -167,6 +167,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 SEEDS = [f"prompt {n}" for n in range(15)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SCHEMAS))
 def test_every_instance_is_valid(name: str) -> None:
     schema = SCHEMAS[name]
@@ -183,6 +184,7 @@ def test_the_same_seed_gives_the_same_instance(name: str) -> None:
     assert schema_instance(schema, "one seed") == schema_instance(schema, "one seed")
 
 
+@pytest.mark.slow
 def test_different_seeds_give_different_instances() -> None:
     seen = {json.dumps(schema_instance(SECTION, seed), sort_keys=True) for seed in SEEDS}
     assert len(seen) == len(SEEDS)

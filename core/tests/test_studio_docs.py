@@ -6,6 +6,8 @@ import re
 import types
 from pathlib import Path
 
+import pytest
+
 from questfoundry.config import Config
 from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner
@@ -24,6 +26,7 @@ def example(heading: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_the_guides_plugin_loop_runs_after_story_spark(tmp_path: Path) -> None:
     plugin = types.ModuleType("guide_plugin")
     exec(compile(example("### Writing a loop in a plugin"), str(GUIDE), "exec"), vars(plugin))

@@ -100,6 +100,7 @@ def test_sixty_four_calls_racing_for_a_cap_never_spend_past_it(
     assert resumed.totals.calls == ITEMS - stopped
 
 
+@pytest.mark.slow
 def test_calls_the_cache_answers_cost_nothing_and_reserve_nothing(
     studio: Callable[..., Showrunner], provider: ScriptedProvider
 ) -> None:

@@ -526,6 +526,7 @@ def test_three_loops_share_state_and_bind_a_book_with_its_images(
     assert any("left out 1 images made for older prose" in r for r in rebound.repairs)
 
 
+@pytest.mark.slow
 def test_the_report_counts_the_seconds_roles_waited_on_rate_limits(
     studio: Callable[..., Showrunner],
 ) -> None:

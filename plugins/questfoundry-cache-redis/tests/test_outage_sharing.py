@@ -108,6 +108,7 @@ def test_an_outage_warns_once_per_process_however_many_caches_and_calls_meet_it(
         cache.close()
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_a_new_outage_after_redis_came_back_is_warned_about_again(
     redis_server: RedisServer,

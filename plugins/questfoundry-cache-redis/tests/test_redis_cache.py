@@ -290,6 +290,7 @@ def test_the_breaker_opens_after_failures_in_a_row_and_lets_one_probe_through() 
     assert breaker.closed and breaker.allow() and breaker.allow()
 
 
+@pytest.mark.slow
 def test_a_silent_redis_costs_one_attempt_per_call_and_none_once_the_breaker_opens(
     silent_redis: SilentServer, backend_context: BackendContext
 ) -> None:
@@ -307,6 +308,7 @@ def test_a_silent_redis_costs_one_attempt_per_call_and_none_once_the_breaker_ope
     cache.close()
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_an_open_breaker_leaves_redis_alone_until_the_cooldown_is_over(
     redis_server: RedisServer, backend_context: BackendContext, fake_clock: FakeClock

@@ -293,6 +293,7 @@ def test_with_redis_stopped_a_fail_closed_limiter_refuses_in_one_line(
         made.acquire({"global/requests": 1})  # the breaker answers without waiting on Redis
 
 
+@pytest.mark.slow
 def test_budgets_fail_closed_by_default_and_a_restarted_redis_is_used_again(
     built: list[Any], redis_server: RedisServer, backend_context: BackendContext,
     fake_clock: FakeClock,

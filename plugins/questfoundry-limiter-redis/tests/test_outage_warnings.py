@@ -38,6 +38,7 @@ def test_an_outage_warns_once_per_process_however_many_limiters_meet_it(
         limiter.close()
 
 
+@pytest.mark.slow
 def test_a_new_outage_after_redis_came_back_is_warned_about_again(
     redis_server: RedisServer,
     backend_context: BackendContext,

@@ -141,6 +141,7 @@ def test_system_messages_become_the_system_instruction(
     assert body["contents"] == [{"role": "user", "parts": [{"text": "Outline chapter one."}]}]
 
 
+@pytest.mark.slow
 def test_assistant_turns_are_sent_with_role_model(gemini: GeminiProvider, fake: FakeGemini) -> None:
     messages = (
         Message("user", "Name the ship."),
@@ -152,6 +153,7 @@ def test_assistant_turns_are_sent_with_role_model(gemini: GeminiProvider, fake: 
     assert roles == ["user", "model", "user"]
 
 
+@pytest.mark.slow
 def test_a_prompt_after_messages_is_the_last_user_turn(
     gemini: GeminiProvider, fake: FakeGemini
 ) -> None:
@@ -174,6 +176,7 @@ def test_generation_parameters_are_renamed_into_generation_config(
     }
 
 
+@pytest.mark.slow
 def test_parameters_gemini_does_not_know_are_left_out(
     gemini: GeminiProvider, fake: FakeGemini
 ) -> None:
@@ -194,6 +197,7 @@ def test_the_model_comes_from_settings_when_the_request_names_none(
     provider.close()
 
 
+@pytest.mark.slow
 def test_the_api_key_travels_in_a_header_never_in_the_url(
     gemini: GeminiProvider, fake: FakeGemini
 ) -> None:
@@ -549,6 +553,7 @@ def test_bad_settings_name_their_path(settings: dict[str, Any], path: str) -> No
     assert caught.value.path == path
 
 
+@pytest.mark.slow
 def test_the_provider_declares_streaming_and_images(gemini: GeminiProvider) -> None:
     assert gemini.name == "gemini"
     assert Capability.STREAMING in gemini.capabilities

@@ -54,6 +54,7 @@ def failures(store: RedisStore) -> dict[str, StateError]:
     return errors
 
 
+@pytest.mark.slow
 def test_a_stopped_redis_fails_every_call_clearly_and_the_store_works_once_it_is_back(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
@@ -94,6 +95,7 @@ def test_a_frozen_redis_fails_every_call_in_time_and_loses_nothing(
     assert store.list_keys() == ["doc", "other"]
 
 
+@pytest.mark.slow
 def test_an_update_while_frozen_never_half_applies(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
@@ -146,6 +148,7 @@ def test_a_wrong_password_is_a_clear_error_that_never_shows_the_password(
             store.close()
 
 
+@pytest.mark.slow
 def test_a_tls_url_to_a_server_without_tls_fails_clearly(
     redis_server: RedisServer, backend_context: BackendContext
 ) -> None:

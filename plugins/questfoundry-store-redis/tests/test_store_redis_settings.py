@@ -75,6 +75,7 @@ def test_a_config_naming_the_redis_store_builds_it_through_the_runtime(
         raw.close()
 
 
+@pytest.mark.slow
 @pytest.mark.redis
 def test_a_password_from_the_environment_reaches_redis_and_nothing_printable(
     tmp_path: Path, manager: PluginManager, locked_server: RedisServer, redis_password: str

@@ -248,6 +248,7 @@ class CacheBackendContract(StandardSuite):
         assert cache.get("short") is None
         assert (cache.stats().hits, cache.stats().misses) == (1, 1)
 
+    @pytest.mark.slow
     def test_writing_past_the_size_limit_keeps_the_newest_entries(
         self, cache: CacheBackend, request: pytest.FixtureRequest
     ) -> None:

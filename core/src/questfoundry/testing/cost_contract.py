@@ -83,6 +83,7 @@ class CostModelContract(StandardSuite):
 
     # ------------------------------------------------------------------ standard tests
 
+    @pytest.mark.slow
     def test_cost_model_satisfies_the_protocol(self, cost_model: CostModel) -> None:
         assert isinstance(cost_model, CostModel)
 

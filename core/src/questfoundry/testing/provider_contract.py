@@ -394,6 +394,7 @@ class ProviderContract(StandardSuite):
         ]
         assert len(set(texts)) == 4, "different prompts get different instances"
 
+    @pytest.mark.slow
     def test_a_malformed_response_schema_fails_before_anything_is_sent(
         self, provider: Provider, server: FakeServer | None, model: str
     ) -> None:
@@ -484,6 +485,7 @@ class ProviderContract(StandardSuite):
         self.check_fault(fault, caught.value, provider)
         assert len(fake.requests) == 1
 
+    @pytest.mark.slow
     @pytest.mark.parametrize("fault", PATH_FAULTS, ids=lambda fault: fault.value)
     def test_stream_fault_is_classified_and_not_retried(
         self, provider: Provider, server: FakeServer | None, model: str, fault: Fault

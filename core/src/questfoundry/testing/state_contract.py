@@ -283,6 +283,7 @@ class StateStoreContract(StandardSuite):
             store.update("doc", lambda doc: {"when": object()})
         assert store.get("doc") == {"n": 1}
 
+    @pytest.mark.slow
     def test_threads_updating_one_key_lose_no_increment(self, store: StateStore) -> None:
         def work() -> None:
             for _ in range(50):
@@ -398,6 +399,7 @@ class StateStoreContract(StandardSuite):
         assert leases.take_lease(stranger) is None
         leases.release_lease(stranger)
 
+    @pytest.mark.slow
     def test_a_killed_holder_frees_the_lease(
         self, store: StateStore, store_opener: StoreOpener | None
     ) -> None:
