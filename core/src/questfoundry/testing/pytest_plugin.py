@@ -15,7 +15,7 @@ from questfoundry.testing.faces import FACES, Face
 def pytest_configure(config: pytest.Config) -> None:
     """The marker the shipped contract suites use, so a plugin's own run with
     ``--strict-markers`` accepts it (deselect with ``-m "not slow"``)."""
-    config.addinivalue_line("markers", "slow: spawns processes or does real I/O at scale")
+    config.addinivalue_line("markers", "slow: takes 0.3 s or more")
 
 
 @pytest.fixture
