@@ -3,6 +3,7 @@ a plugin left out of them would escape the rule that plugins see only the kit.""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import tomllib
@@ -47,3 +48,16 @@ def test_every_top_level_package_of_the_core_has_a_place_in_the_layers() -> None
     # the built-ins sit beside the layers (held to the kit by contracts of their own); lazy is a
     # helper the package roots use
     assert unplaced == {"questfoundry.builtins", "questfoundry.lazy"}
+
+
+def test_plugin_tests_and_benchmarks_reach_the_contracts_through_the_kit() -> None:
+    # the kit re-exports every contract; a plugin's tests are the example third parties copy
+    reaching = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in ROOT.glob("plugins/*/**/*.py")
+        if ".tox" not in path.parts
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("questfoundry.contracts")
+    ]
+    assert reaching == []

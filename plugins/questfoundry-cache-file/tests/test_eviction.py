@@ -9,8 +9,7 @@ from questfoundry_cache_file.plugin import make_file_cache
 
 from questfoundry.config import Config
 from questfoundry.config.effective import effective
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import ConfigError
+from questfoundry.kit import BackendContext, ConfigError
 from questfoundry.registry import get_plugin_manager
 
 ENTRY = b"x" * 10_000

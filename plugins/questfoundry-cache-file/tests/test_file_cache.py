@@ -32,11 +32,14 @@ from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry
 from questfoundry_cache_file.plugin import make_file_cache
 
 from questfoundry.config import Config
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import BackendUnavailableError, ConfigError
-from questfoundry.contracts.protocols import CacheBackend
-from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
+from questfoundry.kit import (
+    BackendContext,
+    BackendUnavailableError,
+    CacheBackend,
+    ConfigError,
+    Request,
+)
 from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import open_gateway
 from questfoundry.testing.cache_contract import (

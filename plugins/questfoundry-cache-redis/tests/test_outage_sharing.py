@@ -17,7 +17,7 @@ from questfoundry_cache_redis.breaker import Breaker
 from questfoundry_cache_redis.cache import RedisCache
 from questfoundry_cache_redis.plugin import make_redis_cache
 
-from questfoundry.contracts.backends import BackendContext
+from questfoundry.kit import BackendContext
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.redis import RedisServer, SilentServer
 

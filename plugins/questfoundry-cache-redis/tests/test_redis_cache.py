@@ -21,11 +21,15 @@ from questfoundry_cache_redis.cache import RedisCache
 from questfoundry_cache_redis.plugin import make_redis_cache
 
 from questfoundry.config import Config
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import BackendUnavailableError, ConfigError
-from questfoundry.contracts.protocols import CacheBackend, Capability
-from questfoundry.contracts.records import Request
 from questfoundry.gateway import Gateway
+from questfoundry.kit import (
+    BackendContext,
+    BackendUnavailableError,
+    CacheBackend,
+    Capability,
+    ConfigError,
+    Request,
+)
 from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import open_gateway
 from questfoundry.testing.cache_contract import AdvanceTime, CacheBackendContract, Reopen

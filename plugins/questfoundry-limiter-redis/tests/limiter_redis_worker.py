@@ -23,11 +23,16 @@ from questfoundry_limiter_redis import plugin as redis_plugin
 from questfoundry_limiter_redis.plugin import make_redis_limiter
 
 from questfoundry.config import Config
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import CostLimitExceededError
-from questfoundry.contracts.hookspecs import hookimpl
-from questfoundry.contracts.records import ProviderReply, ProviderRequest, Rate, Request
 from questfoundry.gateway.admission import estimate_usage
+from questfoundry.kit import (
+    BackendContext,
+    CostLimitExceededError,
+    ProviderReply,
+    ProviderRequest,
+    Rate,
+    Request,
+    hookimpl,
+)
 from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import open_gateway
 

@@ -16,14 +16,17 @@ from questfoundry_limiter_redis.limiter import RedisLimiter
 from questfoundry_limiter_redis.plugin import make_redis_keeper, make_redis_limiter
 
 from questfoundry.config import Config
-from questfoundry.contracts.backends import BackendContext, Factory
-from questfoundry.contracts.errors import (
+from questfoundry.gateway import Gateway
+from questfoundry.kit import (
+    BackendContext,
     BackendUnavailableError,
+    Budget,
     ConfigError,
     CostLimitExceededError,
+    Factory,
+    Rate,
+    Request,
 )
-from questfoundry.contracts.records import Budget, Rate, Request
-from questfoundry.gateway import Gateway
 from questfoundry.ledger import Ledger
 from questfoundry.ledger.budgets import open_budgets
 from questfoundry.ledger.keeper import SQLiteBudgetKeeper

@@ -26,7 +26,7 @@ import pytest
 from limiter_redis_worker import run_workers
 
 from questfoundry.config import Config
-from questfoundry.contracts.backends import BackendContext
+from questfoundry.kit import BackendContext
 from questfoundry.ledger import open_ledger
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

@@ -9,8 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from questfoundry_limiter_redis.plugin import make_redis_limiter
 
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.records import Rate
+from questfoundry.kit import BackendContext, Rate
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.redis import RedisServer
 

@@ -7,9 +7,7 @@ from decimal import Decimal
 import pytest
 from questfoundry_pricing_ollama.plugin import FreeCostModel, make_free_cost_model
 
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.protocols import CostModel
-from questfoundry.contracts.records import Usage
+from questfoundry.kit import BackendContext, CostModel, Usage
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cost_contract import CostModelContract
 

@@ -15,10 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from questfoundry_pricing_openai.plugin import make_openai_prices
 
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.protocols import CostModel
-from questfoundry.contracts.records import Usage
-from questfoundry.kit import GenaiPrices
+from questfoundry.kit import BackendContext, CostModel, GenaiPrices, Usage
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.cost_contract import (
     CostModelContract,

@@ -21,15 +21,16 @@ from questfoundry_provider_gemini.plugin import make_gemini_provider
 from questfoundry_provider_gemini.provider import GeminiProvider
 from questfoundry_provider_gemini.settings import DEFAULT_MODEL, GeminiSettings
 
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import (
+from questfoundry.kit import (
+    BackendContext,
+    Capability,
     ConfigError,
+    Message,
     NonRetriableProviderError,
     ProviderRateLimitError,
+    ProviderRequest,
     RetriableProviderError,
 )
-from questfoundry.contracts.protocols import Capability
-from questfoundry.contracts.records import Message, ProviderRequest
 from questfoundry.kit.retry_after import parse_retry_after
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.fakes import Fault

@@ -28,15 +28,17 @@ from questfoundry_provider_ollama.plugin import make_ollama_provider
 from questfoundry_provider_ollama.provider import OllamaProvider
 from questfoundry_provider_ollama.settings import DEFAULT_BASE_URL
 
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import (
+from questfoundry.kit import (
+    BackendContext,
+    Capability,
+    Chunk,
     ConfigError,
+    Message,
     NonRetriableProviderError,
     ProviderRateLimitError,
+    ProviderRequest,
     RetriableProviderError,
 )
-from questfoundry.contracts.protocols import Capability
-from questfoundry.contracts.records import Chunk, Message, ProviderRequest
 from questfoundry.kit.retry_after import parse_retry_after
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.fakes import FakeServer, Fault

@@ -20,14 +20,15 @@ from questfoundry_provider_openai.failures import clean, retry_after
 from questfoundry_provider_openai.plugin import make_openai_provider
 from questfoundry_provider_openai.provider import OpenAIProvider
 
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import (
+from questfoundry.kit import (
+    BackendContext,
     ConfigError,
+    Message,
     NonRetriableProviderError,
     ProviderRateLimitError,
+    ProviderRequest,
     RetriableProviderError,
 )
-from questfoundry.contracts.records import Message, ProviderRequest
 from questfoundry.registry import get_plugin_manager
 from questfoundry.testing.fakes import FakeOpenAI, Fault, RecordedRequest, Response
 from questfoundry.testing.provider_contract import ProviderContract

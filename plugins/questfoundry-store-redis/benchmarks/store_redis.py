@@ -27,8 +27,7 @@ from typing import Any
 from questfoundry_store_redis.plugin import make_redis_store
 from questfoundry_store_redis.store import RedisStore
 
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import StateError
+from questfoundry.kit import BackendContext, StateError
 from questfoundry.testing.redis import RedisServer
 
 DOCUMENT = {"title": "The Lighthouse", "text": "Storm. " * 140}

@@ -11,10 +11,7 @@ import pytest
 from questfoundry_store_redis.plugin import make_redis_store
 from questfoundry_store_redis.store import MAX_CONFLICTS, RedisStore
 
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import StateError
-from questfoundry.contracts.protocols import StateStore
-from questfoundry.kit import RedisSettings
+from questfoundry.kit import BackendContext, RedisSettings, StateError, StateStore
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.state_contract import StateStoreContract, StoreOpener
 

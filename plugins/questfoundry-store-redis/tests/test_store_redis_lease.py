@@ -14,7 +14,7 @@ import pytest
 from questfoundry_store_redis import plugin as store_plugin
 
 from questfoundry.config import Config
-from questfoundry.contracts.errors import StateError
+from questfoundry.kit import StateError
 from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
@@ -42,7 +42,7 @@ _HOLDER = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from questfoundry.contracts.backends import BackendContext, Clock
+    from questfoundry.kit import BackendContext, Clock
     from questfoundry.studio.lease import ProjectLease
     from questfoundry_store_redis.plugin import make_redis_store
 

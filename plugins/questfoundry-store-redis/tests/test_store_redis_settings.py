@@ -10,9 +10,7 @@ from questfoundry_store_redis.plugin import make_redis_store
 from questfoundry_store_redis.store import RedisStore
 
 from questfoundry.config import Config, load_config
-from questfoundry.contracts.backends import BackendContext
-from questfoundry.contracts.errors import ConfigError
-from questfoundry.contracts.protocols import Capability
+from questfoundry.kit import BackendContext, Capability, ConfigError
 from questfoundry.registry import PluginManager, get_plugin_manager
 from questfoundry.runtime import Runtime
 from questfoundry.testing.redis import RedisServer, client

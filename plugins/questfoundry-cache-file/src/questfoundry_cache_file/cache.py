@@ -11,7 +11,7 @@ transaction. What this module adds:
   nothing, and one warning says why; a folder it may read but not write still serves its hits.
   Opening is tried again every :data:`REOPEN_SECONDS`. The maintenance calls (``delete``,
   ``clear``, ``prune``, ``stats``) raise
-  :class:`~questfoundry.contracts.errors.BackendUnavailableError`;
+  :class:`~questfoundry.kit.BackendUnavailableError`;
 - a value larger than the whole size limit is not stored (diskcache would evict everything else);
 - hits and misses are kept in the database, so ``stats`` counts every process since the cache was
   created, without a write on the hit path: counts are added to diskcache's own ``hits`` and

@@ -27,7 +27,7 @@ one" and one warning says why, once per process however many calls, threads and 
 meet the outage (later causes are logged at DEBUG); the first answer from Redis ends the outage
 (logged at INFO), and a later outage is warned about again. The
 maintenance calls (``delete``, ``clear``, ``prune``, ``stats``) always try Redis and raise
-:class:`~questfoundry.contracts.errors.BackendUnavailableError` with one line when it does not
+:class:`~questfoundry.kit.BackendUnavailableError` with one line when it does not
 answer.
 
 Hits and misses are counted in the process and added to the ``counts`` hash, in the same round

@@ -188,7 +188,7 @@ class RedisBackend:
         """The script's answer; None while Redis is down under ``fail_open``.
 
         Under ``fail_closed``, or with ``strict`` (a read for a report), an outage raises
-        :class:`~questfoundry.contracts.errors.BackendUnavailableError`.
+        :class:`~questfoundry.kit.BackendUnavailableError`.
         """
         from redis.exceptions import RedisError
 

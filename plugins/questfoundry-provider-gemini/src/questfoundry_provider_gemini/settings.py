@@ -1,7 +1,7 @@
 """The ``providers.text.gemini`` settings, checked before anything is sent.
 
 Kept apart from the SDK so a bad setting — above all a missing API key — is a
-:class:`~questfoundry.contracts.errors.ConfigError` naming its config path when the provider is
+:class:`~questfoundry.kit.ConfigError` naming its config path when the provider is
 built, not a 401 on the first call, and so checking it never imports ``google.genai``.
 """
 

@@ -1,6 +1,6 @@
 """The ``providers.text.ollama`` settings, checked before anything is sent.
 
-Kept apart from the client so a bad setting is a :class:`~questfoundry.contracts.errors.ConfigError`
+Kept apart from the client so a bad setting is a :class:`~questfoundry.kit.ConfigError`
 naming its config path, raised when the provider is built rather than on the first call.
 """
 

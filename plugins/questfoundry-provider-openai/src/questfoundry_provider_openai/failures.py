@@ -1,4 +1,4 @@
-"""openai SDK exceptions → :mod:`questfoundry.contracts.errors`, with the service's message and no
+"""openai SDK exceptions → :mod:`questfoundry.kit` errors, with the service's message and no
 secrets.
 
 ==========================================  =====================================================

@@ -16,7 +16,7 @@ while it holds that token) every third of ``lease_seconds``, so a holder that di
 project at most ``lease_seconds`` (15) later, and gives it back with another such script.
 
 Short timeouts and no client-side retries: when Redis is down or frozen a call fails within its
-timeouts with a :class:`~questfoundry.contracts.errors.StateError` naming ``host:port/db`` (never
+timeouts with a :class:`~questfoundry.kit.StateError` naming ``host:port/db`` (never
 the password) instead of hanging.
 """
 
