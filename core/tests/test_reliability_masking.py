@@ -7,7 +7,6 @@ characters put the rest of it into the error line, and an export kept the key le
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,12 +99,9 @@ def test_log_records_holding_a_fragment_are_masked(caplog: pytest.LogCaptureFixt
     assert PRIVATE[3:] not in caplog.text and MASK in caplog.text
 
 
-def test_finding_fragments_in_a_megabyte_costs_a_few_tens_of_milliseconds() -> None:
+def test_a_fragment_in_the_middle_of_a_megabyte_is_found() -> None:
+    # how long it takes: benchmarks/reliability.py (about 25 ms a megabyte here)
     prose = "the storm rolled over the lighthouse and its keeper watched the sea " * 15_000
     text = prose[:500_000] + PRIVATE[5:21] + prose[500_000:1_000_000]
     fragments = Fragments([KEY, "sk-" + PRIVATE[::-1], "AIza" + PRIVATE.upper()])
-    started = time.perf_counter()
-    masked = fragments.mask(text)
-    elapsed = time.perf_counter() - started
-    assert masked == text[:500_000] + MASK + text[500_016:]
-    assert elapsed < 0.5, f"{elapsed * 1000:.0f} ms"  # 25 ms quiet, 60 ms loaded, on 2 cores
+    assert fragments.mask(text) == text[:500_000] + MASK + text[500_016:]
