@@ -1,6 +1,7 @@
 """Studio benchmark: is a run bound by the provider, or by the studio's own bookkeeping?
 
     python benchmarks/studio.py [--quick] [--check] [--concurrency 64] [--sizes N ...]
+                                [--state file|redis]
 
 ``story_spark`` writes books of 50, 400 and 1,000 sections (``--quick``: 50 and 400) against the
 fake OpenAI server answering every request after 0 or 200 ms, through the default config (file
@@ -18,6 +19,11 @@ through the raw ``openai`` SDK at the same concurrency: the floor any caller pay
 is done again, every call answered by the response cache, and timed per section. Peak memory is
 the case process's max RSS.
 
+``--state redis`` keeps the project's state in Redis (``QUESTFOUNDRY_TEST_REDIS_URL``, default
+``redis://127.0.0.1:6379/15``, under a key prefix of its own, removed afterwards) instead of
+files: a file store replaces each document's file atomically (a temporary file renamed over it),
+which costs a disk flush per document on file systems that flush on such a rename (ext4 does).
+
 Targets (issue 21; ``--check`` exits 1 when a ratio is above its target): at 200 ms, wall / bound
 <= 1.5; CPU per call <= 1.5 ms; the cached re-run <= 0.5 ms a section. Timings on a shared
 machine are noisy: run it by hand and keep the table in your notes.
@@ -29,11 +35,13 @@ import argparse
 import asyncio
 import contextvars
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +55,9 @@ QUICK_SIZES = (50, 400)
 LATENCIES = (0.0, 0.2)
 CONCURRENCY = 64
 PREMISE = "A lighthouse keeper's apprentice finds the lamp dark and the keeper gone."
+REDIS_URL = os.environ.get("QUESTFOUNDRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+#: the state store of every case: ``file`` (the default config) or ``redis`` (``--state``)
+STATE = "file"
 BIG = 10**12  # limits that never run dry: the limiter does its work, but never makes a call wait
 #: the default config: file cache and state, the ledger, the ``sqlite`` limiter over four layers
 LIMITS = {"requests_per_minute": BIG, "tokens_per_hour": BIG}
@@ -173,12 +184,23 @@ def project(url: str, concurrency: int) -> Iterator[tuple[Any, dict[str, int]]]:
         "providers": {"text": {"default": "openai", "openai": openai}},
         "rate_limiting": {"global": LIMITS, "providers": {"openai": {**LIMITS, **PRICES}}},
     }
-    with tempfile.TemporaryDirectory(prefix="qf-studio-bench-") as root:
-        config = Config(data, None, Path(root) / ".questfoundry", frozenset())
-        deepest: dict[str, int] = {}
-        runtime = Runtime(config, get_plugin_manager())
-        with traced_showrunner(runtime, concurrency, deepest) as showrunner:
-            yield showrunner, deepest
+    prefix = f"qf-studio-bench-{uuid.uuid4().hex[:8]}:"
+    if STATE == "redis":
+        data["state"] = {"backend": "redis", "redis_url": REDIS_URL, "key_prefix": prefix}
+    try:
+        with tempfile.TemporaryDirectory(prefix="qf-studio-bench-") as root:
+            config = Config(data, None, Path(root) / ".questfoundry", frozenset())
+            deepest: dict[str, int] = {}
+            runtime = Runtime(config, get_plugin_manager())
+            with traced_showrunner(runtime, concurrency, deepest) as showrunner:
+                yield showrunner, deepest
+    finally:
+        if STATE == "redis":
+            import redis
+
+            with redis.Redis.from_url(REDIS_URL) as client:
+                for key in client.scan_iter(f"{prefix}*", count=1000):
+                    client.delete(key)
 
 
 def run_case(latency: float, sections: int, concurrency: int) -> dict[str, Any]:
@@ -322,8 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--sizes", type=int, nargs="+", help="book sizes (sections) to run")
+    parser.add_argument(
+        "--state", choices=("file", "redis"), default="file", help="the project's state store"
+    )
     parser.add_argument("--case", nargs=2, metavar=("LATENCY", "SECTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global STATE  # noqa: PLW0603 - one setting for the whole of this process
+    STATE = args.state
     if args.case:  # one case, in a process of its own
         print(json.dumps(run_case(float(args.case[0]), int(args.case[1]), args.concurrency)))
         return 0
@@ -332,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     for latency in LATENCIES:
         for sections in sizes:
             command = [sys.executable, __file__, "--case", str(latency), str(sections)]
-            command += ["--concurrency", str(args.concurrency)]
+            command += ["--concurrency", str(args.concurrency), "--state", args.state]
             done = subprocess.run(command, capture_output=True, text=True, check=True)
             rows += case_rows(latency, json.loads(done.stdout.splitlines()[-1]))
     return finish(rows, args.check)

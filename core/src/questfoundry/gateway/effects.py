@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from questfoundry.contracts.backends import Clock
 from questfoundry.contracts.protocols import Capability, Provider
 from questfoundry.contracts.records import Chunk, ProviderRequest
+from questfoundry.gateway.offload import offload
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ class Blocking(Effect):
     async def arun(self) -> Any:
         if self.quick:
             return self.fn(*self.args)
-        return await asyncio.to_thread(self.fn, *self.args)
+        return await offload(self.fn, *self.args)
 
 
 @dataclass(slots=True)

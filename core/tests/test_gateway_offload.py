@@ -1,0 +1,129 @@
+"""Blocking calls off the event loop: the calls of one moment share a trip to a worker thread,
+a slow trip holds up no later call, and each caller gets its own value, error and context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import threading
+
+import pytest
+
+from questfoundry.gateway import offload as offloading
+from questfoundry.gateway.offload import offload
+
+WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+
+def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of calls each trip carried, in order."""
+    sizes: list[int] = []
+    trip = offloading._Trips._trip
+
+    def counted(self: offloading._Trips) -> None:
+        with self._lock:
+            sizes.append(len(self._waiting))
+        trip(self)
+
+    monkeypatch.setattr(offloading._Trips, "_trip", counted)
+    return sizes
+
+
+async def test_each_caller_gets_its_value_its_error_and_its_context_off_the_loop() -> None:
+    loop_thread = threading.get_ident()
+
+    def where(name: str) -> tuple[str, str, bool]:
+        if name == "broken":
+            raise KeyError(name)
+        return name, WHO.get(), threading.get_ident() != loop_thread
+
+    async def ask(name: str) -> tuple[str, str, bool]:
+        WHO.set(f"caller {name}")
+        return await offload(where, name)
+
+    done = await asyncio.gather(*(ask(n) for n in ("a", "b", "broken")), return_exceptions=True)
+
+    assert done[:2] == [("a", "caller a", True), ("b", "caller b", True)]
+    assert isinstance(done[2], KeyError)
+
+
+async def test_calls_asked_while_a_trip_waits_to_leave_share_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sizes = _count_trips(monkeypatch)
+    gate = threading.Event()
+    first = asyncio.ensure_future(offload(gate.wait, 10))
+    await asyncio.sleep(0.05)  # the first trip has left and is held at the gate
+
+    # asked in one go by the loop: none of their trip can leave before the loop yields
+    values = asyncio.gather(*(offload(pow, n, 2) for n in range(50)))
+    await asyncio.sleep(0)
+    gate.set()
+
+    assert await values == [n * n for n in range(50)]
+    assert await first is True
+    assert sizes[0] == 1
+    assert sum(sizes[1:]) == 50
+    assert len(sizes) <= 3  # 50 calls in a trip or two (one may leave while they are asked)
+
+
+async def test_a_slow_trip_holds_up_no_call_asked_after_it_left() -> None:
+    gate = threading.Event()
+    slow = asyncio.ensure_future(offload(gate.wait, 10))
+    await asyncio.sleep(0.05)
+
+    assert await asyncio.wait_for(offload(sum, [1, 2, 3]), 5) == 6
+    assert not slow.done()
+    gate.set()
+    assert await slow is True
+
+
+async def test_a_cancelled_caller_leaves_the_call_to_finish_and_the_others_their_answers() -> None:
+    gate, finished = threading.Event(), threading.Event()
+
+    def held() -> str:
+        gate.wait(10)
+        finished.set()
+        return "done"
+
+    cancelled = asyncio.ensure_future(offload(held))
+    kept = asyncio.ensure_future(offload(str.upper, "kept"))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    gate.set()
+
+    assert await kept == "KEPT"
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert finished.wait(5)
+
+
+def test_answers_for_a_loop_that_has_closed_are_dropped() -> None:
+    loop = asyncio.new_event_loop()
+    future = loop.create_future()
+    trips = offloading._Trips(loop)
+    loop.close()
+    trips._waiting.append((contextvars.copy_context(), sum, ([1, 2],), future))
+
+    trips._trip()  # the call runs; handing its answer to the closed loop raises nothing
+
+    assert not future.done()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_starts_its_own_worker_threads() -> None:
+    assert asyncio.run(offload(sum, [1, 1])) == 2  # the parent's pool exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            answer = asyncio.run(asyncio.wait_for(offload(sum, [20, 22]), 5))
+            os.write(write, str(answer).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"42"
+    os.close(read)
+    assert status == 0
