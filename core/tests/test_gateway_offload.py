@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import os
 import threading
+from typing import Any
 
 import pytest
 
@@ -19,14 +20,13 @@ WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody
 def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of calls each trip carried, in order."""
     sizes: list[int] = []
-    trip = offloading._Trips._trip
+    carry = offloading._Trips._carry
 
-    def counted(self: offloading._Trips) -> None:
-        with self._lock:
-            sizes.append(len(self._waiting))
-        trip(self)
+    def counted(self: offloading._Trips, calls: list[Any]) -> None:
+        sizes.append(len(calls))
+        carry(self, calls)
 
-    monkeypatch.setattr(offloading._Trips, "_trip", counted)
+    monkeypatch.setattr(offloading._Trips, "_carry", counted)
     return sizes
 
 
@@ -104,9 +104,9 @@ def test_answers_for_a_loop_that_has_closed_are_dropped() -> None:
     future = loop.create_future()
     trips = offloading._Trips(loop)
     loop.close()
-    trips._waiting.append((contextvars.copy_context(), sum, ([1, 2],), future))
 
-    trips._trip()  # the call runs; handing its answer to the closed loop raises nothing
+    # the call runs; handing its answer to the closed loop raises nothing
+    trips._carry([(contextvars.copy_context(), sum, ([1, 2],), future)])
 
     assert not future.done()
 

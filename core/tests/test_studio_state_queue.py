@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from questfoundry.contracts.brief import Brief
 from questfoundry.contracts.errors import StateError
 from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.studio import LoopSpec, Step, StepContext
+from questfoundry.gateway import offload as offloading
 from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner
 from questfoundry.studio.engine import LoopRun
@@ -29,13 +30,13 @@ from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 def trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many operations each trip to a worker thread carried."""
     carried: list[int] = []
-    real = asyncio.to_thread
+    carry = offloading._Trips._carry
 
-    async def to_thread(function: Callable[..., Any], *args: Any) -> Any:
-        carried.append(len(args[0]))
-        return await real(function, *args)
+    def counted(self: offloading._Trips, calls: list[Any]) -> None:
+        carried.append(len(calls))
+        carry(self, calls)
 
-    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    monkeypatch.setattr(offloading._Trips, "_carry", counted)
     return carried
 
 

@@ -8,8 +8,10 @@ call at 64 in flight). Here a call asked while a trip waits to leave joins that 
 hand-over and one wake-up carry them all. Alone, a call leaves at once, as with ``to_thread``.
 
 A trip that has left holds up no later call: those leave in the next trip, on another thread, so
-a slow call (a lock another process holds) delays only the calls that shared its trip. Each call
-runs in a copy of its caller's context, as with ``to_thread``.
+a slow call (a lock another process holds) delays only the calls that shared its trip. A
+:class:`Lane` is the ordered kind: one trip out at a time, each call run after every call asked
+before it (a run's state store, :mod:`questfoundry.studio.state_queue`). Each call runs in a copy
+of its caller's context, as with ``to_thread``.
 """
 
 from __future__ import annotations
@@ -40,30 +42,66 @@ async def offload(fn: Callable[..., T], *args: Any) -> T:
     trips = _trips.get(loop)
     if trips is None:
         trips = _trips_of(loop)
-    future: asyncio.Future[T] = loop.create_future()
-    trips.send((contextvars.copy_context(), fn, args, future))
-    return await future
+    return await trips.call(fn, args)
+
+
+class Lane:
+    """Calls carried off the event loop one trip at a time, run in the order they were asked.
+
+    While a trip is out, the calls asked wait for the next, which takes all of them; so a call
+    sees what every call asked before it did (a run's state: a task reads what an earlier one
+    saved). Bound to the running loop at its first call.
+    """
+
+    def __init__(self) -> None:
+        self._trips: _Trips | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker thread, after every call asked before it."""
+        trips = self._trips
+        loop = asyncio.get_running_loop()
+        if trips is None or trips.loop is not loop:
+            trips = self._trips = _Trips(loop, serial=True)
+        return await trips.call(fn, args)
 
 
 class _Trips:
-    """The calls of one event loop waiting for a trip to a worker thread."""
+    """The calls of one event loop waiting for a trip to a worker thread; ``serial``: one trip
+    out at a time (a :class:`Lane`), else a trip per moment."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, serial: bool = False) -> None:
+        self.loop = loop
+        self._serial = serial
         self._lock = threading.Lock()
         self._waiting: list[_Call] = []
+        self._busy = False  #: a trip waits to leave (serial: a trip is out)
 
-    def send(self, call: _Call) -> None:
+    def call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = self.loop.create_future()
         with self._lock:
-            self._waiting.append(call)
-            leaving = len(self._waiting) == 1  # else a trip is already waiting to leave
+            self._waiting.append((contextvars.copy_context(), fn, args, future))
+            leaving, self._busy = not self._busy, True
         if leaving:
-            _executor().submit(self._trip)
+            _executor().submit(self._run)
+        return future
 
-    def _trip(self) -> None:
-        """Run every call waiting now, then hand all their outcomes back to the loop at once."""
-        with self._lock:
-            calls, self._waiting = self._waiting, []
+    def _run(self) -> None:
+        """Carry every call waiting now; serial: again while calls were asked meanwhile."""
+        while True:
+            with self._lock:
+                calls, self._waiting = self._waiting, []
+                if not self._serial:
+                    self._busy = False
+            self._carry(calls)
+            if not self._serial:
+                return
+            with self._lock:
+                if not self._waiting:
+                    self._busy = False
+                    return
+
+    def _carry(self, calls: list[_Call]) -> None:
+        """One trip: run ``calls`` in order, then hand all their outcomes to the loop at once."""
         outcomes: list[_Outcome] = []
         for context, fn, args, future in calls:
             try:
@@ -71,7 +109,7 @@ class _Trips:
             except BaseException as exc:  # handed to its own caller, as to_thread does
                 outcomes.append((future, None, exc))
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody awaits these
-            self._loop.call_soon_threadsafe(_deliver, outcomes)
+            self.loop.call_soon_threadsafe(_deliver, outcomes)
 
 
 def _deliver(outcomes: list[_Outcome]) -> None:
