@@ -9,7 +9,10 @@ SDK called directly (``openai``, ``ollama``, ``google-genai``), the QuestFoundry
 (its ``generate``: the SDK plus the plugin's request mapping, transport with a deadline and a size
 cap, reply and usage mapping), and the whole gateway with the cache off (plugin, plan, journal,
 ledger). Ratios are the plugin's and the gateway's over the SDK; ``--check`` exits 1 when one is
-above its target. A provider whose SDK is not installed is skipped with a note.
+above its target. A provider whose SDK is not installed is skipped with a note. The SDK called
+directly is called as its users call it (for OpenAI ``chat.completions.create``); the OpenAI plugin
+posts through the same client's generic ``post``, which skips ``create``'s transform of the
+arguments, so it can cost less than that floor (``gateway.py`` times that path too).
 """
 
 from __future__ import annotations

@@ -221,9 +221,24 @@ def test_generation_parameters_reach_the_server(
 
 def test_openai_itself_gets_max_completion_tokens(backend_context: BackendContext) -> None:
     provider = make_openai_provider({"api_key": SECRET}, backend_context)
-    arguments = provider.chat_arguments(ask("hello", params={"max_tokens": 50}))
-    assert arguments["max_completion_tokens"] == 50
-    assert "max_tokens" not in arguments
+    body = provider.chat_arguments(ask("hello", params={"max_tokens": 50}))["body"]
+    assert body["max_completion_tokens"] == 50
+    assert "max_tokens" not in body
+
+
+@pytest.mark.parametrize("face", ["sync", "async", "stream"])
+def test_a_chat_call_sends_the_api_key_and_no_admin_key_from_the_environment(
+    provider: OpenAIProvider, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, face: str
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-never-sent")
+    request = ask("hello")
+    if face == "sync":
+        provider.generate(request)
+    elif face == "async":
+        asyncio.run(provider.agenerate(request))
+    else:
+        assert "".join(chunk.text for chunk in provider.stream(request))
+    assert server.requests[-1].headers["authorization"] == f"Bearer {SECRET}"
 
 
 def test_prompt_follows_the_messages_as_the_last_user_message(
