@@ -127,3 +127,18 @@ def test_a_forked_child_starts_its_own_worker_threads() -> None:
     assert os.read(read, 16) == b"42"
     os.close(read)
     assert status == 0
+
+
+async def test_a_pool_that_refuses_work_fails_the_call_and_leaves_the_next_one_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class ShutDown:
+        def submit(self, *args: Any) -> None:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    pool = offloading._executor()
+    monkeypatch.setattr(offloading, "_executor", ShutDown)
+    with pytest.raises(RuntimeError, match="shutdown"):
+        await offload(sum, [1])
+    monkeypatch.setattr(offloading, "_executor", lambda: pool)
+    assert await asyncio.wait_for(offload(sum, [1, 2]), 5) == 3
