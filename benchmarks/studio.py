@@ -22,7 +22,7 @@ the case process's max RSS.
 ``--state redis`` keeps the project's state in Redis (``QUESTFOUNDRY_TEST_REDIS_URL``, default
 ``redis://127.0.0.1:6379/15``, under a key prefix of its own, removed afterwards) instead of
 files: a file store replaces each document's file atomically (a temporary file renamed over it),
-which costs a disk flush per document on file systems that flush on such a rename (ext4 does).
+and ext4 starts writing a file out at once when it is renamed over another.
 
 Targets (issue 21; ``--check`` exits 1 when a ratio is above its target): at 200 ms, wall / bound
 <= 1.5; CPU per call <= 1.5 ms; the cached re-run <= 0.5 ms a section. Timings on a shared
