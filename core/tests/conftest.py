@@ -11,6 +11,7 @@ from lore_studio import answers, sparked, studio  # noqa: F401 - the lore loops'
 
 from questfoundry.config import Config
 from questfoundry.gateway import Gateway
+from questfoundry.gateway import offload as offloading
 from questfoundry.registry import get_plugin_manager
 from questfoundry.runtime import open_gateway
 from questfoundry.testing.clock import FakeClock
@@ -28,6 +29,20 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     for key, value in extra.items():
         out[key] = merge(out[key], value) if isinstance(value, dict) and key in out else value
     return out
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many calls each trip to a worker thread carried (:mod:`questfoundry.gateway.offload`)."""
+    carried: list[int] = []
+    carry = offloading._Trips._carry
+
+    def counted(self: offloading._Trips, calls: list[Any]) -> None:
+        carried.append(len(calls))
+        carry(self, calls)
+
+    monkeypatch.setattr(offloading._Trips, "_carry", counted)
+    return carried
 
 
 @pytest.fixture

@@ -17,19 +17,6 @@ from questfoundry.gateway.offload import offload
 WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 
 
-def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The number of calls each trip carried, in order."""
-    sizes: list[int] = []
-    carry = offloading._Trips._carry
-
-    def counted(self: offloading._Trips, calls: list[Any]) -> None:
-        sizes.append(len(calls))
-        carry(self, calls)
-
-    monkeypatch.setattr(offloading._Trips, "_carry", counted)
-    return sizes
-
-
 async def test_each_caller_gets_its_value_its_error_and_its_context_off_the_loop() -> None:
     loop_thread = threading.get_ident()
 
@@ -48,10 +35,7 @@ async def test_each_caller_gets_its_value_its_error_and_its_context_off_the_loop
     assert isinstance(done[2], KeyError)
 
 
-async def test_calls_asked_while_a_trip_waits_to_leave_share_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    sizes = _count_trips(monkeypatch)
+async def test_calls_asked_while_a_trip_waits_to_leave_share_it(trips: list[int]) -> None:
     gate = threading.Event()
     first = asyncio.ensure_future(offload(gate.wait, 10))
     await asyncio.sleep(0.05)  # the first trip has left and is held at the gate
@@ -63,9 +47,9 @@ async def test_calls_asked_while_a_trip_waits_to_leave_share_it(
 
     assert await values == [n * n for n in range(50)]
     assert await first is True
-    assert sizes[0] == 1
-    assert sum(sizes[1:]) == 50
-    assert len(sizes) <= 3  # 50 calls in a trip or two (one may leave while they are asked)
+    assert trips[0] == 1
+    assert sum(trips[1:]) == 50
+    assert len(trips) <= 3  # 50 calls in a trip or two (one may leave while they are asked)
 
 
 async def test_a_slow_trip_holds_up_no_call_asked_after_it_left() -> None:

@@ -17,27 +17,12 @@ from questfoundry.contracts.brief import Brief
 from questfoundry.contracts.errors import StateError
 from questfoundry.contracts.protocols import Capability
 from questfoundry.contracts.studio import LoopSpec, Step, StepContext
-from questfoundry.gateway import offload as offloading
 from questfoundry.registry import get_plugin_manager
 from questfoundry.studio import Showrunner
 from questfoundry.studio.engine import LoopRun
 from questfoundry.studio.state_queue import StateQueue
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many operations each trip to a worker thread carried."""
-    carried: list[int] = []
-    carry = offloading._Trips._carry
-
-    def counted(self: offloading._Trips, calls: list[Any]) -> None:
-        carried.append(len(calls))
-        carry(self, calls)
-
-    monkeypatch.setattr(offloading._Trips, "_carry", counted)
-    return carried
 
 
 async def test_concurrent_operations_share_trips_and_each_reads_what_it_saved(
