@@ -56,8 +56,6 @@ LATENCIES = (0.0, 0.2)
 CONCURRENCY = 64
 PREMISE = "A lighthouse keeper's apprentice finds the lamp dark and the keeper gone."
 REDIS_URL = os.environ.get("QUESTFOUNDRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-#: the state store of every case: ``file`` (the default config) or ``redis`` (``--state``)
-STATE = "file"
 BIG = 10**12  # limits that never run dry: the limiter does its work, but never makes a call wait
 #: the default config: file cache and state, the ledger, the ``sqlite`` limiter over four layers
 LIMITS = {"requests_per_minute": BIG, "tokens_per_hour": BIG}
@@ -172,9 +170,10 @@ def chain(loop: Any, deepest: Mapping[str, int]) -> int:
 
 
 @contextmanager
-def project(url: str, concurrency: int) -> Iterator[tuple[Any, dict[str, int]]]:
+def project(url: str, concurrency: int, state: str) -> Iterator[tuple[Any, dict[str, int]]]:
     """A Showrunner (traced) over a new project with the default config, talking to ``url``;
-    and the deepest chain of calls of each step of its latest run."""
+    and the deepest chain of calls of each step of its latest run. ``state``: ``file`` (the
+    default config) or ``redis`` (``--state``)."""
     from questfoundry.config import Config
     from questfoundry.registry import get_plugin_manager
     from questfoundry.runtime import Runtime
@@ -185,7 +184,7 @@ def project(url: str, concurrency: int) -> Iterator[tuple[Any, dict[str, int]]]:
         "rate_limiting": {"global": LIMITS, "providers": {"openai": {**LIMITS, **PRICES}}},
     }
     prefix = f"qf-studio-bench-{uuid.uuid4().hex[:8]}:"
-    if STATE == "redis":
+    if state == "redis":
         data["state"] = {"backend": "redis", "redis_url": REDIS_URL, "key_prefix": prefix}
     try:
         with tempfile.TemporaryDirectory(prefix="qf-studio-bench-") as root:
@@ -195,7 +194,7 @@ def project(url: str, concurrency: int) -> Iterator[tuple[Any, dict[str, int]]]:
             with traced_showrunner(runtime, concurrency, deepest) as showrunner:
                 yield showrunner, deepest
     finally:
-        if STATE == "redis":
+        if state == "redis":
             import redis
 
             with redis.Redis.from_url(REDIS_URL) as client:
@@ -203,16 +202,16 @@ def project(url: str, concurrency: int) -> Iterator[tuple[Any, dict[str, int]]]:
                     client.delete(key)
 
 
-def run_case(latency: float, sections: int, concurrency: int) -> dict[str, Any]:
+def run_case(latency: float, sections: int, concurrency: int, state: str) -> dict[str, Any]:
     """One book written twice in a new project (in this process), then the first run's requests
     sent again through the raw ``openai`` SDK: what each took. A book of two sections is written
     first, elsewhere, so what a process does once (imports, first connections) is not counted."""
     result: dict[str, Any] = {"sections": sections, "concurrency": concurrency}
     with StandIn(latency) as server:
-        with project(server.url, concurrency) as (showrunner, _):
+        with project(server.url, concurrency, state) as (showrunner, _):
             showrunner.run("story_spark", sections=2, brief={"premise": PREMISE})
         server.bodies()
-        with project(server.url, concurrency) as (showrunner, deepest):
+        with project(server.url, concurrency, state) as (showrunner, deepest):
             for name in ("first", "cached"):
                 deepest.clear()
                 cpu, started = time.process_time(), time.perf_counter()
@@ -229,7 +228,7 @@ def run_case(latency: float, sections: int, concurrency: int) -> dict[str, Any]:
         result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         bodies = server.bodies()
         result["sdk_cpu"] = asyncio.run(raw_sdk(server.url, bodies, concurrency))
-        with project(server.url, concurrency) as (showrunner, _):
+        with project(server.url, concurrency, state) as (showrunner, _):
             gateway = showrunner.runtime.gateway
             result["gateway_cpu"] = asyncio.run(gateway_alone(gateway, bodies, concurrency))
     return result
@@ -349,10 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--case", nargs=2, metavar=("LATENCY", "SECTIONS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    global STATE  # noqa: PLW0603 - one setting for the whole of this process
-    STATE = args.state
     if args.case:  # one case, in a process of its own
-        print(json.dumps(run_case(float(args.case[0]), int(args.case[1]), args.concurrency)))
+        print(
+            json.dumps(
+                run_case(float(args.case[0]), int(args.case[1]), args.concurrency, args.state)
+            )
+        )
         return 0
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     rows: list[Row] = []
