@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,10 +36,27 @@ async def test_each_caller_gets_its_value_its_error_and_its_context_off_the_loop
     assert isinstance(done[2], KeyError)
 
 
+def gated(gate: threading.Event) -> tuple[Callable[[], bool], threading.Event]:
+    """A call that says it has started, then waits at ``gate``; and the event it sets."""
+    started = threading.Event()
+
+    def wait() -> bool:
+        started.set()
+        return gate.wait(10)
+
+    return wait, started
+
+
+async def until(event: threading.Event) -> None:
+    while not event.is_set():
+        await asyncio.sleep(0.005)
+
+
 async def test_calls_asked_while_a_trip_waits_to_leave_share_it(trips: list[int]) -> None:
     gate = threading.Event()
-    first = asyncio.ensure_future(offload(gate.wait, 10))
-    await asyncio.sleep(0.05)  # the first trip has left and is held at the gate
+    wait, started = gated(gate)
+    first = asyncio.ensure_future(offload(wait))
+    await until(started)  # the first trip has left and is held at the gate
 
     # asked in one go by the loop: none of their trip can leave before the loop yields
     values = asyncio.gather(*(offload(pow, n, 2) for n in range(50)))
@@ -54,8 +72,9 @@ async def test_calls_asked_while_a_trip_waits_to_leave_share_it(trips: list[int]
 
 async def test_a_slow_trip_holds_up_no_call_asked_after_it_left() -> None:
     gate = threading.Event()
-    slow = asyncio.ensure_future(offload(gate.wait, 10))
-    await asyncio.sleep(0.05)
+    wait, started = gated(gate)
+    slow = asyncio.ensure_future(offload(wait))
+    await until(started)
 
     assert await asyncio.wait_for(offload(sum, [1, 2, 3]), 5) == 6
     assert not slow.done()
