@@ -50,14 +50,34 @@ def test_every_top_level_package_of_the_core_has_a_place_in_the_layers() -> None
     assert unplaced == {"questfoundry.builtins", "questfoundry.lazy"}
 
 
-def test_plugin_tests_and_benchmarks_reach_the_contracts_through_the_kit() -> None:
-    # the kit re-exports every contract; a plugin's tests are the example third parties copy
-    reaching = [
-        f"{path.relative_to(ROOT)}:{node.lineno}"
+def plugin_imports() -> list[tuple[str, str]]:
+    """Every ``from questfoundry[.…] import`` in the plugins' files (sources, tests, benchmarks):
+    where it is, and the module it names."""
+    return [
+        (f"{path.relative_to(ROOT)}:{node.lineno}", node.module or "")
         for path in ROOT.glob("plugins/*/**/*.py")
         if ".tox" not in path.parts
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.ImportFrom)
-        and (node.module or "").startswith("questfoundry.contracts")
+        and (node.module == "questfoundry" or (node.module or "").startswith("questfoundry."))
+    ]
+
+
+def test_plugin_tests_and_benchmarks_reach_the_contracts_through_the_kit() -> None:
+    # the kit re-exports every contract; a plugin's tests are the example third parties copy
+    reaching = [
+        where for where, module in plugin_imports() if module.startswith("questfoundry.contracts")
+    ]
+    assert reaching == []
+
+
+def test_plugin_files_reach_the_application_through_public_names_and_testing() -> None:
+    # the package's public names, the kit, questfoundry.testing (its app module names the rest a
+    # plugin's tests drive) and the command line its console script runs: nothing a release may move
+    allowed = ("questfoundry.kit", "questfoundry.testing", "questfoundry.cli")
+    reaching = [
+        f"{where} {module}"
+        for where, module in plugin_imports()
+        if module != "questfoundry" and not module.startswith(allowed)
     ]
     assert reaching == []

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from questfoundry_cache_file.plugin import make_file_cache
 
-from questfoundry.config import Config
-from questfoundry.config.effective import effective
+from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import BackendContext, ConfigError
-from questfoundry.registry import get_plugin_manager
+from questfoundry.testing.app import effective
 
 ENTRY = b"x" * 10_000
 #: about twenty entries: the cache evicts long before sixty are stored

@@ -31,8 +31,7 @@ from questfoundry_cache_file.cache import (
 from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry
 from questfoundry_cache_file.plugin import make_file_cache
 
-from questfoundry.config import Config
-from questfoundry.gateway import Gateway
+from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     BackendUnavailableError,
@@ -40,8 +39,7 @@ from questfoundry.kit import (
     ConfigError,
     Request,
 )
-from questfoundry.registry import get_plugin_manager
-from questfoundry.runtime import open_gateway
+from questfoundry.testing.app import Gateway, open_gateway
 from questfoundry.testing.cache_contract import (
     SMALL_LIMIT,
     AdvanceTime,

@@ -20,8 +20,7 @@ from questfoundry_cache_redis.breaker import Breaker
 from questfoundry_cache_redis.cache import RedisCache
 from questfoundry_cache_redis.plugin import make_redis_cache
 
-from questfoundry.config import Config
-from questfoundry.gateway import Gateway
+from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     BackendUnavailableError,
@@ -30,8 +29,7 @@ from questfoundry.kit import (
     ConfigError,
     Request,
 )
-from questfoundry.registry import get_plugin_manager
-from questfoundry.runtime import open_gateway
+from questfoundry.testing.app import Gateway, open_gateway
 from questfoundry.testing.cache_contract import AdvanceTime, CacheBackendContract, Reopen
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import replaces_standard_test

@@ -22,8 +22,7 @@ from typing import Any
 from questfoundry_limiter_redis import plugin as redis_plugin
 from questfoundry_limiter_redis.plugin import make_redis_limiter
 
-from questfoundry.config import Config
-from questfoundry.gateway.admission import estimate_usage
+from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     CostLimitExceededError,
@@ -33,8 +32,7 @@ from questfoundry.kit import (
     Request,
     hookimpl,
 )
-from questfoundry.registry import get_plugin_manager
-from questfoundry.runtime import open_gateway
+from questfoundry.testing.app import estimate_usage, open_gateway
 
 SETUP_SECONDS = 60
 

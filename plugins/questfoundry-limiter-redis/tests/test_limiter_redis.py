@@ -15,8 +15,7 @@ from questfoundry_limiter_redis.budgets import RedisBudgetKeeper
 from questfoundry_limiter_redis.limiter import RedisLimiter
 from questfoundry_limiter_redis.plugin import make_redis_keeper, make_redis_limiter
 
-from questfoundry.config import Config
-from questfoundry.gateway import Gateway
+from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     BackendUnavailableError,
@@ -27,11 +26,7 @@ from questfoundry.kit import (
     Rate,
     Request,
 )
-from questfoundry.ledger import Ledger
-from questfoundry.ledger.budgets import open_budgets
-from questfoundry.ledger.keeper import SQLiteBudgetKeeper
-from questfoundry.registry import get_plugin_manager
-from questfoundry.runtime import open_gateway
+from questfoundry.testing.app import Gateway, Ledger, SQLiteBudgetKeeper, open_budgets, open_gateway
 from questfoundry.testing.budget_contract import BudgetContract, Opener
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.limiter_contract import LimiterContract

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from limiter_redis_worker import run_workers
 
-from questfoundry.config import Config
+from questfoundry import Config
 from questfoundry.kit import BackendContext
-from questfoundry.ledger import open_ledger
+from questfoundry.testing.app import open_ledger
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

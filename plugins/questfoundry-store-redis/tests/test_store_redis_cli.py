@@ -8,10 +8,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from questfoundry import Runtime, get_plugin_manager, load_config
 from questfoundry.cli import cli
-from questfoundry.config import load_config
-from questfoundry.registry import get_plugin_manager
-from questfoundry.runtime import Runtime
 from questfoundry.testing.redis import RedisServer
 
 pytestmark = pytest.mark.redis

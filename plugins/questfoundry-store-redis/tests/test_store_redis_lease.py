@@ -13,10 +13,8 @@ from typing import Any
 import pytest
 from questfoundry_store_redis import plugin as store_plugin
 
-from questfoundry.config import Config
+from questfoundry import Config, Showrunner, get_plugin_manager
 from questfoundry.kit import StateError
-from questfoundry.registry import get_plugin_manager
-from questfoundry.studio import Showrunner
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 pytestmark = [pytest.mark.redis, pytest.mark.soak]  # a process started, a lease let run out: ~4 s
@@ -43,7 +41,7 @@ _HOLDER = textwrap.dedent(
     import asyncio, sys
     from pathlib import Path
     from questfoundry.kit import BackendContext, Clock
-    from questfoundry.studio.lease import ProjectLease
+    from questfoundry.testing.app import ProjectLease
     from questfoundry_store_redis.plugin import make_redis_store
 
     settings = {"redis_url": sys.argv[1], "key_prefix": sys.argv[2], "lease_seconds": 1}

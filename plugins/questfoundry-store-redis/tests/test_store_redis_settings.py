@@ -9,10 +9,9 @@ import pytest
 from questfoundry_store_redis.plugin import make_redis_store
 from questfoundry_store_redis.store import RedisStore
 
-from questfoundry.config import Config, load_config
+from questfoundry import Config, Runtime, get_plugin_manager, load_config
 from questfoundry.kit import BackendContext, Capability, ConfigError
-from questfoundry.registry import PluginManager, get_plugin_manager
-from questfoundry.runtime import Runtime
+from questfoundry.testing.app import PluginManager
 from questfoundry.testing.redis import RedisServer, client
 
 PASSWORD = "hunter22-Secret"
