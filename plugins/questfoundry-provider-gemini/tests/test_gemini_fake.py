@@ -149,6 +149,16 @@ def test_a_repeated_long_prefix_is_reported_as_cached_until_reset() -> None:
     assert "cachedContentTokenCount" not in json.loads(after_reset)["usageMetadata"]
 
 
+def test_the_cached_prefix_is_the_longest_shared_with_any_earlier_prompt() -> None:
+    logs = {name: f"The {name} log. " * 40 for name in ("keeper's", "lamp's", "boat's")}
+    with FakeGemini(cache_min_tokens=100) as server:
+        for preamble in logs.values():
+            post(server, PATH + ":generateContent", user(preamble + "Day one."))
+        _, _, raw = post(server, PATH + ":generateContent", user(logs["lamp's"] + "Day two."))
+    cached = json.loads(raw)["usageMetadata"]["cachedContentTokenCount"]
+    assert cached == len(logs["lamp's"] + "Day ") // 4
+
+
 def test_the_system_instruction_counts_as_prompt_tokens(fake: FakeGemini) -> None:
     _, _, plain = post(fake, PATH + ":generateContent", user("Hi"))
     system = {"systemInstruction": {"parts": [{"text": "You are a very verbose narrator."}]}}

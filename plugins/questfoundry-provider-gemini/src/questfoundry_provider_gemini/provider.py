@@ -57,7 +57,7 @@ class _Call:
     """A request translated for the SDK."""
 
     model: str
-    contents: list[types.Content]
+    contents: list[types.ContentDict]
     config: types.GenerateContentConfig
     image: bool = False
 

@@ -29,6 +29,7 @@ The server checks the API key the way Google does: no key is 403, a key other th
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
 import re
@@ -96,7 +97,7 @@ class FakeGemini(FakeServer):
         self.api_key = api_key
         self.cache_min_tokens = cache_min_tokens
         self.stream_pieces = stream_pieces
-        self._seen_prompts: dict[str, list[str]] = {}
+        self._seen_prompts: dict[str, list[str]] = {}  # per model, sorted
         self._seen_lock = threading.Lock()
 
     def routes(self) -> dict[tuple[str, str], Handler]:
@@ -205,8 +206,12 @@ class FakeGemini(FakeServer):
         """Tokens of the longest prefix this prompt shares with an earlier one (implicit cache)."""
         with self._seen_lock:
             seen = self._seen_prompts.setdefault(model, [])
-            longest = max((_shared_prefix(prompt, old) for old in seen), default=0)
-            seen.append(prompt)
+            at = bisect.bisect_left(seen, prompt)
+            # the earlier prompt sharing the longest prefix sorts right beside this one
+            longest = max(
+                (_shared_prefix(prompt, old) for old in seen[max(at - 1, 0) : at + 1]), default=0
+            )
+            seen.insert(at, prompt)
         tokens = longest // 4
         return tokens if tokens >= self.cache_min_tokens else 0
 
@@ -350,11 +355,15 @@ def _text_of(content: Any) -> str:
 
 
 def _shared_prefix(first: str, second: str) -> int:
-    """How many leading characters two prompts have in common."""
-    for index, (a, b) in enumerate(zip(first, second, strict=False)):
-        if a != b:
-            return index
-    return min(len(first), len(second))
+    """How many leading characters two prompts have in common (found by halving)."""
+    low, high = 0, min(len(first), len(second))
+    while low < high:  # the first ``low`` characters are shared; more than ``high`` are not
+        middle = (low + high + 1) // 2
+        if first[low:middle] == second[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _shape(text: str, config: dict[str, Any]) -> tuple[str, str]:
