@@ -70,6 +70,14 @@ def test_an_unwritable_folder_is_a_state_error(tmp_path: Path) -> None:
         FileStore(blocker / "state").set("doc", {"v": 1})
 
 
+def test_a_write_that_cannot_replace_its_file_leaves_no_temporary_file(tmp_path: Path) -> None:
+    (tmp_path / "doc.json").mkdir()  # a folder where the document's file goes
+    (tmp_path / "doc.json" / "inside").touch()
+    with pytest.raises(StateError, match="cannot be written"):
+        FileStore(tmp_path).set("doc", {"v": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["%lock", "doc.json"]
+
+
 def test_a_store_in_a_folder_not_yet_made_lists_nothing(tmp_path: Path) -> None:
     assert FileStore(tmp_path / "absent").list_keys() == []
 

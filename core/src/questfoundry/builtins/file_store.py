@@ -38,8 +38,8 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -108,8 +108,7 @@ class FileStore:
         key = check_key(key)
         path = self._path(key)
         try:
-            with path.open("rb") as handle:
-                document = json.load(handle)
+            document = json.loads(_read(path))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
@@ -294,24 +293,27 @@ class FileStore:
 
     def _open_own(self, name: str, failure: str) -> int:
         """A descriptor of the store's own file ``name`` (made with its folder if missing)."""
+        path = self.root / name
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            return os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the folder is missing (the first write makes it)
+                self.root.mkdir(parents=True, exist_ok=True)
+                return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise StateError(f"{failure} {self.root}: {exc}") from None
 
     def _write(self, key: str, path: Path, data: bytes) -> None:
+        tmp = self.root / f"{TEMP_PREFIX}{uuid.uuid4().hex}{SUFFIX}"
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=TEMP_PREFIX, suffix=SUFFIX)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                Path(tmp).replace(path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise StateError(f"state {key!r} cannot be written to {path}: {exc}") from None
+            _write_new(tmp, data)
+            tmp.replace(path)
+        except BaseException as exc:
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StateError(f"state {key!r} cannot be written to {path}: {exc}") from None
+            raise
         with self._thread_lock:
             self._unsynced[path] = None
             self._folder_changed = True
@@ -332,6 +334,35 @@ def _byte_of(key: str) -> int:
     """The byte of the lock file whose lock is ``key``'s: 63 bits of its hash, so two keys
     sharing one is as likely as a collision of a 63-bit hash (and would only wait in turn)."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+
+
+# Files are read and written with the fewest system calls (four for a small file; a Python file
+# object makes up to nine): under asyncio the store runs on a worker thread, and every call lets
+# the event loop's thread take the interpreter, which the worker must then win back.
+
+
+def _read(path: Path) -> bytes:
+    """The bytes of the file at ``path``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """``data`` in a new file at ``path`` (an existing file there is an error), readable by its
+    owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    finally:
+        os.close(fd)
 
 
 def _force(path: Path, flags: int) -> None:
