@@ -12,6 +12,7 @@ loop that writes sections' prose leaves alone the ids :func:`spared` gives it (o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -79,10 +80,11 @@ def authored(document: Mapping[str, Any] | None) -> bool:
 async def spared(context: StepContext) -> frozenset[str]:
     """The ids of the sections the author wrote, which this run leaves alone: none when the run
     was told ``--force``. The report says which were kept (or, forced, rewritten)."""
-    ids = []
-    for key in await context.keys(SECTIONS):
-        if authored(await context.get(key)):
-            ids.append(key[len(SECTIONS) :])
+    keys = await context.keys(SECTIONS)
+    # asked all at once, the reads share the state queue's trips instead of one trip each
+    documents = await asyncio.gather(*(context.get(key) for key in keys))
+    pairs = zip(keys, documents, strict=True)
+    ids = [key[len(SECTIONS) :] for key, document in pairs if authored(document)]
     if not ids:
         return frozenset()
     shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
