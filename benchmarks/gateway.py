@@ -77,7 +77,7 @@ RATES = {
 }
 
 
-def config(root: Path, openai: dict[str, Any] | None = None, **sections: Any) -> Config:
+def config(root: Path, *, openai: dict[str, Any] | None = None, **sections: Any) -> Config:
     settings = {"model": "gpt-4o", **(openai or {})}
     data = {
         "project": {"name": NAMESPACE},
@@ -308,8 +308,12 @@ def miss_rows(tmp: Path, runs: int) -> list[Row]:
         return [{"operation": "misses: skipped", "note": str(exc)}]
     with fake_openai() as url:
         settings = {"api_key": "sk-bench", "base_url": url}
-        off = open_gateway(config(tmp / "off", settings, caching={"enabled": False}), MANAGER)
-        default = open_gateway(config(tmp / "default", settings, rate_limiting=RATES), MANAGER)
+        off = open_gateway(
+            config(tmp / "off", openai=settings, caching={"enabled": False}), MANAGER
+        )
+        default = open_gateway(
+            config(tmp / "default", openai=settings, rate_limiting=RATES), MANAGER
+        )
         raw = openai.OpenAI(api_key="sk-bench", base_url=url, max_retries=0)
         count = itertools.count()
 

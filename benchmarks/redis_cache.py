@@ -77,7 +77,7 @@ def hit_rows(tmp: Path, url: str, runs: int) -> list[Row]:
         json.loads(raw.get("floor:" + bench.key()))  # type: ignore[arg-type]
 
     caching = {"backend": "redis", "redis_url": url}
-    gateway = open_gateway(bench.config(tmp, caching), bench.MANAGER)
+    gateway = open_gateway(bench.config(tmp, caching=caching), bench.MANAGER)
     hit = bench.gateway_hit(gateway)
     asked = bench.request()
 
