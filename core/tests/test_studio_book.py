@@ -31,6 +31,8 @@ def test_sections_are_numbered_in_reading_order_and_found_by_number_or_id() -> N
     assert added.section("d").number == 4
     with pytest.raises(KeyError, match="no section 'zz'"):
         read.section("zz")
+    assert read.has("c") and not read.has("zz")
+    assert not read.has("3") and not read.has(3)  # type: ignore[arg-type]  # numbers are not ids
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,10 @@ class Topology:
     def ids(self) -> list[str]:
         return [s.id for s in self.sections]
 
+    def has(self, ident: str) -> bool:
+        """Whether a section has the id ``ident`` (without building :attr:`ids`)."""
+        return isinstance(ident, str) and ident in self._index
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

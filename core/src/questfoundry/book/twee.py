@@ -214,7 +214,8 @@ def merge(topology: Topology, prose: Mapping[str, str], story: Story) -> Edits:
     problems: list[str] = []
     known = {s.id: s for s in topology.sections}
     ids = _ids(story, known, problems)
-    missing = [s for s in topology.ids if s not in ids.values()]
+    named = set(ids.values())
+    missing = [s for s in topology.ids if s not in named]
     if missing:
         problems.append(
             f"no passage for sections {_few(missing)} (an import does not delete sections)"

@@ -149,7 +149,7 @@ async def gathered(context: StepContext, topology: Topology) -> list[dict[str, A
     """Every section's hooks in reading order, a hook found again joined to its first finding;
     the findings of sections the book no longer has are deleted."""
     for key in await context.keys(FOUND):
-        if key[len(FOUND) :] not in topology.ids:
+        if not topology.has(key[len(FOUND) :]):
             await context.delete(key)
     hooks: dict[str, dict[str, Any]] = {}
     for section in sorted(topology.sections, key=lambda s: s.number):

@@ -132,7 +132,7 @@ async def kept_hooks(context: StepContext, topology: Topology) -> list[dict[str,
         raise context.fail("the book has no triaged hooks yet: run hook_harvest first")
     kept = []
     for hook in harvest["hooks"]:
-        sections = [s for s in hook["sections"] if s in topology.ids]
+        sections = [s for s in hook["sections"] if topology.has(s)]
         if hook.get("triage") == "keep" and sections:
             kept.append({**hook, "sections": sections})
     return kept
@@ -197,7 +197,7 @@ def shown(topology: Topology, entries: list[dict[str, Any]]) -> str:
     """Entries as a prompt lists them."""
     return "\n".join(
         f"- {e['name']} ({e['kind']}{', ' + e['when'] if e.get('when') else ''}; sections "
-        f"{numbers(topology, [s for s in e['sections'] if s in topology.ids])}): {e['fact']}"
+        f"{numbers(topology, [s for s in e['sections'] if topology.has(s)])}): {e['fact']}"
         for e in entries
     )
 
@@ -373,7 +373,7 @@ class Check:
             if e["id"] in self.earlier
         }
         against = self._concerning(entries)
-        sections = [s for e in entries for s in e["sections"] if s in self.topology.ids]
+        sections = [s for e in entries for s in e["sections"] if self.topology.has(s)]
         prompt = (
             "Check this new canon against the established canon and the prose. List every "
             "new entry that contradicts either, naming the entry, what it contradicts and why; "

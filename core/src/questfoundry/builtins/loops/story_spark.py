@@ -169,7 +169,7 @@ async def _forget_other_sections(context: StepContext, topology: Topology) -> No
     """Delete sections and reviews of ids the new topology does not have."""
     for prefix in (SECTIONS, REVIEWS):
         for key in await context.keys(prefix):
-            if key[len(prefix) :] not in topology.ids:
+            if not topology.has(key[len(prefix) :]):
                 await context.delete(key)
 
 
