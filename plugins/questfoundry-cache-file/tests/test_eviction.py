@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from questfoundry_cache_file.plugin import make_file_cache
 
-from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import BackendContext, ConfigError
-from questfoundry.testing.app import effective
+from questfoundry.testing.app import Config, effective, get_plugin_manager
 
 ENTRY = b"x" * 10_000
 #: about twenty entries: the cache evicts long before sixty are stored

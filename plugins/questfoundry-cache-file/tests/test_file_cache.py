@@ -31,7 +31,6 @@ from questfoundry_cache_file.cache import (
 from questfoundry_cache_file.disk import SafeDisk, UnreadableEntry
 from questfoundry_cache_file.plugin import make_file_cache
 
-from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     BackendUnavailableError,
@@ -39,7 +38,7 @@ from questfoundry.kit import (
     ConfigError,
     Request,
 )
-from questfoundry.testing.app import Gateway, open_gateway
+from questfoundry.testing.app import Config, Gateway, get_plugin_manager, open_gateway
 from questfoundry.testing.cache_contract import (
     SMALL_LIMIT,
     AdvanceTime,

@@ -20,7 +20,6 @@ from questfoundry_cache_redis.breaker import Breaker
 from questfoundry_cache_redis.cache import RedisCache
 from questfoundry_cache_redis.plugin import make_redis_cache
 
-from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     BackendUnavailableError,
@@ -29,7 +28,7 @@ from questfoundry.kit import (
     ConfigError,
     Request,
 )
-from questfoundry.testing.app import Gateway, open_gateway
+from questfoundry.testing.app import Config, Gateway, get_plugin_manager, open_gateway
 from questfoundry.testing.cache_contract import AdvanceTime, CacheBackendContract, Reopen
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.contract import replaces_standard_test

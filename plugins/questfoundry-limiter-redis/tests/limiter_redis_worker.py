@@ -22,7 +22,6 @@ from typing import Any
 from questfoundry_limiter_redis import plugin as redis_plugin
 from questfoundry_limiter_redis.plugin import make_redis_limiter
 
-from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     CostLimitExceededError,
@@ -32,7 +31,7 @@ from questfoundry.kit import (
     Request,
     hookimpl,
 )
-from questfoundry.testing.app import estimate_usage, open_gateway
+from questfoundry.testing.app import Config, estimate_usage, get_plugin_manager, open_gateway
 
 SETUP_SECONDS = 60
 

@@ -15,7 +15,6 @@ from questfoundry_limiter_redis.budgets import RedisBudgetKeeper
 from questfoundry_limiter_redis.limiter import RedisLimiter
 from questfoundry_limiter_redis.plugin import make_redis_keeper, make_redis_limiter
 
-from questfoundry import Config, get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     BackendUnavailableError,
@@ -26,7 +25,15 @@ from questfoundry.kit import (
     Rate,
     Request,
 )
-from questfoundry.testing.app import Gateway, Ledger, SQLiteBudgetKeeper, open_budgets, open_gateway
+from questfoundry.testing.app import (
+    Config,
+    Gateway,
+    Ledger,
+    SQLiteBudgetKeeper,
+    get_plugin_manager,
+    open_budgets,
+    open_gateway,
+)
 from questfoundry.testing.budget_contract import BudgetContract, Opener
 from questfoundry.testing.clock import FakeClock
 from questfoundry.testing.limiter_contract import LimiterContract

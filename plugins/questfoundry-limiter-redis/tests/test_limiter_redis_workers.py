@@ -25,9 +25,8 @@ from typing import Any
 import pytest
 from limiter_redis_worker import run_workers
 
-from questfoundry import Config
 from questfoundry.kit import BackendContext
-from questfoundry.testing.app import open_ledger
+from questfoundry.testing.app import Config, open_ledger
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

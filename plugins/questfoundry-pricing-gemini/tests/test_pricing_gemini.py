@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from questfoundry_pricing_gemini.plugin import make_gemini_prices
 
-from questfoundry import get_plugin_manager
 from questfoundry.kit import BackendContext, CostModel, GenaiPrices, Usage
+from questfoundry.testing.app import get_plugin_manager
 from questfoundry.testing.cost_contract import (
     CostModelContract,
     price_offline_in_fresh_interpreter,

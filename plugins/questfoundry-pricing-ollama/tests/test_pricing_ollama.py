@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from questfoundry_pricing_ollama.plugin import FreeCostModel, make_free_cost_model
 
-from questfoundry import get_plugin_manager
 from questfoundry.kit import BackendContext, CostModel, Usage
+from questfoundry.testing.app import get_plugin_manager
 from questfoundry.testing.cost_contract import CostModelContract
 
 

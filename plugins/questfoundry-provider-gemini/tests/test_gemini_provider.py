@@ -21,7 +21,6 @@ from questfoundry_provider_gemini.plugin import make_gemini_provider
 from questfoundry_provider_gemini.provider import GeminiProvider
 from questfoundry_provider_gemini.settings import DEFAULT_MODEL, GeminiSettings
 
-from questfoundry import get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     Capability,
@@ -33,6 +32,7 @@ from questfoundry.kit import (
     RetriableProviderError,
 )
 from questfoundry.kit.retry_after import parse_retry_after
+from questfoundry.testing.app import get_plugin_manager
 from questfoundry.testing.fakes import Fault
 from questfoundry.testing.fakes.base import RecordedRequest, Response, estimate_tokens, sse_event
 from questfoundry.testing.fakes.gemini import FakeGemini

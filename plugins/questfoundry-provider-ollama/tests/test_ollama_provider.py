@@ -28,7 +28,6 @@ from questfoundry_provider_ollama.plugin import make_ollama_provider
 from questfoundry_provider_ollama.provider import OllamaProvider
 from questfoundry_provider_ollama.settings import DEFAULT_BASE_URL
 
-from questfoundry import get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     Capability,
@@ -41,6 +40,7 @@ from questfoundry.kit import (
     RetriableProviderError,
 )
 from questfoundry.kit.retry_after import parse_retry_after
+from questfoundry.testing.app import get_plugin_manager
 from questfoundry.testing.fakes import FakeServer, Fault
 from questfoundry.testing.fakes.base import RecordedRequest, Response, ndjson_line
 from questfoundry.testing.fakes.ollama import FakeOllama

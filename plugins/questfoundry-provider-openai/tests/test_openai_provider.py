@@ -20,7 +20,6 @@ from questfoundry_provider_openai.failures import clean, retry_after
 from questfoundry_provider_openai.plugin import make_openai_provider
 from questfoundry_provider_openai.provider import OpenAIProvider
 
-from questfoundry import get_plugin_manager
 from questfoundry.kit import (
     BackendContext,
     ConfigError,
@@ -30,6 +29,7 @@ from questfoundry.kit import (
     ProviderRequest,
     RetriableProviderError,
 )
+from questfoundry.testing.app import get_plugin_manager
 from questfoundry.testing.fakes import FakeOpenAI, Fault, RecordedRequest, Response
 from questfoundry.testing.provider_contract import ProviderContract
 

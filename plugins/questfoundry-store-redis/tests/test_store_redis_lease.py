@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from questfoundry_store_redis import plugin as store_plugin
 
-from questfoundry import Config, Showrunner, get_plugin_manager
 from questfoundry.kit import StateError
+from questfoundry.testing.app import Config, Showrunner, get_plugin_manager
 from questfoundry.testing.scripted import ScriptedProvider, scripted_plugin
 
 pytestmark = [pytest.mark.redis, pytest.mark.soak]  # a process started, a lease let run out: ~4 s

@@ -9,9 +9,8 @@ import pytest
 from questfoundry_store_redis.plugin import make_redis_store
 from questfoundry_store_redis.store import RedisStore
 
-from questfoundry import Config, Runtime, get_plugin_manager, load_config
 from questfoundry.kit import BackendContext, Capability, ConfigError
-from questfoundry.testing.app import PluginManager
+from questfoundry.testing.app import Config, PluginManager, Runtime, get_plugin_manager, load_config
 from questfoundry.testing.redis import RedisServer, client
 
 PASSWORD = "hunter22-Secret"

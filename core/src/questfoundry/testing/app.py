@@ -1,13 +1,12 @@
-"""The application's pieces a plugin's tests drive the plugin through, beyond the package's public
-names.
+"""The application's pieces a plugin's tests drive the plugin through.
 
 A plugin imports QuestFoundry only through :mod:`questfoundry.kit`; its tests, which third parties
-copy, reach the application through the package's public names (``from questfoundry import
-Config, Runtime, Showrunner, get_plugin_manager, load_config``), the command line
-(``questfoundry.cli``, which the console script runs), :mod:`questfoundry.testing`, and this
-module: a gateway opened on a config, the ledger and budgets, the run lease, and the
-helpers that show what the core computes (the effective config, a call's token estimate). Names
-load on first use, so importing this module stays cheap.
+copy, through the kit and :mod:`questfoundry.testing`, whose this module names the application:
+the config and the plugin manager, a runtime and a Showrunner, the command line (the ``cli`` the
+console script runs), a gateway opened on a config, the ledger and budgets, the run lease, and
+the helpers that show what the core computes (the effective config, a call's token estimate).
+Names load on first use, so importing this module stays cheap (and the command line, which
+imports :mod:`questfoundry.testing` for its stand-in, is imported only when a test asks for it).
 """
 
 from __future__ import annotations
@@ -17,17 +16,26 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from questfoundry.cli import cli
+    from questfoundry.config import Config, load_config
     from questfoundry.config.effective import effective
     from questfoundry.gateway import Gateway
     from questfoundry.gateway.admission import estimate_usage
     from questfoundry.ledger import Ledger, open_ledger
     from questfoundry.ledger.budgets import open_budgets
     from questfoundry.ledger.keeper import SQLiteBudgetKeeper
-    from questfoundry.registry import PluginManager
-    from questfoundry.runtime import open_gateway
+    from questfoundry.registry import PluginManager, get_plugin_manager
+    from questfoundry.runtime import Runtime, open_gateway
+    from questfoundry.studio import Showrunner
     from questfoundry.studio.lease import ProjectLease
 
 _EXPORTS = {
+    "Config": "questfoundry.config",
+    "load_config": "questfoundry.config",
+    "get_plugin_manager": "questfoundry.registry",
+    "Runtime": "questfoundry.runtime",
+    "Showrunner": "questfoundry.studio",
+    "cli": "questfoundry.cli",
     "Gateway": "questfoundry.gateway",
     "open_gateway": "questfoundry.runtime",
     "PluginManager": "questfoundry.registry",
@@ -41,6 +49,12 @@ _EXPORTS = {
 }
 
 __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
+    "Config",
+    "load_config",
+    "get_plugin_manager",
+    "Runtime",
+    "Showrunner",
+    "cli",
     "Gateway",
     "open_gateway",
     "PluginManager",
