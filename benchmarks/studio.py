@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import contextvars
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -55,7 +54,6 @@ QUICK_SIZES = (50, 400)
 LATENCIES = (0.0, 0.2)
 CONCURRENCY = 64
 PREMISE = "A lighthouse keeper's apprentice finds the lamp dark and the keeper gone."
-REDIS_URL = os.environ.get("QUESTFOUNDRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BIG = 10**12  # limits that never run dry: the limiter does its work, but never makes a call wait
 #: the default config: file cache and state, the ledger, the ``sqlite`` limiter over four layers
 LIMITS = {"requests_per_minute": BIG, "tokens_per_hour": BIG}
@@ -177,6 +175,7 @@ def project(url: str, concurrency: int, state: str) -> Iterator[tuple[Any, dict[
     from questfoundry.config import Config
     from questfoundry.registry import get_plugin_manager
     from questfoundry.runtime import Runtime
+    from questfoundry.testing.redis import client, delete_prefix, test_redis_url
 
     openai = {"model": "gpt-4o-mini", "api_key": "sk-bench", "base_url": url}
     data = {
@@ -185,7 +184,7 @@ def project(url: str, concurrency: int, state: str) -> Iterator[tuple[Any, dict[
     }
     prefix = f"qf-studio-bench-{uuid.uuid4().hex[:8]}:"
     if state == "redis":
-        data["state"] = {"backend": "redis", "redis_url": REDIS_URL, "key_prefix": prefix}
+        data["state"] = {"backend": "redis", "redis_url": test_redis_url(), "key_prefix": prefix}
     try:
         with tempfile.TemporaryDirectory(prefix="qf-studio-bench-") as root:
             config = Config(data, None, Path(root) / ".questfoundry", frozenset())
@@ -195,11 +194,8 @@ def project(url: str, concurrency: int, state: str) -> Iterator[tuple[Any, dict[
                 yield showrunner, deepest
     finally:
         if state == "redis":
-            import redis
-
-            with redis.Redis.from_url(REDIS_URL) as client:
-                for key in client.scan_iter(f"{prefix}*", count=1000):
-                    client.delete(key)
+            with client(test_redis_url()) as redis_client:
+                delete_prefix(redis_client, prefix)
 
 
 def run_case(latency: float, sections: int, concurrency: int, state: str) -> dict[str, Any]:
