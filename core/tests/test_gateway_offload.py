@@ -139,9 +139,12 @@ async def test_a_pool_that_refuses_work_fails_the_call_and_leaves_the_next_one_f
         def submit(self, *args: Any) -> None:
             raise RuntimeError("cannot schedule new futures after interpreter shutdown")
 
+    ran: list[str] = []
     pool = offloading._executor()
     monkeypatch.setattr(offloading, "_executor", ShutDown)
     with pytest.raises(RuntimeError, match="shutdown"):
-        await offload(sum, [1])
+        await offload(ran.append, "refused")
     monkeypatch.setattr(offloading, "_executor", lambda: pool)
     assert await asyncio.wait_for(offload(sum, [1, 2]), 5) == 3
+    await offload(ran.append, "next")
+    assert ran == ["next"]  # the refused call never runs: its caller was told it failed

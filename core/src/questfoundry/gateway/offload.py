@@ -79,14 +79,16 @@ class _Trips:
 
     def call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> asyncio.Future[T]:
         future: asyncio.Future[T] = self.loop.create_future()
+        asked: _Call = (contextvars.copy_context(), fn, args, future)
         with self._lock:
-            self._waiting.append((contextvars.copy_context(), fn, args, future))
+            self._waiting.append(asked)
             leaving, self._busy = not self._busy, True
         if leaving:
             try:
                 _executor().submit(self._run)
             except RuntimeError:  # the interpreter is shutting down: no trip leaves again
-                with self._lock:
+                with self._lock:  # the call fails here, so no later trip may run it
+                    self._waiting.remove(asked)
                     self._busy = False
                 raise
         return future
