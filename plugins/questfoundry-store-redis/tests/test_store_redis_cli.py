@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from questfoundry.testing.app import Runtime, cli, get_plugin_manager, load_config
+from questfoundry.cli import cli
+from questfoundry.testing.app import Runtime, get_plugin_manager, load_config
 from questfoundry.testing.redis import RedisServer
 
 pytestmark = pytest.mark.redis

@@ -1,12 +1,13 @@
 """The application's pieces a plugin's tests drive the plugin through.
 
 A plugin imports QuestFoundry only through :mod:`questfoundry.kit`; its tests, which third parties
-copy, through the kit and :mod:`questfoundry.testing`, whose this module names the application:
-the config and the plugin manager, a runtime and a Showrunner, the command line (the ``cli`` the
-console script runs), a gateway opened on a config, the ledger and budgets, the run lease, and
-the helpers that show what the core computes (the effective config, a call's token estimate).
-Names load on first use, so importing this module stays cheap (and the command line, which
-imports :mod:`questfoundry.testing` for its stand-in, is imported only when a test asks for it).
+copy, through the kit, :mod:`questfoundry.testing` and the command line (``questfoundry.cli``,
+the console script's module; the testing package may not import it, as the command line imports
+the testing package for its stand-in). This module names the application they drive a plugin
+through: the config and the plugin manager, a runtime and a Showrunner, a gateway opened on a
+config, the ledger and budgets, the run lease, and the helpers that show what the core computes
+(the effective config, a call's token estimate). Names load on first use, so importing this
+module stays cheap.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING
 from questfoundry.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from questfoundry.cli import cli
     from questfoundry.config import Config, load_config
     from questfoundry.config.effective import effective
     from questfoundry.gateway import Gateway
@@ -35,7 +35,6 @@ _EXPORTS = {
     "get_plugin_manager": "questfoundry.registry",
     "Runtime": "questfoundry.runtime",
     "Showrunner": "questfoundry.studio",
-    "cli": "questfoundry.cli",
     "Gateway": "questfoundry.gateway",
     "open_gateway": "questfoundry.runtime",
     "PluginManager": "questfoundry.registry",
@@ -54,7 +53,6 @@ __all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
     "get_plugin_manager",
     "Runtime",
     "Showrunner",
-    "cli",
     "Gateway",
     "open_gateway",
     "PluginManager",
